@@ -1,0 +1,216 @@
+/*
+ * buf.c - growable byte buffer; see buf.h.
+ */
+#include "buf.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void buf_init(struct buf *b, size_t initial_cap)
+{
+    memset(b, 0, sizeof(*b));
+    if (initial_cap) {
+        b->data = malloc(initial_cap);
+        if (!b->data)
+            b->failed = true;
+        else
+            b->cap = initial_cap;
+    }
+}
+
+void buf_free(struct buf *b)
+{
+    free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+char *buf_steal(struct buf *b, size_t *len)
+{
+    buf_putc(b, '\0');
+    if (b->failed) {
+        buf_free(b);
+        return NULL;
+    }
+    char *d = b->data;
+    if (len)
+        *len = b->len - 1;
+    memset(b, 0, sizeof(*b));
+    return d;
+}
+
+bool buf_failed(const struct buf *b)
+{
+    return b->failed;
+}
+
+void buf_reset(struct buf *b)
+{
+    b->len = 0;
+    b->failed = false;
+}
+
+static bool buf_reserve(struct buf *b, size_t extra)
+{
+    if (b->failed)
+        return false;
+    if (extra > ((size_t)-1) / 2 - b->len) {
+        b->failed = true;
+        return false;
+    }
+    size_t need = b->len + extra + 1; /* room for a NUL */
+    if (b->max && need > b->max + 1) {
+        b->failed = true;
+        return false;
+    }
+    if (need <= b->cap)
+        return true;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (!d) {
+        b->failed = true;
+        return false;
+    }
+    b->data = d;
+    b->cap = cap;
+    return true;
+}
+
+void buf_append(struct buf *b, const void *data, size_t n)
+{
+    if (n == 0 || !buf_reserve(b, n))
+        return;
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+}
+
+void buf_putc(struct buf *b, char c)
+{
+    if (!buf_reserve(b, 1))
+        return;
+    b->data[b->len++] = c;
+}
+
+void buf_puts(struct buf *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
+
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    char small[256];
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    if (n < 0) {
+        b->failed = true;
+        va_end(ap2);
+        return;
+    }
+    if ((size_t)n < sizeof(small)) {
+        buf_append(b, small, (size_t)n);
+    } else if (buf_reserve(b, (size_t)n)) {
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+        b->len += (size_t)n;
+    }
+    va_end(ap2);
+}
+
+void buf_printf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vprintf(b, fmt, ap);
+    va_end(ap);
+}
+
+void buf_json_string(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    /* Worst case every byte becomes \u00XX. */
+    if (!buf_reserve(b, n * 6 + 2))
+        return;
+    char *o = b->data + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+            continue;
+        }
+        *o++ = '\\';
+        switch (c) {
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+}
+
+void buf_u64(struct buf *b, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+void buf_i64(struct buf *b, long long v)
+{
+    if (v < 0) {
+        buf_putc(b, '-');
+        buf_u64(b, (unsigned long long)(-(v + 1)) + 1);
+    } else {
+        buf_u64(b, (unsigned long long)v);
+    }
+}
+
+void buf_double(struct buf *b, double v)
+{
+    if (isnan(v)) {
+        buf_puts(b, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        buf_puts(b, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    if (v == (double)(long long)v && fabs(v) < 1e15) {
+        buf_i64(b, (long long)v);
+        return;
+    }
+    char tmp[32];
+    /* %.17g always round-trips; try shorter first for readable output. */
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    buf_puts(b, tmp);
+}

@@ -1,0 +1,17 @@
+/*
+ * fileio.h - reading whole files with a size limit.
+ */
+#ifndef CE_FILEIO_H
+#define CE_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Reads path into a malloc'd buffer (NUL-terminated, caller frees) of at
+ * most max bytes. Reads to end of file instead of trusting the size stat
+ * reports, since the file may be rewritten while it is read. False with a
+ * message in err on any failure (missing, not a regular file, too big). */
+bool file_read_all(const char *path, size_t max, char **data, size_t *len, char *err,
+                   size_t errlen);
+
+#endif

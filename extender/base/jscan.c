@@ -1,0 +1,548 @@
+/*
+ * jscan.c - strict JSON pull scanner; see jscan.h for the contract.
+ *
+ * The hot loop is string scanning (Node objects are mostly strings: image
+ * names, managedFields keys), so strings are scanned eight bytes at a time
+ * for the three bytes that matter: quote, backslash and control characters.
+ */
+#include "jscan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void jscan_init(struct jscan *s, const char *data, size_t len, int max_depth)
+{
+    s->p = data;
+    s->start = data;
+    s->end = data + len;
+    s->depth = 0;
+    if (max_depth <= 0 || max_depth > JSCAN_MAX_DEPTH)
+        max_depth = JSCAN_MAX_DEPTH;
+    s->max_depth = max_depth;
+    s->error = NULL;
+    s->error_at = 0;
+    s->had_member[0] = 0;
+}
+
+bool jscan_fail(struct jscan *s, const char *msg)
+{
+    if (!s->error) {
+        s->error = msg;
+        s->error_at = (size_t)(s->p - s->start);
+    }
+    /* Park the cursor at the end so that no later call makes progress. */
+    s->p = s->end;
+    return false;
+}
+
+static inline void skip_ws(struct jscan *s)
+{
+    const char *p = s->p, *end = s->end;
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    s->p = p;
+}
+
+enum jtype jscan_peek(struct jscan *s)
+{
+    if (s->error)
+        return JT_ERROR;
+    skip_ws(s);
+    if (s->p >= s->end) {
+        jscan_fail(s, "unexpected end of input");
+        return JT_ERROR;
+    }
+    switch (*s->p) {
+    case '{':
+        return JT_OBJECT;
+    case '[':
+        return JT_ARRAY;
+    case '"':
+        return JT_STRING;
+    case 't':
+        return JT_TRUE;
+    case 'f':
+        return JT_FALSE;
+    case 'n':
+        return JT_NULL;
+    case '-':
+    case '0':
+    case '1':
+    case '2':
+    case '3':
+    case '4':
+    case '5':
+    case '6':
+    case '7':
+    case '8':
+    case '9':
+        return JT_NUMBER;
+    default:
+        jscan_fail(s, "unexpected character");
+        return JT_ERROR;
+    }
+}
+
+static bool open_container(struct jscan *s, char open)
+{
+    if (s->error)
+        return false;
+    skip_ws(s);
+    if (s->p >= s->end)
+        return jscan_fail(s, "unexpected end of input");
+    if (*s->p != open)
+        return jscan_fail(s, open == '{' ? "expected an object" : "expected an array");
+    if (s->depth >= s->max_depth)
+        return jscan_fail(s, "nesting too deep");
+    s->p++;
+    s->depth++;
+    s->had_member[s->depth] = 0;
+    return true;
+}
+
+bool jscan_begin_object(struct jscan *s)
+{
+    return open_container(s, '{');
+}
+
+bool jscan_begin_array(struct jscan *s)
+{
+    return open_container(s, '[');
+}
+
+/* Before a member: the closing byte ends the container (returns 0), a comma
+ * (when a member came before) introduces the next one (returns 1). */
+static int next_member(struct jscan *s, char close)
+{
+    if (s->error)
+        return 0;
+    skip_ws(s);
+    if (s->p >= s->end)
+        return jscan_fail(s, "unexpected end of input");
+    if (*s->p == close) {
+        s->p++;
+        s->depth--;
+        return 0;
+    }
+    if (s->had_member[s->depth]) {
+        if (*s->p != ',')
+            return jscan_fail(s, close == '}' ? "expected ',' or '}'" : "expected ',' or ']'");
+        s->p++;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return jscan_fail(s, "unexpected end of input");
+    }
+    s->had_member[s->depth] = 1;
+    return 1;
+}
+
+static inline uint64_t load64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* Non-zero when any byte of v is '"', '\\' or below 0x20. */
+static inline uint64_t special_bytes(uint64_t v)
+{
+    uint64_t q = v ^ (ONES * '"');
+    uint64_t b = v ^ (ONES * '\\');
+    uint64_t has_q = (q - ONES) & ~q;
+    uint64_t has_b = (b - ONES) & ~b;
+    uint64_t has_ctl = (v - ONES * 0x20) & ~v;
+    return (has_q | has_b | has_ctl) & HIGHS;
+}
+
+static inline bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Cursor at the opening quote. */
+static bool scan_string(struct jscan *s, struct jstr *out)
+{
+    const char *p = s->p + 1, *end = s->end;
+    bool escaped = false;
+    for (;;) {
+        while (end - p >= 8 && !special_bytes(load64(p)))
+            p += 8;
+        if (p >= end) {
+            s->p = p;
+            return jscan_fail(s, "unterminated string");
+        }
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            escaped = true;
+            if (end - p < 2) {
+                s->p = p;
+                return jscan_fail(s, "unterminated string");
+            }
+            switch (p[1]) {
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+                p += 2;
+                break;
+            case 'u':
+                if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) ||
+                    !is_hex(p[5])) {
+                    s->p = p;
+                    return jscan_fail(s, "bad \\u escape in string");
+                }
+                p += 6;
+                break;
+            default:
+                s->p = p;
+                return jscan_fail(s, "bad escape in string");
+            }
+            continue;
+        }
+        if (c < 0x20) {
+            s->p = p;
+            return jscan_fail(s, "control character in string");
+        }
+        p++;
+    }
+    if (out) {
+        out->ptr = s->p + 1;
+        out->len = (size_t)(p - (s->p + 1));
+        out->escaped = escaped;
+    }
+    s->p = p + 1;
+    return true;
+}
+
+bool jscan_next_key(struct jscan *s, struct jstr *key)
+{
+    if (!next_member(s, '}'))
+        return false;
+    if (*s->p != '"')
+        return jscan_fail(s, "expected a string key");
+    if (!scan_string(s, key))
+        return false;
+    skip_ws(s);
+    if (s->p >= s->end || *s->p != ':')
+        return jscan_fail(s, "expected ':' after key");
+    s->p++;
+    return true;
+}
+
+bool jscan_next_item(struct jscan *s)
+{
+    return next_member(s, ']') == 1;
+}
+
+bool jscan_string(struct jscan *s, struct jstr *out)
+{
+    if (s->error)
+        return false;
+    skip_ws(s);
+    if (s->p >= s->end)
+        return jscan_fail(s, "unexpected end of input");
+    if (*s->p != '"')
+        return jscan_fail(s, "expected a string");
+    return scan_string(s, out);
+}
+
+static bool scan_literal(struct jscan *s, const char *lit, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+        return jscan_fail(s, "bad literal");
+    s->p += n;
+    return true;
+}
+
+bool jscan_null(struct jscan *s)
+{
+    if (s->error)
+        return false;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == 'n')
+        return scan_literal(s, "null", 4);
+    return false;
+}
+
+bool jscan_bool(struct jscan *s, bool *out)
+{
+    if (s->error)
+        return false;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == 't') {
+        *out = true;
+        return scan_literal(s, "true", 4);
+    }
+    if (s->p < s->end && *s->p == 'f') {
+        *out = false;
+        return scan_literal(s, "false", 5);
+    }
+    return jscan_fail(s, "expected true or false");
+}
+
+static inline bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool scan_number(struct jscan *s, struct jstr *raw)
+{
+    const char *p = s->p, *end = s->end, *start = s->p;
+    if (p < end && *p == '-')
+        p++;
+    if (p >= end || !is_digit(*p))
+        return jscan_fail(s, "bad number");
+    if (*p == '0') {
+        p++;
+    } else {
+        while (p < end && is_digit(*p))
+            p++;
+    }
+    if (p < end && *p == '.') {
+        p++;
+        if (p >= end || !is_digit(*p))
+            return jscan_fail(s, "bad number");
+        while (p < end && is_digit(*p))
+            p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < end && (*p == '+' || *p == '-'))
+            p++;
+        if (p >= end || !is_digit(*p))
+            return jscan_fail(s, "bad number");
+        while (p < end && is_digit(*p))
+            p++;
+    }
+    if (raw) {
+        raw->ptr = start;
+        raw->len = (size_t)(p - start);
+        raw->escaped = false;
+    }
+    s->p = p;
+    return true;
+}
+
+bool jscan_number(struct jscan *s, double *out, struct jstr *raw)
+{
+    struct jstr span;
+    if (jscan_peek(s) != JT_NUMBER)
+        return jscan_fail(s, "expected a number");
+    if (!scan_number(s, &span))
+        return false;
+    if (raw)
+        *raw = span;
+    if (out) {
+        char tmp[64];
+        if (span.len >= sizeof(tmp)) {
+            /* Longer than any double needs; strtod on a copy would still be
+             * right, but such a number in our inputs is hostile. */
+            return jscan_fail(s, "number too long");
+        }
+        memcpy(tmp, span.ptr, span.len);
+        tmp[span.len] = '\0';
+        *out = strtod(tmp, NULL);
+    }
+    return true;
+}
+
+bool jscan_skip(struct jscan *s, struct jstr *span)
+{
+    enum jtype t = jscan_peek(s);
+    const char *start = s->p;
+    bool ok;
+    switch (t) {
+    case JT_OBJECT:
+        ok = jscan_begin_object(s);
+        while (ok && jscan_next_key(s, NULL))
+            ok = jscan_skip(s, NULL);
+        ok = ok && !s->error;
+        break;
+    case JT_ARRAY:
+        ok = jscan_begin_array(s);
+        while (ok && jscan_next_item(s))
+            ok = jscan_skip(s, NULL);
+        ok = ok && !s->error;
+        break;
+    case JT_STRING:
+        ok = scan_string(s, NULL);
+        break;
+    case JT_NUMBER:
+        ok = scan_number(s, NULL);
+        break;
+    case JT_TRUE:
+        ok = scan_literal(s, "true", 4);
+        break;
+    case JT_FALSE:
+        ok = scan_literal(s, "false", 5);
+        break;
+    case JT_NULL:
+        ok = scan_literal(s, "null", 4);
+        break;
+    default:
+        return false;
+    }
+    if (ok && span) {
+        span->ptr = start;
+        span->len = (size_t)(s->p - start);
+        span->escaped = false;
+    }
+    return ok;
+}
+
+bool jscan_finish(struct jscan *s)
+{
+    if (s->error)
+        return false;
+    skip_ws(s);
+    if (s->p != s->end)
+        return jscan_fail(s, "trailing data after JSON value");
+    return true;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return c - 'A' + 10;
+}
+
+static unsigned read_u4(const char *p)
+{
+    return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* The span was validated by scan_string, so every escape is well formed. */
+size_t jstr_decode(const struct jstr *j, char *out)
+{
+    const char *p = j->ptr, *end = j->ptr + j->len;
+    char *o = out;
+    if (!j->escaped) {
+        memcpy(out, j->ptr, j->len);
+        return j->len;
+    }
+    while (p < end) {
+        if (*p != '\\') {
+            *o++ = *p++;
+            continue;
+        }
+        char e = p[1];
+        p += 2;
+        switch (e) {
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'u': {
+            unsigned cp = read_u4(p);
+            p += 4;
+            if (cp >= 0xD800 && cp < 0xDC00) {
+                if (end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+                    unsigned lo = read_u4(p + 2);
+                    if (lo >= 0xDC00 && lo < 0xE000) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        p += 6;
+                    } else {
+                        cp = 0xFFFD;
+                    }
+                } else {
+                    cp = 0xFFFD;
+                }
+            } else if (cp >= 0xDC00 && cp < 0xE000) {
+                cp = 0xFFFD;
+            }
+            /* A \uXXXX escape is 6 bytes and encodes to at most 3; a pair is
+             * 12 bytes for 4, so the output never outruns the input. */
+            o += put_utf8(o, cp);
+            break;
+        }
+        default: /* '"', '\\', '/' */
+            *o++ = e;
+        }
+    }
+    return (size_t)(o - out);
+}
+
+bool jstr_eq(const struct jstr *j, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (!j->escaped)
+        return j->len == n && memcmp(j->ptr, lit, n) == 0;
+    if (j->len > 1024)
+        return false;
+    char tmp[1024];
+    size_t m = jstr_decode(j, tmp);
+    return m == n && memcmp(tmp, lit, n) == 0;
+}
+
+static char fold(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+bool jstr_eq_fold(const struct jstr *j, const char *lit)
+{
+    size_t n = strlen(lit);
+    char tmp[1024];
+    const char *p = j->ptr;
+    size_t m = j->len;
+    if (j->escaped) {
+        if (j->len > sizeof(tmp))
+            return false;
+        m = jstr_decode(j, tmp);
+        p = tmp;
+    }
+    if (m != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (fold(p[i]) != fold(lit[i]))
+            return false;
+    return true;
+}

@@ -1,0 +1,59 @@
+/*
+ * str.h - a borrowed byte string: pointer and length, not NUL-terminated.
+ *
+ * Decoded Kubernetes objects refer to their names and label values with
+ * these. The bytes belong to someone else: the request body (for the life of
+ * a request) or a snapshot's arena (for the life of the snapshot).
+ */
+#ifndef CE_STR_H
+#define CE_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+struct str {
+    const char *ptr;
+    size_t len;
+};
+
+#define STR_NULL ((struct str){NULL, 0})
+
+static inline bool str_is_set(struct str s)
+{
+    return s.ptr != NULL;
+}
+
+static inline bool str_eq(struct str a, struct str b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static inline bool str_eq_lit(struct str a, const char *lit)
+{
+    size_t n = strlen(lit);
+    return a.ptr && a.len == n && memcmp(a.ptr, lit, n) == 0;
+}
+
+/* ASCII case-insensitive comparison with a literal. */
+static inline bool str_eq_lit_fold(struct str a, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (!a.ptr || a.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = a.ptr[i], d = lit[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + 32);
+        if (d >= 'A' && d <= 'Z')
+            d = (char)(d + 32);
+        if (c != d)
+            return false;
+    }
+    return true;
+}
+
+/* printf helper: printf("%.*s", STR_FMT(s)) */
+#define STR_FMT(s) (int)(s).len, (s).ptr ? (s).ptr : ""
+
+#endif

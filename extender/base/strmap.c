@@ -1,0 +1,91 @@
+/*
+ * strmap.c - see strmap.h. Linear probing, load factor at most 1/2.
+ */
+#include "strmap.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+uint64_t strmap_hash(const char *key, size_t len)
+{
+    /* FNV-1a, then a final mix so that similar names (ip-10-0-0-1...) spread. */
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 1099511628211ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+bool strmap_init(struct strmap *m, size_t expected)
+{
+    size_t cap = 16;
+    while (cap < expected * 2 + 1)
+        cap *= 2;
+    m->slots = calloc(cap, sizeof(*m->slots));
+    m->cap = m->slots ? cap : 0;
+    m->count = 0;
+    return m->slots != NULL;
+}
+
+void strmap_free(struct strmap *m)
+{
+    free(m->slots);
+    memset(m, 0, sizeof(*m));
+}
+
+static struct strmap_slot *find_slot(const struct strmap *m, const char *key, size_t len,
+                                     uint64_t h)
+{
+    size_t mask = m->cap - 1;
+    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
+        struct strmap_slot *s = &m->slots[i];
+        if (!s->key || (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0))
+            return s;
+    }
+}
+
+static bool grow(struct strmap *m)
+{
+    struct strmap old = *m;
+    if (!strmap_init(m, old.cap))
+        return *m = old, false;
+    for (size_t i = 0; i < old.cap; i++) {
+        struct strmap_slot *s = &old.slots[i];
+        if (s->key) {
+            *find_slot(m, s->key, s->len, s->hash) = *s;
+            m->count++;
+        }
+    }
+    free(old.slots);
+    return true;
+}
+
+bool strmap_put(struct strmap *m, const char *key, size_t len, void *value, void **old)
+{
+    if ((m->count + 1) * 2 > m->cap && !grow(m))
+        return false;
+    uint64_t h = strmap_hash(key, len);
+    struct strmap_slot *s = find_slot(m, key, len, h);
+    if (old)
+        *old = s->key ? s->value : NULL;
+    if (!s->key) {
+        s->key = key;
+        s->len = len;
+        s->hash = h;
+        m->count++;
+    }
+    s->value = value;
+    return true;
+}
+
+void *strmap_get(const struct strmap *m, const char *key, size_t len)
+{
+    if (!m->cap)
+        return NULL;
+    struct strmap_slot *s = find_slot(m, key, len, strmap_hash(key, len));
+    return s->key ? s->value : NULL;
+}

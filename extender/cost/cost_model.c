@@ -1,0 +1,293 @@
+/*
+ * cost_model.c - pod cost on a node and the cost policy; see cost_model.h.
+ */
+#include "cost_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *const spot_names[] = {"never", "allow", "prefer", "only"};
+
+bool spot_policy_parse(struct str s, enum spot_policy *out)
+{
+    for (int i = 0; i < 4; i++) {
+        if (str_eq_lit_fold(s, spot_names[i])) {
+            *out = (enum spot_policy)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *spot_policy_name(enum spot_policy p)
+{
+    return (p >= SPOT_NEVER && p <= SPOT_ONLY) ? spot_names[p] : "allow";
+}
+
+void cost_config_defaults(struct cost_config *c)
+{
+    c->default_spot = SPOT_ALLOW;
+    c->spot_risk_weight = 1.0;
+}
+
+static bool parse_price(struct str s, double *out)
+{
+    char tmp[32];
+    if (s.len == 0 || s.len >= sizeof(tmp))
+        return false;
+    memcpy(tmp, s.ptr, s.len);
+    tmp[s.len] = '\0';
+    /* Digits and at most one dot: no signs, exponents, hex, inf or nan. */
+    int dots = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (tmp[i] == '.')
+            dots++;
+        else if (tmp[i] < '0' || tmp[i] > '9')
+            return false;
+    }
+    if (dots > 1 || (dots == 1 && s.len == 1))
+        return false;
+    *out = strtod(tmp, NULL);
+    return isfinite(*out);
+}
+
+void cost_pod_policy(const struct pod_info *pod, const struct cost_config *cfg,
+                     struct pod_policy *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->spot = cfg->default_spot;
+    struct str v = pod->keys[PK_SPOT];
+    if (str_is_set(v) && !spot_policy_parse(v, &out->spot)) {
+        snprintf(out->invalid, sizeof(out->invalid),
+                 "invalid annotation cost-extender.io/spot=\"%.*s\" (want never, allow, prefer "
+                 "or only)",
+                 (int)(v.len > 32 ? 32 : v.len), v.ptr);
+        return;
+    }
+    v = pod->keys[PK_MAX_NODE_PRICE];
+    if (str_is_set(v)) {
+        if (!parse_price(v, &out->max_price)) {
+            snprintf(out->invalid, sizeof(out->invalid),
+                     "invalid annotation cost-extender.io/max-node-price=\"%.*s\" (want a price "
+                     "per hour such as \"0.50\")",
+                     (int)(v.len > 32 ? 32 : v.len), v.ptr);
+            return;
+        }
+        out->has_max_price = true;
+    }
+    if (pod->invalid)
+        snprintf(out->invalid, sizeof(out->invalid), "pod cannot be priced: %s", pod->invalid);
+}
+
+static const char *const verdict_labels[COST_VERDICT_COUNT] = {
+    [COST_FITS] = "fits",
+    [COST_REJECT_SPOT_NOT_ALLOWED] = "spot_not_allowed",
+    [COST_REJECT_NOT_SPOT] = "not_spot",
+    [COST_REJECT_OVER_MAX_PRICE] = "over_max_price",
+    [COST_REJECT_UNKNOWN_TYPE] = "unknown_instance_type",
+    [COST_REJECT_TOO_SMALL] = "too_small",
+    [COST_REJECT_INVALID_NODE] = "invalid_node",
+    [COST_REJECT_INVALID_POD] = "invalid_pod",
+    [COST_REJECT_UNKNOWN_NODE] = "unknown_node",
+};
+
+const char *cost_verdict_label(enum cost_verdict v)
+{
+    return (v >= 0 && v < COST_VERDICT_COUNT) ? verdict_labels[v] : "unknown";
+}
+
+/* The pod's dominant share of the node; sets *dominant. Returns -1 when the
+ * pod cannot fit in the node's allocatable at all. */
+static double dominant_share(const struct pod_info *pod, const struct resources *alloc,
+                             const char **dominant)
+{
+    const struct resources *need = &pod->requests;
+    const struct resources *score = &pod->score_requests;
+    if (need->cpu_milli > alloc->cpu_milli) {
+        *dominant = "cpu";
+        return -1;
+    }
+    if (need->memory > alloc->memory) {
+        *dominant = "memory";
+        return -1;
+    }
+    double share = 0;
+    *dominant = "cpu";
+    if (alloc->cpu_milli > 0)
+        share = fmin(1.0, (double)score->cpu_milli / (double)alloc->cpu_milli);
+    if (alloc->memory > 0) {
+        double m = fmin(1.0, (double)score->memory / (double)alloc->memory);
+        if (m > share) {
+            share = m;
+            *dominant = "memory";
+        }
+    }
+    for (int i = 0; i < need->n_ext; i++) {
+        int64_t want = need->ext[i].value;
+        if (want <= 0)
+            continue;
+        int64_t have = resources_ext_get(alloc, need->ext[i].name);
+        if (want > have) {
+            *dominant = "extended";
+            return -1;
+        }
+        double e = (double)want / (double)have;
+        if (e > share) {
+            share = e;
+            *dominant = resource_is_gpu(need->ext[i].name) ? "gpu" : "extended";
+        }
+    }
+    return share;
+}
+
+void cost_evaluate_node(const struct pricing_table *t, const struct cost_config *cfg,
+                        const struct pod_info *pod, const struct pod_policy *policy,
+                        const struct node_facts *node, struct node_cost *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!node) {
+        out->verdict = COST_REJECT_UNKNOWN_NODE;
+        return;
+    }
+    out->spot = node->capacity == CAPACITY_SPOT;
+    if (policy->invalid[0]) {
+        out->verdict = COST_REJECT_INVALID_POD;
+        return;
+    }
+    if (node->invalid) {
+        out->verdict = COST_REJECT_INVALID_NODE;
+        return;
+    }
+    /* Policy first: these are the reasons a user asked for. */
+    if (out->spot && policy->spot == SPOT_NEVER) {
+        out->verdict = COST_REJECT_SPOT_NOT_ALLOWED;
+        return;
+    }
+    if (!out->spot && policy->spot == SPOT_ONLY) {
+        out->verdict = COST_REJECT_NOT_SPOT;
+        return;
+    }
+    struct pricing_quote q;
+    if (!pricing_quote_node(t, node->instance_type, node->region, node->zone, node->capacity,
+                            &q)) {
+        out->verdict = COST_REJECT_UNKNOWN_TYPE;
+        return;
+    }
+    out->known_type = q.known_type;
+    out->node_price = q.price;
+    if (policy->has_max_price && q.price > policy->max_price) {
+        out->verdict = COST_REJECT_OVER_MAX_PRICE;
+        return;
+    }
+    double share = dominant_share(pod, &node->allocatable, &out->dominant);
+    if (share < 0) {
+        out->verdict = COST_REJECT_TOO_SMALL;
+        return;
+    }
+    out->share = share;
+    out->effective_price = q.price;
+    if (out->spot)
+        out->effective_price = q.price * (1.0 + cfg->spot_risk_weight * q.interruption_rate);
+    out->cost = out->effective_price * share;
+    out->verdict = COST_FITS;
+}
+
+/* round(scale * best / cost), within 0..scale. */
+static int ratio_score(double best, double cost, int scale)
+{
+    if (!(cost > 0))
+        return scale; /* free (or zero-share) nodes are the cheapest possible */
+    double r = best / cost;
+    if (!(r >= 0))
+        r = 0;
+    if (r > 1)
+        r = 1;
+    int s = (int)lround(r * scale);
+    return s < 0 ? 0 : s > scale ? scale : s;
+}
+
+void cost_score_nodes(const struct node_cost *costs, size_t n, enum spot_policy spot,
+                      uint8_t *scores)
+{
+    double best_spot = INFINITY, best_other = INFINITY;
+    bool any_spot = false, any_other = false;
+    for (size_t i = 0; i < n; i++) {
+        if (costs[i].verdict != COST_FITS)
+            continue;
+        if (costs[i].spot) {
+            any_spot = true;
+            best_spot = fmin(best_spot, costs[i].cost);
+        } else {
+            any_other = true;
+            best_other = fmin(best_other, costs[i].cost);
+        }
+    }
+    bool banded = spot == SPOT_PREFER && any_spot && any_other;
+    double best = fmin(best_spot, best_other);
+    for (size_t i = 0; i < n; i++) {
+        const struct node_cost *c = &costs[i];
+        int s = 0;
+        if (c->verdict == COST_FITS) {
+            if (!banded)
+                s = ratio_score(best, c->cost, 10);
+            else if (c->spot)
+                s = 5 + ratio_score(best_spot, c->cost, 5);
+            else
+                s = ratio_score(best_other, c->cost, 4);
+        }
+        scores[i] = (uint8_t)s;
+    }
+}
+
+size_t cost_reason(const struct node_cost *c, const struct pod_policy *policy,
+                   const struct node_facts *node, const struct pricing_table *t, char *buf,
+                   size_t n)
+{
+    int w = 0;
+    const char *cur = t && t->currency ? t->currency : "";
+    switch (c->verdict) {
+    case COST_FITS:
+        w = snprintf(buf, n, "fits");
+        break;
+    case COST_REJECT_SPOT_NOT_ALLOWED:
+        w = snprintf(buf, n, "spot node, pod has cost-extender.io/spot=never");
+        break;
+    case COST_REJECT_NOT_SPOT:
+        w = snprintf(buf, n, "%s node, pod has cost-extender.io/spot=only",
+                     capacity_type_name(node ? node->capacity : CAPACITY_ON_DEMAND));
+        break;
+    case COST_REJECT_OVER_MAX_PRICE:
+        w = snprintf(buf, n, "node costs %.4g %s/h, over the pod's max-node-price %.4g",
+                     c->node_price, cur, policy->max_price);
+        break;
+    case COST_REJECT_UNKNOWN_TYPE:
+        if (node && str_is_set(node->instance_type))
+            w = snprintf(buf, n, "instance type %.*s not in pricing table",
+                         (int)(node->instance_type.len > 64 ? 64 : node->instance_type.len),
+                         node->instance_type.ptr);
+        else
+            w = snprintf(buf, n, "node has no instance-type label and unknown types are "
+                                 "unschedulable");
+        break;
+    case COST_REJECT_TOO_SMALL:
+        w = snprintf(buf, n, "node allocatable %s too small for the pod's requests",
+                     c->dominant ? c->dominant : "");
+        break;
+    case COST_REJECT_INVALID_NODE:
+        w = snprintf(buf, n, "node facts unusable: %s",
+                     node && node->invalid ? node->invalid : "unknown");
+        break;
+    case COST_REJECT_INVALID_POD:
+        w = snprintf(buf, n, "%s", policy->invalid);
+        break;
+    case COST_REJECT_UNKNOWN_NODE:
+        w = snprintf(buf, n, "node not known to cost-extender");
+        break;
+    default:
+        w = snprintf(buf, n, "rejected");
+    }
+    if (w < 0)
+        w = 0;
+    return (size_t)w < n ? (size_t)w : (n ? n - 1 : 0);
+}

@@ -1,0 +1,96 @@
+/*
+ * cost_model.h - what a pod would cost on a node, and the per-pod cost
+ * policy (spot never/allow/prefer/only, a price ceiling).
+ *
+ * Plain structs in, plain structs out: this module knows nothing of HTTP or
+ * JSON, so every rule is unit-tested directly.
+ *
+ * The cost of a pod on a node is the node's hourly price times the pod's
+ * dominant share of the node: the largest of requested/allocatable over
+ * cpu, memory and every extended resource the pod requests (GPUs). A pod
+ * that takes half a node's GPUs costs half the node, however little CPU it
+ * asks for. Spot prices are raised by the interruption risk:
+ * price * (1 + riskWeight * monthly interruption rate).
+ */
+#ifndef CE_COST_MODEL_H
+#define CE_COST_MODEL_H
+
+#include "../kube/node_facts.h"
+#include "../kube/pod_info.h"
+#include "pricing_table.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum spot_policy { SPOT_NEVER, SPOT_ALLOW, SPOT_PREFER, SPOT_ONLY };
+
+bool spot_policy_parse(struct str s, enum spot_policy *out);
+const char *spot_policy_name(enum spot_policy p);
+
+struct cost_config {
+    enum spot_policy default_spot; /* for pods without the annotation; allow */
+    double spot_risk_weight;       /* default 1 */
+};
+
+void cost_config_defaults(struct cost_config *c);
+
+struct pod_policy {
+    enum spot_policy spot;
+    bool has_max_price;
+    double max_price;
+    /* non-empty when an annotation is invalid: then every node is rejected
+     * with this reason, so the user sees the typo in kubectl describe. */
+    char invalid[160];
+};
+
+/* Reads the pod's cost-extender.io/ annotations. */
+void cost_pod_policy(const struct pod_info *pod, const struct cost_config *cfg,
+                     struct pod_policy *out);
+
+enum cost_verdict {
+    COST_FITS = 0,
+    COST_REJECT_SPOT_NOT_ALLOWED,
+    COST_REJECT_NOT_SPOT,
+    COST_REJECT_OVER_MAX_PRICE,
+    COST_REJECT_UNKNOWN_TYPE,
+    COST_REJECT_TOO_SMALL,
+    COST_REJECT_INVALID_NODE,
+    COST_REJECT_INVALID_POD,
+    COST_REJECT_UNKNOWN_NODE,
+    COST_VERDICT_COUNT
+};
+
+/* Metric label for a verdict ("spot_not_allowed", ...). */
+const char *cost_verdict_label(enum cost_verdict v);
+
+struct node_cost {
+    enum cost_verdict verdict;
+    bool spot;
+    bool known_type;
+    double node_price;      /* list price per hour for the node's capacity type */
+    double effective_price; /* after spot risk */
+    double share;           /* dominant share of the node, 0..1 */
+    double cost;            /* effective_price * share, per hour */
+    const char *dominant;   /* resource giving the share, or the one that did not fit */
+};
+
+/* Evaluates one node for one pod. node may be NULL (a name we know nothing
+ * of): verdict COST_REJECT_UNKNOWN_NODE. */
+void cost_evaluate_node(const struct pricing_table *t, const struct cost_config *cfg,
+                        const struct pod_info *pod, const struct pod_policy *policy,
+                        const struct node_facts *node, struct node_cost *out);
+
+/* Scores 0..10 for the candidates (cheapest gets 10; a node twice as
+ * expensive gets 5). Rejected nodes get 0. With spot: prefer, every fitting
+ * spot node scores above every fitting non-spot node (spot in 5..10, others
+ * in 0..4). Deterministic: equal costs give equal scores. */
+void cost_score_nodes(const struct node_cost *costs, size_t n, enum spot_policy spot,
+                      uint8_t *scores);
+
+/* Short human reason for a rejected node, as shown in the pod's
+ * FailedScheduling event. Returns the length written. */
+size_t cost_reason(const struct node_cost *c, const struct pod_policy *policy,
+                   const struct node_facts *node, const struct pricing_table *t, char *buf,
+                   size_t n);
+
+#endif

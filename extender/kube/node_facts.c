@@ -1,0 +1,315 @@
+/*
+ * node_facts.c - Node JSON to struct node_facts; see node_facts.h.
+ *
+ * Only metadata.name, metadata.labels and status.allocatable are read; the
+ * rest of the object (images, conditions, managedFields: most of its bytes)
+ * is validated and skipped.
+ */
+#include "node_facts.h"
+
+#include "../base/arena.h"
+#include "../base/quantity.h"
+
+#include <stdio.h>
+
+static const char *const label_keys[NL_COUNT] = {
+    [NL_INSTANCE_TYPE] = "node.kubernetes.io/instance-type",
+    [NL_INSTANCE_TYPE_BETA] = "beta.kubernetes.io/instance-type",
+    [NL_REGION] = "topology.kubernetes.io/region",
+    [NL_REGION_BETA] = "failure-domain.beta.kubernetes.io/region",
+    [NL_ZONE] = "topology.kubernetes.io/zone",
+    [NL_ZONE_BETA] = "failure-domain.beta.kubernetes.io/zone",
+    [NL_CUSTOM_CAPACITY] = NULL, /* from config */
+    [NL_KARPENTER_CAPACITY] = "karpenter.sh/capacity-type",
+    [NL_EKS_CAPACITY] = "eks.amazonaws.com/capacityType",
+    [NL_GKE_SPOT] = "cloud.google.com/gke-spot",
+    [NL_GKE_PREEMPTIBLE] = "cloud.google.com/gke-preemptible",
+    [NL_AZURE_PRIORITY] = "kubernetes.azure.com/scalesetpriority",
+    [NL_LIFECYCLE] = "node.kubernetes.io/lifecycle",
+};
+
+const char *capacity_type_name(enum capacity_type c)
+{
+    switch (c) {
+    case CAPACITY_SPOT:
+        return "spot";
+    case CAPACITY_RESERVED:
+        return "reserved";
+    default:
+        return "on-demand";
+    }
+}
+
+static bool value_in(struct str v, const char *const *list)
+{
+    for (int i = 0; i < CAPACITY_LABEL_VALUES_MAX && list[i]; i++)
+        if (str_eq_lit_fold(v, list[i]))
+            return true;
+    return false;
+}
+
+enum capacity_type node_capacity_from_labels(const struct str labels[NL_COUNT],
+                                             const struct capacity_label_config *custom,
+                                             const char **decided_by)
+{
+    struct str v;
+    /* The operator's own label comes first: it is how they say "trust me". */
+    if (custom && custom->key && str_is_set(v = labels[NL_CUSTOM_CAPACITY])) {
+        *decided_by = custom->key;
+        if (value_in(v, custom->spot_values))
+            return CAPACITY_SPOT;
+        if (value_in(v, custom->on_demand_values))
+            return CAPACITY_ON_DEMAND;
+        if (value_in(v, custom->reserved_values))
+            return CAPACITY_RESERVED;
+    }
+    /* Karpenter: spot | on-demand | reserved (capacity reservations). */
+    if (str_is_set(v = labels[NL_KARPENTER_CAPACITY])) {
+        *decided_by = label_keys[NL_KARPENTER_CAPACITY];
+        if (str_eq_lit_fold(v, "spot"))
+            return CAPACITY_SPOT;
+        if (str_eq_lit_fold(v, "reserved"))
+            return CAPACITY_RESERVED;
+        if (str_eq_lit_fold(v, "on-demand"))
+            return CAPACITY_ON_DEMAND;
+    }
+    /* EKS managed node groups: SPOT | ON_DEMAND | CAPACITY_BLOCK. */
+    if (str_is_set(v = labels[NL_EKS_CAPACITY])) {
+        *decided_by = label_keys[NL_EKS_CAPACITY];
+        if (str_eq_lit_fold(v, "SPOT"))
+            return CAPACITY_SPOT;
+        if (str_eq_lit_fold(v, "CAPACITY_BLOCK"))
+            return CAPACITY_RESERVED;
+        if (str_eq_lit_fold(v, "ON_DEMAND"))
+            return CAPACITY_ON_DEMAND;
+    }
+    /* GKE: Spot VMs and the older preemptible VMs both carry "true". */
+    if (str_is_set(v = labels[NL_GKE_SPOT]) && str_eq_lit_fold(v, "true")) {
+        *decided_by = label_keys[NL_GKE_SPOT];
+        return CAPACITY_SPOT;
+    }
+    if (str_is_set(v = labels[NL_GKE_PREEMPTIBLE]) && str_eq_lit_fold(v, "true")) {
+        *decided_by = label_keys[NL_GKE_PREEMPTIBLE];
+        return CAPACITY_SPOT;
+    }
+    /* AKS: "spot" on spot pools; regular pools carry no label (or "regular"). */
+    if (str_is_set(v = labels[NL_AZURE_PRIORITY])) {
+        *decided_by = label_keys[NL_AZURE_PRIORITY];
+        if (str_eq_lit_fold(v, "spot"))
+            return CAPACITY_SPOT;
+        if (str_eq_lit_fold(v, "regular"))
+            return CAPACITY_ON_DEMAND;
+    }
+    /* kops and older tooling: node.kubernetes.io/lifecycle=spot|normal. */
+    if (str_is_set(v = labels[NL_LIFECYCLE])) {
+        *decided_by = label_keys[NL_LIFECYCLE];
+        if (str_eq_lit_fold(v, "spot") || str_eq_lit_fold(v, "preemptible"))
+            return CAPACITY_SPOT;
+        if (str_eq_lit_fold(v, "normal") || str_eq_lit_fold(v, "on-demand") ||
+            str_eq_lit_fold(v, "ondemand"))
+            return CAPACITY_ON_DEMAND;
+    }
+    *decided_by = "default";
+    return CAPACITY_ON_DEMAND;
+}
+
+bool kube_decode_str(struct jscan *s, const struct jstr *j, struct arena *arena, bool copy,
+                     struct str *out)
+{
+    if (!j->escaped && !copy) {
+        out->ptr = j->ptr;
+        out->len = j->len;
+        return true;
+    }
+    char *d = arena_alloc(arena, j->len + 1);
+    if (!d)
+        return jscan_fail(s, "out of memory");
+    out->len = jstr_decode(j, d);
+    d[out->len] = '\0';
+    out->ptr = d;
+    return true;
+}
+
+/* Reads a string value, or null (left unset). */
+static bool read_str(struct jscan *s, struct arena *arena, bool copy, struct str *out)
+{
+    if (jscan_null(s))
+        return true;
+    struct jstr j;
+    return jscan_string(s, &j) && kube_decode_str(s, &j, arena, copy, out);
+}
+
+/* "cpu quantity "abc" is invalid: why", kept in the arena. */
+static const char *bad_quantity_msg(struct arena *a, struct str name, struct str val,
+                                    const char *why)
+{
+    char tmp[256];
+    snprintf(tmp, sizeof(tmp), "%.*s quantity \"%.*s\" is invalid: %s",
+             (int)(name.len > 64 ? 64 : name.len), name.ptr ? name.ptr : "",
+             (int)(val.len > 40 ? 40 : val.len), val.ptr ? val.ptr : "", why);
+    return arena_strndup(a, tmp, strlen(tmp));
+}
+
+bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
+                           struct resources *out, const char **invalid)
+{
+    if (jscan_null(s))
+        return true;
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    while (jscan_next_key(s, &key)) {
+        struct str name;
+        if (!kube_decode_str(s, &key, arena, false, &name))
+            return false;
+        enum resource_kind kind = resource_kind_of(name);
+        if (kind == RESOURCE_IGNORED) {
+            if (!jscan_skip(s, NULL))
+                return false;
+            continue;
+        }
+        struct jstr jv;
+        /* Quantities serialise as strings; Go's resource.Quantity also
+         * accepts a bare JSON number. */
+        struct str val;
+        if (jscan_peek(s) == JT_NUMBER) {
+            if (!jscan_number(s, NULL, &jv))
+                return false;
+            val = (struct str){jv.ptr, jv.len};
+        } else {
+            if (!jscan_string(s, &jv) || !kube_decode_str(s, &jv, arena, false, &val))
+                return false;
+        }
+        int64_t v;
+        const char *why;
+        if (!quantity_parse(val.ptr, val.len,
+                            kind == RESOURCE_CPU ? QUANTITY_MILLI : QUANTITY_UNITS, &v, &why)) {
+            if (invalid && !*invalid)
+                *invalid = bad_quantity_msg(arena, name, val, why);
+            continue;
+        }
+        switch (kind) {
+        case RESOURCE_CPU:
+            out->cpu_milli = v;
+            break;
+        case RESOURCE_MEMORY:
+            out->memory = v;
+            break;
+        case RESOURCE_PODS:
+            out->pods = v;
+            break;
+        default:
+            if (copy || key.escaped) {
+                char *d = arena_strndup(arena, name.ptr, name.len);
+                if (!d)
+                    return jscan_fail(s, "out of memory");
+                name.ptr = d;
+            }
+            if (!resources_ext_set(out, name, v) && invalid && !*invalid)
+                *invalid = "too many extended resources";
+        }
+    }
+    return s->error == NULL;
+}
+
+static int label_role(const struct jstr *key, const struct capacity_label_config *custom)
+{
+    /* Keys we want are never escaped in practice, but an escaped key must
+     * still match: compare decoded. */
+    for (int i = 0; i < NL_COUNT; i++) {
+        const char *k = (i == NL_CUSTOM_CAPACITY) ? (custom ? custom->key : NULL) : label_keys[i];
+        if (k && (key->escaped || key->len == strlen(k)) && jstr_eq(key, k))
+            return i;
+    }
+    return -1;
+}
+
+static bool decode_metadata(struct jscan *s, const struct node_decode_opts *o,
+                            struct node_facts *out, struct str labels[NL_COUNT])
+{
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    while (jscan_next_key(s, &key)) {
+        if (jstr_eq(&key, "name")) {
+            if (!read_str(s, o->arena, o->copy_strings, &out->name))
+                return false;
+        } else if (jstr_eq(&key, "labels")) {
+            if (jscan_null(s))
+                continue;
+            if (!jscan_begin_object(s))
+                return false;
+            struct jstr lk;
+            while (jscan_next_key(s, &lk)) {
+                int role = label_role(&lk, o->capacity_label);
+                if (role < 0) {
+                    if (!jscan_skip(s, NULL))
+                        return false;
+                } else if (!read_str(s, o->arena, o->copy_strings, &labels[role])) {
+                    return false;
+                }
+            }
+        } else if (!jscan_skip(s, NULL)) {
+            return false;
+        }
+    }
+    return s->error == NULL;
+}
+
+static bool decode_status(struct jscan *s, const struct node_decode_opts *o,
+                          struct node_facts *out)
+{
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    while (jscan_next_key(s, &key)) {
+        if (jstr_eq(&key, "allocatable")) {
+            if (!kube_decode_resources(s, o->arena, o->copy_strings, &out->allocatable,
+                                       &out->invalid))
+                return false;
+        } else if (!jscan_skip(s, NULL)) {
+            return false;
+        }
+    }
+    return s->error == NULL;
+}
+
+bool node_facts_decode(struct jscan *s, const struct node_decode_opts *o, struct node_facts *out)
+{
+    struct str labels[NL_COUNT];
+    memset(labels, 0, sizeof(labels));
+    memset(out, 0, sizeof(*out));
+
+    if (jscan_peek(s) != JT_OBJECT)
+        return jscan_fail(s, "expected a Node object");
+    const char *start = s->p;
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    while (jscan_next_key(s, &key)) {
+        bool ok;
+        if (jstr_eq(&key, "metadata"))
+            ok = jscan_null(s) || decode_metadata(s, o, out, labels);
+        else if (jstr_eq(&key, "status"))
+            ok = jscan_null(s) || decode_status(s, o, out);
+        else if (jstr_eq(&key, "kind"))
+            ok = read_str(s, o->arena, o->copy_strings, &out->kind);
+        else
+            ok = jscan_skip(s, NULL);
+        if (!ok)
+            return false;
+    }
+    if (s->error)
+        return false;
+    out->json.ptr = start;
+    out->json.len = (size_t)(s->p - start);
+
+    out->instance_type =
+        str_is_set(labels[NL_INSTANCE_TYPE]) ? labels[NL_INSTANCE_TYPE] : labels[NL_INSTANCE_TYPE_BETA];
+    out->region = str_is_set(labels[NL_REGION]) ? labels[NL_REGION] : labels[NL_REGION_BETA];
+    out->zone = str_is_set(labels[NL_ZONE]) ? labels[NL_ZONE] : labels[NL_ZONE_BETA];
+    out->capacity = node_capacity_from_labels(labels, o->capacity_label, &out->capacity_label);
+    if (!str_is_set(out->name) || out->name.len == 0)
+        out->invalid = "node has no metadata.name";
+    return true;
+}

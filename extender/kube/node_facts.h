@@ -1,0 +1,106 @@
+/*
+ * node_facts.h - what cost-extender needs to know about a node, read from a
+ * Kubernetes Node object: name, instance type, region, zone, capacity type
+ * (spot, on-demand, reserved) and allocatable resources.
+ *
+ * The same decoder reads Nodes from a full-node filter request, from
+ * --nodes-file and (later) from the API server, so all three agree.
+ */
+#ifndef CE_NODE_FACTS_H
+#define CE_NODE_FACTS_H
+
+#include "../base/jscan.h"
+#include "../base/str.h"
+#include "resources.h"
+
+#include <stdbool.h>
+
+struct arena;
+
+enum capacity_type {
+    CAPACITY_ON_DEMAND = 0,
+    CAPACITY_SPOT,
+    CAPACITY_RESERVED,
+};
+
+const char *capacity_type_name(enum capacity_type c);
+
+/* An operator-chosen label that says a node is spot (or not), checked before
+ * the well-known ones. Values compare case-insensitively. */
+#define CAPACITY_LABEL_VALUES_MAX 8
+struct capacity_label_config {
+    const char *key; /* NULL: none configured */
+    const char *spot_values[CAPACITY_LABEL_VALUES_MAX];
+    const char *on_demand_values[CAPACITY_LABEL_VALUES_MAX];
+    const char *reserved_values[CAPACITY_LABEL_VALUES_MAX];
+};
+
+/* The labels read off a node, by role. */
+enum node_label {
+    NL_INSTANCE_TYPE,
+    NL_INSTANCE_TYPE_BETA,
+    NL_REGION,
+    NL_REGION_BETA,
+    NL_ZONE,
+    NL_ZONE_BETA,
+    NL_CUSTOM_CAPACITY,
+    NL_KARPENTER_CAPACITY,
+    NL_EKS_CAPACITY,
+    NL_GKE_SPOT,
+    NL_GKE_PREEMPTIBLE,
+    NL_AZURE_PRIORITY,
+    NL_LIFECYCLE,
+    NL_COUNT
+};
+
+struct node_facts {
+    struct str name;
+    struct str kind; /* "Node", or unset: items of a NodeList often carry none */
+    struct str instance_type; /* ptr NULL when the node has no instance-type label */
+    struct str region;
+    struct str zone;
+    enum capacity_type capacity;
+    const char *capacity_label; /* label that decided, or "default" */
+    struct resources allocatable;
+    /* NULL when usable; otherwise why the node cannot be priced (a bad
+     * quantity in its allocatable, say). */
+    const char *invalid;
+    /* The node's JSON text in the request body (full-node requests only),
+     * echoed back in the filter reply without re-encoding. */
+    struct str json;
+};
+
+struct node_decode_opts {
+    const struct capacity_label_config *capacity_label;
+    /* Where decoded escaped strings and messages go; for long-lived views
+     * also where every string is copied to. */
+    struct arena *arena;
+    /* Copy every string into the arena instead of pointing into the input
+     * (for views that outlive the input buffer). */
+    bool copy_strings;
+};
+
+/* Resolves the capacity type from label values (by role). Exposed for tests
+ * and for callers that have labels from elsewhere. */
+enum capacity_type node_capacity_from_labels(const struct str labels[NL_COUNT],
+                                             const struct capacity_label_config *custom,
+                                             const char **decided_by);
+
+/* Decodes the Node object at the scanner's position into *out. False only
+ * when the JSON is malformed or a field we read has the wrong JSON type (the
+ * scanner's error says which); a value that is well-formed but unusable
+ * (a bad quantity) sets out->invalid and returns true. */
+bool node_facts_decode(struct jscan *s, const struct node_decode_opts *opts,
+                       struct node_facts *out);
+
+/* Decodes a string value into a struct str per opts (pointing into the
+ * input when possible). Shared with the pod decoder. */
+bool kube_decode_str(struct jscan *s, const struct jstr *j, struct arena *arena, bool copy,
+                     struct str *out);
+
+/* Reads a map of resource name -> quantity (allocatable, requests). A bad
+ * quantity sets *invalid (arena string) and the map is still consumed. */
+bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
+                           struct resources *out, const char **invalid);
+
+#endif

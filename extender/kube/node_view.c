@@ -1,0 +1,283 @@
+/*
+ * node_view.c - see node_view.h.
+ */
+#include "node_view.h"
+
+#include "../base/arena.h"
+#include "../base/fileio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void view_destroy(struct snapshot *s)
+{
+    struct node_view *v = (struct node_view *)s;
+    strmap_free(&v->by_name);
+    arena_free(v->arena);
+    free(v);
+}
+
+static struct node_view *view_new(const char *source)
+{
+    struct node_view *v = calloc(1, sizeof(*v));
+    if (!v)
+        return NULL;
+    v->arena = arena_new(256 * 1024);
+    if (!v->arena || !strmap_init(&v->by_name, 64)) {
+        arena_free(v->arena);
+        free(v);
+        return NULL;
+    }
+    snapshot_init(&v->snap, view_destroy);
+    snprintf(v->source, sizeof(v->source), "%s", source);
+    return v;
+}
+
+struct builder {
+    struct node_view *v;
+    size_t cap;
+};
+
+static bool add_node(struct builder *b, const struct node_facts *nf, char *err, size_t errlen,
+                     const char *where)
+{
+    struct node_view *v = b->v;
+    if (v->n_nodes == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        struct node_facts *nodes = arena_realloc(v->arena, v->nodes, b->cap * sizeof(*nodes),
+                                                 cap * sizeof(*nodes));
+        if (!nodes) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
+        /* Moving the array invalidates the map's values: rebuild it. */
+        v->nodes = nodes;
+        b->cap = cap;
+        strmap_free(&v->by_name);
+        if (!strmap_init(&v->by_name, cap)) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
+        for (size_t i = 0; i < v->n_nodes; i++)
+            strmap_put(&v->by_name, v->nodes[i].name.ptr, v->nodes[i].name.len, &v->nodes[i],
+                       NULL);
+    }
+    if (str_is_set(nf->kind) && !str_eq_lit(nf->kind, "Node")) {
+        snprintf(err, errlen, "%s: an item of kind %.*s is not a Node", where,
+                 (int)(nf->kind.len > 40 ? 40 : nf->kind.len), nf->kind.ptr);
+        return false;
+    }
+    struct node_facts *slot = &v->nodes[v->n_nodes];
+    *slot = *nf;
+    slot->json = STR_NULL; /* the input buffer does not outlive the load */
+    void *old = NULL;
+    if (!strmap_put(&v->by_name, slot->name.ptr, slot->name.len, slot, &old)) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    if (old) {
+        snprintf(err, errlen, "%s: node %.*s appears twice", where, STR_FMT(slot->name));
+        return false;
+    }
+    v->n_nodes++;
+    return true;
+}
+
+/* One JSON text: a NodeList ({"items": [...]}) or a single Node. */
+static bool parse_into(struct builder *b, const char *json, size_t len,
+                       const struct capacity_label_config *label, int max_depth,
+                       const char *where, char *err, size_t errlen)
+{
+    struct node_decode_opts o = {.capacity_label = label, .arena = b->v->arena,
+                                 .copy_strings = true};
+    struct jscan s;
+    /* First pass: a list (kubectl get nodes -o json says kind List) or one
+     * Node? Anything else (a Pod file in the folder, say) is an error. */
+    jscan_init(&s, json, len, max_depth);
+    bool is_list = false;
+    struct jstr kind = {NULL, 0, false};
+    if (jscan_begin_object(&s)) {
+        struct jstr key;
+        while (jscan_next_key(&s, &key)) {
+            if (jstr_eq(&key, "items"))
+                is_list = true;
+            if (jstr_eq(&key, "kind") && jscan_peek(&s) == JT_STRING) {
+                if (!jscan_string(&s, &kind))
+                    break;
+            } else if (!jscan_skip(&s, NULL)) {
+                break;
+            }
+        }
+    }
+    if (s.error || !jscan_finish(&s)) {
+        snprintf(err, errlen, "%s: invalid JSON at byte %zu: %s", where, s.error_at, s.error);
+        return false;
+    }
+    if (kind.ptr && !jstr_eq(&kind, "Node") && !jstr_eq(&kind, "NodeList") &&
+        !jstr_eq(&kind, "List")) {
+        snprintf(err, errlen, "%s: holds a %.*s, not a Node or NodeList", where,
+                 (int)(kind.len > 40 ? 40 : kind.len), kind.ptr);
+        return false;
+    }
+    jscan_init(&s, json, len, max_depth);
+    if (!is_list) {
+        struct node_facts nf;
+        if (!node_facts_decode(&s, &o, &nf) || !jscan_finish(&s)) {
+            snprintf(err, errlen, "%s: not a Node at byte %zu: %s", where, s.error_at, s.error);
+            return false;
+        }
+        if (!str_is_set(nf.name) || nf.name.len == 0) {
+            snprintf(err, errlen, "%s: a node has no metadata.name", where);
+            return false;
+        }
+        return add_node(b, &nf, err, errlen, where);
+    }
+    jscan_begin_object(&s);
+    struct jstr key;
+    while (jscan_next_key(&s, &key)) {
+        if (!jstr_eq(&key, "items")) {
+            jscan_skip(&s, NULL);
+            continue;
+        }
+        if (jscan_null(&s))
+            continue;
+        if (!jscan_begin_array(&s))
+            break;
+        while (jscan_next_item(&s)) {
+            struct node_facts nf;
+            if (!node_facts_decode(&s, &o, &nf))
+                break;
+            if (!str_is_set(nf.name) || nf.name.len == 0) {
+                snprintf(err, errlen, "%s: a node in items has no metadata.name", where);
+                return false;
+            }
+            if (!add_node(b, &nf, err, errlen, where))
+                return false;
+        }
+    }
+    if (s.error || !jscan_finish(&s)) {
+        snprintf(err, errlen, "%s: invalid NodeList at byte %zu: %s", where, s.error_at,
+                 s.error);
+        return false;
+    }
+    return true;
+}
+
+struct node_view *node_view_parse(const char *json, size_t len,
+                                  const struct capacity_label_config *label, int max_depth,
+                                  const char *source, char *err, size_t errlen)
+{
+    struct builder b = {.v = view_new(source)};
+    if (!b.v) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (!parse_into(&b, json, len, label, max_depth, source, err, errlen)) {
+        view_destroy(&b.v->snap);
+        return NULL;
+    }
+    return b.v;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool load_file(struct builder *b, const char *path,
+                      const struct capacity_label_config *label, int max_depth, char *err,
+                      size_t errlen)
+{
+    char *data;
+    size_t len;
+    if (!file_read_all(path, NODE_VIEW_MAX_FILE_BYTES, &data, &len, err, errlen))
+        return false;
+    bool ok = parse_into(b, data, len, label, max_depth, path, err, errlen);
+    free(data);
+    return ok;
+}
+
+struct node_view *node_view_load(const char *path, const struct capacity_label_config *label,
+                                 int max_depth, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct builder b = {.v = view_new(path)};
+    if (!b.v) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    bool ok = true;
+    if (!S_ISDIR(st.st_mode)) {
+        ok = load_file(&b, path, label, max_depth, err, errlen);
+    } else {
+        /* A folder: every *.json file in it, in name order (a ConfigMap
+         * mount's ..data entries and dotfiles are skipped). */
+        DIR *d = opendir(path);
+        if (!d) {
+            snprintf(err, errlen, "cannot open folder %s: %s", path, strerror(errno));
+            ok = false;
+        }
+        char **names = NULL;
+        size_t n = 0, cap = 0;
+        struct dirent *de;
+        while (ok && (de = readdir(d))) {
+            size_t l = strlen(de->d_name);
+            if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".json") != 0)
+                continue;
+            if (n == NODE_VIEW_MAX_FILES) {
+                snprintf(err, errlen, "%s holds more than %d files", path, NODE_VIEW_MAX_FILES);
+                ok = false;
+                break;
+            }
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                char **nn = realloc(names, cap * sizeof(*names));
+                if (!nn) {
+                    ok = false;
+                    snprintf(err, errlen, "out of memory");
+                    break;
+                }
+                names = nn;
+            }
+            names[n] = strdup(de->d_name);
+            if (!names[n]) {
+                ok = false;
+                snprintf(err, errlen, "out of memory");
+                break;
+            }
+            n++;
+        }
+        if (d)
+            closedir(d);
+        if (ok)
+            qsort(names, n, sizeof(*names), cmp_names);
+        for (size_t i = 0; ok && i < n; i++) {
+            char full[4096];
+            snprintf(full, sizeof(full), "%s/%s", path, names[i]);
+            ok = load_file(&b, full, label, max_depth, err, errlen);
+        }
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+    }
+    if (!ok) {
+        view_destroy(&b.v->snap);
+        return NULL;
+    }
+    return b.v;
+}
+
+const struct node_facts *node_view_find(const struct node_view *v, struct str name)
+{
+    if (!v || !name.ptr)
+        return NULL;
+    return strmap_get(&v->by_name, name.ptr, name.len);
+}

@@ -1,0 +1,46 @@
+/*
+ * node_view.h - an immutable set of node facts, looked up by name.
+ *
+ * Names-only requests (nodeCacheCapable: true) carry node names only; the
+ * facts behind them come from a node view. Until the cluster connection
+ * lands, the view is loaded from --nodes-file: a JSON NodeList
+ * (kubectl get nodes -o json), a single Node, or a folder of such files.
+ */
+#ifndef CE_NODE_VIEW_H
+#define CE_NODE_VIEW_H
+
+#include "../base/snapshot.h"
+#include "../base/strmap.h"
+#include "node_facts.h"
+
+#include <stddef.h>
+
+struct arena;
+
+struct node_view {
+    struct snapshot snap; /* first: a view is a snapshot */
+    struct arena *arena;  /* owns the nodes and their strings */
+    struct node_facts *nodes;
+    size_t n_nodes;
+    struct strmap by_name;
+    char source[512];
+};
+
+#define NODE_VIEW_MAX_FILE_BYTES (512u << 20)
+#define NODE_VIEW_MAX_FILES 100000
+
+/* Loads path (a file or a folder of *.json files). Returns a snapshot with
+ * one reference, or NULL with a message in err. Nodes whose facts are
+ * unusable are kept (marked invalid) so requests can say why. A node name
+ * that appears twice is an error. */
+struct node_view *node_view_load(const char *path, const struct capacity_label_config *label,
+                                 int max_depth, char *err, size_t errlen);
+
+/* Builds a view from Node JSON in memory (a NodeList or a Node). */
+struct node_view *node_view_parse(const char *json, size_t len,
+                                  const struct capacity_label_config *label, int max_depth,
+                                  const char *source, char *err, size_t errlen);
+
+const struct node_facts *node_view_find(const struct node_view *v, struct str name);
+
+#endif

@@ -1,0 +1,343 @@
+/*
+ * pod_info.c - Pod JSON to struct pod_info; see pod_info.h.
+ */
+#include "pod_info.h"
+
+#include "../base/arena.h"
+#include "node_facts.h"
+
+#include <stdio.h>
+
+enum key_place { IN_LABELS = 1, IN_ANNOTATIONS = 2 };
+
+static const struct {
+    const char *key;
+    int places;
+} pod_keys[PK_COUNT] = {
+    [PK_SPOT] = {"cost-extender.io/spot", IN_ANNOTATIONS | IN_LABELS},
+    [PK_MAX_NODE_PRICE] = {"cost-extender.io/max-node-price", IN_ANNOTATIONS | IN_LABELS},
+    [PK_GANG] = {"cost-extender.io/gang", IN_LABELS | IN_ANNOTATIONS},
+    [PK_GANG_MIN_MEMBER] = {"cost-extender.io/gang-min-member", IN_ANNOTATIONS | IN_LABELS},
+    [PK_QUEUE] = {"cost-extender.io/queue", IN_LABELS | IN_ANNOTATIONS},
+    [PK_KUEUE_GROUP] = {"kueue.x-k8s.io/pod-group-name", IN_LABELS},
+    [PK_KUEUE_TOTAL] = {"kueue.x-k8s.io/pod-group-total-count", IN_ANNOTATIONS},
+    [PK_KUEUE_QUEUE] = {"kueue.x-k8s.io/queue-name", IN_LABELS},
+    [PK_VOLCANO_GROUP] = {"scheduling.k8s.io/group-name", IN_ANNOTATIONS},
+    [PK_VOLCANO_QUEUE] = {"scheduling.volcano.sh/queue-name", IN_ANNOTATIONS | IN_LABELS},
+};
+
+const char *pod_key_name(enum pod_key k)
+{
+    return (k >= 0 && k < PK_COUNT) ? pod_keys[k].key : "?";
+}
+
+bool pod_compute_requests(const struct container_requests *containers, int n_containers,
+                          const struct container_requests *inits, int n_inits,
+                          const struct resources *overhead, const struct resources *pod_level,
+                          bool nonzero, struct resources *out)
+{
+    struct resources reqs, restartable, init_max;
+    memset(&reqs, 0, sizeof(reqs));
+    memset(&restartable, 0, sizeof(restartable));
+    memset(&init_max, 0, sizeof(init_max));
+
+    for (int i = 0; i < n_containers; i++) {
+        struct resources c = containers[i].requests;
+        if (nonzero) {
+            if (c.cpu_milli == 0)
+                c.cpu_milli = POD_DEFAULT_MILLI_CPU;
+            if (c.memory == 0)
+                c.memory = POD_DEFAULT_MEMORY;
+        }
+        if (!resources_add(&reqs, &c))
+            return false;
+    }
+    for (int i = 0; i < n_inits; i++) {
+        struct resources c = inits[i].requests;
+        if (nonzero) {
+            if (c.cpu_milli == 0)
+                c.cpu_milli = POD_DEFAULT_MILLI_CPU;
+            if (c.memory == 0)
+                c.memory = POD_DEFAULT_MEMORY;
+        }
+        if (inits[i].restartable) {
+            /* A sidecar runs for the pod's whole life. */
+            if (!resources_add(&reqs, &c) || !resources_add(&restartable, &c))
+                return false;
+            c = restartable;
+        } else {
+            /* A plain init container runs next to the sidecars started so far. */
+            if (!resources_add(&c, &restartable))
+                return false;
+        }
+        if (!resources_max(&init_max, &c))
+            return false;
+    }
+    if (!resources_max(&reqs, &init_max))
+        return false;
+    if (pod_level) {
+        /* PodLevelResources: spec.resources.requests wins for cpu and memory. */
+        if (pod_level->cpu_milli)
+            reqs.cpu_milli = pod_level->cpu_milli;
+        if (pod_level->memory)
+            reqs.memory = pod_level->memory;
+    }
+    if (overhead && !resources_add(&reqs, overhead))
+        return false;
+    reqs.pods = 1;
+    *out = reqs;
+    return true;
+}
+
+/* Arrays of containers grow in the arena. */
+struct container_list {
+    struct container_requests *items;
+    int n, cap;
+};
+
+static bool list_push(struct jscan *s, struct arena *a, struct container_list *l,
+                      struct container_requests **out)
+{
+    if (l->n == l->cap) {
+        if (l->cap >= 4096)
+            return jscan_fail(s, "too many containers");
+        int cap = l->cap ? l->cap * 2 : 8;
+        void *p = arena_realloc(a, l->items, (size_t)l->cap * sizeof(*l->items),
+                                (size_t)cap * sizeof(*l->items));
+        if (!p)
+            return jscan_fail(s, "out of memory");
+        l->items = p;
+        l->cap = cap;
+    }
+    *out = &l->items[l->n++];
+    memset(*out, 0, sizeof(**out));
+    return true;
+}
+
+/* resources: {requests: {...}, limits: {...}}. Kubernetes defaults a missing
+ * request to the limit (the API server does it on create; we repeat it for
+ * objects that did not pass through one). */
+static bool decode_container_resources(struct jscan *s, const struct pod_decode_opts *o,
+                                       struct resources *req, const char **invalid)
+{
+    struct resources lim;
+    memset(&lim, 0, sizeof(lim));
+    bool has_req_cpu = false, has_req_mem = false;
+    if (jscan_null(s))
+        return true;
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    while (jscan_next_key(s, &key)) {
+        if (jstr_eq(&key, "requests")) {
+            if (!kube_decode_resources(s, o->arena, o->copy_strings, req, invalid))
+                return false;
+            has_req_cpu = req->cpu_milli != 0;
+            has_req_mem = req->memory != 0;
+        } else if (jstr_eq(&key, "limits")) {
+            if (!kube_decode_resources(s, o->arena, o->copy_strings, &lim, invalid))
+                return false;
+        } else if (!jscan_skip(s, NULL)) {
+            return false;
+        }
+    }
+    if (s->error)
+        return false;
+    if (!has_req_cpu && lim.cpu_milli)
+        req->cpu_milli = lim.cpu_milli;
+    if (!has_req_mem && lim.memory)
+        req->memory = lim.memory;
+    for (int i = 0; i < lim.n_ext; i++)
+        if (resources_ext_get(req, lim.ext[i].name) == 0 &&
+            !resources_ext_set(req, lim.ext[i].name, lim.ext[i].value) && invalid && !*invalid)
+            *invalid = "too many extended resources";
+    return true;
+}
+
+static bool decode_containers(struct jscan *s, const struct pod_decode_opts *o,
+                              struct container_list *list, const char **invalid)
+{
+    if (jscan_null(s))
+        return true;
+    if (!jscan_begin_array(s))
+        return false;
+    while (jscan_next_item(s)) {
+        struct container_requests *c = NULL;
+        if (!list_push(s, o->arena, list, &c) || !jscan_begin_object(s))
+            return false;
+        struct jstr key;
+        while (jscan_next_key(s, &key)) {
+            if (jstr_eq(&key, "resources")) {
+                if (!decode_container_resources(s, o, &c->requests, invalid))
+                    return false;
+            } else if (jstr_eq(&key, "restartPolicy")) {
+                struct jstr v;
+                if (jscan_null(s))
+                    continue;
+                if (!jscan_string(s, &v))
+                    return false;
+                c->restartable = jstr_eq(&v, "Always");
+            } else if (!jscan_skip(s, NULL)) {
+                return false;
+            }
+        }
+        if (s->error)
+            return false;
+    }
+    return s->error == NULL;
+}
+
+static bool read_str(struct jscan *s, const struct pod_decode_opts *o, struct str *out)
+{
+    if (jscan_null(s))
+        return true;
+    struct jstr j;
+    return jscan_string(s, &j) && kube_decode_str(s, &j, o->arena, o->copy_strings, out);
+}
+
+static bool decode_key_map(struct jscan *s, const struct pod_decode_opts *o, int place,
+                           struct pod_info *out)
+{
+    if (jscan_null(s))
+        return true;
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    while (jscan_next_key(s, &key)) {
+        int role = -1;
+        for (int i = 0; i < PK_COUNT; i++) {
+            if ((pod_keys[i].places & place) && jstr_eq(&key, pod_keys[i].key)) {
+                role = i;
+                break;
+            }
+        }
+        if (role < 0) {
+            if (!jscan_skip(s, NULL))
+                return false;
+            continue;
+        }
+        /* Where a key may be a label or an annotation, the annotation wins
+         * (read second or first, it overwrites a label's value). */
+        struct str v = STR_NULL;
+        if (!read_str(s, o, &v))
+            return false;
+        if (place == IN_ANNOTATIONS || !str_is_set(out->keys[role]))
+            out->keys[role] = v;
+    }
+    return s->error == NULL;
+}
+
+static bool decode_metadata(struct jscan *s, const struct pod_decode_opts *o,
+                            struct pod_info *out)
+{
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    while (jscan_next_key(s, &key)) {
+        bool ok;
+        if (jstr_eq(&key, "name"))
+            ok = read_str(s, o, &out->name);
+        else if (jstr_eq(&key, "namespace"))
+            ok = read_str(s, o, &out->namespace_);
+        else if (jstr_eq(&key, "uid"))
+            ok = read_str(s, o, &out->uid);
+        else if (jstr_eq(&key, "labels"))
+            ok = decode_key_map(s, o, IN_LABELS, out);
+        else if (jstr_eq(&key, "annotations"))
+            ok = decode_key_map(s, o, IN_ANNOTATIONS, out);
+        else
+            ok = jscan_skip(s, NULL);
+        if (!ok)
+            return false;
+    }
+    return s->error == NULL;
+}
+
+struct spec_parts {
+    struct container_list containers, inits;
+    struct resources overhead, pod_level;
+    bool has_pod_level;
+};
+
+static bool decode_spec(struct jscan *s, const struct pod_decode_opts *o, struct pod_info *out,
+                        struct spec_parts *sp)
+{
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    while (jscan_next_key(s, &key)) {
+        bool ok;
+        if (jstr_eq(&key, "containers"))
+            ok = decode_containers(s, o, &sp->containers, &out->invalid);
+        else if (jstr_eq(&key, "initContainers"))
+            ok = decode_containers(s, o, &sp->inits, &out->invalid);
+        else if (jstr_eq(&key, "overhead"))
+            ok = kube_decode_resources(s, o->arena, o->copy_strings, &sp->overhead,
+                                       &out->invalid);
+        else if (jstr_eq(&key, "resources")) {
+            sp->has_pod_level = true;
+            ok = decode_container_resources(s, o, &sp->pod_level, &out->invalid);
+        } else if (jstr_eq(&key, "nodeName"))
+            ok = read_str(s, o, &out->node_name);
+        else
+            ok = jscan_skip(s, NULL);
+        if (!ok)
+            return false;
+    }
+    return s->error == NULL;
+}
+
+static bool decode_status(struct jscan *s, const struct pod_decode_opts *o, struct pod_info *out)
+{
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    while (jscan_next_key(s, &key)) {
+        bool ok = jstr_eq(&key, "phase") ? read_str(s, o, &out->phase) : jscan_skip(s, NULL);
+        if (!ok)
+            return false;
+    }
+    return s->error == NULL;
+}
+
+bool pod_info_decode(struct jscan *s, const struct pod_decode_opts *o, struct pod_info *out)
+{
+    struct spec_parts sp;
+    memset(&sp, 0, sizeof(sp));
+    memset(out, 0, sizeof(*out));
+    if (jscan_peek(s) != JT_OBJECT)
+        return jscan_fail(s, "expected a Pod object");
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    while (jscan_next_key(s, &key)) {
+        bool ok;
+        if (jstr_eq(&key, "metadata"))
+            ok = jscan_null(s) || decode_metadata(s, o, out);
+        else if (jstr_eq(&key, "spec"))
+            ok = jscan_null(s) || decode_spec(s, o, out, &sp);
+        else if (jstr_eq(&key, "status"))
+            ok = jscan_null(s) || decode_status(s, o, out);
+        else
+            ok = jscan_skip(s, NULL);
+        if (!ok)
+            return false;
+    }
+    if (s->error)
+        return false;
+    const struct resources *pod_level = sp.has_pod_level ? &sp.pod_level : NULL;
+    if (!pod_compute_requests(sp.containers.items, sp.containers.n, sp.inits.items, sp.inits.n,
+                              &sp.overhead, pod_level, false, &out->requests) ||
+        !pod_compute_requests(sp.containers.items, sp.containers.n, sp.inits.items, sp.inits.n,
+                              &sp.overhead, pod_level, true, &out->score_requests)) {
+        if (!out->invalid)
+            out->invalid = "pod requests overflow or name too many extended resources";
+    }
+    return true;
+}
+
+const char *pod_info_ref(const struct pod_info *p, char *buf, size_t n)
+{
+    snprintf(buf, n, "%.*s/%.*s", STR_FMT(p->namespace_), STR_FMT(p->name));
+    return buf;
+}

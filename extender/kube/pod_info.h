@@ -1,0 +1,90 @@
+/*
+ * pod_info.h - what cost-extender needs to know about a pod, read from a
+ * Kubernetes Pod object: identity, where it is bound, its phase, its
+ * effective resource requests, and the labels and annotations that carry
+ * cost policy, gang membership and queue.
+ */
+#ifndef CE_POD_INFO_H
+#define CE_POD_INFO_H
+
+#include "../base/jscan.h"
+#include "../base/str.h"
+#include "resources.h"
+
+struct arena;
+
+/* Labels and annotations we read, by role. Some conventions use a label,
+ * some an annotation; pod_info_decode() accepts either where noted. */
+enum pod_key {
+    PK_SPOT,               /* annotation cost-extender.io/spot */
+    PK_MAX_NODE_PRICE,     /* annotation cost-extender.io/max-node-price */
+    PK_GANG,               /* label cost-extender.io/gang */
+    PK_GANG_MIN_MEMBER,    /* annotation cost-extender.io/gang-min-member */
+    PK_QUEUE,              /* label cost-extender.io/queue */
+    PK_KUEUE_GROUP,        /* label kueue.x-k8s.io/pod-group-name */
+    PK_KUEUE_TOTAL,        /* annotation kueue.x-k8s.io/pod-group-total-count */
+    PK_KUEUE_QUEUE,        /* label kueue.x-k8s.io/queue-name */
+    PK_VOLCANO_GROUP,      /* annotation scheduling.k8s.io/group-name */
+    PK_VOLCANO_QUEUE,      /* scheduling.volcano.sh/queue-name (label or annotation) */
+    PK_COUNT
+};
+
+const char *pod_key_name(enum pod_key k);
+
+struct pod_info {
+    struct str name;
+    struct str namespace_;
+    struct str uid;
+    struct str node_name; /* spec.nodeName: set once bound */
+    struct str phase;     /* status.phase */
+    struct str keys[PK_COUNT];
+    /* Effective requests as Kubernetes computes them (PodRequests). */
+    struct resources requests;
+    /* The same with the scheduler's defaults for containers that request no
+     * cpu or memory (100m, 200Mi), used for scoring so that a best-effort
+     * pod still prefers cheap nodes. */
+    struct resources score_requests;
+    /* NULL when usable; otherwise why not (a bad quantity, say). */
+    const char *invalid;
+};
+
+/* One container's requests, for pod_compute_requests(). */
+struct container_requests {
+    struct resources requests;
+    bool restartable; /* an init container with restartPolicy: Always (a sidecar) */
+};
+
+#define POD_DEFAULT_MILLI_CPU 100
+#define POD_DEFAULT_MEMORY (200LL * 1024 * 1024)
+
+/* The effective requests of a pod, following
+ * k8s.io/component-helpers/resource.PodRequests (v1.32):
+ *  - app containers add up;
+ *  - init containers run one at a time, so they count by max, not sum;
+ *    each one runs next to the sidecars started before it;
+ *  - sidecars (restartable init containers) keep running, so they add to
+ *    the app containers;
+ *  - the result is the larger of the two, plus the pod overhead.
+ * With nonzero set, containers that request no cpu or memory count as
+ * requesting the scheduler's defaults. pod_level (may be NULL) gives
+ * spec.resources.requests, which replaces cpu and memory when set.
+ * False on overflow or too many extended resources. */
+bool pod_compute_requests(const struct container_requests *containers, int n_containers,
+                          const struct container_requests *inits, int n_inits,
+                          const struct resources *overhead, const struct resources *pod_level,
+                          bool nonzero, struct resources *out);
+
+struct pod_decode_opts {
+    struct arena *arena;
+    bool copy_strings; /* copy every string into the arena */
+};
+
+/* Decodes the Pod object at the scanner's position. False only on malformed
+ * JSON or a wrong JSON type in a field we read; unusable values set
+ * out->invalid. */
+bool pod_info_decode(struct jscan *s, const struct pod_decode_opts *opts, struct pod_info *out);
+
+/* "namespace/name" into buf, for logs and messages. */
+const char *pod_info_ref(const struct pod_info *p, char *buf, size_t n);
+
+#endif

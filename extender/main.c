@@ -1,0 +1,166 @@
+/*
+ * main.c - cost-extender: a Kubernetes scheduler extender that places pods
+ * where they cost least.
+ *
+ * Start-up order: settings, signals blocked (one thread takes them with
+ * sigwait), file watches, first loads, HTTP server. Shutdown on SIGTERM:
+ * stop accepting, let in-flight requests finish within the grace period,
+ * exit 0. Only main exits the process.
+ */
+#include "base/log.h"
+#include "cost/pricing_table.h"
+#include "kube/node_view.h"
+#include "server/app.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/reload.h"
+#include "version.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void reload_pricing_cb(void *ctx)
+{
+    app_reload_pricing(ctx);
+}
+
+static void reload_nodes_cb(void *ctx)
+{
+    app_reload_nodes(ctx);
+}
+
+/* --check: load everything once, say what is wrong, exit. */
+static int run_check(const struct config *cfg)
+{
+    int rc = 0;
+    struct pricing_error perr;
+    struct pricing_table *t = pricing_load_file(cfg->pricing_path, &perr);
+    if (t) {
+        printf("pricing table %s: ok, %zu instance types, currency %s\n", cfg->pricing_path,
+               t->n_types, t->currency);
+        snapshot_release(&t->snap);
+    } else {
+        printf("pricing table %s:%d:%d: %s\n", perr.file, perr.line, perr.column, perr.msg);
+        rc = 1;
+    }
+    if (cfg->nodes_file) {
+        char err[512];
+        struct node_view *v = node_view_load(cfg->nodes_file, &cfg->capacity_label,
+                                             cfg->max_json_depth, err, sizeof(err));
+        if (v) {
+            printf("nodes file %s: ok, %zu nodes\n", cfg->nodes_file, v->n_nodes);
+            for (size_t i = 0; i < v->n_nodes; i++)
+                if (v->nodes[i].invalid)
+                    printf("  node %s: %s\n", v->nodes[i].name.ptr, v->nodes[i].invalid);
+            snapshot_release(&v->snap);
+        } else {
+            printf("nodes file: %s\n", err);
+            rc = 1;
+        }
+    }
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    enum config_result cr = config_from_args(&cfg, argc, argv, stdout, stderr);
+    if (cr != CONFIG_RUN) {
+        config_free(&cfg);
+        return cr == CONFIG_EXIT_OK ? 0 : 2;
+    }
+    if (cfg.check_only) {
+        int rc = run_check(&cfg);
+        config_free(&cfg);
+        return rc;
+    }
+    log_set_level(cfg.log_level);
+    metrics_init();
+
+    /* Every thread inherits this mask; signals are taken by sigwait below. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGHUP);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct app app;
+    app_init(&app, &cfg);
+
+    struct reloader *rl = reloader_new(cfg.reload_poll_ms);
+    if (!rl || !reloader_watch(rl, cfg.pricing_path, reload_pricing_cb, &app) ||
+        (cfg.nodes_file && !reloader_watch(rl, cfg.nodes_file, reload_nodes_cb, &app))) {
+        log_kv(LOG_ERROR, "cannot set up file watches", NULL);
+        return 1;
+    }
+    /* A bad file at start is not fatal: /readyz says why, and the file is
+     * loaded as soon as it is fixed. */
+    app_reload_pricing(&app);
+    if (cfg.nodes_file)
+        app_reload_nodes(&app);
+    reloader_start(rl);
+
+    char err[512];
+    struct http_server *srv = http_start(&app, err, sizeof(err));
+    if (!srv) {
+        log_kv(LOG_ERROR, "cannot start HTTP server", "listen", cfg.listen, "error", err, NULL);
+        reloader_stop(rl);
+        app_destroy(&app);
+        config_free(&cfg);
+        return 1;
+    }
+    const char *mode = cfg.nodes_file ? "standalone: node facts for names-only requests from "
+                                        "--nodes-file"
+                                      : "standalone: full-node requests only (no --nodes-file, "
+                                        "no cluster connection)";
+    log_kv(LOG_INFO, "cost-extender started", "version", CE_VERSION, "listen", cfg.listen,
+           "pricing", cfg.pricing_path, "mode", mode, NULL);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reloader_trigger(rl);
+            continue;
+        }
+        break;
+    }
+
+    /* Graceful shutdown: readiness goes false at once so a load balancer
+     * stops sending; in-flight requests get the grace period. */
+    atomic_store(&app.shutting_down, true);
+    log_kv(LOG_INFO, "shutting down: no new connections, finishing requests in flight", NULL);
+    http_quiesce(srv);
+    double deadline = now_s() + cfg.shutdown_grace_s;
+    while (http_in_flight(srv) > 0 && now_s() < deadline) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    int left = http_in_flight(srv);
+    if (left > 0) {
+        char n[16];
+        snprintf(n, sizeof(n), "%d", left);
+        log_kv(LOG_WARN, "grace period over, dropping requests in flight", "requests", n, NULL);
+    }
+    http_stop(srv);
+    reloader_stop(rl);
+    app_destroy(&app);
+    log_kv(LOG_INFO, "stopped", NULL);
+    config_free(&cfg);
+    return 0;
+}

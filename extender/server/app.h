@@ -1,0 +1,38 @@
+/*
+ * app.h - the daemon's shared state: configuration (fixed at start) and the
+ * snapshots that reloads replace (pricing table, node view).
+ */
+#ifndef CE_APP_H
+#define CE_APP_H
+
+#include "../base/snapshot.h"
+#include "config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+struct app {
+    const struct config *cfg;
+    struct snapshot_slot pricing; /* struct pricing_table */
+    struct snapshot_slot nodes;   /* struct node_view (from --nodes-file) */
+    /* Why the app is not ready, for /readyz; guarded by mu. */
+    pthread_mutex_t mu;
+    char pricing_error[1024];
+    char nodes_error[1024];
+    atomic_bool shutting_down;
+};
+
+void app_init(struct app *app, const struct config *cfg);
+void app_destroy(struct app *app);
+
+/* Load (or reload) the file behind a snapshot; on error the snapshot in
+ * force stays, and the error is logged, counted and kept for /readyz.
+ * Returns true when a new snapshot was published. */
+bool app_reload_pricing(struct app *app);
+bool app_reload_nodes(struct app *app);
+
+/* Ready when a pricing table (and, if configured, a node view) is in force.
+ * Otherwise false with the reason in why. */
+bool app_ready(struct app *app, char *why, size_t n);
+
+#endif

@@ -1,0 +1,468 @@
+/*
+ * config.c - settings from defaults, YAML file and flags; see config.h.
+ */
+#include "config.h"
+
+#include "../base/arena.h"
+#include "../base/fileio.h"
+#include "../base/quantity.h"
+#include "../base/ytree.h"
+#include "../version.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->listen = strdup(CONFIG_DEFAULT_LISTEN);
+    c->pricing_path = strdup(CONFIG_DEFAULT_PRICING);
+    c->log_level = LOG_INFO;
+    /* 5,000 real nodes are 30-100 MB of JSON (PROTOCOL.md): leave room. */
+    c->max_body_bytes = 128u << 20;
+    c->max_header_bytes = 64u << 10;
+    c->threads = 0;
+    /* kube-scheduler's default httpTimeout is 5 s: a client idle for three
+     * times that is gone. */
+    c->connection_timeout_s = 15;
+    c->request_timeout_s = 30;
+    c->max_connections = 1000;
+    c->max_connections_per_client = 100;
+    c->max_json_depth = 64;
+    c->max_nodes_per_request = 100000;
+    c->reload_poll_ms = 2000;
+    c->shutdown_grace_s = 10;
+    cost_config_defaults(&c->cost);
+    c->capacity_label.spot_values[0] = strdup("spot");
+    c->capacity_label.on_demand_values[0] = strdup("on-demand");
+    c->capacity_label.reserved_values[0] = strdup("reserved");
+}
+
+static void free_values(const char **v)
+{
+    for (int i = 0; i < CAPACITY_LABEL_VALUES_MAX; i++) {
+        free((char *)v[i]);
+        v[i] = NULL;
+    }
+}
+
+void config_free(struct config *c)
+{
+    free(c->config_path);
+    free(c->listen);
+    free(c->pricing_path);
+    free(c->nodes_file);
+    free((char *)c->capacity_label.key);
+    free_values(c->capacity_label.spot_values);
+    free_values(c->capacity_label.on_demand_values);
+    free_values(c->capacity_label.reserved_values);
+    memset(c, 0, sizeof(*c));
+}
+
+static void set_str(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = strdup(v);
+}
+
+/* "spot,preemptible" into a value list. */
+static bool set_values(const char **dst, const char *csv, char *err, size_t errlen,
+                       const char *what)
+{
+    free_values(dst);
+    int n = 0;
+    const char *p = csv;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len) {
+            if (n == CAPACITY_LABEL_VALUES_MAX) {
+                snprintf(err, errlen, "%s: at most %d values", what, CAPACITY_LABEL_VALUES_MAX);
+                return false;
+            }
+            dst[n++] = strndup(p, len);
+        }
+        p += len + (e ? 1 : 0);
+    }
+    return true;
+}
+
+static bool parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_bytes(const char *s, size_t lo, size_t *out)
+{
+    int64_t v;
+    if (!quantity_parse(s, strlen(s), QUANTITY_UNITS, &v, NULL) || (size_t)v < lo)
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+static bool parse_seconds_ms(const char *s, int *ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v) || v < 0.05 || v > 86400)
+        return false;
+    *ms = (int)(v * 1000);
+    return true;
+}
+
+/* Applies one setting by its flag name (without dashes); shared by flags
+ * and the config file so that both accept exactly the same values. */
+static bool apply(struct config *c, const char *name, const char *v, char *err, size_t errlen)
+{
+    long n;
+    enum log_level lvl;
+    struct str sv = {v, strlen(v)};
+#define BAD(fmt)                                                                               \
+    do {                                                                                       \
+        snprintf(err, errlen, "%s: " fmt ", got \"%s\"", name, v);                             \
+        return false;                                                                          \
+    } while (0)
+    if (!strcmp(name, "listen")) {
+        if (!*v)
+            BAD("want ADDR:PORT");
+        set_str(&c->listen, v);
+    } else if (!strcmp(name, "pricing")) {
+        set_str(&c->pricing_path, v);
+    } else if (!strcmp(name, "nodes-file")) {
+        set_str(&c->nodes_file, v);
+    } else if (!strcmp(name, "log-level")) {
+        if (!log_level_parse(v, &lvl))
+            BAD("want debug, info, warn or error");
+        c->log_level = lvl;
+    } else if (!strcmp(name, "max-body-bytes")) {
+        if (!parse_bytes(v, 1024, &c->max_body_bytes))
+            BAD("want a size of at least 1024 bytes (e.g. 128Mi)");
+    } else if (!strcmp(name, "max-header-bytes")) {
+        if (!parse_bytes(v, 4096, &c->max_header_bytes) || c->max_header_bytes > (64u << 20))
+            BAD("want a size between 4Ki and 64Mi");
+    } else if (!strcmp(name, "threads")) {
+        if (!parse_int(v, 0, 256, &n))
+            BAD("want 0 (one per CPU) to 256");
+        c->threads = (int)n;
+    } else if (!strcmp(name, "connection-timeout")) {
+        if (!parse_int(v, 1, 3600, &n))
+            BAD("want seconds, 1 to 3600");
+        c->connection_timeout_s = (int)n;
+    } else if (!strcmp(name, "request-timeout")) {
+        if (!parse_int(v, 1, 3600, &n))
+            BAD("want seconds, 1 to 3600");
+        c->request_timeout_s = (int)n;
+    } else if (!strcmp(name, "max-connections")) {
+        if (!parse_int(v, 1, 1000000, &n))
+            BAD("want 1 to 1000000");
+        c->max_connections = (int)n;
+    } else if (!strcmp(name, "max-connections-per-client")) {
+        if (!parse_int(v, 0, 1000000, &n))
+            BAD("want 0 (no limit) to 1000000");
+        c->max_connections_per_client = (int)n;
+    } else if (!strcmp(name, "max-json-depth")) {
+        if (!parse_int(v, 16, JSCAN_MAX_DEPTH, &n))
+            BAD("want 16 to 512");
+        c->max_json_depth = (int)n;
+    } else if (!strcmp(name, "max-nodes")) {
+        if (!parse_int(v, 1, 10000000, &n))
+            BAD("want 1 to 10000000");
+        c->max_nodes_per_request = (size_t)n;
+    } else if (!strcmp(name, "reload-interval")) {
+        if (!parse_seconds_ms(v, &c->reload_poll_ms))
+            BAD("want seconds, 0.05 to 86400");
+    } else if (!strcmp(name, "shutdown-grace")) {
+        if (!parse_int(v, 0, 3600, &n))
+            BAD("want seconds, 0 to 3600");
+        c->shutdown_grace_s = (int)n;
+    } else if (!strcmp(name, "default-spot")) {
+        if (!spot_policy_parse(sv, &c->cost.default_spot))
+            BAD("want never, allow, prefer or only");
+    } else if (!strcmp(name, "spot-risk-weight")) {
+        char *end;
+        double w = strtod(v, &end);
+        if (!*v || *end || !isfinite(w) || w < 0 || w > 100)
+            BAD("want a number from 0 to 100");
+        c->cost.spot_risk_weight = w;
+    } else if (!strcmp(name, "capacity-label")) {
+        free((char *)c->capacity_label.key);
+        c->capacity_label.key = *v ? strdup(v) : NULL;
+    } else if (!strcmp(name, "capacity-label-spot-values")) {
+        return set_values(c->capacity_label.spot_values, v, err, errlen, name);
+    } else if (!strcmp(name, "capacity-label-on-demand-values")) {
+        return set_values(c->capacity_label.on_demand_values, v, err, errlen, name);
+    } else if (!strcmp(name, "capacity-label-reserved-values")) {
+        return set_values(c->capacity_label.reserved_values, v, err, errlen, name);
+    } else {
+        snprintf(err, errlen, "unknown setting %s", name);
+        return false;
+    }
+    return true;
+#undef BAD
+}
+
+/* Config file keys -> flag names. Nested keys are written "parent.child". */
+static const struct {
+    const char *key;
+    const char *flag;
+} file_keys[] = {
+    {"listen", "listen"},
+    {"pricing", "pricing"},
+    {"nodesFile", "nodes-file"},
+    {"logLevel", "log-level"},
+    {"shutdownGraceSeconds", "shutdown-grace"},
+    {"http.maxBodyBytes", "max-body-bytes"},
+    {"http.maxHeaderBytes", "max-header-bytes"},
+    {"http.threads", "threads"},
+    {"http.connectionTimeoutSeconds", "connection-timeout"},
+    {"http.requestTimeoutSeconds", "request-timeout"},
+    {"http.maxConnections", "max-connections"},
+    {"http.maxConnectionsPerClient", "max-connections-per-client"},
+    {"http.maxJsonDepth", "max-json-depth"},
+    {"http.maxNodesPerRequest", "max-nodes"},
+    {"reload.pollIntervalSeconds", "reload-interval"},
+    {"policy.defaultSpot", "default-spot"},
+    {"policy.spotRiskWeight", "spot-risk-weight"},
+    {"capacityTypeLabel.key", "capacity-label"},
+    {"capacityTypeLabel.spotValues", "capacity-label-spot-values"},
+    {"capacityTypeLabel.onDemandValues", "capacity-label-on-demand-values"},
+    {"capacityTypeLabel.reservedValues", "capacity-label-reserved-values"},
+};
+#define N_FILE_KEYS (sizeof(file_keys) / sizeof(file_keys[0]))
+
+static bool apply_node(struct config *c, const char *path, const struct ynode *v,
+                       struct yerror *yerr)
+{
+    for (size_t i = 0; i < N_FILE_KEYS; i++) {
+        if (strcmp(file_keys[i].key, path) != 0)
+            continue;
+        char err[300];
+        char joined[512];
+        const char *value;
+        if (v->kind == YN_SEQ) {
+            /* A list becomes "a,b,c" for the *Values settings. */
+            size_t off = 0;
+            joined[0] = '\0';
+            for (size_t k = 0; k < v->count; k++) {
+                if (v->values[k]->kind != YN_SCALAR)
+                    return yfail(yerr, v->values[k], "%s must be a list of strings", path);
+                off += (size_t)snprintf(joined + off, off < sizeof(joined) ? sizeof(joined) - off : 0,
+                                        "%s%s", k ? "," : "", v->values[k]->str);
+            }
+            if (off >= sizeof(joined))
+                return yfail(yerr, v, "%s is too long", path);
+            value = joined;
+        } else if (v->kind == YN_SCALAR) {
+            value = v->str;
+        } else {
+            return yfail(yerr, v, "%s must be a value, not a map", path);
+        }
+        if (!apply(c, file_keys[i].flag, value, err, sizeof(err)))
+            return yfail(yerr, v, "%s", err);
+        return true;
+    }
+    return yfail(yerr, v, "unknown setting \"%s\"", path);
+}
+
+static bool apply_map(struct config *c, const char *prefix, const struct ynode *map,
+                      struct yerror *yerr)
+{
+    if (map->kind != YN_MAP)
+        return yfail(yerr, map, "%s must be a map", *prefix ? prefix : "the config file");
+    for (size_t i = 0; i < map->count; i++) {
+        char path[256];
+        snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", map->keys[i]->str);
+        const struct ynode *v = map->values[i];
+        bool ok;
+        if (v->kind == YN_MAP && !*prefix)
+            ok = apply_map(c, path, v, yerr);
+        else
+            ok = apply_node(c, path, v, yerr);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool config_load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+    char *data;
+    size_t len;
+    if (!file_read_all(path, 4u << 20, &data, &len, err, errlen))
+        return false;
+    struct arena *a = arena_new(16384);
+    struct ynode *root = NULL;
+    struct yerror yerr;
+    memset(&yerr, 0, sizeof(yerr));
+    bool ok = a && ytree_parse(data, len, NULL, a, &root, &yerr);
+    if (ok && root)
+        ok = apply_map(c, "", root, &yerr);
+    if (!ok)
+        snprintf(err, errlen, "%s:%d:%d: %s", path, yerr.line, yerr.column,
+                 a ? yerr.msg : "out of memory");
+    arena_free(a);
+    free(data);
+    return ok;
+}
+
+static const struct option long_opts[] = {
+    {"help", no_argument, 0, 'h'},
+    {"version", no_argument, 0, 'V'},
+    {"check", no_argument, 0, 'C'},
+    {"config", required_argument, 0, 'c'},
+    {"listen", required_argument, 0, 1},
+    {"pricing", required_argument, 0, 1},
+    {"nodes-file", required_argument, 0, 1},
+    {"log-level", required_argument, 0, 1},
+    {"max-body-bytes", required_argument, 0, 1},
+    {"max-header-bytes", required_argument, 0, 1},
+    {"threads", required_argument, 0, 1},
+    {"connection-timeout", required_argument, 0, 1},
+    {"request-timeout", required_argument, 0, 1},
+    {"max-connections", required_argument, 0, 1},
+    {"max-connections-per-client", required_argument, 0, 1},
+    {"max-json-depth", required_argument, 0, 1},
+    {"max-nodes", required_argument, 0, 1},
+    {"reload-interval", required_argument, 0, 1},
+    {"shutdown-grace", required_argument, 0, 1},
+    {"default-spot", required_argument, 0, 1},
+    {"spot-risk-weight", required_argument, 0, 1},
+    {"capacity-label", required_argument, 0, 1},
+    {"capacity-label-spot-values", required_argument, 0, 1},
+    {"capacity-label-on-demand-values", required_argument, 0, 1},
+    {"capacity-label-reserved-values", required_argument, 0, 1},
+    {0, 0, 0, 0},
+};
+
+void config_usage(FILE *out)
+{
+    fprintf(out,
+"Usage: cost-extender [FLAGS]\n"
+"\n"
+"A Kubernetes scheduler extender that filters and scores nodes by what a pod\n"
+"would cost on them. kube-scheduler calls POST /filter and /prioritize;\n"
+"GET /healthz, /readyz and /metrics are for probes and Prometheus.\n"
+"\n"
+"Settings come from defaults, then the config file (--config), then flags.\n"
+"Config file keys are given in [brackets].\n"
+"\n"
+"General:\n"
+"  --config FILE             YAML config file.\n"
+"  --listen ADDR:PORT        Address to serve on; ':PORT' for all interfaces,\n"
+"                            '[::1]:PORT' for IPv6. [listen] (default %s)\n"
+"  --pricing FILE            Pricing table (YAML, see pricing/README.md); reloaded\n"
+"                            when it changes or on SIGHUP. [pricing]\n"
+"                            (default %s)\n"
+"  --nodes-file PATH         Node facts for names-only requests when there is no\n"
+"                            cluster connection: a JSON NodeList, a Node, or a\n"
+"                            folder of such *.json files; reloaded like the\n"
+"                            pricing table. [nodesFile]\n"
+"  --log-level LEVEL         debug, info, warn or error. [logLevel] (default info)\n"
+"  --check                   Load the config, pricing table and nodes file,\n"
+"                            report what is wrong, and exit (0: all good).\n"
+"  --version                 Print the version and exit.\n"
+"  --help                    Print this help and exit.\n"
+"\n"
+"Cost policy:\n"
+"  --default-spot POLICY     Spot policy for pods without the\n"
+"                            cost-extender.io/spot annotation: never, allow,\n"
+"                            prefer or only. [policy.defaultSpot] (default allow)\n"
+"  --spot-risk-weight W      Spot price is raised by W * monthly interruption\n"
+"                            rate. [policy.spotRiskWeight] (default 1)\n"
+"  --capacity-label KEY      Your own node label saying the capacity type;\n"
+"                            checked before the well-known ones.\n"
+"                            [capacityTypeLabel.key]\n"
+"  --capacity-label-spot-values V,V       Values meaning spot (default spot).\n"
+"  --capacity-label-on-demand-values V,V  Values meaning on-demand (default on-demand).\n"
+"  --capacity-label-reserved-values V,V   Values meaning reserved (default reserved).\n"
+"                            [capacityTypeLabel.spotValues|onDemandValues|reservedValues]\n"
+"\n"
+"Limits (each rejection is counted in cost_extender_request_errors_total):\n"
+"  --max-body-bytes SIZE     Largest request body; 413 above. Accepts 128Mi etc.\n"
+"                            [http.maxBodyBytes] (default 128Mi)\n"
+"  --max-header-bytes SIZE   Memory for a connection's request line and headers.\n"
+"                            [http.maxHeaderBytes] (default 64Ki)\n"
+"  --max-json-depth N        Deepest JSON nesting accepted. [http.maxJsonDepth]\n"
+"                            (default 64)\n"
+"  --max-nodes N             Most nodes or node names in one request.\n"
+"                            [http.maxNodesPerRequest] (default 100000)\n"
+"  --connection-timeout S    Close connections idle this long.\n"
+"                            [http.connectionTimeoutSeconds] (default 15)\n"
+"  --request-timeout S       Cut off a request whose body takes longer than this.\n"
+"                            [http.requestTimeoutSeconds] (default 30)\n"
+"  --max-connections N       Connections at once. [http.maxConnections] (default 1000)\n"
+"  --max-connections-per-client N  Connections at once from one IP address; 0: no\n"
+"                            limit. [http.maxConnectionsPerClient] (default 100)\n"
+"  --threads N               Request threads; 0: one per CPU. [http.threads]\n"
+"\n"
+"Operations:\n"
+"  --reload-interval S       How often files are checked for changes besides\n"
+"                            inotify. [reload.pollIntervalSeconds] (default 2)\n"
+"  --shutdown-grace S        On SIGTERM, how long in-flight requests may take\n"
+"                            before exit. [shutdownGraceSeconds] (default 10)\n"
+"\n"
+"Signals: SIGHUP reloads the pricing table and nodes file; SIGTERM and SIGINT\n"
+"stop accepting, finish in-flight requests and exit 0.\n",
+            CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_PRICING);
+}
+
+enum config_result config_from_args(struct config *c, int argc, char **argv, FILE *out,
+                                    FILE *errf)
+{
+    config_defaults(c);
+    /* Pass 1: --help, --version, --config (the file applies before flags). */
+    int idx;
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "hVc:", long_opts, &idx)) != -1) {
+        if (opt == 'h') {
+            config_usage(out);
+            return CONFIG_EXIT_OK;
+        }
+        if (opt == 'V') {
+            fprintf(out, "cost-extender %s\n", CE_VERSION);
+            return CONFIG_EXIT_OK;
+        }
+        if (opt == 'c')
+            set_str(&c->config_path, optarg);
+    }
+    char err[600];
+    if (c->config_path && !config_load_file(c, c->config_path, err, sizeof(err))) {
+        fprintf(errf, "cost-extender: config file: %s\n", err);
+        return CONFIG_EXIT_ERROR;
+    }
+    /* Pass 2: every flag, over the file. */
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":hVc:", long_opts, &idx)) != -1) {
+        if (opt == 1) {
+            if (!apply(c, long_opts[idx].name, optarg, err, sizeof(err))) {
+                fprintf(errf, "cost-extender: --%s\n", err);
+                return CONFIG_EXIT_ERROR;
+            }
+        } else if (opt == 'C') {
+            c->check_only = true;
+        } else if (opt == '?' || opt == ':') {
+            fprintf(errf, "cost-extender: %s: %s (see --help)\n",
+                    opt == ':' ? "flag needs a value" : "unknown flag", argv[optind - 1]);
+            return CONFIG_EXIT_ERROR;
+        }
+    }
+    if (optind < argc) {
+        fprintf(errf, "cost-extender: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+        return CONFIG_EXIT_ERROR;
+    }
+    return CONFIG_RUN;
+}

@@ -1,0 +1,397 @@
+/*
+ * handlers.c - filter, prioritize and the probes; see handlers.h.
+ *
+ * Data flows one way: body -> protocol_decode_args -> pod_info + node_facts
+ * -> cost_evaluate_node / cost_score_nodes -> reply text.
+ */
+#include "handlers.h"
+
+#include "../base/arena.h"
+#include "../base/buf.h"
+#include "../base/log.h"
+#include "../cost/cost_model.h"
+#include "../cost/pricing_table.h"
+#include "../kube/node_view.h"
+#include "protocol.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void reply_free(struct reply *r)
+{
+    free(r->owned);
+    r->owned = NULL;
+    r->pieces = NULL;
+    r->n_pieces = 0;
+}
+
+void reply_set_text(struct reply *r, int status, char *text, size_t len)
+{
+    free(r->owned);
+    r->status = status;
+    r->owned = text;
+    r->one.ptr = text;
+    r->one.len = len;
+    r->pieces = &r->one;
+    r->n_pieces = 1;
+    r->total = len;
+}
+
+void reply_error(struct reply *r, int status, enum request_error e, const char *msg)
+{
+    struct buf b;
+    buf_init(&b, 256);
+    protocol_encode_error(&b, msg);
+    size_t len;
+    char *text = buf_steal(&b, &len);
+    if (!text) {
+        static char oom[] = "{\"Error\":\"out of memory\"}";
+        r->status = 500;
+        r->one.ptr = oom;
+        r->one.len = sizeof(oom) - 1;
+        r->pieces = &r->one;
+        r->n_pieces = 1;
+        r->total = r->one.len;
+    } else {
+        reply_set_text(r, status, text, len);
+    }
+    r->failed = true;
+    r->error = e;
+}
+
+/* What filter and prioritize share: the decoded request and a verdict per
+ * candidate node. */
+struct evaluation {
+    struct extender_args args;
+    struct pod_policy policy;
+    const struct node_facts **nodes; /* per candidate; NULL when unknown */
+    size_t n;
+    struct node_cost *costs;
+    struct pricing_table *pricing; /* acquired */
+    struct node_view *view;        /* acquired, names-only mode */
+    char pod_ref[320];
+};
+
+static void evaluation_release(struct evaluation *ev)
+{
+    snapshot_release(ev->pricing ? &ev->pricing->snap : NULL);
+    snapshot_release(ev->view ? &ev->view->snap : NULL);
+}
+
+static bool evaluate(struct app *app, enum metric_verb verb, const char *body, size_t len,
+                     struct arena *arena, struct evaluation *ev, struct reply *out)
+{
+    const struct config *cfg = app->cfg;
+    char err[512];
+    memset(ev, 0, sizeof(*ev));
+    struct protocol_limits limits = {.max_depth = cfg->max_json_depth,
+                                     .max_nodes = cfg->max_nodes_per_request};
+    enum protocol_status st = protocol_decode_args(body, len, &limits, &cfg->capacity_label,
+                                                   arena, &ev->args, err, sizeof(err));
+    if (st != PROTOCOL_OK) {
+        enum request_error e = st == PROTOCOL_BAD_JSON      ? RERR_BAD_JSON
+                               : st == PROTOCOL_NO_MEMORY ? RERR_INTERNAL
+                                                          : RERR_BAD_REQUEST;
+        log_kv(LOG_WARN, "bad extender request", "verb", metric_verb_name(verb), "error", err,
+               NULL);
+        reply_error(out, st == PROTOCOL_NO_MEMORY ? 500 : 400, e, err);
+        return false;
+    }
+    pod_info_ref(&ev->args.pod, ev->pod_ref, sizeof(ev->pod_ref));
+    ev->pricing = (struct pricing_table *)snapshot_acquire(&app->pricing);
+    if (!ev->pricing) {
+        log_kv(LOG_WARN, "request refused: no pricing table loaded", "verb",
+               metric_verb_name(verb), "pod", ev->pod_ref, NULL);
+        reply_error(out, 503, RERR_NOT_READY, "cost-extender has no pricing table loaded");
+        return false;
+    }
+    struct extender_args *a = &ev->args;
+    ev->n = a->full_nodes ? a->n_nodes : a->n_names;
+    ev->nodes = arena_calloc(arena, ev->n ? ev->n : 1, sizeof(*ev->nodes));
+    ev->costs = arena_calloc(arena, ev->n ? ev->n : 1, sizeof(*ev->costs));
+    if (!ev->nodes || !ev->costs) {
+        reply_error(out, 500, RERR_INTERNAL, "out of memory");
+        return false;
+    }
+    if (a->full_nodes) {
+        for (size_t i = 0; i < ev->n; i++)
+            ev->nodes[i] = &a->nodes[i];
+    } else {
+        ev->view = (struct node_view *)snapshot_acquire(&app->nodes);
+        for (size_t i = 0; i < ev->n; i++)
+            ev->nodes[i] = node_view_find(ev->view, a->names[i]);
+    }
+    cost_pod_policy(&a->pod, &cfg->cost, &ev->policy);
+    for (size_t i = 0; i < ev->n; i++)
+        cost_evaluate_node(ev->pricing, &cfg->cost, &a->pod, &ev->policy, ev->nodes[i],
+                           &ev->costs[i]);
+    metrics_nodes_evaluated(verb, ev->n);
+    return true;
+}
+
+static struct str candidate_name(const struct evaluation *ev, size_t i)
+{
+    return ev->args.full_nodes ? ev->args.nodes[i].name : ev->args.names[i];
+}
+
+/* Appends "FailedAndUnresolvableNodes":{...} and counts the reasons. */
+static size_t write_failed(struct buf *b, const struct evaluation *ev)
+{
+    size_t failed = 0;
+    uint64_t by_reason[COST_VERDICT_COUNT] = {0};
+    bool debug = log_enabled(LOG_DEBUG);
+    buf_puts(b, "\"FailedNodes\":{},\"FailedAndUnresolvableNodes\":{");
+    for (size_t i = 0; i < ev->n; i++) {
+        const struct node_cost *c = &ev->costs[i];
+        if (c->verdict == COST_FITS)
+            continue;
+        char reason[256];
+        size_t rl = cost_reason(c, &ev->policy, ev->nodes[i], ev->pricing, reason, sizeof(reason));
+        struct str name = candidate_name(ev, i);
+        if (failed++)
+            buf_putc(b, ',');
+        buf_json_string(b, name.ptr ? name.ptr : "", name.len);
+        buf_putc(b, ':');
+        buf_json_string(b, reason, rl);
+        by_reason[c->verdict]++;
+        if (debug) {
+            char node[256];
+            snprintf(node, sizeof(node), "%.*s", STR_FMT(name));
+            log_kv(LOG_DEBUG, "node filtered out", "pod", ev->pod_ref, "node", node, "reason",
+                   reason, NULL);
+        }
+    }
+    buf_putc(b, '}');
+    for (int r = 0; r < COST_VERDICT_COUNT; r++)
+        if (by_reason[r])
+            metrics_nodes_filtered((enum cost_verdict)r, by_reason[r]);
+    return failed;
+}
+
+static void log_outcome(const struct evaluation *ev, const char *verb, size_t passed)
+{
+    if (passed == 0 && ev->n > 0) {
+        /* The pod will not schedule through us: worth an info line. */
+        char n[24], why[256];
+        snprintf(n, sizeof(n), "%zu", ev->n);
+        cost_reason(&ev->costs[0], &ev->policy, ev->nodes[0], ev->pricing, why, sizeof(why));
+        log_kv(LOG_INFO, "no candidate node passed", "verb", verb, "pod", ev->pod_ref,
+               "candidates", n, "first_reason", why, NULL);
+    } else if (log_enabled(LOG_DEBUG)) {
+        char n[24], p[24];
+        snprintf(n, sizeof(n), "%zu", ev->n);
+        snprintf(p, sizeof(p), "%zu", passed);
+        log_kv(LOG_DEBUG, "request done", "verb", verb, "pod", ev->pod_ref, "candidates", n,
+               "passed", p, NULL);
+    }
+}
+
+/* Full-node mode: pieces are the reply's head, runs of passing Node objects
+ * copied by reference out of the request body, and the tail. Objects that
+ * follow each other in the items array are one run: between them lie only
+ * a comma and whitespace, which are valid in the reply too. */
+static bool encode_filter_full(const struct evaluation *ev, struct arena *arena,
+                               struct reply *out)
+{
+    static const char head[] = "{\"Nodes\":{\"metadata\":{},\"items\":[";
+    static const char comma[] = ",";
+    struct buf tail;
+    buf_init(&tail, 256);
+    buf_puts(&tail, "]},\"NodeNames\":null,");
+    write_failed(&tail, ev);
+    buf_puts(&tail, ",\"Error\":\"\"}");
+    size_t tail_len;
+    char *tail_text = buf_steal(&tail, &tail_len);
+    if (!tail_text)
+        return false;
+    /* At most: head, (run, comma) per node, tail. */
+    struct reply_piece *p = arena_alloc(arena, (2 * ev->n + 3) * sizeof(*p));
+    if (!p) {
+        free(tail_text);
+        return false;
+    }
+    int n = 0;
+    size_t total = 0, passed = 0;
+    p[n++] = (struct reply_piece){head, sizeof(head) - 1};
+    for (size_t i = 0; i < ev->n;) {
+        if (ev->costs[i].verdict != COST_FITS) {
+            i++;
+            continue;
+        }
+        size_t j = i;
+        while (j + 1 < ev->n && ev->costs[j + 1].verdict == COST_FITS)
+            j++;
+        const char *start = ev->args.nodes[i].json.ptr;
+        const char *end = ev->args.nodes[j].json.ptr + ev->args.nodes[j].json.len;
+        if (passed)
+            p[n++] = (struct reply_piece){comma, 1};
+        p[n++] = (struct reply_piece){start, (size_t)(end - start)};
+        passed += j - i + 1;
+        i = j + 1;
+    }
+    p[n++] = (struct reply_piece){tail_text, tail_len};
+    for (int k = 0; k < n; k++)
+        total += p[k].len;
+    free(out->owned);
+    out->owned = tail_text;
+    out->pieces = p;
+    out->n_pieces = n;
+    out->total = total;
+    out->status = 200;
+    log_outcome(ev, "filter", passed);
+    return true;
+}
+
+static bool encode_filter_names(const struct evaluation *ev, struct reply *out)
+{
+    struct buf b;
+    buf_init(&b, 64 + ev->n * 48);
+    buf_puts(&b, "{\"Nodes\":null,\"NodeNames\":[");
+    size_t passed = 0;
+    for (size_t i = 0; i < ev->n; i++) {
+        if (ev->costs[i].verdict != COST_FITS)
+            continue;
+        if (passed++)
+            buf_putc(&b, ',');
+        buf_json_string(&b, ev->args.names[i].ptr, ev->args.names[i].len);
+    }
+    buf_puts(&b, "],");
+    write_failed(&b, ev);
+    buf_puts(&b, ",\"Error\":\"\"}");
+    size_t len;
+    char *text = buf_steal(&b, &len);
+    if (!text)
+        return false;
+    reply_set_text(out, 200, text, len);
+    log_outcome(ev, "filter", passed);
+    return true;
+}
+
+void handle_filter(struct app *app, const char *body, size_t len, struct arena *arena,
+                   struct reply *out)
+{
+    struct evaluation ev;
+    if (evaluate(app, VERB_FILTER, body, len, arena, &ev, out)) {
+        bool ok = ev.args.full_nodes ? encode_filter_full(&ev, arena, out)
+                                     : encode_filter_names(&ev, out);
+        if (!ok)
+            reply_error(out, 500, RERR_INTERNAL, "out of memory");
+    }
+    evaluation_release(&ev);
+}
+
+void handle_prioritize(struct app *app, const char *body, size_t len, struct arena *arena,
+                       struct reply *out)
+{
+    struct evaluation ev;
+    if (evaluate(app, VERB_PRIORITIZE, body, len, arena, &ev, out)) {
+        uint8_t *scores = arena_alloc(arena, ev.n ? ev.n : 1);
+        struct buf b;
+        buf_init(&b, 16 + ev.n * 64);
+        if (scores) {
+            cost_score_nodes(ev.costs, ev.n, ev.policy.spot, scores);
+            buf_putc(&b, '[');
+            for (size_t i = 0; i < ev.n; i++) {
+                struct str name = candidate_name(&ev, i);
+                if (i)
+                    buf_putc(&b, ',');
+                buf_puts(&b, "{\"Host\":");
+                buf_json_string(&b, name.ptr ? name.ptr : "", name.len);
+                buf_puts(&b, ",\"Score\":");
+                buf_u64(&b, scores[i]);
+                buf_putc(&b, '}');
+            }
+            buf_putc(&b, ']');
+        }
+        size_t tl;
+        char *text = scores ? buf_steal(&b, &tl) : NULL;
+        buf_free(&b);
+        if (text)
+            reply_set_text(out, 200, text, tl);
+        else
+            reply_error(out, 500, RERR_INTERNAL, "out of memory");
+        if (text && log_enabled(LOG_DEBUG)) {
+            char n[24];
+            snprintf(n, sizeof(n), "%zu", ev.n);
+            log_kv(LOG_DEBUG, "request done", "verb", "prioritize", "pod", ev.pod_ref,
+                   "candidates", n, NULL);
+        }
+    }
+    evaluation_release(&ev);
+}
+
+void handle_bind(struct app *app, const char *body, size_t len, struct arena *arena,
+                 struct reply *out)
+{
+    struct extender_binding b;
+    char err[256];
+    enum protocol_status st =
+        protocol_decode_binding(body, len, app->cfg->max_json_depth, arena, &b, err, sizeof(err));
+    if (st != PROTOCOL_OK) {
+        log_kv(LOG_WARN, "bad extender request", "verb", "bind", "error", err, NULL);
+        reply_error(out, 400, st == PROTOCOL_BAD_JSON ? RERR_BAD_JSON : RERR_BAD_REQUEST, err);
+        return;
+    }
+    /* Binding means POSTing a Binding to the API server, which needs the
+     * cluster connection; without one, say so instead of pretending. */
+    char pod[300];
+    snprintf(pod, sizeof(pod), "%.*s/%.*s", STR_FMT(b.pod_namespace), STR_FMT(b.pod_name));
+    log_kv(LOG_WARN, "bind refused: no cluster connection", "pod", pod, NULL);
+    reply_error(out, 501, RERR_NOT_READY,
+                "cost-extender cannot bind without a cluster connection; remove bindVerb from "
+                "the scheduler's extender config");
+}
+
+static void text_reply(struct reply *out, int status, const char *text)
+{
+    size_t n = strlen(text);
+    char *t = malloc(n + 1);
+    if (!t) {
+        reply_error(out, 500, RERR_INTERNAL, "out of memory");
+        return;
+    }
+    memcpy(t, text, n + 1);
+    reply_set_text(out, status, t, n);
+}
+
+void handle_healthz(struct app *app, struct reply *out)
+{
+    (void)app;
+    text_reply(out, 200, "{\"status\":\"ok\"}");
+}
+
+void handle_readyz(struct app *app, struct reply *out)
+{
+    char why[1100];
+    if (app_ready(app, why, sizeof(why))) {
+        text_reply(out, 200, "{\"status\":\"ready\"}");
+        return;
+    }
+    struct buf b;
+    buf_init(&b, 256);
+    buf_puts(&b, "{\"status\":\"not ready\",\"reason\":");
+    buf_json_string(&b, why, strlen(why));
+    buf_putc(&b, '}');
+    size_t len;
+    char *text = buf_steal(&b, &len);
+    if (!text) {
+        reply_error(out, 500, RERR_INTERNAL, "out of memory");
+        return;
+    }
+    reply_set_text(out, 503, text, len);
+}
+
+void handle_metrics(struct app *app, struct reply *out)
+{
+    (void)app;
+    struct buf b;
+    buf_init(&b, 16384);
+    metrics_render(&b);
+    size_t len;
+    char *text = buf_steal(&b, &len);
+    if (!text) {
+        reply_error(out, 500, RERR_INTERNAL, "out of memory");
+        return;
+    }
+    reply_set_text(out, 200, text, len);
+}

@@ -1,0 +1,459 @@
+/*
+ * http.c - libmicrohttpd transport; see http.h.
+ *
+ * Each request owns a context: the body buffer, an arena for everything the
+ * handler decodes, and the reply. The reply is sent as an iovec response that
+ * points into that memory (no copy of megabytes of echoed nodes), so the
+ * context is reference counted: one reference for the connection (dropped
+ * when MHD reports the request complete) and one for the response (dropped
+ * when MHD destroys it).
+ */
+#include "http.h"
+
+#include "../base/arena.h"
+#include "../base/log.h"
+#include "handlers.h"
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct app *app;
+    atomic_int in_flight;
+};
+
+enum route {
+    ROUTE_NOT_FOUND,
+    ROUTE_FILTER,
+    ROUTE_PRIORITIZE,
+    ROUTE_BIND,
+    ROUTE_HEALTHZ,
+    ROUTE_READYZ,
+    ROUTE_METRICS,
+};
+
+struct request_ctx {
+    atomic_int refs;
+    struct http_server *srv;
+    enum route route;
+    enum metric_verb verb;
+    struct timespec start;
+    char *body;
+    size_t len, cap;
+    bool responded; /* a reply (an early error) is already queued */
+    bool too_large;
+    struct arena *arena;
+    struct reply reply;
+};
+
+static double elapsed_s(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void ctx_unref(struct request_ctx *ctx)
+{
+    if (atomic_fetch_sub(&ctx->refs, 1) != 1)
+        return;
+    reply_free(&ctx->reply);
+    arena_free(ctx->arena);
+    free(ctx->body);
+    free(ctx);
+}
+
+static void response_freed(void *cls)
+{
+    ctx_unref(cls);
+}
+
+static const char *suffix_after_last_slash(const char *url)
+{
+    const char *s = strrchr(url, '/');
+    return s ? s + 1 : url;
+}
+
+static enum route route_of(const char *url, enum metric_verb *verb)
+{
+    /* The scheduler calls <urlPrefix>/<verb>; accept any prefix. Probes and
+     * metrics live at the root only. */
+    const char *last = suffix_after_last_slash(url);
+    *verb = VERB_OTHER;
+    if (!strcmp(last, "filter"))
+        return *verb = VERB_FILTER, ROUTE_FILTER;
+    if (!strcmp(last, "prioritize"))
+        return *verb = VERB_PRIORITIZE, ROUTE_PRIORITIZE;
+    if (!strcmp(last, "bind"))
+        return *verb = VERB_BIND, ROUTE_BIND;
+    if (!strcmp(url, "/healthz") || !strcmp(url, "/livez"))
+        return *verb = VERB_HEALTHZ, ROUTE_HEALTHZ;
+    if (!strcmp(url, "/readyz"))
+        return *verb = VERB_READYZ, ROUTE_READYZ;
+    if (!strcmp(url, "/metrics"))
+        return *verb = VERB_METRICS, ROUTE_METRICS;
+    return ROUTE_NOT_FOUND;
+}
+
+static bool is_post_route(enum route r)
+{
+    return r == ROUTE_FILTER || r == ROUTE_PRIORITIZE || r == ROUTE_BIND;
+}
+
+/* Queues ctx->reply. The response holds a reference to ctx until MHD
+ * destroys it. */
+static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request_ctx *ctx,
+                                  bool close_after)
+{
+    struct reply *r = &ctx->reply;
+    struct MHD_IoVec stack_iov[8];
+    struct MHD_IoVec *iov = stack_iov;
+    if (r->n_pieces > 8) {
+        iov = arena_alloc(ctx->arena, (size_t)r->n_pieces * sizeof(*iov));
+        if (!iov)
+            return MHD_NO;
+    }
+    for (int i = 0; i < r->n_pieces; i++) {
+        iov[i].iov_base = r->pieces[i].ptr;
+        iov[i].iov_len = r->pieces[i].len;
+    }
+    atomic_fetch_add(&ctx->refs, 1);
+    struct MHD_Response *resp = MHD_create_response_from_iovec(
+        iov, (unsigned int)r->n_pieces, response_freed, ctx);
+    if (!resp) {
+        ctx_unref(ctx);
+        return MHD_NO;
+    }
+    double secs = elapsed_s(&ctx->start);
+    const char *ctype = ctx->route == ROUTE_METRICS && r->status == 200
+                            ? "text/plain; version=0.0.4; charset=utf-8"
+                            : "application/json";
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    /* W3C Server-Timing: the time we spent, so clients (and make bench) can
+     * tell server time from network time. */
+    char timing[64];
+    snprintf(timing, sizeof(timing), "app;dur=%.3f", secs * 1000.0);
+    MHD_add_response_header(resp, "Server-Timing", timing);
+    if (r->status == 405)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+                                is_post_route(ctx->route) ? "POST" : "GET, HEAD");
+    if (close_after)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)r->status, resp);
+    MHD_destroy_response(resp);
+    ctx->responded = true;
+    metrics_request_done(ctx->verb, r->status, secs);
+    if (r->failed)
+        metrics_request_error(ctx->verb, r->error);
+    return ret;
+}
+
+static enum MHD_Result early_error(struct MHD_Connection *conn, struct request_ctx *ctx,
+                                   int status, enum request_error e, const char *msg)
+{
+    reply_error(&ctx->reply, status, e, msg);
+    log_kv(LOG_WARN, "request rejected", "verb", metric_verb_name(ctx->verb), "error", msg,
+           NULL);
+    return send_reply(conn, ctx, true);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct http_server *srv = cls;
+    struct request_ctx *ctx = *con_cls;
+    const struct config *cfg = srv->app->cfg;
+    (void)version;
+
+    if (!ctx) {
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+            return MHD_NO;
+        atomic_init(&ctx->refs, 1);
+        ctx->srv = srv;
+        clock_gettime(CLOCK_MONOTONIC, &ctx->start);
+        ctx->route = route_of(url, &ctx->verb);
+        *con_cls = ctx;
+        atomic_fetch_add(&srv->in_flight, 1);
+
+        bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+        bool is_post = !strcmp(method, "POST");
+        if (ctx->route == ROUTE_NOT_FOUND) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "no such endpoint: %.100s", url);
+            return early_error(conn, ctx, 404, RERR_NOT_FOUND, msg);
+        }
+        if (is_post_route(ctx->route) ? !is_post : !is_get) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "method %.20s not allowed on %.100s", method, url);
+            return early_error(conn, ctx, 405, RERR_METHOD_NOT_ALLOWED, msg);
+        }
+        if (!is_post)
+            return MHD_YES;
+        const char *enc =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+        if (enc && strcasecmp(enc, "identity") != 0)
+            return early_error(conn, ctx, 415, RERR_UNSUPPORTED_MEDIA_TYPE,
+                               "compressed request bodies are not supported");
+        const char *ctype =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+        if (ctype && strncasecmp(ctype, "application/json", 16) != 0)
+            return early_error(conn, ctx, 415, RERR_UNSUPPORTED_MEDIA_TYPE,
+                               "request body must be application/json");
+        const char *clen =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        size_t want = 0;
+        if (clen) {
+            char *end;
+            unsigned long long v = strtoull(clen, &end, 10);
+            if (*end || v > cfg->max_body_bytes) {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "request body of %.30s bytes is over the limit of %zu",
+                         clen, cfg->max_body_bytes);
+                return early_error(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
+            }
+            want = (size_t)v;
+        }
+        /* One allocation of the announced size: no copies as data arrives. */
+        ctx->cap = want ? want : 64 * 1024;
+        ctx->body = malloc(ctx->cap + 1);
+        if (!ctx->body)
+            return MHD_NO;
+        return MHD_YES;
+    }
+
+    if (*upload_size) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (ctx->responded || ctx->too_large)
+            return MHD_YES; /* discard what follows an early reply */
+        if (elapsed_s(&ctx->start) > cfg->request_timeout_s) {
+            log_kv(LOG_WARN, "request cut off: body too slow", "verb",
+                   metric_verb_name(ctx->verb), NULL);
+            metrics_request_error(ctx->verb, RERR_TIMEOUT);
+            metrics_request_done(ctx->verb, 408, elapsed_s(&ctx->start));
+            return MHD_NO; /* closes the connection */
+        }
+        if (n > cfg->max_body_bytes - ctx->len) {
+            ctx->too_large = true;
+            return MHD_YES;
+        }
+        if (ctx->len + n > ctx->cap) {
+            size_t cap = ctx->cap;
+            while (cap < ctx->len + n)
+                cap = cap > cfg->max_body_bytes / 2 ? cfg->max_body_bytes : cap * 2;
+            char *b = realloc(ctx->body, cap + 1);
+            if (!b)
+                return MHD_NO;
+            ctx->body = b;
+            ctx->cap = cap;
+        }
+        memcpy(ctx->body + ctx->len, upload_data, n);
+        ctx->len += n;
+        return MHD_YES;
+    }
+
+    if (ctx->responded)
+        return MHD_YES;
+    if (ctx->too_large) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "request body is over the limit of %zu bytes",
+                 cfg->max_body_bytes);
+        return early_error(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
+    }
+
+    /* The whole request is here: run the handler. */
+    struct app *app = srv->app;
+    if (is_post_route(ctx->route)) {
+        /* A first guess at what decoding needs; the arena grows if not. */
+        ctx->arena = arena_new(ctx->len / 4 + 64 * 1024);
+        if (!ctx->arena)
+            return MHD_NO;
+        ctx->body[ctx->len] = '\0';
+    }
+    switch (ctx->route) {
+    case ROUTE_FILTER:
+        handle_filter(app, ctx->body, ctx->len, ctx->arena, &ctx->reply);
+        break;
+    case ROUTE_PRIORITIZE:
+        handle_prioritize(app, ctx->body, ctx->len, ctx->arena, &ctx->reply);
+        break;
+    case ROUTE_BIND:
+        handle_bind(app, ctx->body, ctx->len, ctx->arena, &ctx->reply);
+        break;
+    case ROUTE_HEALTHZ:
+        handle_healthz(app, &ctx->reply);
+        break;
+    case ROUTE_READYZ:
+        handle_readyz(app, &ctx->reply);
+        break;
+    case ROUTE_METRICS:
+        handle_metrics(app, &ctx->reply);
+        break;
+    default:
+        break;
+    }
+    if (!ctx->arena) {
+        ctx->arena = arena_new(1024);
+        if (!ctx->arena)
+            return MHD_NO;
+    }
+    return send_reply(conn, ctx, false);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *srv = cls;
+    struct request_ctx *ctx = *con_cls;
+    (void)conn;
+    if (!ctx)
+        return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !ctx->responded) {
+        /* The client went away or timed out before we replied. */
+        const char *why = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
+                          : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT  ? "client closed"
+                                                                        : "aborted";
+        log_kv(LOG_WARN, "request ended without a reply", "verb", metric_verb_name(ctx->verb),
+               "reason", why, NULL);
+        if (toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED)
+            metrics_request_error(ctx->verb, RERR_TIMEOUT);
+    }
+    atomic_fetch_sub(&srv->in_flight, 1);
+    *con_cls = NULL;
+    ctx_unref(ctx);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_kv(LOG_DEBUG, "http server", "detail", msg, NULL);
+}
+
+bool http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    memset(ss, 0, sizeof(*ss));
+    char host[256];
+    const char *colon;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':') {
+            snprintf(err, errlen, "bad listen address \"%s\" (want [v6addr]:port)", listen);
+            return false;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(close - listen - 1), listen + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon) {
+            snprintf(err, errlen, "bad listen address \"%s\" (want host:port)", listen);
+            return false;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535) {
+        snprintf(err, errlen, "bad port in listen address \"%s\"", listen);
+        return false;
+    }
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (!host[0] || !strcmp(host, "0.0.0.0")) {
+        v4->sin_family = AF_INET;
+        v4->sin_addr.s_addr = htonl(INADDR_ANY);
+        v4->sin_port = htons((uint16_t)port);
+    } else if (!strcmp(host, "localhost")) {
+        v4->sin_family = AF_INET;
+        v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        v4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+    } else {
+        snprintf(err, errlen, "listen host \"%s\" is not an IP address", host);
+        return false;
+    }
+    return true;
+}
+
+struct http_server *http_start(struct app *app, char *err, size_t errlen)
+{
+    const struct config *cfg = app->cfg;
+    struct sockaddr_storage ss;
+    if (!http_parse_listen(cfg->listen, &ss, err, errlen))
+        return NULL;
+    struct http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    srv->app = app;
+    int threads = cfg->threads;
+    if (threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (int)n : 1;
+    }
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                         MHD_ALLOW_SUSPEND_RESUME;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)cfg->max_connections_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)cfg->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_END);
+    if (!srv->daemon) {
+        snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
+                 cfg->listen);
+        free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+void http_quiesce(struct http_server *s)
+{
+    if (s && s->daemon) {
+        MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+}
+
+int http_in_flight(struct http_server *s)
+{
+    return s ? atomic_load(&s->in_flight) : 0;
+}
+
+void http_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

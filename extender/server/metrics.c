@@ -1,0 +1,280 @@
+/*
+ * metrics.c - see metrics.h.
+ *
+ * Histogram sums are kept in nanoseconds as integers so that they can be
+ * added atomically; they are printed in seconds.
+ */
+#include "metrics.h"
+
+#include "../base/buf.h"
+#include "../version.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const verb_names[VERB_COUNT] = {
+    "filter", "prioritize", "bind", "healthz", "readyz", "metrics", "other",
+};
+
+static const char *const error_names[RERR_COUNT] = {
+    [RERR_BAD_JSON] = "bad_json",
+    [RERR_BAD_REQUEST] = "bad_request",
+    [RERR_BODY_TOO_LARGE] = "body_too_large",
+    [RERR_METHOD_NOT_ALLOWED] = "method_not_allowed",
+    [RERR_NOT_FOUND] = "not_found",
+    [RERR_UNSUPPORTED_MEDIA_TYPE] = "unsupported_media_type",
+    [RERR_NOT_READY] = "not_ready",
+    [RERR_TIMEOUT] = "timeout",
+    [RERR_INTERNAL] = "internal",
+};
+
+/* Status codes we send, by index; anything else counts as "other". */
+static const int status_codes[] = {200, 400, 404, 405, 408, 413, 415, 500, 503};
+#define N_STATUS (sizeof(status_codes) / sizeof(status_codes[0]) + 1)
+
+/* Latency buckets in seconds: fine below a millisecond, where names-only
+ * calls land, up to kube-scheduler's 5 s default httpTimeout. */
+static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                 0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 5};
+#define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+static struct {
+    atomic_uint_fast64_t requests[VERB_COUNT][N_STATUS];
+    atomic_uint_fast64_t errors[VERB_COUNT][RERR_COUNT];
+    atomic_uint_fast64_t hist[VERB_COUNT][N_BUCKETS + 1];
+    atomic_uint_fast64_t hist_sum_ns[VERB_COUNT];
+    atomic_uint_fast64_t hist_count[VERB_COUNT];
+    atomic_uint_fast64_t nodes_evaluated[VERB_COUNT];
+    atomic_uint_fast64_t filtered[COST_VERDICT_COUNT];
+    atomic_uint_fast64_t reloads[RELOAD_KIND_COUNT][2]; /* [ok, error] */
+    atomic_uint_fast64_t generation[RELOAD_KIND_COUNT];
+    atomic_uint_fast64_t objects[RELOAD_KIND_COUNT];
+    atomic_uint_fast64_t last_reload_ms[RELOAD_KIND_COUNT];
+    atomic_uint_fast64_t last_reload_ok[RELOAD_KIND_COUNT];
+    atomic_uint_fast64_t last_success_ms[RELOAD_KIND_COUNT];
+    double start_time;
+} M;
+
+const char *metric_verb_name(enum metric_verb v)
+{
+    return (v >= 0 && v < VERB_COUNT) ? verb_names[v] : "other";
+}
+
+const char *request_error_name(enum request_error e)
+{
+    return (e >= 0 && e < RERR_COUNT) ? error_names[e] : "internal";
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+void metrics_init(void)
+{
+    memset(&M, 0, sizeof(M));
+    M.start_time = (double)now_ms() / 1000.0;
+}
+
+#define ADD(x, n) atomic_fetch_add_explicit(&(x), (n), memory_order_relaxed)
+#define GET(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define SET(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+
+void metrics_request_done(enum metric_verb verb, int status, double seconds)
+{
+    if (verb < 0 || verb >= VERB_COUNT)
+        verb = VERB_OTHER;
+    size_t si = N_STATUS - 1;
+    for (size_t i = 0; i < N_STATUS - 1; i++)
+        if (status_codes[i] == status)
+            si = i;
+    ADD(M.requests[verb][si], 1);
+    size_t b = 0;
+    while (b < N_BUCKETS && seconds > buckets[b])
+        b++;
+    ADD(M.hist[verb][b], 1);
+    ADD(M.hist_sum_ns[verb], (uint64_t)(seconds > 0 ? seconds * 1e9 : 0));
+    ADD(M.hist_count[verb], 1);
+}
+
+void metrics_request_error(enum metric_verb verb, enum request_error e)
+{
+    if (verb < 0 || verb >= VERB_COUNT)
+        verb = VERB_OTHER;
+    if (e < 0 || e >= RERR_COUNT)
+        e = RERR_INTERNAL;
+    ADD(M.errors[verb][e], 1);
+}
+
+void metrics_nodes_evaluated(enum metric_verb verb, uint64_t n)
+{
+    if (verb >= 0 && verb < VERB_COUNT)
+        ADD(M.nodes_evaluated[verb], n);
+}
+
+void metrics_nodes_filtered(enum cost_verdict reason, uint64_t n)
+{
+    if (reason > COST_FITS && reason < COST_VERDICT_COUNT)
+        ADD(M.filtered[reason], n);
+}
+
+void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_t objects)
+{
+    uint64_t t = now_ms();
+    ADD(M.reloads[kind][ok ? 0 : 1], 1);
+    SET(M.last_reload_ms[kind], t);
+    SET(M.last_reload_ok[kind], ok ? 1 : 0);
+    if (ok) {
+        SET(M.generation[kind], generation);
+        SET(M.objects[kind], objects);
+        SET(M.last_success_ms[kind], t);
+    }
+}
+
+static void help(struct buf *b, const char *name, const char *type, const char *text)
+{
+    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+static void sample_u64(struct buf *b, const char *name, const char *labels, uint64_t v)
+{
+    buf_puts(b, name);
+    if (labels && *labels)
+        buf_printf(b, "{%s}", labels);
+    buf_putc(b, ' ');
+    buf_u64(b, v);
+    buf_putc(b, '\n');
+}
+
+static void sample_double(struct buf *b, const char *name, const char *labels, double v)
+{
+    buf_puts(b, name);
+    if (labels && *labels)
+        buf_printf(b, "{%s}", labels);
+    buf_putc(b, ' ');
+    buf_double(b, v);
+    buf_putc(b, '\n');
+}
+
+static long rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * sysconf(_SC_PAGESIZE);
+}
+
+static const char *const reload_names[RELOAD_KIND_COUNT] = {"pricing", "nodes_file"};
+
+void metrics_render(struct buf *b)
+{
+    char labels[160];
+
+    help(b, "cost_extender_build_info", "gauge", "Version of the running binary.");
+    snprintf(labels, sizeof(labels), "version=\"%s\"", CE_VERSION);
+    sample_u64(b, "cost_extender_build_info", labels, 1);
+
+    help(b, "cost_extender_requests_total", "counter",
+         "HTTP requests served, by verb and status code.");
+    for (int v = 0; v < VERB_COUNT; v++) {
+        for (size_t s = 0; s < N_STATUS; s++) {
+            uint64_t n = GET(M.requests[v][s]);
+            if (!n && s != 0)
+                continue;
+            if (s == N_STATUS - 1)
+                snprintf(labels, sizeof(labels), "verb=\"%s\",code=\"other\"", verb_names[v]);
+            else
+                snprintf(labels, sizeof(labels), "verb=\"%s\",code=\"%d\"", verb_names[v],
+                         status_codes[s]);
+            sample_u64(b, "cost_extender_requests_total", labels, n);
+        }
+    }
+
+    help(b, "cost_extender_request_errors_total", "counter",
+         "Requests that failed, by verb and reason.");
+    for (int v = 0; v < VERB_COUNT; v++) {
+        for (int e = 0; e < RERR_COUNT; e++) {
+            uint64_t n = GET(M.errors[v][e]);
+            if (!n && v > VERB_PRIORITIZE)
+                continue;
+            snprintf(labels, sizeof(labels), "verb=\"%s\",reason=\"%s\"", verb_names[v],
+                     error_names[e]);
+            sample_u64(b, "cost_extender_request_errors_total", labels, n);
+        }
+    }
+
+    help(b, "cost_extender_request_duration_seconds", "histogram",
+         "Time from the first byte of a request to its reply, by verb.");
+    for (int v = 0; v < VERB_COUNT; v++) {
+        uint64_t cum = 0;
+        for (size_t i = 0; i <= N_BUCKETS; i++) {
+            cum += GET(M.hist[v][i]);
+            if (i < N_BUCKETS) {
+                snprintf(labels, sizeof(labels), "verb=\"%s\",le=\"%g\"", verb_names[v],
+                         buckets[i]);
+            } else {
+                snprintf(labels, sizeof(labels), "verb=\"%s\",le=\"+Inf\"", verb_names[v]);
+            }
+            sample_u64(b, "cost_extender_request_duration_seconds_bucket", labels, cum);
+        }
+        snprintf(labels, sizeof(labels), "verb=\"%s\"", verb_names[v]);
+        sample_double(b, "cost_extender_request_duration_seconds_sum", labels,
+                      (double)GET(M.hist_sum_ns[v]) / 1e9);
+        sample_u64(b, "cost_extender_request_duration_seconds_count", labels,
+                   GET(M.hist_count[v]));
+    }
+
+    help(b, "cost_extender_nodes_evaluated_total", "counter",
+         "Candidate nodes evaluated, by verb.");
+    for (int v = VERB_FILTER; v <= VERB_PRIORITIZE; v++) {
+        snprintf(labels, sizeof(labels), "verb=\"%s\"", verb_names[v]);
+        sample_u64(b, "cost_extender_nodes_evaluated_total", labels, GET(M.nodes_evaluated[v]));
+    }
+
+    help(b, "cost_extender_nodes_filtered_total", "counter",
+         "Nodes removed by the filter, by reason.");
+    for (int r = COST_FITS + 1; r < COST_VERDICT_COUNT; r++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", cost_verdict_label(r));
+        sample_u64(b, "cost_extender_nodes_filtered_total", labels, GET(M.filtered[r]));
+    }
+
+    for (int k = 0; k < RELOAD_KIND_COUNT; k++) {
+        const char *what = reload_names[k];
+        char name[96];
+        snprintf(name, sizeof(name), "cost_extender_%s_reloads_total", what);
+        help(b, name, "counter", "Loads of the file, by result (the old state stays on error).");
+        sample_u64(b, name, "result=\"success\"", GET(M.reloads[k][0]));
+        sample_u64(b, name, "result=\"error\"", GET(M.reloads[k][1]));
+        snprintf(name, sizeof(name), "cost_extender_%s_generation", what);
+        help(b, name, "gauge", "Generation of the state in force (0: none loaded yet).");
+        sample_u64(b, name, NULL, GET(M.generation[k]));
+        snprintf(name, sizeof(name), "cost_extender_%s_last_reload_timestamp_seconds", what);
+        help(b, name, "gauge", "Unix time of the last load attempt.");
+        sample_double(b, name, NULL, (double)GET(M.last_reload_ms[k]) / 1000.0);
+        snprintf(name, sizeof(name), "cost_extender_%s_last_reload_success", what);
+        help(b, name, "gauge", "1 if the last load attempt succeeded, else 0.");
+        sample_u64(b, name, NULL, GET(M.last_reload_ok[k]));
+        snprintf(name, sizeof(name), "cost_extender_%s_last_success_timestamp_seconds", what);
+        help(b, name, "gauge", "Unix time of the last successful load.");
+        sample_double(b, name, NULL, (double)GET(M.last_success_ms[k]) / 1000.0);
+    }
+    help(b, "cost_extender_pricing_instance_types", "gauge",
+         "Instance types in the pricing table in force.");
+    sample_u64(b, "cost_extender_pricing_instance_types", NULL, GET(M.objects[RELOAD_PRICING]));
+    help(b, "cost_extender_nodes_file_nodes", "gauge", "Nodes in the nodes file in force.");
+    sample_u64(b, "cost_extender_nodes_file_nodes", NULL, GET(M.objects[RELOAD_NODES_FILE]));
+
+    help(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    sample_u64(b, "process_resident_memory_bytes", NULL, (uint64_t)rss_bytes());
+    help(b, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch.");
+    sample_double(b, "process_start_time_seconds", NULL, M.start_time);
+}

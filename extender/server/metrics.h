@@ -1,0 +1,63 @@
+/*
+ * metrics.h - counters, gauges and histograms, rendered in the Prometheus
+ * text exposition format (version 0.0.4) at GET /metrics.
+ *
+ * Every metric is a fixed array of atomics indexed by enums, so recording
+ * on the request path is a few relaxed atomic adds and never allocates or
+ * locks.
+ */
+#ifndef CE_METRICS_H
+#define CE_METRICS_H
+
+#include "../cost/cost_model.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct buf;
+
+enum metric_verb {
+    VERB_FILTER,
+    VERB_PRIORITIZE,
+    VERB_BIND,
+    VERB_HEALTHZ,
+    VERB_READYZ,
+    VERB_METRICS,
+    VERB_OTHER,
+    VERB_COUNT
+};
+
+const char *metric_verb_name(enum metric_verb v);
+
+/* Why a request failed, for cost_extender_request_errors_total{reason}. */
+enum request_error {
+    RERR_BAD_JSON,
+    RERR_BAD_REQUEST,
+    RERR_BODY_TOO_LARGE,
+    RERR_METHOD_NOT_ALLOWED,
+    RERR_NOT_FOUND,
+    RERR_UNSUPPORTED_MEDIA_TYPE,
+    RERR_NOT_READY,
+    RERR_TIMEOUT,
+    RERR_INTERNAL,
+    RERR_COUNT
+};
+
+const char *request_error_name(enum request_error e);
+
+void metrics_init(void);
+
+void metrics_request_done(enum metric_verb verb, int status, double seconds);
+void metrics_request_error(enum metric_verb verb, enum request_error e);
+void metrics_nodes_evaluated(enum metric_verb verb, uint64_t n);
+void metrics_nodes_filtered(enum cost_verdict reason, uint64_t n);
+
+/* A reload of a file-backed snapshot (pricing table, nodes file). */
+enum reload_kind { RELOAD_PRICING, RELOAD_NODES_FILE, RELOAD_KIND_COUNT };
+void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_t objects);
+
+/* Renders all metrics into b. */
+void metrics_render(struct buf *b);
+
+#endif

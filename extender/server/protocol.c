@@ -1,0 +1,245 @@
+/*
+ * protocol.c - ExtenderArgs decoding; see protocol.h. Replies are written
+ * by handlers.c, which knows what was decided.
+ */
+#include "protocol.h"
+
+#include "../base/arena.h"
+#include "../base/buf.h"
+#include "../base/jscan.h"
+
+#include <stdio.h>
+
+static enum protocol_status bad_json(struct jscan *s, char *err, size_t errlen)
+{
+    if (s->error && strcmp(s->error, "out of memory") == 0) {
+        snprintf(err, errlen, "out of memory");
+        return PROTOCOL_NO_MEMORY;
+    }
+    snprintf(err, errlen, "invalid JSON at byte %zu: %s", s->error_at,
+             s->error ? s->error : "unknown error");
+    return PROTOCOL_BAD_JSON;
+}
+
+static bool decode_nodes(struct jscan *s, const struct protocol_limits *limits,
+                         const struct node_decode_opts *o, struct extender_args *a,
+                         const char **semantic)
+{
+    size_t cap = 0;
+    if (!jscan_begin_object(s))
+        return false;
+    struct jstr key;
+    bool seen_items = false;
+    while (jscan_next_key(s, &key)) {
+        if (!jstr_eq(&key, "items")) {
+            if (!jscan_skip(s, NULL))
+                return false;
+            continue;
+        }
+        if (jscan_null(s))
+            continue;
+        if (seen_items) {
+            *semantic = "Nodes.items given twice";
+        }
+        seen_items = true;
+        a->n_nodes = 0;
+        if (!jscan_begin_array(s))
+            return false;
+        while (jscan_next_item(s)) {
+            if (a->n_nodes == limits->max_nodes)
+                return jscan_fail(s, "too many nodes in one request");
+            if (a->n_nodes == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                void *p = arena_realloc(o->arena, a->nodes, cap * sizeof(*a->nodes),
+                                        ncap * sizeof(*a->nodes));
+                if (!p)
+                    return jscan_fail(s, "out of memory");
+                a->nodes = p;
+                cap = ncap;
+            }
+            if (!node_facts_decode(s, o, &a->nodes[a->n_nodes]))
+                return false;
+            a->n_nodes++;
+        }
+        if (s->error)
+            return false;
+    }
+    return s->error == NULL;
+}
+
+static bool decode_names(struct jscan *s, const struct protocol_limits *limits,
+                         struct arena *arena, struct extender_args *a)
+{
+    size_t cap = 0;
+    a->n_names = 0;
+    if (!jscan_begin_array(s))
+        return false;
+    while (jscan_next_item(s)) {
+        if (a->n_names == limits->max_nodes)
+            return jscan_fail(s, "too many node names in one request");
+        if (a->n_names == cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            void *p = arena_realloc(arena, a->names, cap * sizeof(*a->names),
+                                    ncap * sizeof(*a->names));
+            if (!p)
+                return jscan_fail(s, "out of memory");
+            a->names = p;
+            cap = ncap;
+        }
+        struct jstr j;
+        if (jscan_peek(s) != JT_STRING)
+            return jscan_fail(s, "NodeNames must hold strings");
+        if (!jscan_string(s, &j) ||
+            !kube_decode_str(s, &j, arena, false, &a->names[a->n_names]))
+            return false;
+        a->n_names++;
+    }
+    return s->error == NULL;
+}
+
+enum protocol_status protocol_decode_args(const char *body, size_t len,
+                                          const struct protocol_limits *limits,
+                                          const struct capacity_label_config *label,
+                                          struct arena *arena, struct extender_args *a,
+                                          char *err, size_t errlen)
+{
+    memset(a, 0, sizeof(*a));
+    struct jscan s;
+    jscan_init(&s, body, len, limits->max_depth);
+    struct node_decode_opts no = {.capacity_label = label, .arena = arena};
+    struct pod_decode_opts po = {.arena = arena};
+    bool has_pod = false, has_nodes = false, has_names = false;
+    const char *semantic = NULL;
+
+    if (len == 0) {
+        snprintf(err, errlen, "empty request body (want ExtenderArgs JSON)");
+        return PROTOCOL_BAD_REQUEST;
+    }
+    if (jscan_peek(&s) != JT_OBJECT) {
+        if (s.error)
+            return bad_json(&s, err, errlen);
+        /* Valid JSON of the wrong type, or garbage: tell which. */
+        if (jscan_skip(&s, NULL) && jscan_finish(&s)) {
+            snprintf(err, errlen, "request body must be a JSON object (ExtenderArgs)");
+            return PROTOCOL_BAD_REQUEST;
+        }
+        return bad_json(&s, err, errlen);
+    }
+    jscan_begin_object(&s);
+    struct jstr key;
+    while (jscan_next_key(&s, &key)) {
+        if (jstr_eq_fold(&key, "Pod")) {
+            if (jscan_null(&s))
+                continue;
+            if (jscan_peek(&s) != JT_OBJECT) {
+                semantic = "Pod must be an object";
+                jscan_skip(&s, NULL);
+                continue;
+            }
+            if (!pod_info_decode(&s, &po, &a->pod))
+                break;
+            has_pod = true;
+        } else if (jstr_eq_fold(&key, "Nodes")) {
+            if (jscan_null(&s))
+                continue;
+            if (jscan_peek(&s) != JT_OBJECT) {
+                semantic = "Nodes must be a NodeList object or null";
+                jscan_skip(&s, NULL);
+                continue;
+            }
+            if (!decode_nodes(&s, limits, &no, a, &semantic))
+                break;
+            has_nodes = true;
+        } else if (jstr_eq_fold(&key, "NodeNames")) {
+            if (jscan_null(&s))
+                continue;
+            if (jscan_peek(&s) != JT_ARRAY) {
+                semantic = "NodeNames must be an array of strings or null";
+                jscan_skip(&s, NULL);
+                continue;
+            }
+            if (!decode_names(&s, limits, arena, a))
+                break;
+            has_names = true;
+        } else if (!jscan_skip(&s, NULL)) {
+            break;
+        }
+    }
+    if (s.error || !jscan_finish(&s)) {
+        /* Our own limits and shape checks surface as scanner errors too. */
+        if (s.error && (strcmp(s.error, "NodeNames must hold strings") == 0 ||
+                        strncmp(s.error, "too many", 8) == 0 ||
+                        strcmp(s.error, "expected a Node object") == 0 ||
+                        strcmp(s.error, "too many containers") == 0)) {
+            snprintf(err, errlen, "%s", s.error);
+            return PROTOCOL_BAD_REQUEST;
+        }
+        return bad_json(&s, err, errlen);
+    }
+    if (semantic) {
+        snprintf(err, errlen, "%s", semantic);
+        return PROTOCOL_BAD_REQUEST;
+    }
+    if (!has_pod) {
+        snprintf(err, errlen, "ExtenderArgs has no Pod");
+        return PROTOCOL_BAD_REQUEST;
+    }
+    if (has_nodes && has_names) {
+        snprintf(err, errlen, "ExtenderArgs has both Nodes and NodeNames; send one");
+        return PROTOCOL_BAD_REQUEST;
+    }
+    if (!has_nodes && !has_names) {
+        snprintf(err, errlen, "ExtenderArgs has neither Nodes nor NodeNames");
+        return PROTOCOL_BAD_REQUEST;
+    }
+    a->full_nodes = has_nodes;
+    return PROTOCOL_OK;
+}
+
+enum protocol_status protocol_decode_binding(const char *body, size_t len, int max_depth,
+                                             struct arena *arena, struct extender_binding *out,
+                                             char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    struct jscan s;
+    jscan_init(&s, body, len, max_depth);
+    if (len == 0) {
+        snprintf(err, errlen, "empty request body (want ExtenderBindingArgs JSON)");
+        return PROTOCOL_BAD_REQUEST;
+    }
+    if (!jscan_begin_object(&s))
+        return bad_json(&s, err, errlen);
+    struct jstr key;
+    while (jscan_next_key(&s, &key)) {
+        struct str *dst = jstr_eq_fold(&key, "PodName")        ? &out->pod_name
+                          : jstr_eq_fold(&key, "PodNamespace") ? &out->pod_namespace
+                          : jstr_eq_fold(&key, "PodUID")       ? &out->pod_uid
+                          : jstr_eq_fold(&key, "Node")         ? &out->node
+                                                               : NULL;
+        if (!dst) {
+            jscan_skip(&s, NULL);
+            continue;
+        }
+        struct jstr j;
+        if (jscan_peek(&s) != JT_STRING) {
+            jscan_fail(&s, "binding fields must be strings");
+            break;
+        }
+        if (!jscan_string(&s, &j) || !kube_decode_str(&s, &j, arena, false, dst))
+            break;
+    }
+    if (s.error || !jscan_finish(&s))
+        return bad_json(&s, err, errlen);
+    if (!out->pod_name.len || !out->pod_namespace.len || !out->node.len) {
+        snprintf(err, errlen, "ExtenderBindingArgs needs PodName, PodNamespace and Node");
+        return PROTOCOL_BAD_REQUEST;
+    }
+    return PROTOCOL_OK;
+}
+
+void protocol_encode_error(struct buf *b, const char *msg)
+{
+    buf_puts(b, "{\"Error\":");
+    buf_json_string(b, msg, strlen(msg));
+    buf_puts(b, "}");
+}

@@ -1,0 +1,65 @@
+/*
+ * protocol.h - the scheduler extender wire format (k8s.io/kube-scheduler
+ * extender/v1, as kube-scheduler v1.32 sends it): ExtenderArgs in,
+ * ExtenderFilterResult and HostPriorityList out. See ../shared/PROTOCOL.md.
+ *
+ * The v1 types have no json tags, so keys are Go field names ("Pod",
+ * "Nodes", "NodeNames"); Go matches them case-insensitively, and so do we.
+ */
+#ifndef CE_PROTOCOL_H
+#define CE_PROTOCOL_H
+
+#include "../base/str.h"
+#include "../kube/node_facts.h"
+#include "../kube/pod_info.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct arena;
+struct buf;
+
+struct extender_args {
+    struct pod_info pod;
+    /* Exactly one of the two modes. */
+    bool full_nodes; /* Nodes: a NodeList of full objects (nodeCacheCapable: false) */
+    struct node_facts *nodes;
+    size_t n_nodes;
+    struct str *names; /* NodeNames (nodeCacheCapable: true) */
+    size_t n_names;
+};
+
+enum protocol_status {
+    PROTOCOL_OK = 0,
+    PROTOCOL_BAD_JSON,    /* not JSON, truncated, too deep */
+    PROTOCOL_BAD_REQUEST, /* JSON, but not ExtenderArgs */
+    PROTOCOL_NO_MEMORY,
+};
+
+struct protocol_limits {
+    int max_depth;
+    size_t max_nodes; /* per request */
+};
+
+/* Decodes an ExtenderArgs body. Node and pod strings point into body when
+ * they need no unescaping, so body must outlive args. */
+enum protocol_status protocol_decode_args(const char *body, size_t len,
+                                          const struct protocol_limits *limits,
+                                          const struct capacity_label_config *label,
+                                          struct arena *arena, struct extender_args *args,
+                                          char *err, size_t errlen);
+
+/* ExtenderBindingArgs. */
+struct extender_binding {
+    struct str pod_name, pod_namespace, pod_uid, node;
+};
+enum protocol_status protocol_decode_binding(const char *body, size_t len, int max_depth,
+                                             struct arena *arena, struct extender_binding *out,
+                                             char *err, size_t errlen);
+
+/* A reply to a failed call: {"Error":"..."} is understood by every verb's
+ * result type. */
+void protocol_encode_error(struct buf *b, const char *msg);
+
+#endif

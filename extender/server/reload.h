@@ -1,0 +1,30 @@
+/*
+ * reload.h - noticing that a file changed, so its snapshot can be rebuilt.
+ *
+ * One thread watches every registered path: inotify on the folder holding
+ * it (a Kubernetes ConfigMap volume replaces files by swapping the ..data
+ * symlink, so the folder is what changes), plus a periodic check in case
+ * inotify misses something (network filesystems, overlay quirks), plus a
+ * forced reload on request (SIGHUP). A change is a different identity of
+ * what the path resolves to: device, inode, size, modification time; for a
+ * folder, the same over its files.
+ */
+#ifndef CE_RELOAD_H
+#define CE_RELOAD_H
+
+#include <stdbool.h>
+
+struct reloader;
+
+/* Called on the reloader thread when path changed (or a reload was forced). */
+typedef void (*reload_fn)(void *ctx);
+
+struct reloader *reloader_new(int poll_ms);
+/* Registers a path before reloader_start; its current state counts as seen. */
+bool reloader_watch(struct reloader *r, const char *path, reload_fn fn, void *ctx);
+bool reloader_start(struct reloader *r);
+/* Reloads every path now (from any thread; async-signal-safe). */
+void reloader_trigger(struct reloader *r);
+void reloader_stop(struct reloader *r);
+
+#endif
