@@ -114,6 +114,10 @@ void *arena_realloc(struct arena *a, void *p, size_t old_n, size_t new_n)
         return arena_alloc(a, new_n);
     if (new_n <= old_n)
         return p;
+    /* Refuse absurd sizes as arena_alloc does: align_up() below would wrap
+     * (SIZE_MAX rounds to 0) and "grow" in place by a negative amount. */
+    if (new_n > ARENA_MAX_ALLOC)
+        return NULL;
     struct arena_block *b = a->head;
     /* The last allocation can grow in place when its block has room. */
     if (p == a->last_ptr) {

@@ -3,6 +3,8 @@
  */
 #include "buf.h"
 
+#include "json_bytes.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,16 +28,22 @@ void buf_free(struct buf *b)
     memset(b, 0, sizeof(*b));
 }
 
+static bool buf_reserve(struct buf *b, size_t extra);
+
 char *buf_steal(struct buf *b, size_t *len)
 {
-    buf_putc(b, '\0');
-    if (b->failed) {
+    /* The NUL is not content, so it must not count against max (appending
+     * it with buf_putc() failed a buffer holding exactly max bytes).
+     * buf_reserve() always keeps room for it; extra 0 only allocates when
+     * nothing was ever appended. */
+    if (!buf_reserve(b, 0)) {
         buf_free(b);
         return NULL;
     }
+    b->data[b->len] = '\0';
     char *d = b->data;
     if (len)
-        *len = b->len - 1;
+        *len = b->len;
     memset(b, 0, sizeof(*b));
     return d;
 }
@@ -130,8 +138,28 @@ void buf_printf(struct buf *b, const char *fmt, ...)
 void buf_json_string(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    /* Worst case every byte becomes \u00XX. */
-    if (!buf_reserve(b, n * 6 + 2))
+    /* Fast path: most strings (node names, reasons) need no escaping. */
+    size_t plain = json_plain_prefix(s, n);
+    if (plain == n) {
+        if (!buf_reserve(b, n + 2))
+            return;
+        b->data[b->len] = '"';
+        memcpy(b->data + b->len + 1, s, n);
+        b->data[b->len + 1 + n] = '"';
+        b->len += n + 2;
+        return;
+    }
+    /* Reserve exactly what the escaped form takes: reserving the worst case
+     * (every byte as \u00XX) failed a capped buffer that had room for it. */
+    size_t need = n + 2;
+    for (size_t i = plain; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t')
+            need += 1;
+        else if (c < 0x20)
+            need += 5;
+    }
+    if (!buf_reserve(b, need))
         return;
     char *o = b->data + b->len;
     *o++ = '"';
@@ -201,7 +229,9 @@ void buf_double(struct buf *b, double v)
         buf_puts(b, v > 0 ? "+Inf" : "-Inf");
         return;
     }
-    if (v == (double)(long long)v && fabs(v) < 1e15) {
+    /* Range first: converting a double outside long long's range (1e300,
+     * say) is undefined behaviour, so the cast must not be evaluated. */
+    if (fabs(v) < 1e15 && v == (double)(long long)v) {
         buf_i64(b, (long long)v);
         return;
     }

@@ -7,6 +7,8 @@
  */
 #include "jscan.h"
 
+#include "json_bytes.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,25 +138,11 @@ static int next_member(struct jscan *s, char close)
     return 1;
 }
 
-static inline uint64_t load64(const char *p)
+/* Advances p to the next byte that needs a look: a quote, a backslash or a
+ * control character (or end). */
+static inline const char *skip_plain(const char *p, const char *end)
 {
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
-
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-/* Non-zero when any byte of v is '"', '\\' or below 0x20. */
-static inline uint64_t special_bytes(uint64_t v)
-{
-    uint64_t q = v ^ (ONES * '"');
-    uint64_t b = v ^ (ONES * '\\');
-    uint64_t has_q = (q - ONES) & ~q;
-    uint64_t has_b = (b - ONES) & ~b;
-    uint64_t has_ctl = (v - ONES * 0x20) & ~v;
-    return (has_q | has_b | has_ctl) & HIGHS;
+    return p + json_plain_prefix(p, (size_t)(end - p));
 }
 
 static inline bool is_hex(char c)
@@ -168,8 +156,7 @@ static bool scan_string(struct jscan *s, struct jstr *out)
     const char *p = s->p + 1, *end = s->end;
     bool escaped = false;
     for (;;) {
-        while (end - p >= 8 && !special_bytes(load64(p)))
-            p += 8;
+        p = skip_plain(p, end);
         if (p >= end) {
             s->p = p;
             return jscan_fail(s, "unterminated string");
@@ -208,11 +195,9 @@ static bool scan_string(struct jscan *s, struct jstr *out)
             }
             continue;
         }
-        if (c < 0x20) {
-            s->p = p;
-            return jscan_fail(s, "control character in string");
-        }
-        p++;
+        /* c < 0x20: skip_plain stops only at the three special kinds. */
+        s->p = p;
+        return jscan_fail(s, "control character in string");
     }
     if (out) {
         out->ptr = s->p + 1;
@@ -510,11 +495,8 @@ size_t jstr_decode(const struct jstr *j, char *out)
     return (size_t)(o - out);
 }
 
-bool jstr_eq(const struct jstr *j, const char *lit)
+bool jstr_eq_escaped(const struct jstr *j, const char *lit, size_t n)
 {
-    size_t n = strlen(lit);
-    if (!j->escaped)
-        return j->len == n && memcmp(j->ptr, lit, n) == 0;
     if (j->len > 1024)
         return false;
     char tmp[1024];

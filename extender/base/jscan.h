@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define JSCAN_MAX_DEPTH 512
 
@@ -105,8 +106,16 @@ static inline size_t jscan_offset(const struct jscan *s)
 }
 
 /* Compares a string span with a NUL-terminated literal, decoding escapes
- * when there are any. */
-bool jstr_eq(const struct jstr *j, const char *lit);
+ * when there are any. Inline so that strlen of a literal folds away: key
+ * comparisons are the scanner's inner loop. */
+bool jstr_eq_escaped(const struct jstr *j, const char *lit, size_t n);
+static inline bool jstr_eq(const struct jstr *j, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (!j->escaped)
+        return j->len == n && memcmp(j->ptr, lit, n) == 0;
+    return jstr_eq_escaped(j, lit, n);
+}
 /* Case-insensitive ASCII comparison (Go's encoding/json matches struct
  * fields this way). */
 bool jstr_eq_fold(const struct jstr *j, const char *lit);

@@ -3,18 +3,32 @@
  */
 #include "strmap.h"
 
+#include "str.h"
+
 #include <stdlib.h>
 #include <string.h>
 
 uint64_t strmap_hash(const char *key, size_t len)
 {
-    /* FNV-1a, then a final mix so that similar names (ip-10-0-0-1...) spread. */
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 1099511628211ULL;
+    /* Eight bytes a step, multiply-xorshift mixing: names are short
+     * (instance types, node names), and this runs several times per
+     * candidate node on the request path. */
+    const uint64_t k = 0x9E3779B97F4A7C15ULL;
+    uint64_t h = (uint64_t)len * k;
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, key, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+        key += 8;
+        len -= 8;
     }
-    h ^= h >> 33;
+    if (len) {
+        uint64_t w = 0;
+        memcpy(&w, key, len);
+        h = (h ^ w) * k;
+    }
+    h ^= h >> 32;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;
     return h;
@@ -88,4 +102,30 @@ void *strmap_get(const struct strmap *m, const char *key, size_t len)
         return NULL;
     struct strmap_slot *s = find_slot(m, key, len, strmap_hash(key, len));
     return s->key ? s->value : NULL;
+}
+
+#define LOOKAHEAD 8
+
+void strmap_get_many(const struct strmap *m, const struct str *keys, size_t n, void **out)
+{
+    if (!m->cap) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = NULL;
+        return;
+    }
+    uint64_t ring[LOOKAHEAD];
+    size_t mask = m->cap - 1;
+    for (size_t i = 0; i < n + LOOKAHEAD; i++) {
+        /* Resolve key i - LOOKAHEAD first: its ring entry is reused for key i. */
+        if (i >= LOOKAHEAD) {
+            size_t j = i - LOOKAHEAD;
+            struct strmap_slot *s = find_slot(m, keys[j].ptr, keys[j].len, ring[j % LOOKAHEAD]);
+            out[j] = s->key ? s->value : NULL;
+        }
+        if (i < n) {
+            uint64_t h = strmap_hash(keys[i].ptr, keys[i].len);
+            ring[i % LOOKAHEAD] = h;
+            __builtin_prefetch(&m->slots[(size_t)h & mask]);
+        }
+    }
 }

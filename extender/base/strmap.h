@@ -35,6 +35,13 @@ void strmap_free(struct strmap *m);
 bool strmap_put(struct strmap *m, const char *key, size_t len, void *value, void **old);
 void *strmap_get(const struct strmap *m, const char *key, size_t len);
 
+/* Looks up n keys at once into out[] (NULL for a miss). The same as n calls
+ * of strmap_get, but hashes ahead and prefetches the slots, so that a big
+ * map's cache misses overlap instead of queueing: names-only requests look
+ * up thousands of node names per call. */
+struct str;
+void strmap_get_many(const struct strmap *m, const struct str *keys, size_t n, void **out);
+
 uint64_t strmap_hash(const char *key, size_t len);
 
 #endif

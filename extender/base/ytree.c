@@ -4,6 +4,7 @@
 #include "ytree.h"
 
 #include "arena.h"
+#include "strmap.h"
 
 #include <errno.h>
 #include <math.h>
@@ -54,6 +55,12 @@ static bool scalar_eq(const struct ynode *a, const struct ynode *b)
            memcmp(a->str, b->str, a->len) == 0;
 }
 
+static bool duplicate_key(struct yerror *err, const struct ynode *key, const struct ynode *first)
+{
+    return yfail(err, key, "duplicate key \"%.*s\" (first at line %d)", (int)key->len, key->str,
+                 first->line);
+}
+
 /* Moves a closed frame's children into its node. */
 static bool frame_close(struct frame *f, struct arena *arena, struct yerror *err)
 {
@@ -71,14 +78,31 @@ static bool frame_close(struct frame *f, struct arena *arena, struct yerror *err
                 return yfail(err, n->keys[i], "map keys must be plain strings");
         }
         /* Duplicate keys: YAML forbids them, and which one wins would be a
-         * guess. Quadratic, but maps here are small except instanceTypes,
-         * which is checked by hash in the pricing loader. */
+         * guess. Small maps compare pairwise; big ones (a pricing table's
+         * instanceTypes has over a thousand keys) go through a hash map.
+         * Every map is checked, whatever its size: the 64-key cut-off used
+         * to let a duplicate through in any big map but instanceTypes. */
         if (n->count <= 64) {
             for (size_t i = 0; i < n->count; i++)
                 for (size_t j = 0; j < i; j++)
                     if (scalar_eq(n->keys[i], n->keys[j]))
-                        return yfail(err, n->keys[i], "duplicate key \"%.*s\"",
-                                     (int)n->keys[i]->len, n->keys[i]->str);
+                        return duplicate_key(err, n->keys[i], n->keys[j]);
+        } else {
+            struct strmap seen;
+            if (!strmap_init(&seen, n->count))
+                return yfail(err, n, "out of memory");
+            for (size_t i = 0; i < n->count; i++) {
+                void *first = NULL;
+                if (!strmap_put(&seen, n->keys[i]->str, n->keys[i]->len, n->keys[i], &first)) {
+                    strmap_free(&seen);
+                    return yfail(err, n, "out of memory");
+                }
+                if (first) {
+                    strmap_free(&seen);
+                    return duplicate_key(err, n->keys[i], first);
+                }
+            }
+            strmap_free(&seen);
         }
     } else {
         n->count = f->n;
@@ -215,6 +239,11 @@ bool ytree_parse(const char *data, size_t len, const struct ytree_limits *limits
         goto out;
     }
     ok = true;
+    /* "---" with nothing after it is an empty document too, but libyaml
+     * reports its content as an empty plain scalar (an implicit null). Give
+     * NULL, as for an empty file, so that callers treat both alike. */
+    if (*root && (*root)->kind == YN_SCALAR && !(*root)->quoted && (*root)->len == 0)
+        *root = NULL;
 out:
     for (int i = 0; i <= max_depth; i++)
         free(stack[i].items);

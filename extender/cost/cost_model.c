@@ -129,7 +129,9 @@ static double dominant_share(const struct pod_info *pod, const struct resources 
             continue;
         int64_t have = resources_ext_get(alloc, need->ext[i].name);
         if (want > have) {
-            *dominant = "extended";
+            /* Say "gpu" when it is one: the reason shown to the user for a
+             * GPU pod on a node without (enough) GPUs must name them. */
+            *dominant = resource_is_gpu(need->ext[i].name) ? "gpu" : "extended";
             return -1;
         }
         double e = (double)want / (double)have;
@@ -141,9 +143,51 @@ static double dominant_share(const struct pod_info *pod, const struct resources 
     return share;
 }
 
-void cost_evaluate_node(const struct pricing_table *t, const struct cost_config *cfg,
-                        const struct pod_info *pod, const struct pod_policy *policy,
-                        const struct node_facts *node, struct node_cost *out)
+/* Prices already looked up in this call, keyed by string identity. */
+#define QUOTE_MEMO_SIZE 256
+struct quote_memo {
+    const char *type, *region, *zone;
+    size_t type_len, region_len, zone_len;
+    enum capacity_type capacity;
+    bool used, ok;
+    struct pricing_quote quote;
+};
+
+static bool quote_node(const struct pricing_table *t, const struct node_facts *node,
+                       struct quote_memo *memo, struct pricing_quote *q)
+{
+    if (!memo)
+        return pricing_quote_node(t, node->instance_type, node->region, node->zone,
+                                  node->capacity, q);
+    uintptr_t h = ((uintptr_t)node->instance_type.ptr >> 3) ^
+                  ((uintptr_t)node->zone.ptr >> 5) ^ (uintptr_t)node->capacity;
+    struct quote_memo *m = &memo[(h ^ (h >> 7)) % QUOTE_MEMO_SIZE];
+    if (m->used && m->type == node->instance_type.ptr && m->region == node->region.ptr &&
+        m->zone == node->zone.ptr && m->type_len == node->instance_type.len &&
+        m->region_len == node->region.len && m->zone_len == node->zone.len &&
+        m->capacity == node->capacity) {
+        *q = m->quote;
+        return m->ok;
+    }
+    bool ok = pricing_quote_node(t, node->instance_type, node->region, node->zone,
+                                 node->capacity, q);
+    *m = (struct quote_memo){node->instance_type.ptr,
+                             node->region.ptr,
+                             node->zone.ptr,
+                             node->instance_type.len,
+                             node->region.len,
+                             node->zone.len,
+                             node->capacity,
+                             true,
+                             ok,
+                             *q};
+    return ok;
+}
+
+static void evaluate_one(const struct pricing_table *t, const struct cost_config *cfg,
+                         const struct pod_info *pod, const struct pod_policy *policy,
+                         const struct node_facts *node, struct quote_memo *memo,
+                         struct node_cost *out)
 {
     memset(out, 0, sizeof(*out));
     if (!node) {
@@ -169,8 +213,7 @@ void cost_evaluate_node(const struct pricing_table *t, const struct cost_config 
         return;
     }
     struct pricing_quote q;
-    if (!pricing_quote_node(t, node->instance_type, node->region, node->zone, node->capacity,
-                            &q)) {
+    if (!quote_node(t, node, memo, &q)) {
         out->verdict = COST_REJECT_UNKNOWN_TYPE;
         return;
     }
@@ -191,6 +234,23 @@ void cost_evaluate_node(const struct pricing_table *t, const struct cost_config 
         out->effective_price = q.price * (1.0 + cfg->spot_risk_weight * q.interruption_rate);
     out->cost = out->effective_price * share;
     out->verdict = COST_FITS;
+}
+
+void cost_evaluate_node(const struct pricing_table *t, const struct cost_config *cfg,
+                        const struct pod_info *pod, const struct pod_policy *policy,
+                        const struct node_facts *node, struct node_cost *out)
+{
+    evaluate_one(t, cfg, pod, policy, node, NULL, out);
+}
+
+void cost_evaluate_nodes(const struct pricing_table *t, const struct cost_config *cfg,
+                         const struct pod_info *pod, const struct pod_policy *policy,
+                         const struct node_facts *const *nodes, size_t n, struct node_cost *out)
+{
+    struct quote_memo memo[QUOTE_MEMO_SIZE];
+    memset(memo, 0, sizeof(memo));
+    for (size_t i = 0; i < n; i++)
+        evaluate_one(t, cfg, pod, policy, nodes[i], memo, &out[i]);
 }
 
 /* round(scale * best / cost), within 0..scale. */

@@ -80,6 +80,14 @@ void cost_evaluate_node(const struct pricing_table *t, const struct cost_config 
                         const struct pod_info *pod, const struct pod_policy *policy,
                         const struct node_facts *node, struct node_cost *out);
 
+/* cost_evaluate_node for each of n nodes (NULL entries are unknown nodes).
+ * Prices are memoised for the call by the identity of each node's
+ * instance-type, region and zone strings: a node view shares one copy of
+ * each value, so thousands of nodes cost a few dozen table lookups. */
+void cost_evaluate_nodes(const struct pricing_table *t, const struct cost_config *cfg,
+                         const struct pod_info *pod, const struct pod_policy *policy,
+                         const struct node_facts *const *nodes, size_t n, struct node_cost *out);
+
 /* Scores 0..10 for the candidates (cheapest gets 10; a node twice as
  * expensive gets 5). Rejected nodes get 0. With spot: prefer, every fitting
  * spot node scores above every fitting non-spot node (spot in 5..10, others

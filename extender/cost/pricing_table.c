@@ -240,6 +240,13 @@ static bool read_table(struct loader *L, const struct ynode *root)
                              "spot.fallbackRatio is an estimate: say why in spot.fallbackSource");
             if (!read_string(L, src, "spot.fallbackSource", &tmp))
                 return false;
+            /* An empty reason is no reason: the ratio is an estimate and
+             * the table must say why (pricing/tools/pricingtable.py checks
+             * the same). This used to accept fallbackSource: "". */
+            if (tmp[strspn(tmp, " \t")] == '\0')
+                return yfail(&L->yerr, src,
+                             "spot.fallbackSource must not be empty: say why fallbackRatio "
+                             "is what it is");
         }
         if ((v = ymap_get(n, "interruptionRate")) &&
             !read_fraction(L, v, "spot.interruptionRate", &t->default_interruption_rate))
@@ -273,6 +280,15 @@ static bool read_table(struct loader *L, const struct ynode *root)
         }
     } else if (strcmp(s, "unschedulable") == 0) {
         t->unknown_policy = PRICING_UNKNOWN_UNSCHEDULABLE;
+        /* Unused with this policy, but still a price: "onDemand: -5" or a
+         * typo'd number must not pass (it used to, unread). */
+        const struct ynode *v;
+        double unused;
+        if ((v = ymap_get(n, "onDemand")) &&
+            !read_price(L, v, "unknownInstanceTypes.onDemand", &unused))
+            return false;
+        if ((v = ymap_get(n, "spot")) && !read_price(L, v, "unknownInstanceTypes.spot", &unused))
+            return false;
     } else {
         return yfail(&L->yerr, pol, "policy must be default-price or unschedulable, got %s", s);
     }

@@ -40,7 +40,26 @@ static struct node_view *view_new(const char *source)
 struct builder {
     struct node_view *v;
     size_t cap;
+    /* Instance types, regions and zones repeat across thousands of nodes:
+     * one copy each, so that equal values share a pointer (the cost model
+     * memoises prices by pointer) and the view stays small. */
+    struct strmap interned;
 };
+
+static struct str intern(struct builder *b, struct str s)
+{
+    if (!s.ptr)
+        return s;
+    if (!b->interned.cap && !strmap_init(&b->interned, 64))
+        return s;
+    char *have = strmap_get(&b->interned, s.ptr, s.len);
+    if (have)
+        return (struct str){have, s.len};
+    /* s already lives in the view's arena (copy_strings): keep it. */
+    if (!strmap_put(&b->interned, s.ptr, s.len, (void *)s.ptr, NULL))
+        return s;
+    return s;
+}
 
 static bool add_node(struct builder *b, const struct node_facts *nf, char *err, size_t errlen,
                      const char *where)
@@ -73,6 +92,9 @@ static bool add_node(struct builder *b, const struct node_facts *nf, char *err, 
     }
     struct node_facts *slot = &v->nodes[v->n_nodes];
     *slot = *nf;
+    slot->instance_type = intern(b, slot->instance_type);
+    slot->region = intern(b, slot->region);
+    slot->zone = intern(b, slot->zone);
     slot->json = STR_NULL; /* the input buffer does not outlive the load */
     void *old = NULL;
     if (!strmap_put(&v->by_name, slot->name.ptr, slot->name.len, slot, &old)) {
@@ -176,7 +198,9 @@ struct node_view *node_view_parse(const char *json, size_t len,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (!parse_into(&b, json, len, label, max_depth, source, err, errlen)) {
+    bool ok = parse_into(&b, json, len, label, max_depth, source, err, errlen);
+    strmap_free(&b.interned);
+    if (!ok) {
         view_destroy(&b.v->snap);
         return NULL;
     }
@@ -268,6 +292,7 @@ struct node_view *node_view_load(const char *path, const struct capacity_label_c
             free(names[i]);
         free(names);
     }
+    strmap_free(&b.interned);
     if (!ok) {
         view_destroy(&b.v->snap);
         return NULL;
@@ -280,4 +305,15 @@ const struct node_facts *node_view_find(const struct node_view *v, struct str na
     if (!v || !name.ptr)
         return NULL;
     return strmap_get(&v->by_name, name.ptr, name.len);
+}
+
+void node_view_find_many(const struct node_view *v, const struct str *names, size_t n,
+                         const struct node_facts **out)
+{
+    if (!v) {
+        for (size_t i = 0; i < n; i++)
+            out[i] = NULL;
+        return;
+    }
+    strmap_get_many(&v->by_name, names, n, (void **)out);
 }

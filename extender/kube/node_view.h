@@ -43,4 +43,9 @@ struct node_view *node_view_parse(const char *json, size_t len,
 
 const struct node_facts *node_view_find(const struct node_view *v, struct str name);
 
+/* Looks up n names at once (NULL for unknown ones); faster than n calls of
+ * node_view_find for big requests. v may be NULL (everything unknown). */
+void node_view_find_many(const struct node_view *v, const struct str *names, size_t n,
+                         const struct node_facts **out);
+
 #endif

@@ -251,17 +251,24 @@ static bool apply_node(struct config *c, const char *path, const struct ynode *v
         char joined[512];
         const char *value;
         if (v->kind == YN_SEQ) {
-            /* A list becomes "a,b,c" for the *Values settings. */
+            /* A list becomes "a,b,c" for the *Values settings, and only for
+             * them: "pricing: [a.yaml, b.yaml]" used to become the path
+             * "a.yaml,b.yaml" without a word. */
+            if (!strstr(file_keys[i].flag, "-values"))
+                return yfail(yerr, v, "%s must be a single value, not a list", path);
             size_t off = 0;
             joined[0] = '\0';
             for (size_t k = 0; k < v->count; k++) {
                 if (v->values[k]->kind != YN_SCALAR)
                     return yfail(yerr, v->values[k], "%s must be a list of strings", path);
-                off += (size_t)snprintf(joined + off, off < sizeof(joined) ? sizeof(joined) - off : 0,
-                                        "%s%s", k ? "," : "", v->values[k]->str);
+                /* Stop at the first value that does not fit (this used to
+                 * keep going with a pointer past the end of joined). */
+                int w = snprintf(joined + off, sizeof(joined) - off, "%s%s", k ? "," : "",
+                                 v->values[k]->str);
+                if (w < 0 || (size_t)w >= sizeof(joined) - off)
+                    return yfail(yerr, v, "%s is too long", path);
+                off += (size_t)w;
             }
-            if (off >= sizeof(joined))
-                return yfail(yerr, v, "%s is too long", path);
             value = joined;
         } else if (v->kind == YN_SCALAR) {
             value = v->str;

@@ -107,8 +107,9 @@ static bool evaluate(struct app *app, enum metric_verb verb, const char *body, s
     }
     struct extender_args *a = &ev->args;
     ev->n = a->full_nodes ? a->n_nodes : a->n_names;
-    ev->nodes = arena_calloc(arena, ev->n ? ev->n : 1, sizeof(*ev->nodes));
-    ev->costs = arena_calloc(arena, ev->n ? ev->n : 1, sizeof(*ev->costs));
+    /* Every entry is written below: no need to zero them. */
+    ev->nodes = arena_alloc(arena, (ev->n ? ev->n : 1) * sizeof(*ev->nodes));
+    ev->costs = arena_alloc(arena, (ev->n ? ev->n : 1) * sizeof(*ev->costs));
     if (!ev->nodes || !ev->costs) {
         reply_error(out, 500, RERR_INTERNAL, "out of memory");
         return false;
@@ -118,13 +119,11 @@ static bool evaluate(struct app *app, enum metric_verb verb, const char *body, s
             ev->nodes[i] = &a->nodes[i];
     } else {
         ev->view = (struct node_view *)snapshot_acquire(&app->nodes);
-        for (size_t i = 0; i < ev->n; i++)
-            ev->nodes[i] = node_view_find(ev->view, a->names[i]);
+        node_view_find_many(ev->view, a->names, ev->n, ev->nodes);
     }
     cost_pod_policy(&a->pod, &cfg->cost, &ev->policy);
-    for (size_t i = 0; i < ev->n; i++)
-        cost_evaluate_node(ev->pricing, &cfg->cost, &a->pod, &ev->policy, ev->nodes[i],
-                           &ev->costs[i]);
+    cost_evaluate_nodes(ev->pricing, &cfg->cost, &a->pod, &ev->policy, ev->nodes, ev->n,
+                        ev->costs);
     metrics_nodes_evaluated(verb, ev->n);
     return true;
 }
@@ -186,25 +185,34 @@ static void log_outcome(const struct evaluation *ev, const char *verb, size_t pa
     }
 }
 
-/* Full-node mode: pieces are the reply's head, runs of passing Node objects
- * copied by reference out of the request body, and the tail. Objects that
- * follow each other in the items array are one run: between them lie only
- * a comma and whitespace, which are valid in the reply too. */
-static bool encode_filter_full(const struct evaluation *ev, struct arena *arena,
-                               struct reply *out)
+/* The candidate as it stands in the request body: the Node object in
+ * full-node mode, the quoted name in names-only mode. */
+static struct str candidate_json(const struct evaluation *ev, size_t i)
 {
-    static const char head[] = "{\"Nodes\":{\"metadata\":{},\"items\":[";
+    return ev->args.full_nodes ? ev->args.nodes[i].json : ev->args.names_json[i];
+}
+
+/* The filter reply as pieces: a head, runs of passing candidates copied by
+ * reference out of the request body (no re-encoding of megabytes of Node
+ * objects), and a tail with the failed nodes. Candidates that follow each
+ * other in the request array form one run: between them lie only a comma
+ * and whitespace, which are valid in the reply too. */
+static bool encode_filter(const struct evaluation *ev, struct arena *arena, struct reply *out)
+{
+    static const char head_full[] = "{\"Nodes\":{\"metadata\":{},\"items\":[";
+    static const char head_names[] = "{\"Nodes\":null,\"NodeNames\":[";
     static const char comma[] = ",";
+    bool full = ev->args.full_nodes;
     struct buf tail;
     buf_init(&tail, 256);
-    buf_puts(&tail, "]},\"NodeNames\":null,");
+    buf_puts(&tail, full ? "]},\"NodeNames\":null," : "],");
     write_failed(&tail, ev);
     buf_puts(&tail, ",\"Error\":\"\"}");
     size_t tail_len;
     char *tail_text = buf_steal(&tail, &tail_len);
     if (!tail_text)
         return false;
-    /* At most: head, (run, comma) per node, tail. */
+    /* At most: head, (comma, run) per candidate, tail. */
     struct reply_piece *p = arena_alloc(arena, (2 * ev->n + 3) * sizeof(*p));
     if (!p) {
         free(tail_text);
@@ -212,7 +220,8 @@ static bool encode_filter_full(const struct evaluation *ev, struct arena *arena,
     }
     int n = 0;
     size_t total = 0, passed = 0;
-    p[n++] = (struct reply_piece){head, sizeof(head) - 1};
+    p[n++] = full ? (struct reply_piece){head_full, sizeof(head_full) - 1}
+                  : (struct reply_piece){head_names, sizeof(head_names) - 1};
     for (size_t i = 0; i < ev->n;) {
         if (ev->costs[i].verdict != COST_FITS) {
             i++;
@@ -221,11 +230,10 @@ static bool encode_filter_full(const struct evaluation *ev, struct arena *arena,
         size_t j = i;
         while (j + 1 < ev->n && ev->costs[j + 1].verdict == COST_FITS)
             j++;
-        const char *start = ev->args.nodes[i].json.ptr;
-        const char *end = ev->args.nodes[j].json.ptr + ev->args.nodes[j].json.len;
+        struct str first = candidate_json(ev, i), last = candidate_json(ev, j);
         if (passed)
             p[n++] = (struct reply_piece){comma, 1};
-        p[n++] = (struct reply_piece){start, (size_t)(end - start)};
+        p[n++] = (struct reply_piece){first.ptr, (size_t)(last.ptr + last.len - first.ptr)};
         passed += j - i + 1;
         i = j + 1;
     }
@@ -242,42 +250,66 @@ static bool encode_filter_full(const struct evaluation *ev, struct arena *arena,
     return true;
 }
 
-static bool encode_filter_names(const struct evaluation *ev, struct reply *out)
-{
-    struct buf b;
-    buf_init(&b, 64 + ev->n * 48);
-    buf_puts(&b, "{\"Nodes\":null,\"NodeNames\":[");
-    size_t passed = 0;
-    for (size_t i = 0; i < ev->n; i++) {
-        if (ev->costs[i].verdict != COST_FITS)
-            continue;
-        if (passed++)
-            buf_putc(&b, ',');
-        buf_json_string(&b, ev->args.names[i].ptr, ev->args.names[i].len);
-    }
-    buf_puts(&b, "],");
-    write_failed(&b, ev);
-    buf_puts(&b, ",\"Error\":\"\"}");
-    size_t len;
-    char *text = buf_steal(&b, &len);
-    if (!text)
-        return false;
-    reply_set_text(out, 200, text, len);
-    log_outcome(ev, "filter", passed);
-    return true;
-}
-
 void handle_filter(struct app *app, const char *body, size_t len, struct arena *arena,
                    struct reply *out)
 {
     struct evaluation ev;
     if (evaluate(app, VERB_FILTER, body, len, arena, &ev, out)) {
-        bool ok = ev.args.full_nodes ? encode_filter_full(&ev, arena, out)
-                                     : encode_filter_names(&ev, out);
-        if (!ok)
+        if (!encode_filter(&ev, arena, out))
             reply_error(out, 500, RERR_INTERNAL, "out of memory");
     }
     evaluation_release(&ev);
+}
+
+/* [{"Host":"name","Score":7},...], one entry per candidate, written into
+ * one buffer sized up front. */
+static bool encode_priorities(const struct evaluation *ev, const uint8_t *scores,
+                              struct reply *out)
+{
+    bool full = ev->args.full_nodes;
+    size_t need = 2;
+    for (size_t i = 0; i < ev->n; i++)
+        need += 21 + (full ? ev->args.nodes[i].name.len * 6 + 2 : ev->args.names_json[i].len);
+    struct buf b;
+    buf_init(&b, need + 1);
+    if (buf_failed(&b))
+        return false;
+    char *o = b.data;
+    *o++ = '[';
+    for (size_t i = 0; i < ev->n; i++) {
+        if (i)
+            *o++ = ',';
+        memcpy(o, "{\"Host\":", 8);
+        o += 8;
+        if (full) {
+            /* Room was reserved for the worst case: no reallocation here. */
+            struct str name = ev->args.nodes[i].name;
+            b.len = (size_t)(o - b.data);
+            buf_json_string(&b, name.ptr ? name.ptr : "", name.len);
+            o = b.data + b.len;
+        } else {
+            /* The name's JSON text from the request: already escaped. */
+            memcpy(o, ev->args.names_json[i].ptr, ev->args.names_json[i].len);
+            o += ev->args.names_json[i].len;
+        }
+        memcpy(o, ",\"Score\":", 9);
+        o += 9;
+        if (scores[i] >= 10) {
+            *o++ = '1';
+            *o++ = '0';
+        } else {
+            *o++ = (char)('0' + scores[i]);
+        }
+        *o++ = '}';
+    }
+    *o++ = ']';
+    b.len = (size_t)(o - b.data);
+    size_t len;
+    char *text = buf_steal(&b, &len);
+    if (!text)
+        return false;
+    reply_set_text(out, 200, text, len);
+    return true;
 }
 
 void handle_prioritize(struct app *app, const char *body, size_t len, struct arena *arena,
@@ -286,31 +318,11 @@ void handle_prioritize(struct app *app, const char *body, size_t len, struct are
     struct evaluation ev;
     if (evaluate(app, VERB_PRIORITIZE, body, len, arena, &ev, out)) {
         uint8_t *scores = arena_alloc(arena, ev.n ? ev.n : 1);
-        struct buf b;
-        buf_init(&b, 16 + ev.n * 64);
-        if (scores) {
+        if (scores)
             cost_score_nodes(ev.costs, ev.n, ev.policy.spot, scores);
-            buf_putc(&b, '[');
-            for (size_t i = 0; i < ev.n; i++) {
-                struct str name = candidate_name(&ev, i);
-                if (i)
-                    buf_putc(&b, ',');
-                buf_puts(&b, "{\"Host\":");
-                buf_json_string(&b, name.ptr ? name.ptr : "", name.len);
-                buf_puts(&b, ",\"Score\":");
-                buf_u64(&b, scores[i]);
-                buf_putc(&b, '}');
-            }
-            buf_putc(&b, ']');
-        }
-        size_t tl;
-        char *text = scores ? buf_steal(&b, &tl) : NULL;
-        buf_free(&b);
-        if (text)
-            reply_set_text(out, 200, text, tl);
-        else
+        if (!scores || !encode_priorities(&ev, scores, out)) {
             reply_error(out, 500, RERR_INTERNAL, "out of memory");
-        if (text && log_enabled(LOG_DEBUG)) {
+        } else if (log_enabled(LOG_DEBUG)) {
             char n[24];
             snprintf(n, sizeof(n), "%zu", ev.n);
             log_kv(LOG_DEBUG, "request done", "verb", "prioritize", "pod", ev.pod_ref,

@@ -21,6 +21,30 @@ static enum protocol_status bad_json(struct jscan *s, char *err, size_t errlen)
     return PROTOCOL_BAD_JSON;
 }
 
+/* Whether body is well-formed JSON within the depth limit. Used on error
+ * paths only: the scanner reports a syntax error and a well-formed value of
+ * the wrong type ("Pod": {"metadata": 5}) the same way, but the first is
+ * PROTOCOL_BAD_JSON and the second PROTOCOL_BAD_REQUEST (see protocol.h). */
+static bool well_formed_json(const char *body, size_t len, int max_depth)
+{
+    struct jscan s;
+    jscan_init(&s, body, len, max_depth);
+    return jscan_skip(&s, NULL) && jscan_finish(&s);
+}
+
+/* The status for a failed scan: out of memory, malformed JSON, or JSON of
+ * the wrong shape (including our own limits, e.g. too many nodes). */
+static enum protocol_status scan_failed(struct jscan *s, const char *body, size_t len,
+                                        int max_depth, char *err, size_t errlen)
+{
+    if (s->error && strcmp(s->error, "out of memory") != 0 &&
+        well_formed_json(body, len, max_depth)) {
+        snprintf(err, errlen, "%s (at byte %zu)", s->error, s->error_at);
+        return PROTOCOL_BAD_REQUEST;
+    }
+    return bad_json(s, err, errlen);
+}
+
 static bool decode_nodes(struct jscan *s, const struct protocol_limits *limits,
                          const struct node_decode_opts *o, struct extender_args *a,
                          const char **semantic)
@@ -78,12 +102,16 @@ static bool decode_names(struct jscan *s, const struct protocol_limits *limits,
         if (a->n_names == limits->max_nodes)
             return jscan_fail(s, "too many node names in one request");
         if (a->n_names == cap) {
-            size_t ncap = cap ? cap * 2 : 256;
+            size_t ncap = cap ? cap * 2 : 1024;
             void *p = arena_realloc(arena, a->names, cap * sizeof(*a->names),
                                     ncap * sizeof(*a->names));
-            if (!p)
+            void *q = p ? arena_realloc(arena, a->names_json, cap * sizeof(*a->names_json),
+                                        ncap * sizeof(*a->names_json))
+                        : NULL;
+            if (!p || !q)
                 return jscan_fail(s, "out of memory");
             a->names = p;
+            a->names_json = q;
             cap = ncap;
         }
         struct jstr j;
@@ -92,6 +120,9 @@ static bool decode_names(struct jscan *s, const struct protocol_limits *limits,
         if (!jscan_string(s, &j) ||
             !kube_decode_str(s, &j, arena, false, &a->names[a->n_names]))
             return false;
+        /* The raw string, quotes included, is valid JSON for the reply as
+         * it stands: no need to escape it again. */
+        a->names_json[a->n_names] = (struct str){j.ptr - 1, j.len + 2};
         a->n_names++;
     }
     return s->error == NULL;
@@ -166,15 +197,11 @@ enum protocol_status protocol_decode_args(const char *body, size_t len,
         }
     }
     if (s.error || !jscan_finish(&s)) {
-        /* Our own limits and shape checks surface as scanner errors too. */
-        if (s.error && (strcmp(s.error, "NodeNames must hold strings") == 0 ||
-                        strncmp(s.error, "too many", 8) == 0 ||
-                        strcmp(s.error, "expected a Node object") == 0 ||
-                        strcmp(s.error, "too many containers") == 0)) {
-            snprintf(err, errlen, "%s", s.error);
-            return PROTOCOL_BAD_REQUEST;
-        }
-        return bad_json(&s, err, errlen);
+        /* Our own limits and shape checks surface as scanner errors too;
+         * so does a field of the wrong JSON type inside the Pod or a Node.
+         * (This used to match a fixed list of messages, which sent type
+         * errors such as "metadata": 5 to PROTOCOL_BAD_JSON.) */
+        return scan_failed(&s, body, len, limits->max_depth, err, errlen);
     }
     if (semantic) {
         snprintf(err, errlen, "%s", semantic);
@@ -207,8 +234,14 @@ enum protocol_status protocol_decode_binding(const char *body, size_t len, int m
         snprintf(err, errlen, "empty request body (want ExtenderBindingArgs JSON)");
         return PROTOCOL_BAD_REQUEST;
     }
-    if (!jscan_begin_object(&s))
+    if (!jscan_begin_object(&s)) {
+        /* Valid JSON of the wrong type is a bad request, as for ExtenderArgs. */
+        if (well_formed_json(body, len, max_depth)) {
+            snprintf(err, errlen, "request body must be a JSON object (ExtenderBindingArgs)");
+            return PROTOCOL_BAD_REQUEST;
+        }
         return bad_json(&s, err, errlen);
+    }
     struct jstr key;
     while (jscan_next_key(&s, &key)) {
         struct str *dst = jstr_eq_fold(&key, "PodName")        ? &out->pod_name
@@ -228,8 +261,8 @@ enum protocol_status protocol_decode_binding(const char *body, size_t len, int m
         if (!jscan_string(&s, &j) || !kube_decode_str(&s, &j, arena, false, dst))
             break;
     }
-    if (s.error || !jscan_finish(&s))
-        return bad_json(&s, err, errlen);
+    if (s.error || !jscan_finish(&s)) /* "PodName": 5 is a bad request, not bad JSON */
+        return scan_failed(&s, body, len, max_depth, err, errlen);
     if (!out->pod_name.len || !out->pod_namespace.len || !out->node.len) {
         snprintf(err, errlen, "ExtenderBindingArgs needs PodName, PodNamespace and Node");
         return PROTOCOL_BAD_REQUEST;

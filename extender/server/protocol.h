@@ -26,7 +26,8 @@ struct extender_args {
     bool full_nodes; /* Nodes: a NodeList of full objects (nodeCacheCapable: false) */
     struct node_facts *nodes;
     size_t n_nodes;
-    struct str *names; /* NodeNames (nodeCacheCapable: true) */
+    struct str *names;      /* NodeNames (nodeCacheCapable: true), decoded */
+    struct str *names_json; /* the same as they stand in the body, quotes included */
     size_t n_names;
 };
 
