@@ -95,6 +95,7 @@ test: test-deps
 
 bench: bench-deps
 	@$(MAKE) --no-print-directory bin/cost-extender
+	@$(MAKE) --no-print-directory build/bench/bench_client build/bench/bench_handlers
 	@/usr/bin/python3 tests/bench/bench.py
 
 # --- upkeep -----------------------------------------------------------------
@@ -108,3 +109,14 @@ lint:
 
 clean:
 	rm -rf build bin
+
+# --- benchmark tools ----------------------------------------------------------
+LIB_REL_OBJ := $(LIB_SRC:%.c=build/release/%.o)
+
+build/bench/bench_handlers: tests/bench/bench_handlers.c $(LIB_REL_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
+
+build/bench/bench_client: tests/bench/bench_client.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<

@@ -1,0 +1,146 @@
+#!/usr/bin/python3
+"""make bench: latency and memory of cost-extender, as kube-scheduler uses it.
+
+Generates clusters shaped like the recorded fixture nodes (gen_cluster.py),
+starts the optimised binary on loopback with a 5,000-node nodes file, and
+sends requests over ONE keep-alive connection, the way kube-scheduler calls
+an extender (bench_client.c). For each scenario it prints client-side
+(loopback) and server-side latency (the Server-Timing header: first byte of
+the body to reply queued). It also times the handlers in-process
+(bench_handlers.c), and sends 100,000 names-only requests while sampling
+the server's resident memory.
+
+Figures are printed, never asserted: a timing assertion in a test fails on a
+busy machine and proves nothing on a quiet one.
+"""
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DATA = os.path.join(ROOT, "build/bench/data")
+BIN = os.path.join(ROOT, "bin/cost-extender")
+CLIENT = os.path.join(ROOT, "build/bench/bench_client")
+HANDLERS = os.path.join(ROOT, "build/bench/bench_handlers")
+PRICING = os.path.join(ROOT, "pricing/tables/aws-us-east-1.yaml")
+
+# (name, verb, body, requests, target text, server-side limits ms: (p50, p99))
+SCENARIOS = [
+    ("names-only 5,000 nodes", "filter", "filter-names-5000.json", 2000, "p99 <= 1 ms", (None, 1.0)),
+    ("names-only 5,000 nodes", "prioritize", "filter-names-5000.json", 2000, "p99 <= 1 ms", (None, 1.0)),
+    ("full nodes 500 (3 MB)", "filter", "filter-full-500.json", 300, "p50 <= 5, p99 <= 10 ms", (5.0, 10.0)),
+    ("full nodes 500 (3 MB)", "prioritize", "filter-full-500.json", 300, "p50 <= 5, p99 <= 10 ms", (5.0, 10.0)),
+    ("full nodes 5,000 (30 MB)", "filter", "filter-full-5000.json", 40, "p50 <= 60 ms", (60.0, None)),
+    ("full nodes 5,000 (30 MB)", "prioritize", "filter-full-5000.json", 40, "p50 <= 60 ms", (60.0, None)),
+]
+MEMORY_REQUESTS = 100_000
+MEMORY_STEP = 10_000
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def machine():
+    model = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB, Linux {platform.release()}"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def wait_ready(port, proc):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"cost-extender exited: {proc.stderr.read()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("cost-extender did not become ready")
+
+
+def main():
+    for tool in ("build/bench/bench_client", "build/bench/bench_handlers"):
+        subprocess.run(["make", "--no-print-directory", "-s", tool], cwd=ROOT, check=True)
+    if not os.path.exists(os.path.join(DATA, "filter-full-5000.json")):
+        print("generating benchmark clusters ...", flush=True)
+        run(["/usr/bin/python3", os.path.join(ROOT, "tests/bench/gen_cluster.py"), DATA, "500", "5000"])
+    nodes = os.path.join(DATA, "nodes-5000.json")
+
+    print(f"machine: {machine()}")
+    print("one client connection, as kube-scheduler; times in ms; server = Server-Timing header\n")
+
+    port = free_port()
+    proc = subprocess.Popen([BIN, "--listen", f"127.0.0.1:{port}", "--pricing", PRICING,
+                             "--nodes-file", nodes, "--log-level", "warn"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(port, proc)
+        header = f"{'scenario':<26} {'verb':<10} {'n':>5} {'body':>8}  " \
+                 f"{'server p50':>10} {'p99':>7}  {'client p50':>10} {'p99':>7}  target"
+        print(header)
+        print("-" * len(header))
+        for name, verb, body, count, target, (lim50, lim99) in SCENARIOS:
+            out = run([CLIENT, "127.0.0.1", str(port), f"/v1/{verb}", os.path.join(DATA, body),
+                       str(count), str(max(3, count // 10))])
+            r = json.loads(out)
+            met = (lim50 is None or r["server_p50"] <= lim50) and \
+                  (lim99 is None or r["server_p99"] <= lim99)
+            print(f"{name:<26} {verb:<10} {count:>5} {r['body_bytes'] / 1e6:>6.2f}MB  "
+                  f"{r['server_p50']:>10.3f} {r['server_p99']:>7.3f}  "
+                  f"{r['client_p50']:>10.3f} {r['client_p99']:>7.3f}  "
+                  f"{target} {'(met)' if met else '(MISSED)'}")
+
+        print("\nin-process handlers (no HTTP), ms:")
+        for name, verb, body, count, _, _ in SCENARIOS[:4]:
+            r = json.loads(run([HANDLERS, PRICING, nodes, verb, os.path.join(DATA, body), str(count)]))
+            print(f"  {name:<26} {verb:<10} min {r['min']:.3f}  p50 {r['p50']:.3f}  p99 {r['p99']:.3f}")
+
+        print(f"\nresident memory over {MEMORY_REQUESTS:,} names-only requests (filter and prioritize):")
+        samples = [rss_kib(proc.pid)]
+        sent = 0
+        while sent < MEMORY_REQUESTS:
+            verb = "filter" if (sent // MEMORY_STEP) % 2 == 0 else "prioritize"
+            run([CLIENT, "127.0.0.1", str(port), f"/v1/{verb}",
+                 os.path.join(DATA, "filter-names-5000.json"), str(MEMORY_STEP), "0"])
+            sent += MEMORY_STEP
+            samples.append(rss_kib(proc.pid))
+        print("  RSS MiB after each 10,000: " + " ".join(f"{s / 1024:.1f}" for s in samples))
+        growth = samples[-1] - samples[1]
+        print(f"  growth from 10,000 to {MEMORY_REQUESTS:,} requests: {growth / 1024:+.1f} MiB "
+              f"({'flat' if abs(growth) < 4096 else 'NOT flat'})")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
