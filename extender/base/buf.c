@@ -135,11 +135,46 @@ void buf_printf(struct buf *b, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Length (2..4) of the well-formed UTF-8 sequence at s[0..n), or 0 when it
+ * is not one (RFC 3629: no overlong forms, no surrogates, nothing above
+ * U+10FFFF). s[0] is >= 0x80. */
+static size_t utf8_sequence(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
 void buf_json_string(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    /* Fast path: most strings (node names, reasons) need no escaping. */
-    size_t plain = json_plain_prefix(s, n);
+    static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
+    const unsigned char *u = (const unsigned char *)s;
+    /* Fast path: most strings (node names, reasons) are plain ASCII. */
+    size_t plain = json_ascii_plain_prefix(s, n);
     if (plain == n) {
         if (!buf_reserve(b, n + 2))
             return;
@@ -150,21 +185,45 @@ void buf_json_string(struct buf *b, const char *s, size_t n)
         return;
     }
     /* Reserve exactly what the escaped form takes: reserving the worst case
-     * (every byte as \u00XX) failed a capped buffer that had room for it. */
+     * (every byte as \u00XX) failed a capped buffer that had room for it.
+     * Bytes that are not well-formed UTF-8 become U+FFFD, as Go's
+     * encoding/json does, so every reply and log line is valid UTF-8. */
     size_t need = n + 2;
-    for (size_t i = plain; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t')
+    for (size_t i = plain; i < n;) {
+        unsigned char c = u[i];
+        size_t seq = c >= 0x80 ? utf8_sequence(u + i, n - i) : 1;
+        if (seq == 0) {
+            need += 2; /* one byte becomes three */
+            seq = 1;
+        } else if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t') {
             need += 1;
-        else if (c < 0x20)
+        } else if (c < 0x20) {
             need += 5;
+        }
+        i += seq;
     }
     if (!buf_reserve(b, need))
         return;
     char *o = b->data + b->len;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    memcpy(o, s, plain);
+    o += plain;
+    for (size_t i = plain; i < n;) {
+        unsigned char c = u[i];
+        if (c >= 0x80) {
+            size_t seq = utf8_sequence(u + i, n - i);
+            if (seq) {
+                memcpy(o, s + i, seq);
+                o += seq;
+                i += seq;
+            } else {
+                memcpy(o, replacement, 3);
+                o += 3;
+                i++;
+            }
+            continue;
+        }
+        i++;
         if (c >= 0x20 && c != '"' && c != '\\') {
             *o++ = (char)c;
             continue;

@@ -36,8 +36,9 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 
 /* Appends s[0..n) as a JSON string, quotes included, escaping what RFC 8259
- * requires (quote, backslash, control characters). Bytes >= 0x80 pass
- * through unchanged. */
+ * requires (quote, backslash, control characters). Well-formed UTF-8 passes
+ * through unchanged; any other byte becomes U+FFFD, so the output is always
+ * valid UTF-8 JSON. */
 void buf_json_string(struct buf *b, const char *s, size_t n);
 
 /* Appends an unsigned / signed integer in decimal. */

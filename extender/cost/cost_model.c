@@ -58,6 +58,7 @@ void cost_pod_policy(const struct pod_info *pod, const struct cost_config *cfg,
     memset(out, 0, sizeof(*out));
     out->spot = cfg->default_spot;
     struct str v = pod->keys[PK_SPOT];
+    out->spot_from_annotation = str_is_set(v);
     if (str_is_set(v) && !spot_policy_parse(v, &out->spot)) {
         snprintf(out->invalid, sizeof(out->invalid),
                  "invalid annotation cost-extender.io/spot=\"%.*s\" (want never, allow, prefer "
@@ -311,14 +312,21 @@ size_t cost_reason(const struct node_cost *c, const struct pod_policy *policy,
         w = snprintf(buf, n, "fits");
         break;
     case COST_REJECT_SPOT_NOT_ALLOWED:
-        w = snprintf(buf, n, "spot node, pod has cost-extender.io/spot=never");
+        w = snprintf(buf, n, policy->spot_from_annotation
+                                 ? "spot node, pod has cost-extender.io/spot=never"
+                                 : "spot node, spot policy is never (cluster default)");
         break;
     case COST_REJECT_NOT_SPOT:
-        w = snprintf(buf, n, "%s node, pod has cost-extender.io/spot=only",
+        w = snprintf(buf, n,
+                     policy->spot_from_annotation
+                         ? "%s node, pod has cost-extender.io/spot=only"
+                         : "%s node, spot policy is only (cluster default)",
                      capacity_type_name(node ? node->capacity : CAPACITY_ON_DEMAND));
         break;
     case COST_REJECT_OVER_MAX_PRICE:
-        w = snprintf(buf, n, "node costs %.4g %s/h, over the pod's max-node-price %.4g",
+        /* %.6g: enough digits that a price just over the ceiling does not
+         * print as equal to it. */
+        w = snprintf(buf, n, "node costs %.6g %s/h, over the pod's max-node-price %.6g",
                      c->node_price, cur, policy->max_price);
         break;
     case COST_REJECT_UNKNOWN_TYPE:

@@ -36,6 +36,7 @@ void cost_config_defaults(struct cost_config *c);
 
 struct pod_policy {
     enum spot_policy spot;
+    bool spot_from_annotation; /* false: the configured default */
     bool has_max_price;
     double max_price;
     /* non-empty when an annotation is invalid: then every node is rejected

@@ -138,8 +138,12 @@ static bool apply(struct config *c, const char *name, const char *v, char *err, 
             BAD("want ADDR:PORT");
         set_str(&c->listen, v);
     } else if (!strcmp(name, "pricing")) {
+        if (!*v)
+            BAD("want a file");
         set_str(&c->pricing_path, v);
     } else if (!strcmp(name, "nodes-file")) {
+        if (!*v)
+            BAD("want a file or folder");
         set_str(&c->nodes_file, v);
     } else if (!strcmp(name, "log-level")) {
         if (!log_level_parse(v, &lvl))

@@ -349,7 +349,7 @@ void handle_bind(struct app *app, const char *body, size_t len, struct arena *ar
     char pod[300];
     snprintf(pod, sizeof(pod), "%.*s/%.*s", STR_FMT(b.pod_namespace), STR_FMT(b.pod_name));
     log_kv(LOG_WARN, "bind refused: no cluster connection", "pod", pod, NULL);
-    reply_error(out, 501, RERR_NOT_READY,
+    reply_error(out, 501, RERR_NOT_IMPLEMENTED,
                 "cost-extender cannot bind without a cluster connection; remove bindVerb from "
                 "the scheduler's extender config");
 }

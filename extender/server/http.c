@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,11 +28,34 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Connections per client address, counted by ourselves so that a refused
+ * connection can be logged and counted (libmicrohttpd's own limit closes it
+ * silently). */
+struct client_count {
+    unsigned char addr[16];
+    int family;
+    int count;
+};
+
+struct conn_limits {
+    pthread_mutex_t mu;
+    int total;
+    struct client_count *clients;
+    size_t n, cap;
+    time_t last_log;
+    unsigned long suppressed;
+};
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct app *app;
     atomic_int in_flight;
+    struct conn_limits limits;
 };
+
+/* Beyond this many pieces a reply is sent from one flat copy: libmicrohttpd
+ * 0.9.75 stops after IOV_MAX (1024) pieces of an iovec response. */
+#define REPLY_MAX_PIECES 256
 
 enum route {
     ROUTE_NOT_FOUND,
@@ -45,6 +69,7 @@ enum route {
 
 struct request_ctx {
     atomic_int refs;
+    bool started; /* the access handler has seen this request */
     struct http_server *srv;
     enum route route;
     enum metric_verb verb;
@@ -55,6 +80,7 @@ struct request_ctx {
     bool too_large;
     struct arena *arena;
     struct reply reply;
+    char *flat; /* a coalesced copy of the reply, when it had too many pieces */
 };
 
 static double elapsed_s(const struct timespec *start)
@@ -71,6 +97,7 @@ static void ctx_unref(struct request_ctx *ctx)
     reply_free(&ctx->reply);
     arena_free(ctx->arena);
     free(ctx->body);
+    free(ctx->flat);
     free(ctx);
 }
 
@@ -117,6 +144,23 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request_ct
                                   bool close_after)
 {
     struct reply *r = &ctx->reply;
+    if (r->n_pieces > REPLY_MAX_PIECES) {
+        ctx->flat = malloc(r->total ? r->total : 1);
+        if (!ctx->flat)
+            return MHD_NO;
+        size_t off = 0;
+        for (int i = 0; i < r->n_pieces; i++) {
+            memcpy(ctx->flat + off, r->pieces[i].ptr, r->pieces[i].len);
+            off += r->pieces[i].len;
+        }
+        r->one = (struct reply_piece){ctx->flat, off};
+        r->pieces = &r->one;
+        r->n_pieces = 1;
+    }
+    /* Back to the idle timeout for keep-alive (the body had the request
+     * timeout). */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned int)ctx->srv->app->cfg->connection_timeout_s);
     struct MHD_IoVec stack_iov[8];
     struct MHD_IoVec *iov = stack_iov;
     if (r->n_pieces > 8) {
@@ -168,109 +212,187 @@ static enum MHD_Result early_error(struct MHD_Connection *conn, struct request_c
     return send_reply(conn, ctx, true);
 }
 
+static struct request_ctx *ctx_new(struct http_server *srv)
+{
+    struct request_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return NULL;
+    atomic_init(&ctx->refs, 1);
+    ctx->srv = srv;
+    ctx->verb = VERB_OTHER;
+    clock_gettime(CLOCK_MONOTONIC, &ctx->start);
+    atomic_fetch_add(&srv->in_flight, 1);
+    return ctx;
+}
+
+/* Called by libmicrohttpd as soon as the request line is read, before the
+ * headers: the context exists from here on, so that a request libmicrohttpd
+ * itself refuses (headers too large, malformed) is still seen, logged and
+ * counted when it completes. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    (void)uri;
+    (void)conn;
+    return ctx_new(cls);
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+/* Seconds left for this request's body, at least 1 (libmicrohttpd counts
+ * whole seconds); 0 when the time is up. */
+static unsigned int seconds_left(const struct request_ctx *ctx, const struct config *cfg)
+{
+    double left = cfg->request_timeout_s - elapsed_s(&ctx->start);
+    if (left <= 0)
+        return 0;
+    unsigned int secs = (unsigned int)left + 1;
+    if (secs > (unsigned int)cfg->connection_timeout_s)
+        secs = (unsigned int)cfg->connection_timeout_s;
+    return secs;
+}
+
+/* First call for a request: route, method, limits on what the headers say. */
+static enum MHD_Result start_request(struct MHD_Connection *conn, struct request_ctx *ctx,
+                                     const char *url, const char *method)
+{
+    const struct config *cfg = ctx->srv->app->cfg;
+    ctx->started = true;
+    ctx->route = route_of(url, &ctx->verb);
+
+    size_t hbytes = strlen(url) + strlen(method) + 12;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hbytes);
+    if (hbytes > cfg->max_header_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "request line and headers of %zu bytes are over the limit of %zu",
+                 hbytes, cfg->max_header_bytes);
+        return early_error(conn, ctx, 431, RERR_HEADERS_TOO_LARGE, msg);
+    }
+    bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    bool is_post = !strcmp(method, "POST");
+    if (ctx->route == ROUTE_NOT_FOUND) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "no such endpoint: %.100s", url);
+        return early_error(conn, ctx, 404, RERR_NOT_FOUND, msg);
+    }
+    if (is_post_route(ctx->route) ? !is_post : !is_get) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "method %.20s not allowed on %.100s", method, url);
+        return early_error(conn, ctx, 405, RERR_METHOD_NOT_ALLOWED, msg);
+    }
+    if (!is_post)
+        return MHD_YES;
+    const char *enc =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (enc && strcasecmp(enc, "identity") != 0)
+        return early_error(conn, ctx, 415, RERR_UNSUPPORTED_MEDIA_TYPE,
+                           "compressed request bodies are not supported");
+    const char *ctype =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ctype && strncasecmp(ctype, "application/json", 16) != 0)
+        return early_error(conn, ctx, 415, RERR_UNSUPPORTED_MEDIA_TYPE,
+                           "request body must be application/json");
+    const char *clen =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    size_t want = 0;
+    if (clen) {
+        char *end;
+        unsigned long long v = strtoull(clen, &end, 10);
+        if (*end || v > cfg->max_body_bytes) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "request body of %.30s bytes is over the limit of %zu",
+                     clen, cfg->max_body_bytes);
+            return early_error(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
+        }
+        want = (size_t)v;
+    }
+    /* The body must arrive within the request timeout: while it comes, the
+     * connection's idle timeout is what is left of it, so a client that
+     * stops sending is cut off on time, and one that dribbles is cut off
+     * when its next bytes arrive late. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, seconds_left(ctx, cfg));
+    /* One allocation of the announced size: no copies as data arrives. */
+    ctx->cap = want ? want : 64 * 1024;
+    ctx->body = malloc(ctx->cap + 1);
+    if (!ctx->body)
+        return MHD_NO;
+    return MHD_YES;
+}
+
+/* A piece of the body arrived. */
+static enum MHD_Result take_body(struct MHD_Connection *conn, struct request_ctx *ctx,
+                                 const char *data, size_t n)
+{
+    const struct config *cfg = ctx->srv->app->cfg;
+    unsigned int left = seconds_left(ctx, cfg);
+    if (left == 0) {
+        log_kv(LOG_WARN, "request cut off: body too slow", "verb", metric_verb_name(ctx->verb),
+               NULL);
+        metrics_request_error(ctx->verb, RERR_TIMEOUT);
+        metrics_request_done(ctx->verb, 408, elapsed_s(&ctx->start));
+        ctx->responded = true; /* counted: on_completed must not count it again */
+        return MHD_NO;         /* closes the connection */
+    }
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, left);
+    if (ctx->responded || ctx->too_large)
+        return MHD_YES; /* discard what follows an early reply */
+    if (n > cfg->max_body_bytes - ctx->len) {
+        /* Only a body without Content-Length gets here (chunked). The 413
+         * goes out when the body ends (libmicrohttpd 0.9.75 cannot reply in
+         * the middle of one); the request timeout bounds how long that
+         * takes. */
+        ctx->too_large = true;
+        return MHD_YES;
+    }
+    if (ctx->len + n > ctx->cap) {
+        size_t cap = ctx->cap;
+        while (cap < ctx->len + n)
+            cap = cap > cfg->max_body_bytes / 2 ? cfg->max_body_bytes : cap * 2;
+        char *b = realloc(ctx->body, cap + 1);
+        if (!b)
+            return MHD_NO;
+        ctx->body = b;
+        ctx->cap = cap;
+    }
+    memcpy(ctx->body + ctx->len, data, n);
+    ctx->len += n;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
 {
     struct http_server *srv = cls;
     struct request_ctx *ctx = *con_cls;
-    const struct config *cfg = srv->app->cfg;
     (void)version;
 
     if (!ctx) {
-        ctx = calloc(1, sizeof(*ctx));
+        /* on_uri normally made it; be safe if it did not run. */
+        ctx = ctx_new(srv);
         if (!ctx)
             return MHD_NO;
-        atomic_init(&ctx->refs, 1);
-        ctx->srv = srv;
-        clock_gettime(CLOCK_MONOTONIC, &ctx->start);
-        ctx->route = route_of(url, &ctx->verb);
         *con_cls = ctx;
-        atomic_fetch_add(&srv->in_flight, 1);
-
-        bool is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-        bool is_post = !strcmp(method, "POST");
-        if (ctx->route == ROUTE_NOT_FOUND) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "no such endpoint: %.100s", url);
-            return early_error(conn, ctx, 404, RERR_NOT_FOUND, msg);
-        }
-        if (is_post_route(ctx->route) ? !is_post : !is_get) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "method %.20s not allowed on %.100s", method, url);
-            return early_error(conn, ctx, 405, RERR_METHOD_NOT_ALLOWED, msg);
-        }
-        if (!is_post)
-            return MHD_YES;
-        const char *enc =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-        if (enc && strcasecmp(enc, "identity") != 0)
-            return early_error(conn, ctx, 415, RERR_UNSUPPORTED_MEDIA_TYPE,
-                               "compressed request bodies are not supported");
-        const char *ctype =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-        if (ctype && strncasecmp(ctype, "application/json", 16) != 0)
-            return early_error(conn, ctx, 415, RERR_UNSUPPORTED_MEDIA_TYPE,
-                               "request body must be application/json");
-        const char *clen =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        size_t want = 0;
-        if (clen) {
-            char *end;
-            unsigned long long v = strtoull(clen, &end, 10);
-            if (*end || v > cfg->max_body_bytes) {
-                char msg[160];
-                snprintf(msg, sizeof(msg), "request body of %.30s bytes is over the limit of %zu",
-                         clen, cfg->max_body_bytes);
-                return early_error(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
-            }
-            want = (size_t)v;
-        }
-        /* One allocation of the announced size: no copies as data arrives. */
-        ctx->cap = want ? want : 64 * 1024;
-        ctx->body = malloc(ctx->cap + 1);
-        if (!ctx->body)
-            return MHD_NO;
-        return MHD_YES;
     }
+    if (!ctx->started)
+        return start_request(conn, ctx, url, method);
 
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (ctx->responded || ctx->too_large)
-            return MHD_YES; /* discard what follows an early reply */
-        if (elapsed_s(&ctx->start) > cfg->request_timeout_s) {
-            log_kv(LOG_WARN, "request cut off: body too slow", "verb",
-                   metric_verb_name(ctx->verb), NULL);
-            metrics_request_error(ctx->verb, RERR_TIMEOUT);
-            metrics_request_done(ctx->verb, 408, elapsed_s(&ctx->start));
-            return MHD_NO; /* closes the connection */
-        }
-        if (n > cfg->max_body_bytes - ctx->len) {
-            ctx->too_large = true;
-            return MHD_YES;
-        }
-        if (ctx->len + n > ctx->cap) {
-            size_t cap = ctx->cap;
-            while (cap < ctx->len + n)
-                cap = cap > cfg->max_body_bytes / 2 ? cfg->max_body_bytes : cap * 2;
-            char *b = realloc(ctx->body, cap + 1);
-            if (!b)
-                return MHD_NO;
-            ctx->body = b;
-            ctx->cap = cap;
-        }
-        memcpy(ctx->body + ctx->len, upload_data, n);
-        ctx->len += n;
-        return MHD_YES;
+        return take_body(conn, ctx, upload_data, n);
     }
-
     if (ctx->responded)
         return MHD_YES;
     if (ctx->too_large) {
         char msg[128];
         snprintf(msg, sizeof(msg), "request body is over the limit of %zu bytes",
-                 cfg->max_body_bytes);
+                 srv->app->cfg->max_body_bytes);
         return early_error(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
     }
 
@@ -321,7 +443,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     if (!ctx)
         return;
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !ctx->responded) {
+    if (!ctx->started && toe == MHD_REQUEST_TERMINATED_WITH_ERROR) {
+        /* libmicrohttpd refused the request before our handler saw it:
+         * malformed, or headers past what a connection may buffer. */
+        log_kv(LOG_WARN, "request refused by the HTTP layer: malformed or headers too large",
+               NULL);
+        metrics_request_error(VERB_OTHER, RERR_BAD_HTTP);
+    } else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !ctx->responded) {
         /* The client went away or timed out before we replied. */
         const char *why = toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? "timeout"
                           : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT  ? "client closed"
@@ -334,6 +462,132 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&srv->in_flight, 1);
     *con_cls = NULL;
     ctx_unref(ctx);
+}
+
+/* --- connection limits ---------------------------------------------------- */
+
+static size_t addr_bytes(const struct sockaddr *sa, const unsigned char **bytes)
+{
+    if (sa->sa_family == AF_INET) {
+        *bytes = (const unsigned char *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+        return 4;
+    }
+    if (sa->sa_family == AF_INET6) {
+        *bytes =
+            (const unsigned char *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        return 16;
+    }
+    return 0;
+}
+
+/* The entry of a client address; created when create is set. Caller holds mu. */
+static struct client_count *client_entry(struct conn_limits *l, const struct sockaddr *sa,
+                                         bool create)
+{
+    const unsigned char *bytes;
+    size_t n = addr_bytes(sa, &bytes);
+    if (!n)
+        return NULL;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->clients[i].family == sa->sa_family && !memcmp(l->clients[i].addr, bytes, n))
+            return &l->clients[i];
+    if (!create)
+        return NULL;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        struct client_count *c = realloc(l->clients, cap * sizeof(*c));
+        if (!c)
+            return NULL;
+        l->clients = c;
+        l->cap = cap;
+    }
+    struct client_count *e = &l->clients[l->n++];
+    memset(e, 0, sizeof(*e));
+    memcpy(e->addr, bytes, n);
+    e->family = sa->sa_family;
+    return e;
+}
+
+/* Decides on a new connection before libmicrohttpd takes it. Connections
+ * are rare next to requests (kube-scheduler keeps them alive), so a mutex
+ * and a linear table are plenty. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct http_server *srv = cls;
+    const struct config *cfg = srv->app->cfg;
+    struct conn_limits *l = &srv->limits;
+    (void)addrlen;
+    const char *why = NULL;
+    pthread_mutex_lock(&l->mu);
+    if (l->total >= cfg->max_connections) {
+        why = "too many connections";
+    } else if (cfg->max_connections_per_client > 0) {
+        struct client_count *e = client_entry(l, addr, false);
+        if (e && e->count >= cfg->max_connections_per_client)
+            why = "too many connections from this client";
+    }
+    bool log_now = false;
+    unsigned long suppressed = 0;
+    if (why) {
+        /* One log line a second at most: a flood must not flood the logs. */
+        time_t now = time(NULL);
+        if (now != l->last_log) {
+            log_now = true;
+            suppressed = l->suppressed;
+            l->suppressed = 0;
+            l->last_log = now;
+        } else {
+            l->suppressed++;
+        }
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (!why)
+        return MHD_YES;
+    metrics_request_error(VERB_OTHER, RERR_TOO_MANY_CONNECTIONS);
+    if (log_now) {
+        char client[INET6_ADDRSTRLEN] = "?", more[24];
+        const unsigned char *bytes;
+        if (addr_bytes(addr, &bytes))
+            inet_ntop(addr->sa_family, bytes, client, sizeof(client));
+        snprintf(more, sizeof(more), "%lu", suppressed);
+        log_kv(LOG_WARN, "connection refused", "reason", why, "client", client,
+               "refused_since_last_line", more, NULL);
+    }
+    return MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+    struct conn_limits *l = &srv->limits;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        struct sockaddr_storage *ss = calloc(1, sizeof(*ss));
+        pthread_mutex_lock(&l->mu);
+        l->total++;
+        if (ss && ci && ci->client_addr) {
+            memcpy(ss, ci->client_addr,
+                   ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                          : sizeof(struct sockaddr_in));
+            struct client_count *e = client_entry(l, (struct sockaddr *)ss, true);
+            if (e)
+                e->count++;
+        }
+        pthread_mutex_unlock(&l->mu);
+        *socket_context = ss;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct sockaddr_storage *ss = *socket_context;
+        pthread_mutex_lock(&l->mu);
+        l->total--;
+        struct client_count *e = ss ? client_entry(l, (struct sockaddr *)ss, false) : NULL;
+        if (e && --e->count <= 0)
+            *e = l->clients[--l->n]; /* drop it: move the last one in its place */
+        pthread_mutex_unlock(&l->mu);
+        free(ss);
+        *socket_context = NULL;
+    }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -418,18 +672,27 @@ struct http_server *http_start(struct app *app, char *err, size_t errlen)
                          MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    pthread_mutex_init(&srv->limits.mu, NULL);
+    /* The per-connection memory pool holds the request line and headers,
+     * then serves as the read buffer for the body: bigger than the header
+     * limit so that we, not libmicrohttpd, answer headers over it (with a
+     * JSON 431 that is logged and counted), and big enough to read bodies
+     * in large gulps. */
+    size_t pool = cfg->max_header_bytes + 256 * 1024;
     srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)cfg->connection_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned int)cfg->max_connections_per_client, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)cfg->max_header_bytes, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_END);
+        flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned int)threads, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)cfg->connection_timeout_s,
+        /* Our own limits (on_accept) refuse first; this is the backstop. */
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections + 16,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, srv, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
                  cfg->listen);
+        pthread_mutex_destroy(&srv->limits.mu);
         free(srv);
         return NULL;
     }
@@ -455,5 +718,7 @@ void http_stop(struct http_server *s)
     if (!s)
         return;
     MHD_stop_daemon(s->daemon);
+    pthread_mutex_destroy(&s->limits.mu);
+    free(s->limits.clients);
     free(s);
 }

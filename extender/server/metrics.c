@@ -29,10 +29,14 @@ static const char *const error_names[RERR_COUNT] = {
     [RERR_NOT_READY] = "not_ready",
     [RERR_TIMEOUT] = "timeout",
     [RERR_INTERNAL] = "internal",
+    [RERR_NOT_IMPLEMENTED] = "not_implemented",
+    [RERR_HEADERS_TOO_LARGE] = "headers_too_large",
+    [RERR_TOO_MANY_CONNECTIONS] = "too_many_connections",
+    [RERR_BAD_HTTP] = "bad_http",
 };
 
 /* Status codes we send, by index; anything else counts as "other". */
-static const int status_codes[] = {200, 400, 404, 405, 408, 413, 415, 500, 503};
+static const int status_codes[] = {200, 400, 404, 405, 408, 413, 415, 431, 500, 501, 503};
 #define N_STATUS (sizeof(status_codes) / sizeof(status_codes[0]) + 1)
 
 /* Latency buckets in seconds: fine below a millisecond, where names-only

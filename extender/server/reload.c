@@ -148,6 +148,11 @@ static void check_all(struct reloader *r, bool force)
         uint64_t sig = signature(w->path);
         if (!force && sig == w->signature)
             continue;
+        /* The folder may be a new one now (a path through a ConfigMap's
+         * ..data symlink resolves to a new timestamped folder after each
+         * update): watch whatever it is now. Re-adding a watch that exists
+         * is harmless. */
+        add_inotify(r, w->path);
         /* Record before reloading: a file that fails to load is retried on
          * its next change, not on every tick. */
         w->signature = sig;

@@ -259,10 +259,6 @@ def test_body_over_limit_chunked(start_extender):
     assert r.status == 200 and len(r.json()["NodeNames"]) == 6, r
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: once a chunked body has crossed --max-body-bytes, http.c discards the rest "
-    "without checking --request-timeout and sends the 413 only when the client "
-    "ends the body: a client that keeps streaming holds the connection forever"))
 def test_endless_chunked_body_over_limit_is_cut_off(start_extender):
     ext = start_extender("--max-body-bytes", "64Ki", "--request-timeout", "1")
     s = raw_connect(ext.port)
@@ -403,10 +399,6 @@ def test_dribbling_client_is_cut_off(start_extender):
     assert_still_serving(ext)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: --request-timeout is only checked when body bytes arrive (http.c); a client "
-    "that sends part of the body and then stalls is cut off only by "
-    "--connection-timeout"))
 def test_stalled_body_is_cut_off_by_request_timeout(start_extender):
     ext = start_extender("--request-timeout", "1", "--connection-timeout", "4")
     s = raw_connect(ext.port)
@@ -472,11 +464,6 @@ def test_client_disconnects_mid_reply(extender):
 
 # ----------------------------------------------------------- encodings --
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: request paths (percent-decoded by libmicrohttpd) are copied raw into the 404 "
-    "reply and the log line (http.c \"no such endpoint: %.100s\"; buf_json_string "
-    "passes bytes >= 0x80 through unchecked), so GET /%ff yields a reply body and a "
-    "stderr line that are not valid UTF-8 JSON"))
 def test_non_utf8_path_gives_valid_json(extender):
     mark = extender.log_count()
     r = extender.request("GET", "/%ff%fe")
@@ -487,9 +474,6 @@ def test_non_utf8_path_gives_valid_json(extender):
     raw.decode("utf-8")  # every log line must be UTF-8 JSON
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: http.c truncates the path with %.100s in the 404 message, which can cut a "
-    "multi-byte UTF-8 character in half: reply body and log line are not valid UTF-8"))
 def test_long_utf8_path_is_not_cut_mid_character(extender):
     r = extender.request("GET", "/" + "%C3%A9" * 60)
     assert r.status == 404
@@ -506,10 +490,6 @@ def total_errors(m):
     return sum(v for _, v in m.series(ERRORS))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: headers over --max-header-bytes are refused by libmicrohttpd itself (431 with "
-    "an HTML body): no JSON Error, no log line, not counted in "
-    "cost_extender_request_errors_total, although --help says every limit rejection is"))
 def test_headers_over_limit_are_rejected_and_counted(start_extender):
     ext = start_extender("--max-header-bytes", "8Ki")
     before = total_errors(ext.metrics())
@@ -531,10 +511,6 @@ def test_headers_over_limit_are_rejected_and_counted(start_extender):
     assert total_errors(ext.metrics()) == before + 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a connection over --max-connections-per-client is closed by libmicrohttpd "
-    "without a log line or a count in cost_extender_request_errors_total, although "
-    "--help says every limit rejection is counted"))
 def test_connections_over_per_client_limit_are_counted(start_extender):
     ext = start_extender("--max-connections-per-client", "2")
     before = total_errors(ext.metrics())

@@ -331,12 +331,6 @@ def test_interleaved_full_node_reply_400_runs(extender):
     check_interleaved(extender, 400)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the nocache filter reply is an iovec response with one piece per run of "
-    "passing nodes plus one per comma (handlers.c encode_filter_full); past 1024 pieces "
-    "(IOV_MAX; here 512+ runs, e.g. spot=never on alternating spot/on-demand nodes) "
-    "libmicrohttpd sends only the first 1024 pieces, then the connection hangs until "
-    "--connection-timeout: Content-Length promised, body truncated"))
 def test_interleaved_full_node_reply_600_runs(start_extender):
     ext = start_extender("--connection-timeout", "3")
     check_interleaved(ext, 600)

@@ -171,9 +171,6 @@ def test_version_metric_matches_cli(extender):
     assert extender.metrics().get("cost_extender_build_info", version=m.group(1)) == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: metrics.c status_codes[] lacks 501, which handlers.c sends for bind; bind "
-    "replies are counted as cost_extender_requests_total{verb=\"bind\",code=\"other\"}"))
 def test_bind_replies_counted_with_their_status_code(extender):
     r = extender.call("bind", load_fixture("bind/bind-web-1.json"))
     assert r.status == 501

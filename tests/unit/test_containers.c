@@ -407,14 +407,37 @@ static void test_buf_json_string_escapes(void **state)
     buf_json_string(&b, "say \"hi\" \\o/", 12);
     assert_int_equal(b.len, 17);
     assert_memory_equal(b.data, "\"say \\\"hi\\\" \\\\o/\"", 17);
-    /* UTF-8, DEL and even invalid UTF-8 pass through unchanged. */
-    static const char utf8[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x7f \xff\xfe";
+    /* Well-formed UTF-8 and DEL pass through unchanged. */
+    static const char utf8[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x7f";
     buf_reset(&b);
     buf_json_string(&b, utf8, sizeof(utf8) - 1);
     assert_int_equal(b.len, sizeof(utf8) + 1);
     assert_int_equal(b.data[0], '"');
     assert_memory_equal(b.data + 1, utf8, sizeof(utf8) - 1);
     assert_int_equal(b.data[b.len - 1], '"');
+    /* Bytes that are not UTF-8 become U+FFFD (EF BF BD), one per byte, as
+     * Go's encoding/json does: stray continuation, lone lead byte, overlong
+     * "/" (C0 AF), a UTF-16 surrogate (ED A0 80), past U+10FFFF (F4 90 80 80),
+     * a sequence cut short at the end. */
+    static const struct {
+        const char *in;
+        const char *want;
+    } bad[] = {
+        {"a\xff", "\"a\xef\xbf\xbd\""},
+        {"\x80x", "\"\xef\xbf\xbdx\""},
+        {"\xc3" "A", "\"\xef\xbf\xbd" "A\""},
+        {"\xc0\xaf", "\"\xef\xbf\xbd\xef\xbf\xbd\""},
+        {"\xed\xa0\x80", "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+        {"\xf4\x90\x80\x80", "\"\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\""},
+        {"ok\xe2\x82", "\"ok\xef\xbf\xbd\xef\xbf\xbd\""},
+        {"\xf0\x9f\x98\x80\xff", "\"\xf0\x9f\x98\x80\xef\xbf\xbd\""},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        buf_reset(&b);
+        buf_json_string(&b, bad[i].in, strlen(bad[i].in));
+        if (b.len != strlen(bad[i].want) || memcmp(b.data, bad[i].want, b.len) != 0)
+            fail_msg("case %zu: got %.*s", i, (int)b.len, b.data);
+    }
     /* Empty string. */
     buf_reset(&b);
     buf_json_string(&b, "", 0);
@@ -453,11 +476,23 @@ static void test_buf_json_string_every_position(void **state)
                 struct buf view = b;
                 view.data = b.data + 1;
                 view.len = b.len - 1;
-                assert_json_string_is(&view, in, len);
+                /* A lone 0xC3 (followed by a letter, or last) is not UTF-8
+                 * and comes back as U+FFFD. */
+                char want[64];
+                memcpy(want, in, len);
+                size_t want_len = len;
+                if (pos < len && specials[k] == 0xc3) {
+                    memcpy(want + pos, "\xef\xbf\xbd", 3);
+                    memcpy(want + pos + 3, in + pos + 1, len - pos - 1);
+                    want_len = len + 2;
+                }
+                assert_json_string_is(&view, want, want_len);
                 /* Plain bytes are copied as is: only specials grow. */
                 size_t plain = len + 2;
                 if (pos < len && specials[k] < 0x20 && specials[k] != '\n')
                     assert_int_equal(view.len, plain + 5);
+                else if (pos < len && specials[k] == 0xc3)
+                    assert_int_equal(view.len, plain + 2);
                 else if (pos < len &&
                          (specials[k] == '"' || specials[k] == '\\' || specials[k] == '\n'))
                     assert_int_equal(view.len, plain + 1);

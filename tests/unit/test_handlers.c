@@ -899,7 +899,7 @@ static void test_bind_refused(void **state)
     size_t len;
     char *body = test_read_file(FIXTURES "/bind/bind-web-1.json", &len);
     struct call c = call(&w->app, handle_bind, body, len);
-    expect_error_reply(&c, 501, RERR_NOT_READY);
+    expect_error_reply(&c, 501, RERR_NOT_IMPLEMENTED);
     assert_non_null(strstr(c.text, "bindVerb"));
     free(c.text);
     c = call(&w->app, handle_bind, "{}", 2);
