@@ -13,7 +13,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wpointer-arith -Wform
             -Wno-missing-field-initializers -pthread $(CFLAGS_EXTRA)
 LDLIBS   += -pthread -lm
 
-BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-gnutls-dev
+BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev
 TEST_DEBS  := $(BUILD_DEBS) libcmocka-dev libcjson-dev python3 python3-pytest
 BENCH_DEBS := $(BUILD_DEBS) python3
 

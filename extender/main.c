@@ -8,6 +8,7 @@
  * exit 0. Only main exits the process.
  */
 #include "base/log.h"
+#include "cluster/cluster.h"
 #include "cost/pricing_table.h"
 #include "kube/node_view.h"
 #include "server/app.h"
@@ -34,6 +35,50 @@ static void reload_nodes_cb(void *ctx)
     app_reload_nodes(ctx);
 }
 
+/* Where node facts come from: --nodes-file, else a kubeconfig (--kubeconfig,
+ * else the first file in $KUBECONFIG), else the in-cluster service account,
+ * else nowhere. Fills *auth and returns true when a cluster connection is
+ * to be made; false with err set when one was asked for and is broken. */
+enum source { SOURCE_NONE, SOURCE_NODES_FILE, SOURCE_CLUSTER, SOURCE_BROKEN };
+
+static enum source node_source(const struct config *cfg, struct kube_auth *auth, char *err,
+                               size_t errlen)
+{
+    memset(auth, 0, sizeof(*auth));
+    if (cfg->nodes_file) {
+        if (cfg->kubeconfig) {
+            snprintf(err, errlen, "give --nodes-file or --kubeconfig, not both");
+            return SOURCE_BROKEN;
+        }
+        return SOURCE_NODES_FILE;
+    }
+    char first[4096] = "";
+    const char *path = cfg->kubeconfig;
+    const char *env = getenv("KUBECONFIG");
+    if (!path && env && *env) {
+        /* $KUBECONFIG may list several files: use the first that exists. */
+        const char *p = env;
+        while (*p && !first[0]) {
+            const char *colon = strchr(p, ':');
+            size_t len = colon ? (size_t)(colon - p) : strlen(p);
+            snprintf(first, sizeof(first), "%.*s", (int)len, p);
+            if (access(first, R_OK) != 0)
+                first[0] = '\0';
+            p += len + (colon ? 1 : 0);
+        }
+        if (first[0])
+            path = first;
+    }
+    if (path)
+        return kube_auth_from_kubeconfig(path, cfg->kube_context, auth, err, errlen)
+                   ? SOURCE_CLUSTER
+                   : SOURCE_BROKEN;
+    if (kube_in_cluster_available(cfg->service_account_dir))
+        return kube_auth_in_cluster(cfg->service_account_dir, auth, err, errlen) ? SOURCE_CLUSTER
+                                                                                 : SOURCE_BROKEN;
+    return SOURCE_NONE;
+}
+
 /* --check: load everything once, say what is wrong, exit. */
 static int run_check(const struct config *cfg)
 {
@@ -48,6 +93,17 @@ static int run_check(const struct config *cfg)
         printf("pricing table %s:%d:%d: %s\n", perr.file, perr.line, perr.column, perr.msg);
         rc = 1;
     }
+    struct kube_auth auth;
+    char aerr[600];
+    enum source src = node_source(cfg, &auth, aerr, sizeof(aerr));
+    if (src == SOURCE_BROKEN) {
+        printf("cluster connection: %s\n", aerr);
+        rc = 1;
+    } else if (src == SOURCE_CLUSTER) {
+        printf("cluster connection: %s, server %s (not contacted by --check)\n", auth.source,
+               auth.server);
+    }
+    kube_auth_free(&auth);
     if (cfg->nodes_file) {
         char err[512];
         struct node_view *v = node_view_load(cfg->nodes_file, &cfg->capacity_label,
@@ -101,6 +157,16 @@ int main(int argc, char **argv)
     struct app app;
     app_init(&app, &cfg);
 
+    struct kube_auth auth;
+    char serr[600];
+    enum source src = node_source(&cfg, &auth, serr, sizeof(serr));
+    if (src == SOURCE_BROKEN) {
+        log_kv(LOG_ERROR, "cannot set up the cluster connection", "error", serr, NULL);
+        app_destroy(&app);
+        config_free(&cfg);
+        return 1;
+    }
+
     struct reloader *rl = reloader_new(cfg.reload_poll_ms);
     if (!rl || !reloader_watch(rl, cfg.pricing_path, reload_pricing_cb, &app) ||
         (cfg.nodes_file && !reloader_watch(rl, cfg.nodes_file, reload_nodes_cb, &app))) {
@@ -123,10 +189,32 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return 1;
     }
-    const char *mode = cfg.nodes_file ? "standalone: node facts for names-only requests from "
-                                        "--nodes-file"
-                                      : "standalone: full-node requests only (no --nodes-file, "
-                                        "no cluster connection)";
+    struct cluster *cluster = NULL;
+    if (src == SOURCE_CLUSTER) {
+        struct cluster_options copts;
+        cluster_options_defaults(&copts);
+        copts.publish_interval_ms = cfg.view_publish_ms;
+        copts.informer.stall_s = cfg.watch_stall_s;
+        copts.informer.watch_timeout_s = cfg.watch_timeout_s;
+        copts.informer.page_size = cfg.list_page_size;
+        cluster = cluster_start(&app, &auth, &copts, serr, sizeof(serr));
+        if (!cluster) {
+            log_kv(LOG_ERROR, "cannot start the cluster connection", "error", serr, NULL);
+            kube_auth_free(&auth);
+            http_stop(srv);
+            reloader_stop(rl);
+            app_destroy(&app);
+            config_free(&cfg);
+            return 1;
+        }
+    }
+    const char *mode = src == SOURCE_CLUSTER      ? "cluster: node facts and pods from the "
+                                                    "Kubernetes API (list and watch)"
+                       : src == SOURCE_NODES_FILE ? "standalone: node facts for names-only "
+                                                    "requests from --nodes-file"
+                                                  : "standalone: no cluster connection and no "
+                                                    "--nodes-file, so only full-node requests "
+                                                    "can be answered";
     log_kv(LOG_INFO, "cost-extender started", "version", CE_VERSION, "listen", cfg.listen,
            "pricing", cfg.pricing_path, "mode", mode, NULL);
 
@@ -158,6 +246,7 @@ int main(int argc, char **argv)
         log_kv(LOG_WARN, "grace period over, dropping requests in flight", "requests", n, NULL);
     }
     http_stop(srv);
+    cluster_stop(cluster);
     reloader_stop(rl);
     app_destroy(&app);
     log_kv(LOG_INFO, "stopped", NULL);

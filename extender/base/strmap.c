@@ -104,6 +104,37 @@ void *strmap_get(const struct strmap *m, const char *key, size_t len)
     return s->key ? s->value : NULL;
 }
 
+void *strmap_delete(struct strmap *m, const char *key, size_t len)
+{
+    if (!m->cap)
+        return NULL;
+    struct strmap_slot *s = find_slot(m, key, len, strmap_hash(key, len));
+    if (!s->key)
+        return NULL;
+    void *value = s->value;
+    /* Backward-shift deletion keeps every probe chain unbroken without
+     * tombstones: move later entries of the chain into the hole. */
+    size_t mask = m->cap - 1;
+    size_t hole = (size_t)(s - m->slots);
+    size_t i = hole;
+    for (;;) {
+        i = (i + 1) & mask;
+        struct strmap_slot *next = &m->slots[i];
+        if (!next->key)
+            break;
+        size_t home = (size_t)next->hash & mask;
+        /* next may fill the hole if its home is not in (hole, i]. */
+        bool in_range = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
+        if (!in_range) {
+            m->slots[hole] = *next;
+            hole = i;
+        }
+    }
+    memset(&m->slots[hole], 0, sizeof(m->slots[hole]));
+    m->count--;
+    return value;
+}
+
 #define LOOKAHEAD 8
 
 void strmap_get_many(const struct strmap *m, const struct str *keys, size_t n, void **out)

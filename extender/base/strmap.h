@@ -1,10 +1,10 @@
 /*
  * strmap.h - an open-addressing hash map from byte strings to pointers.
  *
- * Used for instance types in a pricing table and node names in a node view:
- * built once when a snapshot is made, then only read (concurrently, with no
- * locks), so it has no delete. Keys are not copied: they must live as long as
- * the map (they do: they sit in the snapshot's arena).
+ * Used for instance types in a pricing table and node names in a node view
+ * (built once, then only read, concurrently, with no locks), and for the
+ * cluster state's nodes and pods (changed by one writer under a lock). Keys
+ * are not copied: they must live as long as their entry.
  */
 #ifndef CE_STRMAP_H
 #define CE_STRMAP_H
@@ -34,6 +34,15 @@ void strmap_free(struct strmap *m);
  * *old when old is not NULL. False when out of memory. */
 bool strmap_put(struct strmap *m, const char *key, size_t len, void *value, void **old);
 void *strmap_get(const struct strmap *m, const char *key, size_t len);
+
+/* Removes key; returns its value, or NULL when absent. */
+void *strmap_delete(struct strmap *m, const char *key, size_t len);
+
+/* Visits every entry (in no particular order); the map must not change
+ * during the walk. */
+#define STRMAP_FOREACH(m, slot)                                                                \
+    for (struct strmap_slot *slot = (m)->slots; slot < (m)->slots + (m)->cap; slot++)          \
+        if (slot->key)
 
 /* Looks up n keys at once into out[] (NULL for a miss). The same as n calls
  * of strmap_get, but hashes ahead and prefetches the slots, so that a big

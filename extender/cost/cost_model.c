@@ -29,6 +29,7 @@ void cost_config_defaults(struct cost_config *c)
 {
     c->default_spot = SPOT_ALLOW;
     c->spot_risk_weight = 1.0;
+    c->packing_weight = 0.5;
 }
 
 static bool parse_price(struct str s, double *out)
@@ -234,7 +235,23 @@ static void evaluate_one(const struct pricing_table *t, const struct cost_config
     if (out->spot)
         out->effective_price = q.price * (1.0 + cfg->spot_risk_weight * q.interruption_rate);
     out->cost = out->effective_price * share;
+    if (cfg->packing_weight > 0)
+        out->cost *= 1.0 - cfg->packing_weight * cost_node_utilisation(node);
     out->verdict = COST_FITS;
+}
+
+static double ratio(int64_t used, int64_t have)
+{
+    if (have <= 0 || used <= 0)
+        return 0;
+    return used >= have ? 1.0 : (double)used / (double)have;
+}
+
+double cost_node_utilisation(const struct node_facts *node)
+{
+    const struct resources *u = &node->requested, *a = &node->allocatable;
+    double r = fmax(ratio(u->cpu_milli, a->cpu_milli), ratio(u->memory, a->memory));
+    return fmax(r, ratio(resources_gpus(u), resources_gpus(a)));
 }
 
 void cost_evaluate_node(const struct pricing_table *t, const struct cost_config *cfg,

@@ -30,6 +30,12 @@ const char *spot_policy_name(enum spot_policy p);
 struct cost_config {
     enum spot_policy default_spot; /* for pods without the annotation; allow */
     double spot_risk_weight;       /* default 1 */
+    /* Packing: a node already running pods costs the pod less than an empty
+     * one (which the cluster autoscaler could otherwise remove):
+     * cost * (1 - packingWeight * utilisation), utilisation being the node's
+     * largest requested/allocatable share over cpu, memory and GPUs before
+     * the pod lands. 0 turns packing off; default 0.5. */
+    double packing_weight;
 };
 
 void cost_config_defaults(struct cost_config *c);
@@ -80,6 +86,10 @@ struct node_cost {
 void cost_evaluate_node(const struct pricing_table *t, const struct cost_config *cfg,
                         const struct pod_info *pod, const struct pod_policy *policy,
                         const struct node_facts *node, struct node_cost *out);
+
+/* The node's largest requested/allocatable share over cpu, memory and GPUs
+ * (0..1), from what runs on it now. */
+double cost_node_utilisation(const struct node_facts *node);
 
 /* cost_evaluate_node for each of n nodes (NULL entries are unknown nodes).
  * Prices are memoised for the call by the identity of each node's

@@ -62,6 +62,9 @@ struct node_facts {
     enum capacity_type capacity;
     const char *capacity_label; /* label that decided, or "default" */
     struct resources allocatable;
+    /* Sum of the requests of the non-terminal pods bound to the node, and in
+     * .pods their number (cluster view only; zero from a nodes file). */
+    struct resources requested;
     /* NULL when usable; otherwise why the node cannot be priced (a bad
      * quantity in its allocatable, say). */
     const char *invalid;

@@ -61,6 +61,24 @@ static struct str intern(struct builder *b, struct str s)
     return s;
 }
 
+/* Like intern, for strings that live elsewhere: copied into the view's
+ * arena the first time. */
+static bool intern_copy(struct builder *b, struct str *s)
+{
+    if (!s->ptr)
+        return true;
+    if (!b->interned.cap && !strmap_init(&b->interned, 64))
+        return false;
+    char *have = strmap_get(&b->interned, s->ptr, s->len);
+    if (!have) {
+        have = arena_strndup(b->v->arena, s->ptr, s->len);
+        if (!have || !strmap_put(&b->interned, have, s->len, have, NULL))
+            return false;
+    }
+    s->ptr = have;
+    return true;
+}
+
 static bool add_node(struct builder *b, const struct node_facts *nf, char *err, size_t errlen,
                      const char *where)
 {
@@ -316,4 +334,65 @@ void node_view_find_many(const struct node_view *v, const struct str *names, siz
         return;
     }
     strmap_get_many(&v->by_name, names, n, (void **)out);
+}
+
+struct node_view_builder {
+    struct builder b;
+};
+
+struct node_view_builder *node_view_builder_new(const char *source)
+{
+    struct node_view_builder *nb = calloc(1, sizeof(*nb));
+    if (!nb)
+        return NULL;
+    nb->b.v = view_new(source);
+    if (!nb->b.v) {
+        free(nb);
+        return NULL;
+    }
+    return nb;
+}
+
+static bool copy_resources(struct builder *b, struct resources *r)
+{
+    for (int i = 0; i < r->n_ext; i++)
+        if (!intern_copy(b, &r->ext[i].name))
+            return false;
+    return true;
+}
+
+bool node_view_builder_add(struct node_view_builder *nb, const struct node_facts *nf, char *err,
+                           size_t errlen)
+{
+    struct builder *b = &nb->b;
+    struct node_facts c = *nf;
+    c.kind = STR_NULL;
+    c.json = STR_NULL;
+    c.name.ptr = arena_strndup(b->v->arena, nf->name.ptr ? nf->name.ptr : "", nf->name.len);
+    if (nf->invalid)
+        c.invalid = arena_strndup(b->v->arena, nf->invalid, strlen(nf->invalid));
+    if (!c.name.ptr || (nf->invalid && !c.invalid) || !intern_copy(b, &c.instance_type) ||
+        !intern_copy(b, &c.region) || !intern_copy(b, &c.zone) ||
+        !copy_resources(b, &c.allocatable) || !copy_resources(b, &c.requested)) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    return add_node(b, &c, err, errlen, nb->b.v->source);
+}
+
+struct node_view *node_view_builder_finish(struct node_view_builder *nb)
+{
+    struct node_view *v = nb->b.v;
+    strmap_free(&nb->b.interned);
+    free(nb);
+    return v;
+}
+
+void node_view_builder_free(struct node_view_builder *nb)
+{
+    if (!nb)
+        return;
+    strmap_free(&nb->b.interned);
+    view_destroy(&nb->b.v->snap);
+    free(nb);
 }

@@ -2,9 +2,10 @@
  * node_view.h - an immutable set of node facts, looked up by name.
  *
  * Names-only requests (nodeCacheCapable: true) carry node names only; the
- * facts behind them come from a node view. Until the cluster connection
- * lands, the view is loaded from --nodes-file: a JSON NodeList
- * (kubectl get nodes -o json), a single Node, or a folder of such files.
+ * facts behind them come from a node view: built from the cluster's nodes
+ * and pods as watched through the Kubernetes API (cluster/cluster_state.c),
+ * or loaded from --nodes-file: a JSON NodeList (kubectl get nodes -o json),
+ * a single Node, or a folder of such files.
  */
 #ifndef CE_NODE_VIEW_H
 #define CE_NODE_VIEW_H
@@ -42,6 +43,18 @@ struct node_view *node_view_parse(const char *json, size_t len,
                                   const char *source, char *err, size_t errlen);
 
 const struct node_facts *node_view_find(const struct node_view *v, struct str name);
+
+/* Building a view from node facts held elsewhere (the cluster state):
+ * every string is copied into the view, so it owns all it refers to. */
+struct node_view_builder;
+struct node_view_builder *node_view_builder_new(const char *source);
+/* False (with a message) when out of memory or the name is already there. */
+bool node_view_builder_add(struct node_view_builder *b, const struct node_facts *nf, char *err,
+                           size_t errlen);
+/* The finished view (one reference); the builder is gone. */
+struct node_view *node_view_builder_finish(struct node_view_builder *b);
+/* Abandons a build. */
+void node_view_builder_free(struct node_view_builder *b);
 
 /* Looks up n names at once (NULL for unknown ones); faster than n calls of
  * node_view_find for big requests. v may be NULL (everything unknown). */

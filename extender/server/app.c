@@ -112,6 +112,11 @@ bool app_reload_nodes(struct app *app)
     return true;
 }
 
+void app_set_nodes_error(struct app *app, const char *msg)
+{
+    set_error(app, app->nodes_error, sizeof(app->nodes_error), msg);
+}
+
 bool app_ready(struct app *app, char *why, size_t n)
 {
     bool ready = true;

@@ -31,6 +31,9 @@ void app_destroy(struct app *app);
 bool app_reload_pricing(struct app *app);
 bool app_reload_nodes(struct app *app);
 
+/* Sets (msg non-empty) or clears the node-facts reason /readyz reports. */
+void app_set_nodes_error(struct app *app, const char *msg);
+
 /* Ready when a pricing table (and, if configured, a node view) is in force.
  * Otherwise false with the reason in why. */
 bool app_ready(struct app *app, char *why, size_t n);

@@ -33,6 +33,11 @@ void config_defaults(struct config *c)
     c->max_connections_per_client = 100;
     c->max_json_depth = 64;
     c->max_nodes_per_request = 100000;
+    c->service_account_dir = strdup(CONFIG_DEFAULT_SA_DIR);
+    c->view_publish_ms = 100;
+    c->watch_stall_s = 90;
+    c->watch_timeout_s = 300;
+    c->list_page_size = 500;
     c->reload_poll_ms = 2000;
     c->shutdown_grace_s = 10;
     cost_config_defaults(&c->cost);
@@ -55,6 +60,9 @@ void config_free(struct config *c)
     free(c->listen);
     free(c->pricing_path);
     free(c->nodes_file);
+    free(c->kubeconfig);
+    free(c->kube_context);
+    free(c->service_account_dir);
     free((char *)c->capacity_label.key);
     free_values(c->capacity_label.spot_values);
     free_values(c->capacity_label.on_demand_values);
@@ -145,6 +153,39 @@ static bool apply(struct config *c, const char *name, const char *v, char *err, 
         if (!*v)
             BAD("want a file or folder");
         set_str(&c->nodes_file, v);
+    } else if (!strcmp(name, "kubeconfig")) {
+        if (!*v)
+            BAD("want a file");
+        set_str(&c->kubeconfig, v);
+    } else if (!strcmp(name, "context")) {
+        if (!*v)
+            BAD("want a context name");
+        set_str(&c->kube_context, v);
+    } else if (!strcmp(name, "service-account-dir")) {
+        if (!*v)
+            BAD("want a folder");
+        set_str(&c->service_account_dir, v);
+    } else if (!strcmp(name, "view-publish-interval")) {
+        if (!parse_seconds_ms(v, &c->view_publish_ms) || c->view_publish_ms > 60000)
+            BAD("want seconds, 0.05 to 60");
+    } else if (!strcmp(name, "watch-stall-timeout")) {
+        if (!parse_int(v, 1, 3600, &n))
+            BAD("want seconds, 1 to 3600");
+        c->watch_stall_s = (int)n;
+    } else if (!strcmp(name, "watch-timeout")) {
+        if (!parse_int(v, 1, 3600, &n))
+            BAD("want seconds, 1 to 3600");
+        c->watch_timeout_s = (int)n;
+    } else if (!strcmp(name, "list-page-size")) {
+        if (!parse_int(v, 1, 100000, &n))
+            BAD("want 1 to 100000");
+        c->list_page_size = (int)n;
+    } else if (!strcmp(name, "packing-weight")) {
+        char *end;
+        double w = strtod(v, &end);
+        if (!*v || *end || !isfinite(w) || w < 0 || w > 1)
+            BAD("want a number from 0 to 1");
+        c->cost.packing_weight = w;
     } else if (!strcmp(name, "log-level")) {
         if (!log_level_parse(v, &lvl))
             BAD("want debug, info, warn or error");
@@ -225,6 +266,14 @@ static const struct {
     {"pricing", "pricing"},
     {"nodesFile", "nodes-file"},
     {"logLevel", "log-level"},
+    {"kubeconfig", "kubeconfig"},
+    {"cluster.context", "context"},
+    {"cluster.serviceAccountDir", "service-account-dir"},
+    {"cluster.viewPublishIntervalSeconds", "view-publish-interval"},
+    {"cluster.watchStallTimeoutSeconds", "watch-stall-timeout"},
+    {"cluster.watchTimeoutSeconds", "watch-timeout"},
+    {"cluster.listPageSize", "list-page-size"},
+    {"policy.packingWeight", "packing-weight"},
     {"shutdownGraceSeconds", "shutdown-grace"},
     {"http.maxBodyBytes", "max-body-bytes"},
     {"http.maxHeaderBytes", "max-header-bytes"},
@@ -336,6 +385,14 @@ static const struct option long_opts[] = {
     {"pricing", required_argument, 0, 1},
     {"nodes-file", required_argument, 0, 1},
     {"log-level", required_argument, 0, 1},
+    {"kubeconfig", required_argument, 0, 1},
+    {"context", required_argument, 0, 1},
+    {"service-account-dir", required_argument, 0, 1},
+    {"view-publish-interval", required_argument, 0, 1},
+    {"watch-stall-timeout", required_argument, 0, 1},
+    {"watch-timeout", required_argument, 0, 1},
+    {"list-page-size", required_argument, 0, 1},
+    {"packing-weight", required_argument, 0, 1},
     {"max-body-bytes", required_argument, 0, 1},
     {"max-header-bytes", required_argument, 0, 1},
     {"threads", required_argument, 0, 1},
@@ -385,12 +442,33 @@ void config_usage(FILE *out)
 "  --version                 Print the version and exit.\n"
 "  --help                    Print this help and exit.\n"
 "\n"
+"Cluster connection (node facts and what runs where, by list and watch):\n"
+"  --kubeconfig FILE         Kubeconfig to reach the API server (default: $KUBECONFIG,\n"
+"                            else the in-cluster service account, else none).\n"
+"                            [kubeconfig]\n"
+"  --context NAME            Kubeconfig context (default: its current-context).\n"
+"                            [cluster.context]\n"
+"  --service-account-dir DIR In-cluster token and ca.crt. [cluster.serviceAccountDir]\n"
+"                            (default %s)\n"
+"  --view-publish-interval S How often watched changes become the view requests\n"
+"                            use. [cluster.viewPublishIntervalSeconds] (default 0.1)\n"
+"  --watch-stall-timeout S   A watch silent this long is restarted.\n"
+"                            [cluster.watchStallTimeoutSeconds] (default 90)\n"
+"  --watch-timeout S         timeoutSeconds asked of the API server per watch.\n"
+"                            [cluster.watchTimeoutSeconds] (default 300)\n"
+"  --list-page-size N        Objects per list page. [cluster.listPageSize] (default 500)\n"
+"  Without any of these and without --nodes-file, names-only requests have no\n"
+"  node facts (full-node requests still work): said at start-up.\n"
+"\n"
 "Cost policy:\n"
 "  --default-spot POLICY     Spot policy for pods without the\n"
 "                            cost-extender.io/spot annotation: never, allow,\n"
 "                            prefer or only. [policy.defaultSpot] (default allow)\n"
 "  --spot-risk-weight W      Spot price is raised by W * monthly interruption\n"
 "                            rate. [policy.spotRiskWeight] (default 1)\n"
+"  --packing-weight W        0..1: a node already running pods costs a pod\n"
+"                            cost * (1 - W * utilisation), so busy nodes fill up and\n"
+"                            empty ones can be removed. [policy.packingWeight] (default 0.5)\n"
 "  --capacity-label KEY      Your own node label saying the capacity type;\n"
 "                            checked before the well-known ones.\n"
 "                            [capacityTypeLabel.key]\n"
@@ -425,7 +503,7 @@ void config_usage(FILE *out)
 "\n"
 "Signals: SIGHUP reloads the pricing table and nodes file; SIGTERM and SIGINT\n"
 "stop accepting, finish in-flight requests and exit 0.\n",
-            CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_PRICING);
+            CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_PRICING, CONFIG_DEFAULT_SA_DIR);
 }
 
 enum config_result config_from_args(struct config *c, int argc, char **argv, FILE *out,

@@ -17,6 +17,7 @@
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:8888"
 #define CONFIG_DEFAULT_PRICING "/usr/share/cost-extender/pricing/aws-us-east-1.yaml"
+#define CONFIG_DEFAULT_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 
 struct config {
     char *config_path;
@@ -34,6 +35,14 @@ struct config {
     int max_connections_per_client;
     int max_json_depth;
     size_t max_nodes_per_request;
+    /* cluster connection */
+    char *kubeconfig;          /* --kubeconfig; NULL: $KUBECONFIG, then in-cluster */
+    char *kube_context;        /* NULL: the kubeconfig's current-context */
+    char *service_account_dir; /* in-cluster token and CA */
+    int view_publish_ms;
+    int watch_stall_s;
+    int watch_timeout_s;
+    int list_page_size;
     /* reload */
     int reload_poll_ms;
     /* shutdown */

@@ -114,11 +114,20 @@ static bool evaluate(struct app *app, enum metric_verb verb, const char *body, s
         reply_error(out, 500, RERR_INTERNAL, "out of memory");
         return false;
     }
+    ev->view = (struct node_view *)snapshot_acquire(&app->nodes);
     if (a->full_nodes) {
+        /* The request has the nodes' facts; what already runs on them (for
+         * packing) only the cluster view knows. */
+        if (ev->view) {
+            for (size_t i = 0; i < ev->n; i++) {
+                const struct node_facts *known = node_view_find(ev->view, a->nodes[i].name);
+                if (known)
+                    a->nodes[i].requested = known->requested;
+            }
+        }
         for (size_t i = 0; i < ev->n; i++)
             ev->nodes[i] = &a->nodes[i];
     } else {
-        ev->view = (struct node_view *)snapshot_acquire(&app->nodes);
         node_view_find_many(ev->view, a->names, ev->n, ev->nodes);
     }
     cost_pod_policy(&a->pod, &cfg->cost, &ev->policy);

@@ -45,6 +45,10 @@ static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 
                                  0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 5};
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
+/* API server statuses we count by name; 0 is "no response". */
+static const long api_codes[] = {0, 400, 401, 403, 404, 410, 429, 500, 502, 503, 504};
+#define N_API_CODES (sizeof(api_codes) / sizeof(api_codes[0]) + 1)
+
 static struct {
     atomic_uint_fast64_t requests[VERB_COUNT][N_STATUS];
     atomic_uint_fast64_t errors[VERB_COUNT][RERR_COUNT];
@@ -60,6 +64,16 @@ static struct {
     atomic_uint_fast64_t last_reload_ok[RELOAD_KIND_COUNT];
     atomic_uint_fast64_t last_success_ms[RELOAD_KIND_COUNT];
     double start_time;
+    /* cluster */
+    atomic_bool cluster;
+    atomic_uint_fast64_t cl_events[2][WEV_COUNT];
+    atomic_uint_fast64_t cl_restarts[2][WRR_COUNT];
+    atomic_uint_fast64_t cl_lists[2][2];
+    atomic_uint_fast64_t cl_api_errors[N_API_CODES];
+    atomic_uint_fast64_t cl_objects[2];
+    atomic_uint_fast64_t cl_fresh_ms[2];
+    atomic_uint_fast64_t cl_generation;
+    atomic_uint_fast64_t cl_build_ns;
 } M;
 
 const char *metric_verb_name(enum metric_verb v)
@@ -138,6 +152,56 @@ void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_
         SET(M.objects[kind], objects);
         SET(M.last_success_ms[kind], t);
     }
+}
+
+void metrics_cluster_enable(void)
+{
+    atomic_store(&M.cluster, true);
+}
+
+void metrics_cluster_event(int kind, enum watch_event_kind ev, uint64_t n)
+{
+    if (kind >= 0 && kind < 2 && ev >= 0 && ev < WEV_COUNT)
+        ADD(M.cl_events[kind][ev], n);
+}
+
+void metrics_cluster_watch_restart(int kind, enum watch_restart_reason why)
+{
+    if (kind >= 0 && kind < 2 && why >= 0 && why < WRR_COUNT)
+        ADD(M.cl_restarts[kind][why], 1);
+}
+
+void metrics_cluster_list(int kind, bool ok)
+{
+    if (kind >= 0 && kind < 2)
+        ADD(M.cl_lists[kind][ok ? 0 : 1], 1);
+}
+
+void metrics_cluster_api_error(long status)
+{
+    size_t i = N_API_CODES - 1;
+    for (size_t k = 0; k < N_API_CODES - 1; k++)
+        if (api_codes[k] == status)
+            i = k;
+    ADD(M.cl_api_errors[i], 1);
+}
+
+void metrics_cluster_objects(int kind, uint64_t n)
+{
+    if (kind >= 0 && kind < 2)
+        SET(M.cl_objects[kind], n);
+}
+
+void metrics_cluster_fresh(int kind)
+{
+    if (kind >= 0 && kind < 2)
+        SET(M.cl_fresh_ms[kind], now_ms());
+}
+
+void metrics_cluster_published(uint64_t generation, double build_seconds)
+{
+    SET(M.cl_generation, generation);
+    SET(M.cl_build_ns, (uint64_t)(build_seconds * 1e9));
 }
 
 static void help(struct buf *b, const char *name, const char *type, const char *text)
@@ -276,6 +340,75 @@ void metrics_render(struct buf *b)
     sample_u64(b, "cost_extender_pricing_instance_types", NULL, GET(M.objects[RELOAD_PRICING]));
     help(b, "cost_extender_nodes_file_nodes", "gauge", "Nodes in the nodes file in force.");
     sample_u64(b, "cost_extender_nodes_file_nodes", NULL, GET(M.objects[RELOAD_NODES_FILE]));
+
+    if (atomic_load(&M.cluster)) {
+        static const char *const kinds[2] = {"nodes", "pods"};
+        static const char *const evs[WEV_COUNT] = {"added",    "modified", "deleted",
+                                                   "bookmark", "error",    "skipped"};
+        static const char *const why[WRR_COUNT] = {"ended", "dropped", "stalled", "gone",
+                                                   "http_error"};
+        help(b, "cost_extender_cluster_events_total", "counter",
+             "Watch events and list items applied, by resource and type (skipped: malformed "
+             "or unusable, logged and ignored).");
+        for (int k = 0; k < 2; k++)
+            for (int e = 0; e < WEV_COUNT; e++) {
+                snprintf(labels, sizeof(labels), "resource=\"%s\",type=\"%s\"", kinds[k], evs[e]);
+                sample_u64(b, "cost_extender_cluster_events_total", labels, GET(M.cl_events[k][e]));
+            }
+        help(b, "cost_extender_cluster_watch_restarts_total", "counter",
+             "Watches started again, by resource and reason (ended: the server's timeout; "
+             "gone: 410, relisted).");
+        for (int k = 0; k < 2; k++)
+            for (int w = 0; w < WRR_COUNT; w++) {
+                snprintf(labels, sizeof(labels), "resource=\"%s\",reason=\"%s\"", kinds[k],
+                         why[w]);
+                sample_u64(b, "cost_extender_cluster_watch_restarts_total", labels,
+                           GET(M.cl_restarts[k][w]));
+            }
+        help(b, "cost_extender_cluster_lists_total", "counter",
+             "Full lists of a resource, by result.");
+        for (int k = 0; k < 2; k++) {
+            snprintf(labels, sizeof(labels), "resource=\"%s\",result=\"success\"", kinds[k]);
+            sample_u64(b, "cost_extender_cluster_lists_total", labels, GET(M.cl_lists[k][0]));
+            snprintf(labels, sizeof(labels), "resource=\"%s\",result=\"error\"", kinds[k]);
+            sample_u64(b, "cost_extender_cluster_lists_total", labels, GET(M.cl_lists[k][1]));
+        }
+        help(b, "cost_extender_cluster_api_errors_total", "counter",
+             "Kubernetes API responses other than 200, by status code (0: no response).");
+        for (size_t i = 0; i < N_API_CODES; i++) {
+            if (i == N_API_CODES - 1)
+                snprintf(labels, sizeof(labels), "code=\"other\"");
+            else
+                snprintf(labels, sizeof(labels), "code=\"%ld\"", api_codes[i]);
+            sample_u64(b, "cost_extender_cluster_api_errors_total", labels, GET(M.cl_api_errors[i]));
+        }
+        help(b, "cost_extender_cluster_objects", "gauge", "Objects in the cluster view.");
+        for (int k = 0; k < 2; k++) {
+            snprintf(labels, sizeof(labels), "resource=\"%s\"", kinds[k]);
+            sample_u64(b, "cost_extender_cluster_objects", labels, GET(M.cl_objects[k]));
+        }
+        help(b, "cost_extender_cluster_last_sync_timestamp_seconds", "gauge",
+             "Unix time the view of a resource was last confirmed current (list done, event "
+             "or bookmark received).");
+        help(b, "cost_extender_cluster_view_age_seconds", "gauge",
+             "Seconds since the view of a resource was last confirmed current; grows while "
+             "the watch is down.");
+        double now = (double)now_ms() / 1000.0;
+        for (int k = 0; k < 2; k++) {
+            snprintf(labels, sizeof(labels), "resource=\"%s\"", kinds[k]);
+            double t = (double)GET(M.cl_fresh_ms[k]) / 1000.0;
+            sample_double(b, "cost_extender_cluster_last_sync_timestamp_seconds", labels, t);
+            sample_double(b, "cost_extender_cluster_view_age_seconds", labels,
+                          t > 0 ? now - t : now - M.start_time);
+        }
+        help(b, "cost_extender_cluster_view_generation", "gauge",
+             "Generation of the published node view.");
+        sample_u64(b, "cost_extender_cluster_view_generation", NULL, GET(M.cl_generation));
+        help(b, "cost_extender_cluster_view_build_seconds", "gauge",
+             "Time the last node view took to build.");
+        sample_double(b, "cost_extender_cluster_view_build_seconds", NULL,
+                      (double)GET(M.cl_build_ns) / 1e9);
+    }
 
     help(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
     sample_u64(b, "process_resident_memory_bytes", NULL, (uint64_t)rss_bytes());

@@ -61,6 +61,24 @@ void metrics_nodes_filtered(enum cost_verdict reason, uint64_t n);
 enum reload_kind { RELOAD_PRICING, RELOAD_NODES_FILE, RELOAD_KIND_COUNT };
 void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_t objects);
 
+/* Cluster state (list and watch through the Kubernetes API), per kind
+ * (0 nodes, 1 pods). */
+enum watch_event_kind { WEV_ADDED, WEV_MODIFIED, WEV_DELETED, WEV_BOOKMARK, WEV_ERROR,
+                        WEV_SKIPPED, WEV_COUNT };
+enum watch_restart_reason { WRR_ENDED, WRR_DROPPED, WRR_STALLED, WRR_GONE, WRR_HTTP_ERROR,
+                            WRR_COUNT };
+void metrics_cluster_enable(void);
+void metrics_cluster_event(int kind, enum watch_event_kind ev, uint64_t n);
+void metrics_cluster_watch_restart(int kind, enum watch_restart_reason why);
+void metrics_cluster_list(int kind, bool ok);
+/* An HTTP status from the API server other than 200 (0: no response). */
+void metrics_cluster_api_error(long status);
+void metrics_cluster_objects(int kind, uint64_t n);
+/* The view was confirmed current now (a list finished, an event or a
+ * bookmark arrived). */
+void metrics_cluster_fresh(int kind);
+void metrics_cluster_published(uint64_t generation, double build_seconds);
+
 /* Renders all metrics into b. */
 void metrics_render(struct buf *b);
 

@@ -156,8 +156,16 @@ struct flag_case {
 
 static const struct flag_case FLAGS[] = {
     {"listen", "listen", "0.0.0.0:9999", {""}},
-    {"pricing", "pricing", "/etc/ce/table.yaml", {NULL}},
-    {"nodes-file", "nodesFile", "/etc/ce/nodes", {NULL}},
+    {"pricing", "pricing", "/etc/ce/table.yaml", {""}},
+    {"nodes-file", "nodesFile", "/etc/ce/nodes", {""}},
+    {"kubeconfig", "kubeconfig", "/etc/ce/kubeconfig", {""}},
+    {"context", "cluster.context", "prod", {""}},
+    {"service-account-dir", "cluster.serviceAccountDir", "/sa", {""}},
+    {"view-publish-interval", "cluster.viewPublishIntervalSeconds", "0.25", {"0.01", "61", "x"}},
+    {"watch-stall-timeout", "cluster.watchStallTimeoutSeconds", "30", {"0", "3601", "x"}},
+    {"watch-timeout", "cluster.watchTimeoutSeconds", "120", {"0", "3601", "1.5"}},
+    {"list-page-size", "cluster.listPageSize", "250", {"0", "100001", "x"}},
+    {"packing-weight", "policy.packingWeight", "0.25", {"-0.1", "1.01", "nan", "x", ""}},
     {"log-level", "logLevel", "debug", {"verbose", "DEBUG", "", "5"}},
     {"max-body-bytes", "http.maxBodyBytes", "256Mi", {"1023", "-1", "abc", "1e3", "", "1.5.5"}},
     {"max-header-bytes", "http.maxHeaderBytes", "1Mi", {"4095", "65Mi", "x", "", "-4Ki"}},
@@ -209,6 +217,22 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_string_equal(c->pricing_path, "/etc/ce/table.yaml");
     else if (!strcmp(f, "nodes-file"))
         assert_string_equal(c->nodes_file, "/etc/ce/nodes");
+    else if (!strcmp(f, "kubeconfig"))
+        assert_string_equal(c->kubeconfig, "/etc/ce/kubeconfig");
+    else if (!strcmp(f, "context"))
+        assert_string_equal(c->kube_context, "prod");
+    else if (!strcmp(f, "service-account-dir"))
+        assert_string_equal(c->service_account_dir, "/sa");
+    else if (!strcmp(f, "view-publish-interval"))
+        assert_int_equal(c->view_publish_ms, 250);
+    else if (!strcmp(f, "watch-stall-timeout"))
+        assert_int_equal(c->watch_stall_s, 30);
+    else if (!strcmp(f, "watch-timeout"))
+        assert_int_equal(c->watch_timeout_s, 120);
+    else if (!strcmp(f, "list-page-size"))
+        assert_int_equal(c->list_page_size, 250);
+    else if (!strcmp(f, "packing-weight"))
+        assert_true(c->cost.packing_weight == 0.25);
     else if (!strcmp(f, "log-level"))
         assert_int_equal(c->log_level, LOG_DEBUG);
     else if (!strcmp(f, "max-body-bytes"))
@@ -502,7 +526,15 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "pricing: /etc/ce/table.yaml\n"
                                 "nodesFile: /etc/ce/nodes\n"
                                 "logLevel: debug\n"
+                                "kubeconfig: /etc/ce/kubeconfig\n"
                                 "shutdownGraceSeconds: 0\n"
+                                "cluster:\n"
+                                "  context: prod\n"
+                                "  serviceAccountDir: /sa\n"
+                                "  viewPublishIntervalSeconds: 0.25\n"
+                                "  watchStallTimeoutSeconds: 30\n"
+                                "  watchTimeoutSeconds: 120\n"
+                                "  listPageSize: 250\n"
                                 "http:\n"
                                 "  maxBodyBytes: 256Mi\n"
                                 "  maxHeaderBytes: 1Mi\n"
@@ -518,6 +550,7 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "policy:\n"
                                 "  defaultSpot: prefer\n"
                                 "  spotRiskWeight: 2.5\n"
+                                "  packingWeight: 0.25\n"
                                 "capacityTypeLabel:\n"
                                 "  key: example.com/capacity\n"
                                 "  spotValues: [spot, preemptible]\n"

@@ -1,0 +1,416 @@
+/*
+ * cluster_state.c - see cluster_state.h.
+ *
+ * Per-node requested resources are kept up to date as pods come and go, so
+ * that publishing a view costs one pass over the nodes, not over every pod
+ * (150,000 of them on a big cluster).
+ */
+#include "cluster_state.h"
+
+#include "../base/arena.h"
+#include "../base/jscan.h"
+#include "../base/strmap.h"
+#include "../kube/pod_info.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct node_entry {
+    struct arena *arena; /* the node's strings */
+    struct node_facts facts;
+    unsigned mark;
+};
+
+/* A pod, compactly: 150,000 of them must stay small. */
+struct pod_entry {
+    char *key;  /* namespace/name */
+    char *node; /* spec.nodeName, NULL while pending */
+    int64_t cpu_milli, memory;
+    int n_ext;
+    struct resource_ext *ext; /* names interned in the state */
+    unsigned mark;
+};
+
+/* Requests summed per node name (the node may not be known yet). */
+struct node_usage {
+    char *name;
+    struct resources used;
+};
+
+struct cluster_state {
+    pthread_mutex_t mu;
+    const struct capacity_label_config *label;
+    int max_depth;
+    struct strmap nodes;  /* name -> node_entry */
+    struct strmap pods;   /* namespace/name -> pod_entry */
+    struct strmap usage;  /* node name -> node_usage */
+    struct strmap names;  /* interned extended-resource names */
+    unsigned mark[CLUSTER_KIND_COUNT];
+    bool in_relist[CLUSTER_KIND_COUNT];
+    bool dirty;
+    struct arena *scratch; /* decoding one object */
+};
+
+const char *cluster_kind_name(enum cluster_kind k)
+{
+    return k == CLUSTER_NODES ? "nodes" : "pods";
+}
+
+struct cluster_state *cluster_state_new(const struct capacity_label_config *label, int max_depth)
+{
+    struct cluster_state *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    pthread_mutex_init(&st->mu, NULL);
+    st->label = label;
+    st->max_depth = max_depth;
+    st->scratch = arena_new(64 * 1024);
+    if (!st->scratch || !strmap_init(&st->nodes, 1024) || !strmap_init(&st->pods, 16384) ||
+        !strmap_init(&st->usage, 1024) || !strmap_init(&st->names, 16)) {
+        cluster_state_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+static void node_entry_free(struct node_entry *e)
+{
+    if (e) {
+        arena_free(e->arena);
+        free(e);
+    }
+}
+
+static void pod_entry_free(struct pod_entry *p)
+{
+    if (p) {
+        free(p->key);
+        free(p->node);
+        free(p->ext);
+        free(p);
+    }
+}
+
+void cluster_state_free(struct cluster_state *st)
+{
+    if (!st)
+        return;
+    if (st->nodes.slots)
+        STRMAP_FOREACH(&st->nodes, s) node_entry_free(s->value);
+    if (st->pods.slots)
+        STRMAP_FOREACH(&st->pods, s) pod_entry_free(s->value);
+    if (st->usage.slots)
+        STRMAP_FOREACH(&st->usage, s)
+        {
+            struct node_usage *u = s->value;
+            free(u->name);
+            free(u);
+        }
+    if (st->names.slots)
+        STRMAP_FOREACH(&st->names, s) free(s->value);
+    strmap_free(&st->nodes);
+    strmap_free(&st->pods);
+    strmap_free(&st->usage);
+    strmap_free(&st->names);
+    arena_free(st->scratch);
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+static const char *intern_name(struct cluster_state *st, struct str s)
+{
+    char *have = strmap_get(&st->names, s.ptr, s.len);
+    if (have)
+        return have;
+    char *copy = strndup(s.ptr, s.len);
+    if (copy && !strmap_put(&st->names, copy, s.len, copy, NULL)) {
+        free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
+/* Adds (sign +1) or removes (sign -1) a pod's requests from its node's sum. */
+static void account(struct cluster_state *st, const struct pod_entry *p, int sign)
+{
+    if (!p->node)
+        return;
+    size_t nl = strlen(p->node);
+    struct node_usage *u = strmap_get(&st->usage, p->node, nl);
+    if (!u) {
+        if (sign < 0)
+            return;
+        u = calloc(1, sizeof(*u));
+        if (!u || !(u->name = strdup(p->node)) || !strmap_put(&st->usage, u->name, nl, u, NULL)) {
+            if (u)
+                free(u->name);
+            free(u);
+            return;
+        }
+    }
+    struct resources *r = &u->used;
+    r->cpu_milli += sign * p->cpu_milli;
+    r->memory += sign * p->memory;
+    r->pods += sign;
+    for (int i = 0; i < p->n_ext; i++) {
+        struct str name = {p->ext[i].name.ptr, p->ext[i].name.len};
+        resources_ext_set(r, name, resources_ext_get(r, name) + sign * p->ext[i].value);
+    }
+    if (r->pods <= 0) {
+        /* No pods left: drop the entry (sums are back to zero). */
+        strmap_delete(&st->usage, p->node, nl);
+        free(u->name);
+        free(u);
+    }
+}
+
+static void pod_remove(struct cluster_state *st, const char *key, size_t len)
+{
+    struct pod_entry *old = strmap_delete(&st->pods, key, len);
+    if (old) {
+        account(st, old, -1);
+        pod_entry_free(old);
+        st->dirty = true;
+    }
+}
+
+static bool apply_pod(struct cluster_state *st, enum cluster_event ev, const char *json,
+                      size_t len, char *why, size_t whylen)
+{
+    struct jscan s;
+    struct pod_info pod;
+    struct pod_decode_opts o = {.arena = st->scratch};
+    jscan_init(&s, json, len, st->max_depth);
+    if (!pod_info_decode(&s, &o, &pod) || !jscan_finish(&s)) {
+        snprintf(why, whylen, "pod is not valid JSON (byte %zu: %s)", s.error_at, s.error);
+        return false;
+    }
+    if (!pod.name.len) {
+        snprintf(why, whylen, "pod has no metadata.name");
+        return false;
+    }
+    char key[512];
+    int kl = snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(pod.namespace_), STR_FMT(pod.name));
+    if (kl < 0 || (size_t)kl >= sizeof(key)) {
+        snprintf(why, whylen, "pod name too long");
+        return false;
+    }
+    bool terminal = str_eq_lit(pod.phase, "Succeeded") || str_eq_lit(pod.phase, "Failed");
+    if (ev == CLUSTER_DELETE || terminal) {
+        pod_remove(st, key, (size_t)kl);
+        return true;
+    }
+    if (pod.invalid) {
+        snprintf(why, whylen, "pod %s skipped: %s", key, pod.invalid);
+        /* Keep what we had: a later good event will correct it. */
+        struct pod_entry *old = strmap_get(&st->pods, key, (size_t)kl);
+        if (old)
+            old->mark = st->mark[CLUSTER_PODS];
+        return false;
+    }
+    struct pod_entry *p = calloc(1, sizeof(*p));
+    if (!p || !(p->key = strdup(key))) {
+        free(p);
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    if (pod.node_name.len && !(p->node = strndup(pod.node_name.ptr, pod.node_name.len))) {
+        pod_entry_free(p);
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    p->cpu_milli = pod.requests.cpu_milli;
+    p->memory = pod.requests.memory;
+    if (pod.requests.n_ext) {
+        p->ext = calloc((size_t)pod.requests.n_ext, sizeof(*p->ext));
+        for (int i = 0; p->ext && i < pod.requests.n_ext; i++) {
+            const char *n = intern_name(st, pod.requests.ext[i].name);
+            if (!n)
+                continue;
+            p->ext[p->n_ext].name = (struct str){n, pod.requests.ext[i].name.len};
+            p->ext[p->n_ext].value = pod.requests.ext[i].value;
+            p->n_ext++;
+        }
+    }
+    p->mark = st->mark[CLUSTER_PODS];
+    void *old = NULL;
+    if (!strmap_put(&st->pods, p->key, (size_t)kl, p, &old)) {
+        pod_entry_free(p);
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    if (old) {
+        account(st, old, -1);
+        pod_entry_free(old);
+    }
+    account(st, p, +1);
+    st->dirty = true;
+    return true;
+}
+
+static bool apply_node(struct cluster_state *st, enum cluster_event ev, const char *json,
+                       size_t len, char *why, size_t whylen)
+{
+    struct node_entry *e = calloc(1, sizeof(*e));
+    if (!e || !(e->arena = arena_new(2048))) {
+        free(e);
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    struct jscan s;
+    struct node_decode_opts o = {.capacity_label = st->label, .arena = e->arena,
+                                 .copy_strings = true};
+    jscan_init(&s, json, len, st->max_depth);
+    if (!node_facts_decode(&s, &o, &e->facts) || !jscan_finish(&s)) {
+        snprintf(why, whylen, "node is not valid JSON (byte %zu: %s)", s.error_at, s.error);
+        node_entry_free(e);
+        return false;
+    }
+    struct node_facts *f = &e->facts;
+    if (str_is_set(f->kind) && !str_eq_lit(f->kind, "Node")) {
+        snprintf(why, whylen, "object of kind %.*s in the node watch", STR_FMT(f->kind));
+        node_entry_free(e);
+        return false;
+    }
+    if (!f->name.len) {
+        snprintf(why, whylen, "node has no metadata.name");
+        node_entry_free(e);
+        return false;
+    }
+    f->json = STR_NULL;
+    f->kind = STR_NULL;
+    if (ev == CLUSTER_DELETE) {
+        struct node_entry *old = strmap_delete(&st->nodes, f->name.ptr, f->name.len);
+        node_entry_free(old);
+        node_entry_free(e);
+        st->dirty = true;
+        return true;
+    }
+    struct node_entry *existing = strmap_get(&st->nodes, f->name.ptr, f->name.len);
+    if (f->invalid && existing) {
+        snprintf(why, whylen, "node %.*s update skipped: %s", STR_FMT(f->name), f->invalid);
+        existing->mark = st->mark[CLUSTER_NODES];
+        node_entry_free(e);
+        return false;
+    }
+    e->mark = st->mark[CLUSTER_NODES];
+    void *old = NULL;
+    if (!strmap_put(&st->nodes, f->name.ptr, f->name.len, e, &old)) {
+        node_entry_free(e);
+        snprintf(why, whylen, "out of memory");
+        return false;
+    }
+    node_entry_free(old);
+    st->dirty = true;
+    if (f->invalid) {
+        snprintf(why, whylen, "node %.*s kept as unusable: %s", STR_FMT(f->name), f->invalid);
+        return false;
+    }
+    return true;
+}
+
+bool cluster_state_apply(struct cluster_state *st, enum cluster_kind kind, enum cluster_event ev,
+                         const char *json, size_t len, char *why, size_t whylen)
+{
+    why[0] = '\0';
+    pthread_mutex_lock(&st->mu);
+    arena_reset(st->scratch);
+    bool ok = kind == CLUSTER_NODES ? apply_node(st, ev, json, len, why, whylen)
+                                    : apply_pod(st, ev, json, len, why, whylen);
+    pthread_mutex_unlock(&st->mu);
+    return ok;
+}
+
+void cluster_state_relist_begin(struct cluster_state *st, enum cluster_kind kind)
+{
+    pthread_mutex_lock(&st->mu);
+    st->mark[kind]++;
+    st->in_relist[kind] = true;
+    pthread_mutex_unlock(&st->mu);
+}
+
+void cluster_state_relist_end(struct cluster_state *st, enum cluster_kind kind)
+{
+    pthread_mutex_lock(&st->mu);
+    unsigned mark = st->mark[kind];
+    struct strmap *m = kind == CLUSTER_NODES ? &st->nodes : &st->pods;
+    /* Collect first: deleting while walking would move entries under us. */
+    size_t n = 0;
+    char **stale = malloc((m->count + 1) * sizeof(*stale));
+    size_t *lens = malloc((m->count + 1) * sizeof(*lens));
+    if (stale && lens) {
+        STRMAP_FOREACH(m, s)
+        {
+            unsigned em = kind == CLUSTER_NODES ? ((struct node_entry *)s->value)->mark
+                                                : ((struct pod_entry *)s->value)->mark;
+            if (em != mark) {
+                stale[n] = strndup(s->key, s->len);
+                lens[n] = s->len;
+                if (stale[n])
+                    n++;
+            }
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (kind == CLUSTER_NODES)
+                node_entry_free(strmap_delete(&st->nodes, stale[i], lens[i]));
+            else
+                pod_remove(st, stale[i], lens[i]);
+            free(stale[i]);
+        }
+    }
+    free(stale);
+    free(lens);
+    if (n)
+        st->dirty = true;
+    st->in_relist[kind] = false;
+    pthread_mutex_unlock(&st->mu);
+}
+
+size_t cluster_state_count(struct cluster_state *st, enum cluster_kind kind)
+{
+    pthread_mutex_lock(&st->mu);
+    size_t n = kind == CLUSTER_NODES ? st->nodes.count : st->pods.count;
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+bool cluster_state_take_dirty(struct cluster_state *st)
+{
+    pthread_mutex_lock(&st->mu);
+    bool d = st->dirty;
+    st->dirty = false;
+    pthread_mutex_unlock(&st->mu);
+    return d;
+}
+
+struct node_view *cluster_state_snapshot(struct cluster_state *st)
+{
+    struct node_view_builder *b = node_view_builder_new("cluster");
+    if (!b)
+        return NULL;
+    pthread_mutex_lock(&st->mu);
+    bool ok = true;
+    char err[256];
+    STRMAP_FOREACH(&st->nodes, s)
+    {
+        struct node_entry *e = s->value;
+        struct node_facts f = e->facts;
+        struct node_usage *u = strmap_get(&st->usage, f.name.ptr, f.name.len);
+        if (u)
+            f.requested = u->used;
+        else
+            memset(&f.requested, 0, sizeof(f.requested));
+        if (!node_view_builder_add(b, &f, err, sizeof(err))) {
+            ok = false;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (!ok) {
+        node_view_builder_free(b);
+        return NULL;
+    }
+    return node_view_builder_finish(b);
+}

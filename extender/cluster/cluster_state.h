@@ -1,0 +1,53 @@
+/*
+ * cluster_state.h - the cluster's nodes and pods as the informers last saw
+ * them, and the node views built from it.
+ *
+ * Writers (the node and pod informers) apply list items and watch events
+ * under one mutex; readers never touch this: they use the immutable node
+ * view published from it (cluster_state_snapshot), which carries, per
+ * node, its facts and the summed requests of the pods bound to it.
+ */
+#ifndef CE_CLUSTER_STATE_H
+#define CE_CLUSTER_STATE_H
+
+#include "../kube/node_facts.h"
+#include "../kube/node_view.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum cluster_kind { CLUSTER_NODES, CLUSTER_PODS, CLUSTER_KIND_COUNT };
+const char *cluster_kind_name(enum cluster_kind k);
+
+enum cluster_event { CLUSTER_UPSERT, CLUSTER_DELETE };
+
+struct cluster_state;
+
+struct cluster_state *cluster_state_new(const struct capacity_label_config *label, int max_depth);
+void cluster_state_free(struct cluster_state *st);
+
+/* A list replaces what is known: objects of kind not applied between begin
+ * and end are dropped at end (they were deleted while we were not
+ * watching). */
+void cluster_state_relist_begin(struct cluster_state *st, enum cluster_kind kind);
+void cluster_state_relist_end(struct cluster_state *st, enum cluster_kind kind);
+
+/* Applies one object (a list item, or the object of a watch event). False
+ * when the object is skipped: not JSON, not of the kind, unnamed, or with a
+ * quantity that does not parse; why says which, and the state is as it
+ * was (a node first seen with a bad quantity is kept, marked unusable, so
+ * requests can say why). Pods in a terminal phase (Succeeded, Failed) are
+ * dropped like deleted ones. */
+bool cluster_state_apply(struct cluster_state *st, enum cluster_kind kind, enum cluster_event ev,
+                         const char *json, size_t len, char *why, size_t whylen);
+
+size_t cluster_state_count(struct cluster_state *st, enum cluster_kind kind);
+
+/* True (and cleared) when something changed since the last call. */
+bool cluster_state_take_dirty(struct cluster_state *st);
+
+/* A node view of the current state (one reference), or NULL when out of
+ * memory. */
+struct node_view *cluster_state_snapshot(struct cluster_state *st);
+
+#endif

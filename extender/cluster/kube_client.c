@@ -1,0 +1,301 @@
+/*
+ * kube_client.c - see kube_client.h.
+ */
+#include "kube_client.h"
+
+#include "../base/fileio.h"
+#include "../base/log.h"
+#include "../version.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+
+static void curl_init_once(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static unsigned long long file_sig(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    return (unsigned long long)st.st_ino * 1000003ULL ^ (unsigned long long)st.st_size * 31ULL ^
+           (unsigned long long)st.st_mtim.tv_sec * 1000000007ULL ^
+           (unsigned long long)st.st_mtim.tv_nsec;
+}
+
+bool kube_client_reload_token(struct kube_client *c, bool force)
+{
+    if (!c->auth.token_file)
+        return false;
+    unsigned long long sig = file_sig(c->auth.token_file);
+    pthread_mutex_lock(&c->mu);
+    bool same = !force && sig == c->token_sig && c->token;
+    pthread_mutex_unlock(&c->mu);
+    if (same)
+        return false;
+    char *data;
+    size_t len;
+    char err[300];
+    if (!file_read_all(c->auth.token_file, 64 * 1024, &data, &len, err, sizeof(err))) {
+        log_kv(LOG_ERROR, "cannot read service account token", "error", err, NULL);
+        return false;
+    }
+    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+        data[--len] = '\0';
+    pthread_mutex_lock(&c->mu);
+    bool changed = !c->token || strcmp(c->token, data) != 0;
+    free(c->token);
+    c->token = data;
+    c->token_sig = sig;
+    pthread_mutex_unlock(&c->mu);
+    if (changed)
+        log_kv(LOG_INFO, "API token loaded", "file", c->auth.token_file, NULL);
+    return changed;
+}
+
+bool kube_client_init(struct kube_client *c, struct kube_auth *auth, char *err, size_t errlen)
+{
+    pthread_once(&curl_once, curl_init_once);
+    memset(c, 0, sizeof(*c));
+    c->auth = *auth;
+    memset(auth, 0, sizeof(*auth));
+    pthread_mutex_init(&c->mu, NULL);
+    c->connect_timeout_s = 10;
+    if (c->auth.token) {
+        c->token = strdup(c->auth.token);
+    } else if (c->auth.token_file) {
+        kube_client_reload_token(c, true);
+        if (!c->token) {
+            snprintf(err, errlen, "cannot read token file %s", c->auth.token_file);
+            return false;
+        }
+    }
+    return true;
+}
+
+void kube_client_free(struct kube_client *c)
+{
+    kube_auth_free(&c->auth);
+    free(c->token);
+    pthread_mutex_destroy(&c->mu);
+    memset(c, 0, sizeof(*c));
+}
+
+void kube_response_init(struct kube_response *r)
+{
+    memset(r, 0, sizeof(*r));
+    buf_init(&r->body, 0);
+}
+
+void kube_response_free(struct kube_response *r)
+{
+    buf_free(&r->body);
+}
+
+struct kube_conn {
+    struct kube_client *c;
+    CURL *h;
+};
+
+struct kube_conn *kube_conn_new(struct kube_client *c)
+{
+    pthread_once(&curl_once, curl_init_once);
+    struct kube_conn *k = calloc(1, sizeof(*k));
+    if (!k)
+        return NULL;
+    k->c = c;
+    k->h = curl_easy_init();
+    if (!k->h) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void kube_conn_free(struct kube_conn *k)
+{
+    if (!k)
+        return;
+    curl_easy_cleanup(k->h);
+    free(k);
+}
+
+void kube_query_escape(struct buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+            buf_putc(b, (char)ch);
+        } else {
+            buf_putc(b, '%');
+            buf_putc(b, hex[ch >> 4]);
+            buf_putc(b, hex[ch & 15]);
+        }
+    }
+}
+
+/* Per-request state for the callbacks. */
+struct transfer {
+    struct kube_conn *k;
+    struct kube_response *out;
+    size_t max_bytes;
+    kube_stream_fn fn;
+    void *ctx;
+    bool aborted_by_fn;
+    atomic_bool *stop;
+    long stall_s;
+    time_t last_data;
+};
+
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    struct transfer *t = arg;
+    size_t len = size * n;
+    if (len > 12 && strncasecmp(line, "Retry-After:", 12) == 0)
+        t->out->retry_after_s = strtol(line + 12, NULL, 10);
+    return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct transfer *t = arg;
+    size_t len = size * n;
+    t->last_data = time(NULL);
+    long status = 0;
+    curl_easy_getinfo(t->k->h, CURLINFO_RESPONSE_CODE, &status);
+    if (t->fn && status == 200) {
+        if (!t->fn(t->ctx, data, len)) {
+            t->aborted_by_fn = true;
+            return 0; /* makes libcurl end the transfer */
+        }
+        return len;
+    }
+    /* A whole response (a list, or an error Status): keep it, within limits. */
+    if (t->out->body.len + len > t->max_bytes)
+        return 0;
+    buf_append(&t->out->body, data, len);
+    return buf_failed(&t->out->body) ? 0 : len;
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct transfer *t = arg;
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    if (t->stop && atomic_load(t->stop)) {
+        t->out->stopped = true;
+        return 1;
+    }
+    if (t->stall_s > 0 && time(NULL) - t->last_data > t->stall_s) {
+        t->out->stalled = true;
+        return 1;
+    }
+    return 0;
+}
+
+static bool perform(struct kube_conn *k, const char *path, struct transfer *t, long timeout_s)
+{
+    struct kube_client *c = k->c;
+    CURL *h = k->h;
+    kube_client_reload_token(c, false);
+    curl_easy_reset(h);
+    char url[8192];
+    snprintf(url, sizeof(url), "%s%s", c->auth.server, path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "cost-extender/" CE_VERSION);
+    curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* gzip if the server wants */
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* TLS: verified unless the kubeconfig says otherwise. */
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c->auth.insecure ? 0L : 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c->auth.insecure ? 0L : 2L);
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (c->auth.ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->auth.ca_file);
+    if (c->auth.ca_pem) {
+        struct curl_blob blob = {c->auth.ca_pem, c->auth.ca_pem_len, CURL_BLOB_COPY};
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+    }
+    if (c->auth.cert_file)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, c->auth.cert_file);
+    if (c->auth.key_file)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, c->auth.key_file);
+    if (c->auth.cert_pem) {
+        struct curl_blob blob = {c->auth.cert_pem, c->auth.cert_pem_len, CURL_BLOB_COPY};
+        curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &blob);
+        curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (c->auth.key_pem) {
+        struct curl_blob blob = {c->auth.key_pem, c->auth.key_pem_len, CURL_BLOB_COPY};
+        curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &blob);
+        curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
+    char auth[4200];
+    pthread_mutex_lock(&c->mu);
+    if (c->token) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", c->token);
+        hdrs = curl_slist_append(hdrs, auth);
+    }
+    pthread_mutex_unlock(&c->mu);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, t);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    t->last_data = time(NULL);
+    CURLcode rc = curl_easy_perform(h);
+    memset(auth, 0, sizeof(auth));
+    curl_slist_free_all(hdrs);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t->out->status);
+    if (rc == CURLE_OK || t->aborted_by_fn || t->out->stalled || t->out->stopped)
+        return t->out->status != 0 || t->out->stalled || t->out->stopped;
+    if (rc == CURLE_WRITE_ERROR && t->out->body.len >= t->max_bytes)
+        snprintf(t->out->error, sizeof(t->out->error), "response larger than %zu bytes",
+                 t->max_bytes);
+    else
+        snprintf(t->out->error, sizeof(t->out->error), "%s", curl_easy_strerror(rc));
+    /* A stream the server cut off mid-way (connection dropped) had a 200:
+     * report the drop as a transport error, not as a clean end. */
+    t->out->status = 0;
+    return false;
+}
+
+bool kube_get(struct kube_conn *k, const char *path, size_t max_bytes, long timeout_s,
+              struct kube_response *out)
+{
+    struct transfer t = {.k = k, .out = out, .max_bytes = max_bytes};
+    return perform(k, path, &t, timeout_s);
+}
+
+bool kube_stream(struct kube_conn *k, const char *path, long stall_s, kube_stream_fn fn,
+                 void *ctx, atomic_bool *stop, struct kube_response *out)
+{
+    struct transfer t = {.k = k,
+                         .out = out,
+                         .max_bytes = 1 << 20,
+                         .fn = fn,
+                         .ctx = ctx,
+                         .stop = stop,
+                         .stall_s = stall_s};
+    return perform(k, path, &t, 0);
+}
