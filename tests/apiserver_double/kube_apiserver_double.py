@@ -90,6 +90,13 @@ def _sha(s):
     return hashlib.sha256(s.encode()).hexdigest()
 
 
+def _fast_uuid(rng):
+    """A random version-4 UUID string from rng (quicker than uuid.UUID)."""
+    s = "%032x" % rng.getrandbits(128)
+    return "%s-%s-4%s-%s%s-%s" % (s[:8], s[8:12], s[13:16], "89ab"[int(s[16], 16) & 3],
+                                   s[17:20], s[20:])
+
+
 def _now_ts(offset=0.0):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + offset))
 
@@ -1568,31 +1575,34 @@ class KubeApiServerDouble:
             ip = next((a.get("address") for a in addrs if a.get("type") == "InternalIP"), "")
             targets.append((rec.key, ip))
         node_names = []
+        ts = _now_ts(-7200)
+        node_templates = {}
         j = len(existing)
         for _ in range(nodes):
             j += 1
             ip = "10.%d.%d.%d" % (j // 65536 % 256, j // 256 % 256, j % 256)
             name = "ip-%s.ec2.internal" % ip.replace(".", "-")
             it = rng.choice(types)
-            vcpu, mem_mib, gpu, _ = facts.get(it, (4, 16384, 0, "amd64"))
-            node = make_node(name, instance_type=it,
-                             capacity_type="spot" if rng.random() < 0.35 else "on-demand",
-                             zone=rng.choice(zones), cpu=str(vcpu), memory="%dMi" % mem_mib,
-                             gpus=gpu, ip=ip)
-            node.pop("kind", None)
-            node.pop("apiVersion", None)
+            cap = "spot" if rng.random() < 0.35 else "on-demand"
+            zone = rng.choice(zones)
+            tkey = (it, cap, zone)
+            if tkey not in node_templates:
+                node_templates[tkey] = self._node_template(it, cap, zone, facts, ts)
+            tmpl, labels = node_templates[tkey]
+            v = {"name": name, "ip": ip, "uid": _fast_uuid(rng), "id": "%017x" % rng.getrandbits(68),
+                 "mid": "%032x" % rng.getrandbits(128), "boot": _fast_uuid(rng)}
             with self._cond:
                 if name in self._store["nodes"]:
                     continue
                 rv = self._rv + 1
-                node["metadata"]["resourceVersion"] = str(rv)
-                node["metadata"] = _shape(node["metadata"], "ObjectMeta")
-                rec = _Rec(name, _dumps(node), rv, _node_fields(node),
-                           dict(node["metadata"]["labels"]))
+                v["rv"] = rv
+                lab = dict(labels)
+                lab["kubernetes.io/hostname"] = name
+                fields = {"metadata.name": name, "spec.unschedulable": "false"}
+                rec = _Rec(name, (tmpl % v).encode(), rv, fields, lab)
                 self._commit("nodes", "ADDED", name, rec, None)
             node_names.append(name)
             targets.append((name, ip))
-        ts = _now_ts(-7200)
         templates = self._pod_templates(ts)
         apps = ["web", "api", "worker", "cache", "ingest", "auth", "search", "billing",
                 "notify", "report", "etl", "frontend", "backend", "queue", "metrics"]
@@ -1617,8 +1627,7 @@ class KubeApiServerDouble:
                     "name": "%s-%s-%05x" % (app, h, i), "cpu": rng.choice(cpus),
                     "mem": rng.choice(mems), "node": node, "hostip": hostip,
                     "ip": "100.%d.%d.%d" % (64 + i // 65536 % 64, i // 256 % 256, i % 256),
-                    "uid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                    "rsuid": str(uuid.uuid5(uuid.NAMESPACE_DNS, app + h)),
+                    "uid": _fast_uuid(rng), "rsuid": _fast_uuid(rng),
                 }))
             with self._cond:
                 pstore = self._store["pods"]
@@ -1643,6 +1652,33 @@ class KubeApiServerDouble:
                     pod_keys.append(key)
                 self._cond.notify_all()
         return node_names, pod_keys
+
+    @staticmethod
+    def _node_template(it, cap, zone, facts, ts):
+        """(%-format str, labels) of a node of that type, capacity type and zone."""
+        vcpu, mem_mib, gpu, _ = facts.get(it, (4, 16384, 0, "amd64"))
+        node = make_node("@@NAME@@", instance_type=it, capacity_type=cap, zone=zone,
+                         cpu=str(vcpu), memory="%dMi" % mem_mib, gpus=gpu, ip="@@IP@@")
+        node.pop("kind")
+        node.pop("apiVersion")
+        meta = node["metadata"]
+        meta["uid"] = "@@UID@@"
+        meta["resourceVersion"] = "@@RV@@"
+        meta["creationTimestamp"] = ts
+        meta = node["metadata"] = _shape(meta, "ObjectMeta")
+        for mf in meta["managedFields"]:
+            mf["time"] = ts
+        node["spec"]["providerID"] = "aws:///%s/i-@@ID@@" % zone
+        ni = node["status"]["nodeInfo"]
+        ni["machineID"] = ni["systemUUID"] = "@@MID@@"
+        ni["bootID"] = "@@BOOT@@"
+        labels = dict(meta["labels"])
+        s = json.dumps(node, separators=_COMPACT).replace("%", "%%")
+        for k in ("name", "ip", "uid", "rv", "id", "mid", "boot"):
+            s = s.replace("@@%s@@" % k.upper(), "%%(%s)s" % k)
+        s = re.sub(r'"(lastHeartbeatTime|lastTransitionTime)":"[^"]*"',
+                   lambda m: '"%s":"%s"' % (m.group(1), ts), s)
+        return s, labels
 
     @staticmethod
     def _pod_templates(ts):

@@ -707,6 +707,46 @@ static void test_reasons(void **state)
 
 /* --- scores ---------------------------------------------------------------------- */
 
+/* --- packing ----------------------------------------------------------------------- */
+
+static void test_packing(void **state)
+{
+    struct fixture *f = *state;
+    struct pod_info p = pod(500, GI, 0);
+    struct node_facts empty = node("e", "cpu.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0);
+    struct node_facts busy = empty;
+    /* 1.5 of 2 CPUs and 2 of 8 GiB in use: utilisation max(0.75, 0.25). */
+    busy.requested.cpu_milli = 1500;
+    busy.requested.memory = 2 * GI;
+    busy.requested.pods = 3;
+    assert_near(cost_node_utilisation(&empty), 0);
+    assert_near(cost_node_utilisation(&busy), 0.75);
+
+    /* Share 0.25 of a 0.10 node: 0.025 empty; busy 0.025 * (1 - 0.5 * 0.75). */
+    struct node_cost ce = eval(f, &p, &empty), cb = eval(f, &p, &busy);
+    assert_near(ce.cost, 0.025);
+    assert_near(cb.cost, 0.025 * (1 - 0.5 * 0.75));
+    uint8_t scores[2];
+    struct node_cost both[2] = {ce, cb};
+    cost_score_nodes(both, 2, SPOT_ALLOW, scores);
+    assert_true(scores[1] == 10 && scores[0] < 10);
+
+    /* Packing off: the same cost on both. */
+    struct cost_config cfg = f->cfg;
+    cfg.packing_weight = 0;
+    struct pod_policy pol;
+    cost_pod_policy(&p, &cfg, &pol);
+    cost_evaluate_node(f->t, &cfg, &p, &pol, &busy, &cb);
+    assert_near(cb.cost, 0.025);
+
+    /* GPUs count, and over-committed nodes cap at 1. */
+    struct node_facts g = node("g", "gpu.node", CAPACITY_ON_DEMAND, 8000, 64 * GI, 4);
+    assert_true(resources_ext_set(&g.requested, str_of("nvidia.com/gpu"), 3));
+    assert_near(cost_node_utilisation(&g), 0.75);
+    g.requested.cpu_milli = 99000;
+    assert_near(cost_node_utilisation(&g), 1.0);
+}
+
 static struct node_cost fits(double cost, bool spot)
 {
     struct node_cost c;
@@ -966,6 +1006,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verdict_too_small, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verdict_invalid_and_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reasons, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_packing, setup, teardown),
         cmocka_unit_test(test_score_examples),
         cmocka_unit_test(test_score_prefer_banding),
         cmocka_unit_test(test_score_properties),

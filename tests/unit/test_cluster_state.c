@@ -1,0 +1,427 @@
+/*
+ * test_cluster_state.c - parsing list and watch bodies (informer.c) as the
+ * real kube-apiserver v1.32 sends them, and the cluster state they feed
+ * (cluster_state.c): upserts, deletes, relists, per-node requested sums,
+ * bad objects skipped without harm, and the node views published from it.
+ */
+#include "test_util.h"
+
+#include "base/jscan.h"
+#include "base/strmap.h"
+#include "cluster/cluster_state.h"
+#include "cluster/informer.h"
+
+#define API "tests/fixtures/kube-apiserver-v1.32"
+
+static struct capacity_label_config no_label;
+
+/* --- list parsing ------------------------------------------------------------ */
+
+struct collected {
+    int n;
+    char names[16][64];
+};
+
+static void collect(void *ctx, const char *json, size_t len)
+{
+    struct collected *c = ctx;
+    /* Each item is a whole object: it starts and ends with braces. */
+    assert_true(len > 2 && json[0] == '{' && json[len - 1] == '}');
+    /* The item's metadata.name, read independently of the node decoder. */
+    struct jscan s;
+    jscan_init(&s, json, len, 64);
+    assert_true(jscan_begin_object(&s));
+    struct jstr key, name = {0};
+    while (jscan_next_key(&s, &key)) {
+        if (!jstr_eq(&key, "metadata")) {
+            jscan_skip(&s, NULL);
+            continue;
+        }
+        jscan_begin_object(&s);
+        struct jstr mk;
+        while (jscan_next_key(&s, &mk)) {
+            if (jstr_eq(&mk, "name"))
+                jscan_string(&s, &name);
+            else
+                jscan_skip(&s, NULL);
+        }
+    }
+    assert_true(jscan_finish(&s));
+    assert_non_null(name.ptr);
+    assert_true(c->n < 16);
+    snprintf(c->names[c->n++], 64, "%.*s", (int)name.len, name.ptr);
+}
+
+static void test_parse_real_list_pages(void **state)
+{
+    (void)state;
+    size_t len;
+    char *body = test_read_file(API "/list-nodes-page1.json", &len);
+    struct collected c = {0};
+    char *rv, *cont, err[256];
+    assert_true(informer_parse_list(body, len, 64, collect, &c, &rv, &cont, err, sizeof(err)));
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.names[0], "ip-10-0-0-10.ec2.internal");
+    assert_string_equal(c.names[3], "ip-10-0-3-13.ec2.internal");
+    assert_string_equal(rv, "204");
+    assert_non_null(cont);
+    assert_true(strncmp(cont, "eyJ2Ijoib", 9) == 0);
+    free(rv);
+    free(cont);
+    free(body);
+
+    body = test_read_file(API "/list-nodes-page2.json", &len);
+    memset(&c, 0, sizeof(c));
+    assert_true(informer_parse_list(body, len, 64, collect, &c, &rv, &cont, err, sizeof(err)));
+    assert_int_equal(c.n, 2);
+    assert_string_equal(rv, "204");
+    assert_null(cont); /* last page: no continue */
+    free(rv);
+    free(body);
+}
+
+static void ignore(void *ctx, const char *json, size_t len)
+{
+    (void)json;
+    (void)len;
+    (*(int *)ctx)++;
+}
+
+static void test_parse_bad_lists(void **state)
+{
+    (void)state;
+    char *rv, *cont, err[256];
+    int n = 0;
+    const char *bad[] = {"", "[]x", "{\"items\":[{}", "{\"items\":5}", "{\"metadata\":[]}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (informer_parse_list(bad[i], strlen(bad[i]), 64, ignore, &n, &rv, &cont, err,
+                                sizeof(err)))
+            fail_msg("list %zu should fail", i);
+        assert_null(rv);
+        assert_null(cont);
+    }
+    /* An empty continue means no more pages. */
+    const char *ok = "{\"metadata\":{\"resourceVersion\":\"9\",\"continue\":\"\"},\"items\":[]}";
+    assert_true(informer_parse_list(ok, strlen(ok), 64, ignore, &n, &rv, &cont, err, sizeof(err)));
+    assert_string_equal(rv, "9");
+    assert_null(cont);
+    free(rv);
+}
+
+/* --- watch events -------------------------------------------------------------- */
+
+static void test_parse_real_watch_stream(void **state)
+{
+    (void)state;
+    size_t len;
+    char *stream = test_read_file(API "/watch-pods.stream", &len);
+    const char *want_types[] = {"ADDED", "MODIFIED", "MODIFIED", "DELETED", "BOOKMARK"};
+    const char *want_rv[] = {"205", "206", "207", "208", "208"};
+    int n = 0;
+    for (char *line = stream; line < stream + len;) {
+        char *nl = memchr(line, '\n', (size_t)(stream + len - line));
+        size_t l = nl ? (size_t)(nl - line) : (size_t)(stream + len - line);
+        if (l) {
+            struct watch_event ev;
+            char err[256];
+            assert_true(informer_parse_event(line, l, 64, &ev, err, sizeof(err)));
+            assert_true(n < 5);
+            assert_string_equal(ev.type, want_types[n]);
+            assert_non_null(ev.rv);
+            assert_string_equal(ev.rv, want_rv[n]);
+            assert_true(ev.object_len > 10 && ev.object[0] == '{');
+            free(ev.rv);
+            n++;
+        }
+        line += l + 1;
+    }
+    assert_int_equal(n, 5);
+    free(stream);
+}
+
+static void test_parse_error_events(void **state)
+{
+    (void)state;
+    struct watch_event ev;
+    char err[256];
+    const char *gone = "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"apiVersion\":\"v1\","
+                       "\"metadata\":{},\"status\":\"Failure\",\"message\":\"too old resource "
+                       "version: 1 (200)\",\"reason\":\"Expired\",\"code\":410}}";
+    assert_true(informer_parse_event(gone, strlen(gone), 64, &ev, err, sizeof(err)));
+    assert_string_equal(ev.type, "ERROR");
+    assert_int_equal(ev.code, 410);
+    assert_null(ev.rv);
+    /* Malformed lines are errors, not crashes. */
+    const char *bad[] = {"garbage", "{\"type\":\"ADDED\"}", "{\"object\":{}}",
+                         "{\"type\":\"ADDED\",\"object\":{\"a\":", "{\"type\":5,\"object\":{}}",
+                         "{\"type\":\"AVERYVERYLONGTYPENAME\",\"object\":{}}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (informer_parse_event(bad[i], strlen(bad[i]), 64, &ev, err, sizeof(err)))
+            fail_msg("event %zu should fail", i);
+        assert_true(strlen(err) > 0);
+    }
+}
+
+/* --- cluster state ------------------------------------------------------------- */
+
+static char *node_json(const char *name, const char *type, const char *cpu, const char *mem)
+{
+    char *s = malloc(1024);
+    snprintf(s, 1024,
+             "{\"kind\":\"Node\",\"metadata\":{\"name\":\"%s\",\"labels\":{\"node.kubernetes.io/"
+             "instance-type\":\"%s\",\"karpenter.sh/capacity-type\":\"spot\"}},"
+             "\"status\":{\"allocatable\":{\"cpu\":\"%s\",\"memory\":\"%s\",\"pods\":\"58\","
+             "\"nvidia.com/gpu\":\"4\"}}}",
+             name, type, cpu, mem);
+    return s;
+}
+
+static char *pod_json(const char *ns, const char *name, const char *node, const char *cpu,
+                      const char *phase, const char *gpu)
+{
+    char *s = malloc(1024);
+    char node_field[128] = "";
+    if (node)
+        snprintf(node_field, sizeof(node_field), "\"nodeName\":\"%s\",", node);
+    snprintf(s, 1024,
+             "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\",\"namespace\":\"%s\"},"
+             "\"spec\":{%s\"containers\":[{\"name\":\"c\",\"resources\":{\"requests\":{\"cpu\":"
+             "\"%s\",\"memory\":\"1Gi\"%s%s%s}}}]},\"status\":{\"phase\":\"%s\"}}",
+             name, ns, node_field, cpu, gpu ? ",\"nvidia.com/gpu\":\"" : "", gpu ? gpu : "",
+             gpu ? "\"" : "", phase);
+    return s;
+}
+
+static bool apply(struct cluster_state *st, enum cluster_kind k, enum cluster_event ev, char *json)
+{
+    char why[300];
+    bool ok = cluster_state_apply(st, k, ev, json, strlen(json), why, sizeof(why));
+    free(json);
+    return ok;
+}
+
+static const struct node_facts *find(struct node_view *v, const char *name)
+{
+    return node_view_find(v, (struct str){name, strlen(name)});
+}
+
+static void test_requested_sums(void **state)
+{
+    (void)state;
+    struct cluster_state *st = cluster_state_new(&no_label, 64);
+    assert_non_null(st);
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n1", "m5.large", "2", "8Gi")));
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n2", "c5.xlarge", "4", "8Gi")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p1", "n1", "500m", "Running", NULL)));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p2", "n1", "250m", "Running", "2")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("b", "p3", NULL, "1", "Pending", NULL)));
+    /* A pod on a node we have not seen yet still counts once the node comes. */
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("b", "p4", "n3", "1", "Running", NULL)));
+    assert_int_equal(cluster_state_count(st, CLUSTER_PODS), 4);
+    assert_true(cluster_state_take_dirty(st));
+    assert_false(cluster_state_take_dirty(st));
+
+    struct node_view *v = cluster_state_snapshot(st);
+    assert_non_null(v);
+    assert_int_equal(v->n_nodes, 2);
+    const struct node_facts *n1 = find(v, "n1");
+    assert_non_null(n1);
+    assert_int_equal(n1->requested.cpu_milli, 750);
+    assert_int_equal(n1->requested.memory, 2LL << 30);
+    assert_int_equal(n1->requested.pods, 2);
+    assert_int_equal(resources_ext_get(&n1->requested, TSTR("nvidia.com/gpu")), 2);
+    assert_int_equal(n1->capacity, CAPACITY_SPOT);
+    assert_true(str_eq_lit(n1->instance_type, "m5.large"));
+    assert_int_equal(find(v, "n2")->requested.pods, 0);
+    assert_null(find(v, "n3"));
+    snapshot_release(&v->snap);
+
+    /* The pod moves (rebinding after delete/recreate): sums follow. */
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p1", "n2", "500m", "Running", NULL)));
+    /* p2 finishes: terminal pods hold nothing. */
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p2", "n1", "250m", "Succeeded", "2")));
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n3", "m5.large", "2", "8Gi")));
+    v = cluster_state_snapshot(st);
+    assert_int_equal(find(v, "n1")->requested.pods, 0);
+    assert_int_equal(find(v, "n1")->requested.cpu_milli, 0);
+    assert_int_equal(resources_ext_get(&find(v, "n1")->requested, TSTR("nvidia.com/gpu")), 0);
+    assert_int_equal(find(v, "n2")->requested.cpu_milli, 500);
+    assert_int_equal(find(v, "n3")->requested.cpu_milli, 1000);
+    assert_int_equal(cluster_state_count(st, CLUSTER_PODS), 3);
+    snapshot_release(&v->snap);
+
+    /* Deletes. */
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_DELETE, pod_json("b", "p4", "n3", "1", "Running", NULL)));
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_DELETE, node_json("n2", "c5.xlarge", "4", "8Gi")));
+    v = cluster_state_snapshot(st);
+    assert_int_equal(v->n_nodes, 2);
+    assert_null(find(v, "n2"));
+    assert_int_equal(find(v, "n3")->requested.cpu_milli, 0);
+    snapshot_release(&v->snap);
+    cluster_state_free(st);
+}
+
+static void test_relist_drops_what_vanished(void **state)
+{
+    (void)state;
+    struct cluster_state *st = cluster_state_new(&no_label, 64);
+    cluster_state_relist_begin(st, CLUSTER_NODES);
+    for (int i = 0; i < 50; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "n%d", i);
+        assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json(name, "m5.large", "2", "8Gi")));
+    }
+    cluster_state_relist_end(st, CLUSTER_NODES);
+    cluster_state_relist_begin(st, CLUSTER_PODS);
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p1", "n1", "1", "Running", NULL)));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p2", "n2", "1", "Running", NULL)));
+    cluster_state_relist_end(st, CLUSTER_PODS);
+    assert_int_equal(cluster_state_count(st, CLUSTER_NODES), 50);
+
+    /* A relist that no longer has the odd nodes nor pod p2. */
+    cluster_state_relist_begin(st, CLUSTER_NODES);
+    for (int i = 0; i < 50; i += 2) {
+        char name[16];
+        snprintf(name, sizeof(name), "n%d", i);
+        assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json(name, "m5.large", "2", "8Gi")));
+    }
+    cluster_state_relist_end(st, CLUSTER_NODES);
+    cluster_state_relist_begin(st, CLUSTER_PODS);
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p1", "n1", "1", "Running", NULL)));
+    cluster_state_relist_end(st, CLUSTER_PODS);
+    assert_int_equal(cluster_state_count(st, CLUSTER_NODES), 25);
+    assert_int_equal(cluster_state_count(st, CLUSTER_PODS), 1);
+    struct node_view *v = cluster_state_snapshot(st);
+    assert_null(find(v, "n1"));
+    assert_non_null(find(v, "n48"));
+    /* p2 is gone, so n2's sum is back to zero. */
+    assert_int_equal(find(v, "n2")->requested.pods, 0);
+    snapshot_release(&v->snap);
+    cluster_state_free(st);
+}
+
+static void test_bad_objects_are_skipped_without_harm(void **state)
+{
+    (void)state;
+    struct cluster_state *st = cluster_state_new(&no_label, 64);
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n1", "m5.large", "2", "8Gi")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p1", "n1", "1", "Running", NULL)));
+    char why[300];
+    /* Garbage, a wrong kind, an unnamed object. */
+    const char *bad[] = {"not json", "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"n9\"}}",
+                         "{\"kind\":\"Node\",\"metadata\":{}}", "{\"metadata\":"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(cluster_state_apply(st, CLUSTER_NODES, CLUSTER_UPSERT, bad[i],
+                                         strlen(bad[i]), why, sizeof(why)));
+        assert_true(strlen(why) > 0);
+    }
+    /* An update of n1 with an unparsable quantity keeps the old facts. */
+    assert_false(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n1", "r5.large", "lots", "8Gi")));
+    /* A pod update with a bad quantity keeps the old pod. */
+    assert_false(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p1", "n1", "1e999", "Running", NULL)));
+    /* A new node with a bad quantity is kept, marked unusable. */
+    assert_false(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n2", "m5.large", "2", "-8Gi")));
+    struct node_view *v = cluster_state_snapshot(st);
+    assert_int_equal(v->n_nodes, 2);
+    const struct node_facts *n1 = find(v, "n1");
+    assert_true(str_eq_lit(n1->instance_type, "m5.large"));
+    assert_null(n1->invalid);
+    assert_int_equal(n1->allocatable.cpu_milli, 2000);
+    assert_int_equal(n1->requested.cpu_milli, 1000);
+    assert_non_null(find(v, "n2")->invalid);
+    snapshot_release(&v->snap);
+    cluster_state_free(st);
+}
+
+static void test_real_objects(void **state)
+{
+    (void)state;
+    struct cluster_state *st = cluster_state_new(&no_label, 64);
+    char err[256], *rv, *cont;
+    size_t len;
+    for (int page = 1; page <= 2; page++) {
+        char path[128];
+        snprintf(path, sizeof(path), API "/list-nodes-page%d.json", page);
+        char *body = test_read_file(path, &len);
+        struct collected c = {0};
+        assert_true(informer_parse_list(body, len, 64, collect, &c, &rv, &cont, err, sizeof(err)));
+        free(rv);
+        free(cont);
+        free(body);
+    }
+    /* Apply the real list items through the same path the informer uses. */
+    for (int page = 1; page <= 2; page++) {
+        char path[128];
+        snprintf(path, sizeof(path), API "/list-nodes-page%d.json", page);
+        char *body = test_read_file(path, &len);
+        struct jscan s;
+        jscan_init(&s, body, len, 64);
+        jscan_begin_object(&s);
+        struct jstr key;
+        while (jscan_next_key(&s, &key)) {
+            if (!jstr_eq(&key, "items")) {
+                jscan_skip(&s, NULL);
+                continue;
+            }
+            jscan_begin_array(&s);
+            while (jscan_next_item(&s)) {
+                struct jstr span;
+                assert_true(jscan_skip(&s, &span));
+                char why[300];
+                assert_true(cluster_state_apply(st, CLUSTER_NODES, CLUSTER_UPSERT, span.ptr,
+                                                span.len, why, sizeof(why)));
+            }
+        }
+        free(body);
+    }
+    assert_int_equal(cluster_state_count(st, CLUSTER_NODES), 6);
+    struct node_view *v = cluster_state_snapshot(st);
+    const struct node_facts *gpu = find(v, "ip-10-0-4-14.ec2.internal");
+    assert_non_null(gpu);
+    assert_true(str_eq_lit(gpu->instance_type, "p3.2xlarge"));
+    assert_int_equal(resources_ext_get(&gpu->allocatable, TSTR("nvidia.com/gpu")), 1);
+    snapshot_release(&v->snap);
+    cluster_state_free(st);
+}
+
+static void test_strmap_delete_keeps_chains(void **state)
+{
+    (void)state;
+    /* Many keys in a small table, deleted in an order that breaks chains if
+     * deletion were naive; every remaining key must still be found. */
+    struct strmap m;
+    assert_true(strmap_init(&m, 4));
+    static char keys[2000][16];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(keys[i], 16, "k%d", i);
+        assert_true(strmap_put(&m, keys[i], strlen(keys[i]), keys[i], NULL));
+    }
+    for (int i = 0; i < 2000; i += 3)
+        assert_ptr_equal(strmap_delete(&m, keys[i], strlen(keys[i])), keys[i]);
+    assert_null(strmap_delete(&m, "k0", 2));
+    for (int i = 0; i < 2000; i++) {
+        void *v = strmap_get(&m, keys[i], strlen(keys[i]));
+        if (i % 3 == 0)
+            assert_null(v);
+        else
+            assert_ptr_equal(v, keys[i]);
+    }
+    assert_int_equal(m.count, 2000 - 667);
+    strmap_free(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_real_list_pages),
+        cmocka_unit_test(test_parse_bad_lists),
+        cmocka_unit_test(test_parse_real_watch_stream),
+        cmocka_unit_test(test_parse_error_events),
+        cmocka_unit_test(test_requested_sums),
+        cmocka_unit_test(test_relist_drops_what_vanished),
+        cmocka_unit_test(test_bad_objects_are_skipped_without_harm),
+        cmocka_unit_test(test_real_objects),
+        cmocka_unit_test(test_strmap_delete_keeps_chains),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
