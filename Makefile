@@ -3,6 +3,7 @@
 #   make run     install what is missing, build, serve on 127.0.0.1:8888
 #   make test    install what is missing, build with ASan+UBSan, run every test
 #   make bench   build optimised, measure latency and memory (prints figures)
+#   make image   container image from deploy/Dockerfile (docker or podman; says so when neither runs)
 #
 # Debian packages are installed with apt-get when missing (needs root).
 
@@ -14,7 +15,8 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wpointer-arith -Wform
 LDLIBS   += -pthread -lm
 
 BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev
-TEST_DEBS  := $(BUILD_DEBS) libcmocka-dev libcjson-dev python3 python3-pytest
+TEST_DEBS  := $(BUILD_DEBS) libcmocka-dev libcjson-dev python3 python3-pytest \
+              python3-yaml iproute2 openssl
 BENCH_DEBS := $(BUILD_DEBS) python3
 
 SRC      := $(shell find extender -name '*.c' | sort)
@@ -35,12 +37,13 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 RUN_ARGS ?=
 DEFAULT_PRICING := pricing/tables/aws-us-east-1.yaml
 
-.PHONY: all run test bench deps test-deps bench-deps unit blackbox clean format lint help
+.PHONY: all run test bench deps test-deps bench-deps unit blackbox clean format lint help \
+        image deploy-pricing
 
 all: bin/cost-extender
 
 help:
-	@sed -n '2,8p' Makefile
+	@sed -n '2,9p' Makefile
 
 # --- dependencies -----------------------------------------------------------
 define install_missing
@@ -90,7 +93,8 @@ run: deps
 	exec ./bin/cost-extender --listen 127.0.0.1:8888 --pricing $(DEFAULT_PRICING) $(RUN_ARGS)
 
 test: test-deps
-	@$(MAKE) --no-print-directory build/asan/cost-extender $(UNIT_BIN) bin/cost-extender
+	@$(MAKE) --no-print-directory build/asan/cost-extender $(UNIT_BIN) bin/cost-extender \
+	  $(KUBECTL_OLD)
 	@/usr/bin/python3 tests/run_all.py $(UNIT_BIN)
 
 bench: bench-deps
@@ -120,3 +124,53 @@ build/bench/bench_handlers: tests/bench/bench_handlers.c $(LIB_REL_OBJ)
 build/bench/bench_client: tests/bench/bench_client.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
+
+# --- deploy/ ------------------------------------------------------------------
+# kubectl whose built-in kustomize every deploy/ kustomization must render
+# with: Debian bookworm's kubernetes-client (kubectl 1.20, kustomize v2.0.3),
+# the oldest we support. tests/deploy uses it (and any newer kubectl on PATH).
+# Installed with apt-get when no other kubectl is there; when another package
+# owns /usr/bin/kubectl (the two would clash on that file), the Debian package
+# is fetched with `apt-get download` and unpacked into build/tools/ instead.
+KUBECTL_OLD := build/tools/kubectl
+
+$(KUBECTL_OLD):
+	@mkdir -p $(@D)
+	@if [ "$$(dpkg-query -W -f='$${db:Status-Status}' kubernetes-client 2>/dev/null)" = installed ]; then \
+	  ln -sf /usr/bin/kubectl $@; \
+	elif [ ! -e /usr/bin/kubectl ] && [ ! -L /usr/bin/kubectl ]; then \
+	  $(MAKE) --no-print-directory TEST_DEBS=kubernetes-client test-deps && ln -sf /usr/bin/kubectl $@; \
+	else \
+	  echo "unpacking Debian's kubernetes-client into $(@D)/ (/usr/bin/kubectl belongs to another package)"; \
+	  rm -rf $(@D)/kubernetes-client && mkdir -p $(@D)/kubernetes-client && cd $(@D)/kubernetes-client && \
+	  { apt-get download -qq -o APT::Sandbox::User=root kubernetes-client 2>/dev/null || \
+	    { apt-get update -qq && apt-get download -qq -o APT::Sandbox::User=root kubernetes-client; }; } && \
+	  dpkg-deb -x kubernetes-client_*.deb root && rm -f kubernetes-client_*.deb && \
+	  ln -sf kubernetes-client/root/usr/bin/kubectl ../kubectl; \
+	fi
+	@$@ version --client --short 2>/dev/null || $@ version --client
+
+# deploy/pricing/pricing.yaml is a copy of the bundled table (kustomize reads
+# no file outside its folder); tests/deploy fails when the two differ.
+deploy-pricing:
+	cp $(DEFAULT_PRICING) deploy/pricing/pricing.yaml
+
+# Container image. Exits 0 with a "skipped" line where no container engine
+# runs (a docker client without a daemon counts as none): `make image` is not
+# part of `make test`, and a machine without an engine is not an error.
+IMAGE            ?= ghcr.io/cost-extender/cost-extender:0.1.0
+CONTAINER_ENGINE ?=
+
+image:
+	@engine="$(CONTAINER_ENGINE)"; \
+	if [ -z "$$engine" ]; then \
+	  for e in docker podman; do \
+	    if command -v $$e >/dev/null 2>&1 && $$e info >/dev/null 2>&1; then engine=$$e; break; fi; \
+	  done; \
+	fi; \
+	if [ -z "$$engine" ]; then \
+	  echo "make image: no container engine: skipped (neither 'docker info' nor 'podman info' succeeds here; image $(IMAGE) NOT built)"; \
+	  exit 0; \
+	fi; \
+	echo "$$engine build -f deploy/Dockerfile -t $(IMAGE) ."; \
+	$$engine build -f deploy/Dockerfile -t $(IMAGE) .

@@ -10,6 +10,8 @@
 #include "base/log.h"
 #include "cluster/cluster.h"
 #include "cost/pricing_table.h"
+#include "gang/gang.h"
+#include "gang/queue_config.h"
 #include "kube/node_view.h"
 #include "server/app.h"
 #include "server/config.h"
@@ -33,6 +35,11 @@ static void reload_pricing_cb(void *ctx)
 static void reload_nodes_cb(void *ctx)
 {
     app_reload_nodes(ctx);
+}
+
+static void reload_queues_cb(void *ctx)
+{
+    app_reload_queues(ctx);
 }
 
 /* Where node facts come from: --nodes-file, else a kubeconfig (--kubeconfig,
@@ -92,6 +99,17 @@ static int run_check(const struct config *cfg)
     } else {
         printf("pricing table %s:%d:%d: %s\n", perr.file, perr.line, perr.column, perr.msg);
         rc = 1;
+    }
+    if (cfg->queues_path) {
+        struct queue_config_error qerr;
+        struct queue_config *q = queue_config_load_file(cfg->queues_path, &qerr);
+        if (q) {
+            printf("queue config %s: ok, %zu queues\n", cfg->queues_path, q->n_queues);
+            snapshot_release(&q->snap);
+        } else {
+            printf("queue config %s:%d:%d: %s\n", qerr.file, qerr.line, qerr.column, qerr.msg);
+            rc = 1;
+        }
     }
     struct kube_auth auth;
     char aerr[600];
@@ -169,7 +187,8 @@ int main(int argc, char **argv)
 
     struct reloader *rl = reloader_new(cfg.reload_poll_ms);
     if (!rl || !reloader_watch(rl, cfg.pricing_path, reload_pricing_cb, &app) ||
-        (cfg.nodes_file && !reloader_watch(rl, cfg.nodes_file, reload_nodes_cb, &app))) {
+        (cfg.nodes_file && !reloader_watch(rl, cfg.nodes_file, reload_nodes_cb, &app)) ||
+        (cfg.queues_path && !reloader_watch(rl, cfg.queues_path, reload_queues_cb, &app))) {
         log_kv(LOG_ERROR, "cannot set up file watches", NULL);
         return 1;
     }
@@ -178,6 +197,8 @@ int main(int argc, char **argv)
     app_reload_pricing(&app);
     if (cfg.nodes_file)
         app_reload_nodes(&app);
+    if (cfg.queues_path)
+        app_reload_queues(&app);
     reloader_start(rl);
 
     char err[512];
@@ -191,6 +212,10 @@ int main(int argc, char **argv)
     }
     struct cluster *cluster = NULL;
     if (src == SOURCE_CLUSTER) {
+        /* Gangs need to know every member pod: only with the watch. */
+        app.gangs = gang_engine_new();
+        if (!app.gangs)
+            log_kv(LOG_ERROR, "out of memory: gang admission disabled", NULL);
         struct cluster_options copts;
         cluster_options_defaults(&copts);
         copts.publish_interval_ms = cfg.view_publish_ms;
@@ -208,6 +233,9 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (src != SOURCE_CLUSTER && cfg.queues_path)
+        log_kv(LOG_WARN,
+               "gang admission needs the cluster connection: queues are loaded but not used", NULL);
     const char *mode = src == SOURCE_CLUSTER      ? "cluster: node facts and pods from the "
                                                     "Kubernetes API (list and watch)"
                        : src == SOURCE_NODES_FILE ? "standalone: node facts for names-only "
@@ -247,6 +275,7 @@ int main(int argc, char **argv)
     }
     http_stop(srv);
     cluster_stop(cluster);
+    gang_engine_free(app.gangs);
     reloader_stop(rl);
     app_destroy(&app);
     log_kv(LOG_INFO, "stopped", NULL);

@@ -8,6 +8,7 @@
 #include "cluster.h"
 
 #include "../base/log.h"
+#include "../gang/gang.h"
 #include "../server/app.h"
 #include "../server/metrics.h"
 
@@ -35,6 +36,11 @@ void cluster_options_defaults(struct cluster_options *o)
 {
     informer_config_defaults(&o->informer);
     o->publish_interval_ms = 100;
+}
+
+static void gang_hook(void *ctx, const char *key, size_t key_len, const struct pod_info *pod)
+{
+    gang_engine_pod_changed(ctx, key, key_len, pod);
 }
 
 static void on_synced(void *ctx, enum cluster_kind kind)
@@ -94,6 +100,7 @@ static void *publisher_main(void *arg)
             continue;
         if (cluster_state_take_dirty(c->st) || !c->published_once)
             publish(c);
+        app_gang_tick(c->app);
     }
     return NULL;
 }
@@ -125,6 +132,8 @@ struct cluster *cluster_start(struct app *app, struct kube_auth *auth,
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
     app_set_nodes_error(app, "waiting for initial node and pod lists");
+    if (app->gangs)
+        cluster_state_set_pod_hook(c->st, gang_hook, app->gangs);
     metrics_cluster_enable();
     log_kv(LOG_INFO, "connecting to the Kubernetes API", "server", c->client.auth.server,
            "credentials", source, NULL);

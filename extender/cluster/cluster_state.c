@@ -51,7 +51,17 @@ struct cluster_state {
     bool in_relist[CLUSTER_KIND_COUNT];
     bool dirty;
     struct arena *scratch; /* decoding one object */
+    cluster_pod_hook hook;
+    void *hook_ctx;
 };
+
+void cluster_state_set_pod_hook(struct cluster_state *st, cluster_pod_hook fn, void *ctx)
+{
+    pthread_mutex_lock(&st->mu);
+    st->hook = fn;
+    st->hook_ctx = ctx;
+    pthread_mutex_unlock(&st->mu);
+}
 
 const char *cluster_kind_name(enum cluster_kind k)
 {
@@ -168,6 +178,8 @@ static void account(struct cluster_state *st, const struct pod_entry *p, int sig
 
 static void pod_remove(struct cluster_state *st, const char *key, size_t len)
 {
+    if (st->hook)
+        st->hook(st->hook_ctx, key, len, NULL);
     struct pod_entry *old = strmap_delete(&st->pods, key, len);
     if (old) {
         account(st, old, -1);
@@ -247,6 +259,8 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, const cha
     }
     account(st, p, +1);
     st->dirty = true;
+    if (st->hook)
+        st->hook(st->hook_ctx, key, (size_t)kl, &pod);
     return true;
 }
 

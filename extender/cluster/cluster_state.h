@@ -12,6 +12,7 @@
 
 #include "../kube/node_facts.h"
 #include "../kube/node_view.h"
+#include "../kube/pod_info.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,6 +43,12 @@ bool cluster_state_apply(struct cluster_state *st, enum cluster_kind kind, enum 
                          const char *json, size_t len, char *why, size_t whylen);
 
 size_t cluster_state_count(struct cluster_state *st, enum cluster_kind kind);
+
+/* Told of every pod change (pod NULL: gone), under the state's lock, with
+ * key namespace/name. Gang admission listens here. */
+typedef void (*cluster_pod_hook)(void *ctx, const char *key, size_t key_len,
+                                 const struct pod_info *pod);
+void cluster_state_set_pod_hook(struct cluster_state *st, cluster_pod_hook fn, void *ctx);
 
 /* True (and cleared) when something changed since the last call. */
 bool cluster_state_take_dirty(struct cluster_state *st);

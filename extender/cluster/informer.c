@@ -24,6 +24,7 @@ void informer_config_defaults(struct informer_config *c)
     c->stall_s = 90;
     c->watch_timeout_s = 300;
     c->list_timeout_s = 120;
+    c->relist_interval_s = 1800;
     c->backoff_min_s = 0.5;
     c->backoff_max_s = 30;
 }
@@ -519,11 +520,19 @@ static void *informer_main(void *arg)
     }
     double backoff = 0;
     bool need_list = true;
+    time_t listed_at = 0;
     while (!atomic_load(&inf->stop)) {
+        if (!need_list && inf->cfg.relist_interval_s > 0 &&
+            time(NULL) - listed_at >= inf->cfg.relist_interval_s) {
+            log_kv(LOG_INFO, "periodic relist to reconcile", "resource",
+                   cluster_kind_name(inf->kind), NULL);
+            need_list = true;
+        }
         if (need_list) {
             if (!do_list(inf, conn, &backoff))
                 continue;
             need_list = false;
+            listed_at = time(NULL);
             if (inf->synced)
                 inf->synced(inf->ctx, inf->kind);
         }

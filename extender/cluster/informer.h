@@ -27,6 +27,10 @@ struct informer_config {
     long stall_s;         /* no bytes for this long: the watch is dead */
     long watch_timeout_s; /* timeoutSeconds asked of the server */
     long list_timeout_s;
+    /* List again this often even when the watch is healthy: a watch resumed
+     * from an old version may replay objects as ADDED without reporting
+     * what was deleted meanwhile, and only a list reconciles that. */
+    long relist_interval_s;
     double backoff_min_s, backoff_max_s;
 };
 

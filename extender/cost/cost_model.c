@@ -92,6 +92,9 @@ static const char *const verdict_labels[COST_VERDICT_COUNT] = {
     [COST_REJECT_INVALID_NODE] = "invalid_node",
     [COST_REJECT_INVALID_POD] = "invalid_pod",
     [COST_REJECT_UNKNOWN_NODE] = "unknown_node",
+    [COST_REJECT_GANG_WAITING] = "gang_waiting",
+    [COST_REJECT_GANG_ELSEWHERE] = "gang_planned_elsewhere",
+    [COST_REJECT_HELD_FOR_GANG] = "held_for_gang",
 };
 
 const char *cost_verdict_label(enum cost_verdict v)

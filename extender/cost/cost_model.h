@@ -64,6 +64,9 @@ enum cost_verdict {
     COST_REJECT_INVALID_NODE,
     COST_REJECT_INVALID_POD,
     COST_REJECT_UNKNOWN_NODE,
+    COST_REJECT_GANG_WAITING,   /* the pod's gang is not admitted (yet) */
+    COST_REJECT_GANG_ELSEWHERE, /* admitted, but this member is planned on another node */
+    COST_REJECT_HELD_FOR_GANG,  /* the room left on the node is held for a gang */
     COST_VERDICT_COUNT
 };
 

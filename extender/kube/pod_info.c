@@ -7,6 +7,7 @@
 #include "node_facts.h"
 
 #include <stdio.h>
+#include <time.h>
 
 enum key_place { IN_LABELS = 1, IN_ANNOTATIONS = 2 };
 
@@ -241,6 +242,8 @@ static bool decode_metadata(struct jscan *s, const struct pod_decode_opts *o,
             ok = read_str(s, o, &out->namespace_);
         else if (jstr_eq(&key, "uid"))
             ok = read_str(s, o, &out->uid);
+        else if (jstr_eq(&key, "creationTimestamp"))
+            ok = read_str(s, o, &out->created);
         else if (jstr_eq(&key, "labels"))
             ok = decode_key_map(s, o, IN_LABELS, out);
         else if (jstr_eq(&key, "annotations"))
@@ -334,6 +337,37 @@ bool pod_info_decode(struct jscan *s, const struct pod_decode_opts *o, struct po
             out->invalid = "pod requests overflow or name too many extended resources";
     }
     return true;
+}
+
+int64_t pod_created_ms(const struct pod_info *p)
+{
+    char tmp[48];
+    if (!p->created.ptr || p->created.len < 20 || p->created.len >= sizeof(tmp))
+        return 0;
+    memcpy(tmp, p->created.ptr, p->created.len);
+    tmp[p->created.len] = '\0';
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *rest = strptime(tmp, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest)
+        return 0;
+    int64_t ms = (int64_t)timegm(&tm) * 1000;
+    if (*rest == '.') {
+        int64_t frac = 0, scale = 100;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++, scale /= 10)
+            frac += scale > 0 ? (*rest - '0') * scale : 0;
+        ms += frac;
+    }
+    if (*rest == '+' || *rest == '-') {
+        int hh = 0, mm = 0;
+        if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2)
+            return 0;
+        int64_t off = ((int64_t)hh * 60 + mm) * 60000;
+        ms += *rest == '+' ? -off : off;
+    } else if (*rest != 'Z') {
+        return 0;
+    }
+    return ms;
 }
 
 const char *pod_info_ref(const struct pod_info *p, char *buf, size_t n)

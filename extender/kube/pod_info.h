@@ -37,6 +37,7 @@ struct pod_info {
     struct str uid;
     struct str node_name; /* spec.nodeName: set once bound */
     struct str phase;     /* status.phase */
+    struct str created;   /* metadata.creationTimestamp (RFC 3339) */
     struct str keys[PK_COUNT];
     /* Effective requests as Kubernetes computes them (PodRequests). */
     struct resources requests;
@@ -83,6 +84,10 @@ struct pod_decode_opts {
  * JSON or a wrong JSON type in a field we read; unusable values set
  * out->invalid. */
 bool pod_info_decode(struct jscan *s, const struct pod_decode_opts *opts, struct pod_info *out);
+
+/* metadata.creationTimestamp as Unix milliseconds; 0 when absent or not
+ * RFC 3339 ("2026-11-24T01:07:57Z", optionally with fractions or an offset). */
+int64_t pod_created_ms(const struct pod_info *p);
 
 /* "namespace/name" into buf, for logs and messages. */
 const char *pod_info_ref(const struct pod_info *p, char *buf, size_t n);

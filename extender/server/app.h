@@ -8,17 +8,22 @@
 #include "../base/snapshot.h"
 #include "config.h"
 
+struct gang_engine;
+
 #include <pthread.h>
 #include <stdatomic.h>
 
 struct app {
     const struct config *cfg;
     struct snapshot_slot pricing; /* struct pricing_table */
-    struct snapshot_slot nodes;   /* struct node_view (from --nodes-file) */
+    struct snapshot_slot nodes;   /* struct node_view (cluster view or --nodes-file) */
+    struct snapshot_slot queues;  /* struct queue_config (--queues) */
+    struct gang_engine *gangs;    /* gang admission; NULL without a cluster connection */
     /* Why the app is not ready, for /readyz; guarded by mu. */
     pthread_mutex_t mu;
     char pricing_error[1024];
     char nodes_error[1024];
+    char queues_error[1024];
     atomic_bool shutting_down;
 };
 
@@ -30,6 +35,11 @@ void app_destroy(struct app *app);
  * Returns true when a new snapshot was published. */
 bool app_reload_pricing(struct app *app);
 bool app_reload_nodes(struct app *app);
+bool app_reload_queues(struct app *app);
+
+/* Times out gangs that did not bind in time (called on the cluster
+ * publisher's tick). */
+void app_gang_tick(struct app *app);
 
 /* Sets (msg non-empty) or clears the node-facts reason /readyz reports. */
 void app_set_nodes_error(struct app *app, const char *msg);

@@ -60,6 +60,7 @@ void config_free(struct config *c)
     free(c->listen);
     free(c->pricing_path);
     free(c->nodes_file);
+    free(c->queues_path);
     free(c->kubeconfig);
     free(c->kube_context);
     free(c->service_account_dir);
@@ -153,6 +154,10 @@ static bool apply(struct config *c, const char *name, const char *v, char *err, 
         if (!*v)
             BAD("want a file or folder");
         set_str(&c->nodes_file, v);
+    } else if (!strcmp(name, "queues")) {
+        if (!*v)
+            BAD("want a file");
+        set_str(&c->queues_path, v);
     } else if (!strcmp(name, "kubeconfig")) {
         if (!*v)
             BAD("want a file");
@@ -265,6 +270,7 @@ static const struct {
     {"listen", "listen"},
     {"pricing", "pricing"},
     {"nodesFile", "nodes-file"},
+    {"queues", "queues"},
     {"logLevel", "log-level"},
     {"kubeconfig", "kubeconfig"},
     {"cluster.context", "context"},
@@ -384,6 +390,7 @@ static const struct option long_opts[] = {
     {"listen", required_argument, 0, 1},
     {"pricing", required_argument, 0, 1},
     {"nodes-file", required_argument, 0, 1},
+    {"queues", required_argument, 0, 1},
     {"log-level", required_argument, 0, 1},
     {"kubeconfig", required_argument, 0, 1},
     {"context", required_argument, 0, 1},
@@ -436,6 +443,9 @@ void config_usage(FILE *out)
 "                            cluster connection: a JSON NodeList, a Node, or a\n"
 "                            folder of such *.json files; reloaded like the\n"
 "                            pricing table. [nodesFile]\n"
+"  --queues FILE             Queues for gang admission (YAML, see README.md, \"Gang\n"
+"                            admission\"); reloaded like the pricing table. Gangs\n"
+"                            need the cluster connection. [queues]\n"
 "  --log-level LEVEL         debug, info, warn or error. [logLevel] (default info)\n"
 "  --check                   Load the config, pricing table and nodes file,\n"
 "                            report what is wrong, and exit (0: all good).\n"

@@ -24,6 +24,7 @@ struct config {
     char *listen;
     char *pricing_path;
     char *nodes_file;
+    char *queues_path; /* gang admission queues (YAML); NULL: none */
     enum log_level log_level;
     /* http */
     size_t max_body_bytes;

@@ -11,10 +11,13 @@
 #include "../base/log.h"
 #include "../cost/cost_model.h"
 #include "../cost/pricing_table.h"
+#include "../gang/gang.h"
+#include "../gang/queue_config.h"
 #include "../kube/node_view.h"
 #include "protocol.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 
 void reply_free(struct reply *r)
@@ -68,7 +71,10 @@ struct evaluation {
     size_t n;
     struct node_cost *costs;
     struct pricing_table *pricing; /* acquired */
-    struct node_view *view;        /* acquired, names-only mode */
+    struct node_view *view;        /* acquired (cluster view or nodes file) */
+    struct gang_decision gang;     /* when gang admission runs */
+    struct gang_held_view *held;   /* acquired: capacity held for gangs */
+    const char **held_by;          /* per candidate: the gang holding its room */
     char pod_ref[320];
 };
 
@@ -76,6 +82,95 @@ static void evaluation_release(struct evaluation *ev)
 {
     snapshot_release(ev->pricing ? &ev->pricing->snap : NULL);
     snapshot_release(ev->view ? &ev->view->snap : NULL);
+    gang_held_release(ev->held);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Gang admission on top of the cost verdicts: a waiting gang's member is
+ * refused everywhere, an admitted one is steered to its planned node, and
+ * other pods may not take room held for an admitted gang. */
+static void apply_gangs(struct app *app, struct evaluation *ev, struct arena *arena)
+{
+    struct queue_config *q = (struct queue_config *)snapshot_acquire(&app->queues);
+    struct gang_env env = {.queues = q,
+                           .view = ev->view,
+                           .pricing = ev->pricing,
+                           .cost = &app->cfg->cost,
+                           .now_ms = now_ms()};
+    gang_engine_decide(app->gangs, &env, &ev->args.pod, &ev->gang);
+    snapshot_release(q ? &q->snap : NULL);
+    switch (ev->gang.verdict) {
+    case GANG_WAITING:
+        for (size_t i = 0; i < ev->n; i++)
+            ev->costs[i].verdict = COST_REJECT_GANG_WAITING;
+        break;
+    case GANG_ADMITTED:
+        for (size_t i = 0; i < ev->n; i++) {
+            struct str name = ev->args.full_nodes ? ev->args.nodes[i].name : ev->args.names[i];
+            if (!str_eq_lit(name, ev->gang.node) && ev->costs[i].verdict == COST_FITS)
+                ev->costs[i].verdict = COST_REJECT_GANG_ELSEWHERE;
+        }
+        break;
+    case GANG_UNMANAGED:
+        ev->held = gang_engine_held_acquire(app->gangs);
+        if (!ev->held)
+            break;
+        ev->held_by = arena_calloc(arena, ev->n ? ev->n : 1, sizeof(*ev->held_by));
+        for (size_t i = 0; ev->held_by && i < ev->n; i++) {
+            const struct node_facts *nf = ev->nodes[i];
+            struct resources held;
+            const char *gang;
+            if (!nf || ev->costs[i].verdict != COST_FITS ||
+                !gang_held_lookup(ev->held, nf->name, &held, &gang))
+                continue;
+            /* What is left for this pod once the gang's members land. */
+            struct resources room = nf->allocatable;
+            struct resources taken = nf->requested;
+            resources_add(&taken, &held);
+            room.cpu_milli -= taken.cpu_milli;
+            room.memory -= taken.memory;
+            room.pods -= taken.pods;
+            for (int k = 0; k < taken.n_ext; k++)
+                resources_ext_set(&room, taken.ext[k].name,
+                                  resources_ext_get(&room, taken.ext[k].name) -
+                                      taken.ext[k].value);
+            if (!resources_fit(&ev->args.pod.requests, &room)) {
+                ev->costs[i].verdict = COST_REJECT_HELD_FOR_GANG;
+                ev->held_by[i] = gang;
+            }
+        }
+        break;
+    }
+}
+
+/* The reason shown for a refused candidate. */
+static size_t candidate_reason(const struct evaluation *ev, size_t i, char *buf, size_t n)
+{
+    int w;
+    switch (ev->costs[i].verdict) {
+    case COST_REJECT_GANG_WAITING:
+        w = snprintf(buf, n, "%s", ev->gang.reason);
+        break;
+    case COST_REJECT_GANG_ELSEWHERE:
+        w = snprintf(buf, n, "gang %s admitted: this pod is planned on %s", ev->gang.gang,
+                     ev->gang.node);
+        break;
+    case COST_REJECT_HELD_FOR_GANG:
+        w = snprintf(buf, n, "room on this node is held for gang %s",
+                     ev->held_by && ev->held_by[i] ? ev->held_by[i] : "?");
+        break;
+    default:
+        return cost_reason(&ev->costs[i], &ev->policy, ev->nodes[i], ev->pricing, buf, n);
+    }
+    if (w < 0)
+        w = 0;
+    return (size_t)w < n ? (size_t)w : n - 1;
 }
 
 static bool evaluate(struct app *app, enum metric_verb verb, const char *body, size_t len,
@@ -133,6 +228,8 @@ static bool evaluate(struct app *app, enum metric_verb verb, const char *body, s
     cost_pod_policy(&a->pod, &cfg->cost, &ev->policy);
     cost_evaluate_nodes(ev->pricing, &cfg->cost, &a->pod, &ev->policy, ev->nodes, ev->n,
                         ev->costs);
+    if (app->gangs)
+        apply_gangs(app, ev, arena);
     metrics_nodes_evaluated(verb, ev->n);
     return true;
 }
@@ -153,8 +250,8 @@ static size_t write_failed(struct buf *b, const struct evaluation *ev)
         const struct node_cost *c = &ev->costs[i];
         if (c->verdict == COST_FITS)
             continue;
-        char reason[256];
-        size_t rl = cost_reason(c, &ev->policy, ev->nodes[i], ev->pricing, reason, sizeof(reason));
+        char reason[400];
+        size_t rl = candidate_reason(ev, i, reason, sizeof(reason));
         struct str name = candidate_name(ev, i);
         if (failed++)
             buf_putc(b, ',');
@@ -180,9 +277,9 @@ static void log_outcome(const struct evaluation *ev, const char *verb, size_t pa
 {
     if (passed == 0 && ev->n > 0) {
         /* The pod will not schedule through us: worth an info line. */
-        char n[24], why[256];
+        char n[24], why[400];
         snprintf(n, sizeof(n), "%zu", ev->n);
-        cost_reason(&ev->costs[0], &ev->policy, ev->nodes[0], ev->pricing, why, sizeof(why));
+        candidate_reason(ev, 0, why, sizeof(why));
         log_kv(LOG_INFO, "no candidate node passed", "verb", verb, "pod", ev->pod_ref,
                "candidates", n, "first_reason", why, NULL);
     } else if (log_enabled(LOG_DEBUG)) {
@@ -404,10 +501,23 @@ void handle_readyz(struct app *app, struct reply *out)
 
 void handle_metrics(struct app *app, struct reply *out)
 {
-    (void)app;
     struct buf b;
     buf_init(&b, 16384);
     metrics_render(&b);
+    if (app->gangs) {
+        struct queue_config *q = (struct queue_config *)snapshot_acquire(&app->queues);
+        struct node_view *v = (struct node_view *)snapshot_acquire(&app->nodes);
+        struct pricing_table *t = (struct pricing_table *)snapshot_acquire(&app->pricing);
+        struct gang_env env = {.queues = q,
+                               .view = v,
+                               .pricing = t,
+                               .cost = &app->cfg->cost,
+                               .now_ms = now_ms()};
+        gang_engine_render_metrics(app->gangs, &env, &b);
+        snapshot_release(q ? &q->snap : NULL);
+        snapshot_release(v ? &v->snap : NULL);
+        snapshot_release(t ? &t->snap : NULL);
+    }
     size_t len;
     char *text = buf_steal(&b, &len);
     if (!text) {

@@ -241,7 +241,7 @@ static long rss_bytes(void)
     return rss * sysconf(_SC_PAGESIZE);
 }
 
-static const char *const reload_names[RELOAD_KIND_COUNT] = {"pricing", "nodes_file"};
+static const char *const reload_names[RELOAD_KIND_COUNT] = {"pricing", "nodes_file", "queues"};
 
 void metrics_render(struct buf *b)
 {
@@ -340,6 +340,8 @@ void metrics_render(struct buf *b)
     sample_u64(b, "cost_extender_pricing_instance_types", NULL, GET(M.objects[RELOAD_PRICING]));
     help(b, "cost_extender_nodes_file_nodes", "gauge", "Nodes in the nodes file in force.");
     sample_u64(b, "cost_extender_nodes_file_nodes", NULL, GET(M.objects[RELOAD_NODES_FILE]));
+    help(b, "cost_extender_queues_queues", "gauge", "Queues in the queue config in force.");
+    sample_u64(b, "cost_extender_queues_queues", NULL, GET(M.objects[RELOAD_QUEUES]));
 
     if (atomic_load(&M.cluster)) {
         static const char *const kinds[2] = {"nodes", "pods"};

@@ -58,7 +58,7 @@ void metrics_nodes_evaluated(enum metric_verb verb, uint64_t n);
 void metrics_nodes_filtered(enum cost_verdict reason, uint64_t n);
 
 /* A reload of a file-backed snapshot (pricing table, nodes file). */
-enum reload_kind { RELOAD_PRICING, RELOAD_NODES_FILE, RELOAD_KIND_COUNT };
+enum reload_kind { RELOAD_PRICING, RELOAD_NODES_FILE, RELOAD_QUEUES, RELOAD_KIND_COUNT };
 void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_t objects);
 
 /* Cluster state (list and watch through the Kubernetes API), per kind

@@ -1253,6 +1253,18 @@ class KubeApiServerDouble:
         self._tmp = tempfile.mkdtemp(prefix="kube-apiserver-double-")
         self._token_file = os.path.join(self._tmp, "token")
         self._write_token_file()
+        self._httpd = None
+        self._thread = None
+        self._port = port
+        try:
+            self._setup_tls(tls, require_client_cert)
+            if autostart:
+                self.start()
+        except BaseException:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            raise
+
+    def _setup_tls(self, tls, require_client_cert):
         self._ssl_ctx = None
         self.ca_file = self.client_cert_file = self.client_key_file = None
         self.server_cert_file = self.server_key_file = None
@@ -1269,11 +1281,6 @@ class KubeApiServerDouble:
                 ctx.load_verify_locations(pki["ca_file"])
                 ctx.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
             self._ssl_ctx = ctx
-        self._httpd = None
-        self._thread = None
-        self._port = port
-        if autostart:
-            self.start()
 
     # ------------------------------------------------------------ lifecycle --
 
@@ -2441,6 +2448,8 @@ class KubeApiServerDouble:
             kw = json.loads(body) if body.strip() else {}
             if not isinstance(kw, dict):
                 raise ValueError("body must be a JSON object")
+            if name in ("add_pod", "update_pod", "delete_pod") and "namespace" in kw:
+                kw.setdefault("ns", kw.pop("namespace"))      # either spelling
             if name == "stats":
                 result = self.stats()
             elif name in ("add_node", "add_pod"):
@@ -2450,7 +2459,7 @@ class KubeApiServerDouble:
                 result = getattr(self, name)(obj)
             elif name in ("update_node", "update_pod"):
                 args = ([kw.pop("name")] if name == "update_node"
-                        else [kw.pop("namespace", "default"), kw.pop("name")])
+                        else [kw.pop("ns", "default"), kw.pop("name")])
                 result = getattr(self, name)(*args, kw.get("obj"), merge=kw.get("merge"))
             elif name == "flood":
                 kw.setdefault("background", True)

@@ -158,6 +158,7 @@ static const struct flag_case FLAGS[] = {
     {"listen", "listen", "0.0.0.0:9999", {""}},
     {"pricing", "pricing", "/etc/ce/table.yaml", {""}},
     {"nodes-file", "nodesFile", "/etc/ce/nodes", {""}},
+    {"queues", "queues", "/etc/ce/queues.yaml", {""}},
     {"kubeconfig", "kubeconfig", "/etc/ce/kubeconfig", {""}},
     {"context", "cluster.context", "prod", {""}},
     {"service-account-dir", "cluster.serviceAccountDir", "/sa", {""}},
@@ -217,6 +218,8 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_string_equal(c->pricing_path, "/etc/ce/table.yaml");
     else if (!strcmp(f, "nodes-file"))
         assert_string_equal(c->nodes_file, "/etc/ce/nodes");
+    else if (!strcmp(f, "queues"))
+        assert_string_equal(c->queues_path, "/etc/ce/queues.yaml");
     else if (!strcmp(f, "kubeconfig"))
         assert_string_equal(c->kubeconfig, "/etc/ce/kubeconfig");
     else if (!strcmp(f, "context"))
@@ -527,6 +530,7 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "nodesFile: /etc/ce/nodes\n"
                                 "logLevel: debug\n"
                                 "kubeconfig: /etc/ce/kubeconfig\n"
+                                "queues: /etc/ce/queues.yaml\n"
                                 "shutdownGraceSeconds: 0\n"
                                 "cluster:\n"
                                 "  context: prod\n"

@@ -1,0 +1,93 @@
+/*
+ * gang.h - gang admission: the pods of a distributed job start all
+ * together or not at all, within their queue's capacity and budget.
+ *
+ * The engine learns every pod that belongs to a gang or names a queue from
+ * the cluster watch (gang_engine_pod_changed). When kube-scheduler asks to
+ * filter a member, the engine decides (gang_engine_decide):
+ *  - waiting: not all members exist yet, the queue is full or over budget,
+ *    another gang is ahead in FIFO order, the gang cannot be placed whole on
+ *    the cluster's free capacity, or it is backing off after a timeout; the
+ *    reason is shown for every node;
+ *  - admitted: a placement was simulated (cheapest nodes first, each pod's
+ *    cost policy respected) and is held for the gang's members until they
+ *    bind; each member is steered to its planned node.
+ * Decisions are serialised by the engine's mutex, so two gangs racing for
+ * the last GPUs cannot both get them, and a queue is never over-committed.
+ * Pods outside gangs see the held capacity too (gang_engine_held).
+ *
+ * An admitted gang whose members have not all bound within the queue
+ * config's admissionTimeoutSeconds gives its held capacity back and waits
+ * again, backing off exponentially. After a restart, a gang with members
+ * already bound counts as admitted (its bound pods prove it), so nothing is
+ * admitted twice; its unbound members are planned as they come.
+ */
+#ifndef CE_GANG_H
+#define CE_GANG_H
+
+#include "../cost/cost_model.h"
+#include "../kube/node_view.h"
+#include "../kube/pod_info.h"
+#include "queue_config.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct buf;
+struct gang_engine;
+
+struct gang_engine *gang_engine_new(void);
+void gang_engine_free(struct gang_engine *e);
+
+/* A pod was added or changed (pod set) or is gone (pod NULL); key is
+ * namespace/name. Pods without gang or queue keys are ignored. */
+void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_len,
+                             const struct pod_info *pod);
+
+/* What a decision looks at; all immutable snapshots owned by the caller. */
+struct gang_env {
+    const struct queue_config *queues; /* NULL: no queue config loaded */
+    const struct node_view *view;      /* cluster view; NULL: none */
+    const struct pricing_table *pricing;
+    const struct cost_config *cost;
+    int64_t now_ms;
+};
+
+enum gang_verdict { GANG_UNMANAGED, GANG_WAITING, GANG_ADMITTED };
+
+struct gang_decision {
+    enum gang_verdict verdict;
+    char gang[300];   /* namespace/name of the gang */
+    char reason[300]; /* why waiting, shown to users */
+    char node[256];   /* admitted: where this member goes */
+};
+
+void gang_engine_decide(struct gang_engine *e, const struct gang_env *env,
+                        const struct pod_info *pod, struct gang_decision *out);
+
+/* Capacity held for admitted gangs' unbound members, per node: an
+ * immutable snapshot, so that filtering an ordinary pod takes no lock.
+ * NULL when nothing is held anywhere. */
+struct gang_held_view;
+struct gang_held_view *gang_engine_held_acquire(struct gang_engine *e);
+void gang_held_release(struct gang_held_view *v);
+/* What is held on node (and by which gang); false when nothing is. */
+bool gang_held_lookup(const struct gang_held_view *v, struct str node, struct resources *held,
+                      const char **gang);
+
+/* Times out admitted gangs that did not bind in time. Called on a timer
+ * (and by every decision). */
+void gang_engine_tick(struct gang_engine *e, const struct gang_env *env);
+
+/* Per-queue capacity, usage, reservations, spend, pending gangs, admissions
+ * and timeouts, in Prometheus text. */
+void gang_engine_render_metrics(struct gang_engine *e, const struct gang_env *env, struct buf *b);
+
+/* Numbers for tests and logs. */
+struct gang_stats {
+    size_t gangs, pending, admitted, pods;
+    uint64_t admissions, timeouts;
+};
+void gang_engine_stats(struct gang_engine *e, struct gang_stats *out);
+
+#endif
