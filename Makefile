@@ -8,13 +8,13 @@
 # Debian packages are installed with apt-get when missing (needs root).
 
 CC       ?= cc
-PKGS     := libmicrohttpd yaml-0.1 libcurl
+PKGS     := libmicrohttpd yaml-0.1 libcurl gnutls
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wpointer-arith -Wformat=2 \
             -Wno-missing-field-initializers -pthread $(CFLAGS_EXTRA)
 LDLIBS   += -pthread -lm
 
-BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev
+BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev libgnutls28-dev
 TEST_DEBS  := $(BUILD_DEBS) libcmocka-dev libcjson-dev python3 python3-pytest \
               python3-yaml iproute2 openssl
 BENCH_DEBS := $(BUILD_DEBS) python3

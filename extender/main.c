@@ -18,6 +18,7 @@
 #include "server/http.h"
 #include "server/metrics.h"
 #include "server/reload.h"
+#include "server/tls.h"
 #include "version.h"
 
 #include <signal.h>
@@ -40,6 +41,20 @@ static void reload_nodes_cb(void *ctx)
 static void reload_queues_cb(void *ctx)
 {
     app_reload_queues(ctx);
+}
+
+static void reload_tls_cb(void *ctx)
+{
+    static uint64_t generation = 1;
+    char err[512];
+    if (tls_store_reload(ctx, err, sizeof(err))) {
+        log_kv(LOG_INFO, "TLS certificate reloaded", NULL);
+        metrics_reload(RELOAD_TLS, true, ++generation, 1);
+    } else {
+        log_kv(LOG_ERROR, "TLS certificate rejected, previous one stays in force", "error", err,
+               NULL);
+        metrics_reload(RELOAD_TLS, false, 0, 0);
+    }
 }
 
 /* Where node facts come from: --nodes-file, else a kubeconfig (--kubeconfig,
@@ -155,6 +170,12 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return cr == CONFIG_EXIT_OK ? 0 : 2;
     }
+    if ((cfg.tls_cert != NULL) != (cfg.tls_key != NULL) || (cfg.tls_client_ca && !cfg.tls_cert)) {
+        fprintf(stderr, "cost-extender: --tls-cert and --tls-key go together, and "
+                        "--tls-client-ca needs them\n");
+        config_free(&cfg);
+        return 2;
+    }
     if (cfg.check_only) {
         int rc = run_check(&cfg);
         config_free(&cfg);
@@ -185,10 +206,28 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    struct tls_store *tls = NULL;
+    if (cfg.tls_cert) {
+        struct tls_files files = {cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca};
+        char terr[512];
+        tls = tls_store_new(&files, terr, sizeof(terr));
+        if (!tls) {
+            log_kv(LOG_ERROR, "cannot load the TLS certificate", "error", terr, NULL);
+            kube_auth_free(&auth);
+            app_destroy(&app);
+            config_free(&cfg);
+            return 1;
+        }
+        metrics_reload(RELOAD_TLS, true, 1, 1);
+    }
+
     struct reloader *rl = reloader_new(cfg.reload_poll_ms);
     if (!rl || !reloader_watch(rl, cfg.pricing_path, reload_pricing_cb, &app) ||
         (cfg.nodes_file && !reloader_watch(rl, cfg.nodes_file, reload_nodes_cb, &app)) ||
-        (cfg.queues_path && !reloader_watch(rl, cfg.queues_path, reload_queues_cb, &app))) {
+        (cfg.queues_path && !reloader_watch(rl, cfg.queues_path, reload_queues_cb, &app)) ||
+        (tls && (!reloader_watch(rl, cfg.tls_cert, reload_tls_cb, tls) ||
+                 !reloader_watch(rl, cfg.tls_key, reload_tls_cb, tls) ||
+                 (cfg.tls_client_ca && !reloader_watch(rl, cfg.tls_client_ca, reload_tls_cb, tls))))) {
         log_kv(LOG_ERROR, "cannot set up file watches", NULL);
         return 1;
     }
@@ -202,7 +241,7 @@ int main(int argc, char **argv)
     reloader_start(rl);
 
     char err[512];
-    struct http_server *srv = http_start(&app, err, sizeof(err));
+    struct http_server *srv = http_start(&app, tls, err, sizeof(err));
     if (!srv) {
         log_kv(LOG_ERROR, "cannot start HTTP server", "listen", cfg.listen, "error", err, NULL);
         reloader_stop(rl);
@@ -244,6 +283,8 @@ int main(int argc, char **argv)
                                                     "--nodes-file, so only full-node requests "
                                                     "can be answered";
     log_kv(LOG_INFO, "cost-extender started", "version", CE_VERSION, "listen", cfg.listen,
+           "scheme", tls ? (cfg.tls_client_ca ? "https (client certificates required)" : "https")
+                         : "http",
            "pricing", cfg.pricing_path, "mode", mode, NULL);
 
     for (;;) {
@@ -277,6 +318,7 @@ int main(int argc, char **argv)
     cluster_stop(cluster);
     gang_engine_free(app.gangs);
     reloader_stop(rl);
+    tls_store_free(tls);
     app_destroy(&app);
     log_kv(LOG_INFO, "stopped", NULL);
     config_free(&cfg);

@@ -61,6 +61,9 @@ void config_free(struct config *c)
     free(c->pricing_path);
     free(c->nodes_file);
     free(c->queues_path);
+    free(c->tls_cert);
+    free(c->tls_key);
+    free(c->tls_client_ca);
     free(c->kubeconfig);
     free(c->kube_context);
     free(c->service_account_dir);
@@ -154,6 +157,14 @@ static bool apply(struct config *c, const char *name, const char *v, char *err, 
         if (!*v)
             BAD("want a file or folder");
         set_str(&c->nodes_file, v);
+    } else if (!strcmp(name, "tls-cert") || !strcmp(name, "tls-key") ||
+               !strcmp(name, "tls-client-ca")) {
+        if (!*v)
+            BAD("want a PEM file");
+        set_str(!strcmp(name, "tls-cert")  ? &c->tls_cert
+                : !strcmp(name, "tls-key") ? &c->tls_key
+                                           : &c->tls_client_ca,
+                v);
     } else if (!strcmp(name, "queues")) {
         if (!*v)
             BAD("want a file");
@@ -271,6 +282,9 @@ static const struct {
     {"pricing", "pricing"},
     {"nodesFile", "nodes-file"},
     {"queues", "queues"},
+    {"tls.cert", "tls-cert"},
+    {"tls.key", "tls-key"},
+    {"tls.clientCA", "tls-client-ca"},
     {"logLevel", "log-level"},
     {"kubeconfig", "kubeconfig"},
     {"cluster.context", "context"},
@@ -391,6 +405,9 @@ static const struct option long_opts[] = {
     {"pricing", required_argument, 0, 1},
     {"nodes-file", required_argument, 0, 1},
     {"queues", required_argument, 0, 1},
+    {"tls-cert", required_argument, 0, 1},
+    {"tls-key", required_argument, 0, 1},
+    {"tls-client-ca", required_argument, 0, 1},
     {"log-level", required_argument, 0, 1},
     {"kubeconfig", required_argument, 0, 1},
     {"context", required_argument, 0, 1},
@@ -451,6 +468,13 @@ void config_usage(FILE *out)
 "                            report what is wrong, and exit (0: all good).\n"
 "  --version                 Print the version and exit.\n"
 "  --help                    Print this help and exit.\n"
+"\n"
+"HTTPS (TLS 1.2 or later; files reloaded when they change):\n"
+"  --tls-cert FILE           Serve HTTPS with this PEM certificate chain. [tls.cert]\n"
+"  --tls-key FILE            Its PEM private key. [tls.key]\n"
+"  --tls-client-ca FILE      Require client certificates signed by these PEM CAs\n"
+"                            for the extender verbs (kube-scheduler's tlsConfig);\n"
+"                            probes and /metrics stay open. [tls.clientCA]\n"
 "\n"
 "Cluster connection (node facts and what runs where, by list and watch):\n"
 "  --kubeconfig FILE         Kubeconfig to reach the API server (default: $KUBECONFIG,\n"

@@ -25,6 +25,7 @@ struct config {
     char *pricing_path;
     char *nodes_file;
     char *queues_path; /* gang admission queues (YAML); NULL: none */
+    char *tls_cert, *tls_key, *tls_client_ca; /* HTTPS when tls_cert is set */
     enum log_level log_level;
     /* http */
     size_t max_body_bytes;

@@ -13,6 +13,7 @@
 #include "../base/arena.h"
 #include "../base/log.h"
 #include "handlers.h"
+#include "tls.h"
 #include "metrics.h"
 
 #include <arpa/inet.h>
@@ -51,6 +52,13 @@ struct http_server {
     struct app *app;
     atomic_int in_flight;
     struct conn_limits limits;
+    struct tls_store *tls;
+};
+
+/* Per TCP connection (libmicrohttpd's socket context). */
+struct conn_info {
+    struct sockaddr_storage addr;
+    int client_verified; /* 0: not checked yet, 1: good, -1: refused */
 };
 
 /* Beyond this many pieces a reply is sent from one flat copy: libmicrohttpd
@@ -287,6 +295,27 @@ static enum MHD_Result start_request(struct MHD_Connection *conn, struct request
     }
     if (!is_post)
         return MHD_YES;
+    /* With a client CA, the verbs need a client certificate that chains to
+     * it (checked once per connection); probes and /metrics stay open for
+     * kubelet and Prometheus. */
+    struct tls_store *tls = ctx->srv->tls;
+    if (tls && tls_store_requires_client_cert(tls)) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        struct conn_info *info = ci ? ci->socket_context : NULL;
+        char why[256] = "client certificate rejected";
+        if (!info || info->client_verified == 0) {
+            const union MHD_ConnectionInfo *ti =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+            bool ok = ti && tls_store_verify_client(tls, ti->tls_session, why, sizeof(why));
+            if (info)
+                info->client_verified = ok ? 1 : -1;
+            if (!ok)
+                return early_error(conn, ctx, 401, RERR_UNAUTHORIZED, why);
+        } else if (info->client_verified < 0) {
+            return early_error(conn, ctx, 401, RERR_UNAUTHORIZED, why);
+        }
+    }
     const char *enc =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
     if (enc && strcasecmp(enc, "identity") != 0)
@@ -564,28 +593,29 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        struct sockaddr_storage *ss = calloc(1, sizeof(*ss));
+        struct conn_info *info = calloc(1, sizeof(*info));
         pthread_mutex_lock(&l->mu);
         l->total++;
-        if (ss && ci && ci->client_addr) {
-            memcpy(ss, ci->client_addr,
+        if (info && ci && ci->client_addr) {
+            memcpy(&info->addr, ci->client_addr,
                    ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                           : sizeof(struct sockaddr_in));
-            struct client_count *e = client_entry(l, (struct sockaddr *)ss, true);
+            struct client_count *e = client_entry(l, (struct sockaddr *)&info->addr, true);
             if (e)
                 e->count++;
         }
         pthread_mutex_unlock(&l->mu);
-        *socket_context = ss;
+        *socket_context = info;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        struct sockaddr_storage *ss = *socket_context;
+        struct conn_info *info = *socket_context;
         pthread_mutex_lock(&l->mu);
         l->total--;
-        struct client_count *e = ss ? client_entry(l, (struct sockaddr *)ss, false) : NULL;
+        struct client_count *e =
+            info ? client_entry(l, (struct sockaddr *)&info->addr, false) : NULL;
         if (e && --e->count <= 0)
             *e = l->clients[--l->n]; /* drop it: move the last one in its place */
         pthread_mutex_unlock(&l->mu);
-        free(ss);
+        free(info);
         *socket_context = NULL;
     }
 }
@@ -651,7 +681,7 @@ bool http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *er
     return true;
 }
 
-struct http_server *http_start(struct app *app, char *err, size_t errlen)
+struct http_server *http_start(struct app *app, struct tls_store *tls, char *err, size_t errlen)
 {
     const struct config *cfg = app->cfg;
     struct sockaddr_storage ss;
@@ -663,6 +693,7 @@ struct http_server *http_start(struct app *app, char *err, size_t errlen)
         return NULL;
     }
     srv->app = app;
+    srv->tls = tls;
     int threads = cfg->threads;
     if (threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -679,6 +710,23 @@ struct http_server *http_start(struct app *app, char *err, size_t errlen)
      * JSON 431 that is logged and counted), and big enough to read bodies
      * in large gulps. */
     size_t pool = cfg->max_header_bytes + 256 * 1024;
+    if (tls)
+        flags |= MHD_USE_TLS;
+    /* Options common to both; TLS ones appended when serving HTTPS. */
+    struct MHD_OptionItem opts[8];
+    int n = 0;
+    if (tls) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+                                            tls_store_cert_callback()};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                            (void *)TLS_PRIORITIES};
+        if (tls_store_requires_client_cert(tls))
+            /* Makes libmicrohttpd ask clients for a certificate; we verify
+             * it ourselves against the current (reloadable) CA. */
+            opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                                (void *)tls_store_client_ca_pem(tls)};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     srv->daemon = MHD_start_daemon(
         flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
@@ -688,7 +736,7 @@ struct http_server *http_start(struct app *app, char *err, size_t errlen)
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections + 16,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, srv, MHD_OPTION_END);
+        on_connection, srv, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!srv->daemon) {
         snprintf(err, errlen, "cannot listen on %s (address in use or not available)",
                  cfg->listen);

@@ -18,7 +18,11 @@ struct http_server;
 
 /* Starts serving; NULL with a message in err when the address is bad or
  * taken. */
-struct http_server *http_start(struct app *app, char *err, size_t errlen);
+struct tls_store;
+
+/* Starts serving, over HTTPS when tls is not NULL; NULL with a message in
+ * err when the address is bad or taken. */
+struct http_server *http_start(struct app *app, struct tls_store *tls, char *err, size_t errlen);
 
 /* Stops accepting new connections; requests in flight go on. */
 void http_quiesce(struct http_server *s);

@@ -33,10 +33,11 @@ static const char *const error_names[RERR_COUNT] = {
     [RERR_HEADERS_TOO_LARGE] = "headers_too_large",
     [RERR_TOO_MANY_CONNECTIONS] = "too_many_connections",
     [RERR_BAD_HTTP] = "bad_http",
+    [RERR_UNAUTHORIZED] = "unauthorized",
 };
 
 /* Status codes we send, by index; anything else counts as "other". */
-static const int status_codes[] = {200, 400, 404, 405, 408, 413, 415, 431, 500, 501, 503};
+static const int status_codes[] = {200, 400, 401, 404, 405, 408, 413, 415, 431, 500, 501, 503};
 #define N_STATUS (sizeof(status_codes) / sizeof(status_codes[0]) + 1)
 
 /* Latency buckets in seconds: fine below a millisecond, where names-only
@@ -241,7 +242,8 @@ static long rss_bytes(void)
     return rss * sysconf(_SC_PAGESIZE);
 }
 
-static const char *const reload_names[RELOAD_KIND_COUNT] = {"pricing", "nodes_file", "queues"};
+static const char *const reload_names[RELOAD_KIND_COUNT] = {"pricing", "nodes_file", "queues",
+                                                            "tls"};
 
 void metrics_render(struct buf *b)
 {

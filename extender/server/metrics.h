@@ -45,6 +45,7 @@ enum request_error {
     RERR_HEADERS_TOO_LARGE,
     RERR_TOO_MANY_CONNECTIONS,
     RERR_BAD_HTTP,
+    RERR_UNAUTHORIZED,
     RERR_COUNT
 };
 
@@ -58,7 +59,13 @@ void metrics_nodes_evaluated(enum metric_verb verb, uint64_t n);
 void metrics_nodes_filtered(enum cost_verdict reason, uint64_t n);
 
 /* A reload of a file-backed snapshot (pricing table, nodes file). */
-enum reload_kind { RELOAD_PRICING, RELOAD_NODES_FILE, RELOAD_QUEUES, RELOAD_KIND_COUNT };
+enum reload_kind {
+    RELOAD_PRICING,
+    RELOAD_NODES_FILE,
+    RELOAD_QUEUES,
+    RELOAD_TLS,
+    RELOAD_KIND_COUNT
+};
 void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_t objects);
 
 /* Cluster state (list and watch through the Kubernetes API), per kind

@@ -159,6 +159,9 @@ static const struct flag_case FLAGS[] = {
     {"pricing", "pricing", "/etc/ce/table.yaml", {""}},
     {"nodes-file", "nodesFile", "/etc/ce/nodes", {""}},
     {"queues", "queues", "/etc/ce/queues.yaml", {""}},
+    {"tls-cert", "tls.cert", "/etc/ce/tls.crt", {""}},
+    {"tls-key", "tls.key", "/etc/ce/tls.key", {""}},
+    {"tls-client-ca", "tls.clientCA", "/etc/ce/ca.crt", {""}},
     {"kubeconfig", "kubeconfig", "/etc/ce/kubeconfig", {""}},
     {"context", "cluster.context", "prod", {""}},
     {"service-account-dir", "cluster.serviceAccountDir", "/sa", {""}},
@@ -218,6 +221,12 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_string_equal(c->pricing_path, "/etc/ce/table.yaml");
     else if (!strcmp(f, "nodes-file"))
         assert_string_equal(c->nodes_file, "/etc/ce/nodes");
+    else if (!strcmp(f, "tls-cert"))
+        assert_string_equal(c->tls_cert, "/etc/ce/tls.crt");
+    else if (!strcmp(f, "tls-key"))
+        assert_string_equal(c->tls_key, "/etc/ce/tls.key");
+    else if (!strcmp(f, "tls-client-ca"))
+        assert_string_equal(c->tls_client_ca, "/etc/ce/ca.crt");
     else if (!strcmp(f, "queues"))
         assert_string_equal(c->queues_path, "/etc/ce/queues.yaml");
     else if (!strcmp(f, "kubeconfig"))
@@ -531,6 +540,10 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "logLevel: debug\n"
                                 "kubeconfig: /etc/ce/kubeconfig\n"
                                 "queues: /etc/ce/queues.yaml\n"
+                                "tls:\n"
+                                "  cert: /etc/ce/tls.crt\n"
+                                "  key: /etc/ce/tls.key\n"
+                                "  clientCA: /etc/ce/ca.crt\n"
                                 "shutdownGraceSeconds: 0\n"
                                 "cluster:\n"
                                 "  context: prod\n"
