@@ -15,7 +15,11 @@ import time
 import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTEST_DIRS = ["tests/blackbox", "tests/pricing_tools"]
+# Every folder under tests/ holding test_*.py files is a pytest suite.
+PYTEST_DIRS = sorted(
+    os.path.relpath(d, ROOT)
+    for d in (os.path.join(ROOT, "tests", n) for n in os.listdir(os.path.join(ROOT, "tests")))
+    if os.path.isdir(d) and any(f.startswith("test_") and f.endswith(".py") for f in os.listdir(d)))
 
 
 def run_unit(binary):
