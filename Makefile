@@ -4,6 +4,7 @@
 #   make test    install what is missing, build with ASan+UBSan, run every test
 #   make bench   build optimised, measure latency and memory (prints figures)
 #   make image   container image from deploy/Dockerfile (docker or podman; says so when neither runs)
+#   make fuzz    build the libFuzzer targets (clang), run each FUZZ_SECONDS (60), report crashes
 #
 # Debian packages are installed with apt-get when missing (needs root).
 
@@ -16,7 +17,7 @@ LDLIBS   += -pthread -lm
 
 BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev libgnutls28-dev
 TEST_DEBS  := $(BUILD_DEBS) libcmocka-dev libcjson-dev python3 python3-pytest \
-              python3-yaml iproute2 openssl
+              python3-yaml openssl wrk
 BENCH_DEBS := $(BUILD_DEBS) python3
 
 SRC      := $(shell find extender -name '*.c' | sort)
@@ -37,13 +38,13 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 RUN_ARGS ?=
 DEFAULT_PRICING := pricing/tables/aws-us-east-1.yaml
 
-.PHONY: all run test bench deps test-deps bench-deps unit blackbox clean format lint help \
+.PHONY: all run test bench load deps test-deps bench-deps unit blackbox clean format lint help \
         image deploy-pricing
 
 all: bin/cost-extender
 
 help:
-	@sed -n '2,9p' Makefile
+	@sed -n '2,10p' Makefile
 
 # --- dependencies -----------------------------------------------------------
 define install_missing
@@ -99,7 +100,8 @@ test: test-deps
 
 bench: bench-deps
 	@$(MAKE) --no-print-directory bin/cost-extender
-	@$(MAKE) --no-print-directory build/bench/bench_client build/bench/bench_handlers
+	@$(MAKE) --no-print-directory build/bench/bench_client build/bench/bench_handlers \
+	  build/bench/bench_gang
 	@/usr/bin/python3 tests/bench/bench.py
 
 # --- upkeep -----------------------------------------------------------------
@@ -108,8 +110,10 @@ format:
 
 lint:
 	clang-tidy --quiet $(SRC) -- $(CFLAGS) $(PKG_CFLAGS) 2>/dev/null | grep -E "warning|error" || true
+	@# varFuncNullUB: log_kv's NULL sentinel is checked by __attribute__((sentinel)),
+	@# and glibc's NULL is a pointer.
 	cppcheck --quiet --enable=warning,performance,portability --inline-suppr \
-	  --suppress=missingIncludeSystem -D__GNUC__ $(SRC)
+	  --suppress=missingIncludeSystem --suppress=varFuncNullUB -D__GNUC__ $(SRC)
 
 clean:
 	rm -rf build bin
@@ -121,9 +125,63 @@ build/bench/bench_handlers: tests/bench/bench_handlers.c $(LIB_REL_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 
+build/bench/bench_gang: tests/bench/bench_gang.c $(LIB_REL_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
+
 build/bench/bench_client: tests/bench/bench_client.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
+
+# --- fuzzing ------------------------------------------------------------------
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c), built with Debian's clang:
+# the extender sources (all but main.c) with -fsanitize=fuzzer-no-link plus
+# ASan and UBSan into build/fuzz/obj/, each target linked with
+# -fsanitize=fuzzer. `make fuzz` runs every target for FUZZ_SECONDS (or the
+# ones in FUZZ_TARGETS) over a corpus in build/fuzz/corpus/<name>/ seeded from
+# tests/fixtures, pricing/tables and tests/fuzz/seeds, prints executions,
+# exec/s, corpus size and crashes per target, and fails when one crashed.
+# Not part of `make test`: tests/unit/test_fuzz_regressions.c replays the
+# saved crashers (tests/fuzz/regressions/) there instead.
+FUZZ_CC      := clang
+FUZZ_DEBS    := $(BUILD_DEBS) clang libclang-rt-14-dev python3
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+FUZZ_ALL     := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_OBJ     := $(LIB_SRC:%.c=build/fuzz/obj/%.o)
+FUZZ_BIN     := $(FUZZ_ALL:%=build/fuzz/fuzz_%)
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Wno-missing-field-initializers \
+                -pthread $(FUZZ_SAN)
+
+.PHONY: fuzz fuzz-deps fuzz-build
+
+fuzz-deps:
+	$(call install_missing,$(FUZZ_DEBS))
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@/usr/bin/python3 tests/fuzz/fuzz.py --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) \
+	  $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_BIN)
+
+# Kept between builds (make would delete them as intermediates otherwise).
+.SECONDARY: $(FUZZ_OBJ)
+
+# The regression replay test includes the targets' sources.
+build/asan/tests/test_fuzz_regressions: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+
+build/fuzz/obj/%.o: %.c $(HDR) Makefile
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_OBJ)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -Iextender \
+	  -DCE_FUZZ_ROOT='"$(CURDIR)"' -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS) $(LDLIBS)
 
 # --- deploy/ ------------------------------------------------------------------
 # kubectl whose built-in kustomize every deploy/ kustomization must render
@@ -150,10 +208,10 @@ $(KUBECTL_OLD):
 	fi
 	@$@ version --client --short 2>/dev/null || $@ version --client
 
-# deploy/pricing/pricing.yaml is a copy of the bundled table (kustomize reads
+# deploy/shared/pricing.yaml is a copy of the bundled table (kustomize reads
 # no file outside its folder); tests/deploy fails when the two differ.
 deploy-pricing:
-	cp $(DEFAULT_PRICING) deploy/pricing/pricing.yaml
+	cp $(DEFAULT_PRICING) deploy/shared/pricing.yaml
 
 # Container image. Exits 0 with a "skipped" line where no container engine
 # runs (a docker client without a daemon counts as none): `make image` is not
@@ -174,3 +232,10 @@ image:
 	fi; \
 	echo "$$engine build -f deploy/Dockerfile -t $(IMAGE) ."; \
 	$$engine build -f deploy/Dockerfile -t $(IMAGE) .
+
+# --- load and fault test, longer than in make test ------------------------------
+LOAD_SECONDS ?= 30
+load: test-deps
+	@$(MAKE) --no-print-directory bin/cost-extender
+	LOAD_SECONDS=$(LOAD_SECONDS) LOAD_REPORT=build/load-report.jsonl \
+	  /usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/load

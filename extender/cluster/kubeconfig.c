@@ -138,6 +138,7 @@ bool kube_auth_from_kubeconfig(const char *path, const char *context, struct kub
     struct arena *a = arena_new(16384);
     struct ynode *root = NULL;
     struct yerror yerr;
+    memset(&yerr, 0, sizeof(yerr));
     bool ok = false;
     char *pathcopy = strdup(path);
     const char *dir = pathcopy ? dirname(pathcopy) : NULL;

@@ -299,7 +299,7 @@ struct node_view *node_view_load(const char *path, const struct capacity_label_c
         }
         if (d)
             closedir(d);
-        if (ok)
+        if (ok && n)
             qsort(names, n, sizeof(*names), cmp_names);
         for (size_t i = 0; ok && i < n; i++) {
             char full[4096];
