@@ -42,7 +42,7 @@ KUBECTL_OLD = Path(os.environ.get("CE_KUBECTL_OLD") or REPO / "build" / "tools" 
 
 # Every kustomization under deploy/ (test_every_kustomization_is_listed keeps
 # this list complete).
-KUSTOMIZATIONS = ["shared", "base", "monitoring", "default-scheduler",
+KUSTOMIZATIONS = ["shared", "base", "monitoring", "mtls", "default-scheduler",
                   "secondary-scheduler", "secondary-scheduler/example"]
 
 # Where the manifests mount the extender's files inside the container; the
@@ -123,6 +123,12 @@ def normalized(docs):
             if m:
                 text = text.replace('"%s"' % m.group(0), '"%s-HASH"' % m.group("base"))
     out = json.loads(text)
+    # kustomize v2 writes empty labels/annotations on a generator with
+    # behavior: replace; v5 leaves them out. Same object either way.
+    for o in out:
+        for k in ("labels", "annotations"):
+            if o["metadata"].get(k) == {}:
+                del o["metadata"][k]
     return sorted(out, key=lambda o: (o["kind"], o["metadata"].get("namespace", ""),
                                       o["metadata"]["name"]))
 

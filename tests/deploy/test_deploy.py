@@ -147,6 +147,8 @@ EXPECTED_KINDS = {
     "monitoring": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
                    "ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
                    "ServiceMonitor"},
+    "mtls": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+             "Deployment", "Service", "PodDisruptionBudget"},
     "default-scheduler": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
                           "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"},
     "secondary-scheduler": {"Namespace", "ServiceAccount", "ClusterRoleBinding", "Role",
