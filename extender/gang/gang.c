@@ -72,6 +72,11 @@ struct gang_engine {
     struct strmap names;  /* interned extended-resource names */
     struct strmap held;   /* node name -> struct held (rebuilt when plans change) */
     bool held_dirty;
+    /* e->held was rebuilt since the readers' copy was published. Kept apart
+     * from held_dirty: candidates() rebuilds e->held mid-decision, and a
+     * decision that then admits nothing (after a timeout released a gang)
+     * must still publish the released capacity. */
+    bool held_unpublished;
     struct snapshot_slot held_slot; /* struct gang_held_view, for readers */
     uint64_t admissions, timeouts;
     uint64_t wait_hist[WAIT_BUCKETS + 1];
@@ -416,8 +421,11 @@ void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_
     gang_recompute(g);
     account(e, p, +1);
     /* Members bound before we ever admitted the gang (we restarted, or it
-     * was placed some other way): the gang is running, count it admitted. */
-    if (!g->admitted && p->node) {
+     * was placed some other way): the gang is running, count it admitted.
+     * Not for a gang we timed out (attempts > 0): its bound members' status
+     * updates would otherwise re-admit it at once, with no timeout, behind
+     * the backoff's back. */
+    if (!g->admitted && p->node && g->attempts == 0) {
         g->admitted = true;
         g->admitted_ms = 0; /* no timeout for a gang we did not admit */
     }
@@ -465,6 +473,7 @@ static void held_rebuild(struct gang_engine *e)
         }
     }
     e->held_dirty = false;
+    e->held_unpublished = true;
 }
 
 static void held_view_destroy(struct snapshot *snap)
@@ -484,7 +493,7 @@ static void held_view_destroy(struct snapshot *snap)
 /* Brings the readers' copy up to date; caller holds e->mu. */
 static void held_publish(struct gang_engine *e)
 {
-    if (!e->held_dirty)
+    if (!e->held_dirty && !e->held_unpublished)
         return;
     held_rebuild(e);
     struct gang_held_view *v = calloc(1, sizeof(*v));
@@ -510,6 +519,7 @@ static void held_publish(struct gang_engine *e)
         c->res = h->res;
     }
     snapshot_publish(&e->held_slot, &v->snap);
+    e->held_unpublished = false;
 }
 
 struct gang_held_view *gang_engine_held_acquire(struct gang_engine *e)
@@ -548,6 +558,47 @@ static const char *effective_queue(const struct gang *g, const struct queue_conf
     return qc ? qc->default_queue : NULL;
 }
 
+static size_t bound_count(const struct gang *g)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_members; i++)
+        n += g->members[i]->node != NULL;
+    return n;
+}
+
+/* A gang found running (admitted_ms 0: after a restart, its bound pods
+ * prove it was admitted) is owed queue room for its unbound members up to
+ * min-member, before they are planned: counting only plans let another gang
+ * take that room first, over-committing the queue once they were planned.
+ * Its first owed_count() unplanned, unbound members (in member order) are
+ * the owed ones. Gangs we admitted ourselves planned all their members. */
+static size_t owed_count(const struct gang *g)
+{
+    if (!g->admitted || g->admitted_ms)
+        return 0;
+    size_t have = bound_count(g) + g->n_plan;
+    return (size_t)g->min_member > have ? (size_t)g->min_member - have : 0;
+}
+
+static bool is_unplanned(const struct gang *g, const struct tpod *p)
+{
+    return !p->node && !plan_node(g, p);
+}
+
+/* Whether p (an unplanned member of g) is counted in its queue as owed. */
+static bool is_owed(const struct gang *g, const struct tpod *p)
+{
+    size_t owed = owed_count(g), k = 0;
+    for (size_t i = 0; i < g->n_members && k < owed; i++) {
+        if (!is_unplanned(g, g->members[i]))
+            continue;
+        if (g->members[i] == p)
+            return true;
+        k++;
+    }
+    return false;
+}
+
 /* Used capacity of a queue: bound pods plus what admitted gangs hold. */
 static void queue_used(struct gang_engine *e, const struct queue_config *qc, const char *queue,
                        struct resources *bound, struct resources *held)
@@ -566,10 +617,18 @@ static void queue_used(struct gang_engine *e, const struct queue_config *qc, con
     {
         struct gang *g = s->value;
         const char *q = effective_queue(g, qc);
-        if (!g->n_plan || !q || strcmp(q, queue) != 0)
+        if (!g->admitted || !q || strcmp(q, queue) != 0)
             continue;
         for (size_t i = 0; i < g->n_plan; i++)
             resources_add(held, &g->plan[i].pod->req);
+        /* A restarted gang's owed, not yet planned members (see owed_count). */
+        size_t owed = owed_count(g);
+        for (size_t i = 0; i < g->n_members && owed; i++) {
+            if (is_unplanned(g, g->members[i])) {
+                resources_add(held, &g->members[i]->req);
+                owed--;
+            }
+        }
     }
 }
 
@@ -611,7 +670,8 @@ static bool within_capacity(const struct queue_spec *q, const struct resources *
 
 struct candidate {
     const struct node_facts *node;
-    double cost;
+    double cost;  /* for ranking: with the packing discount */
+    double spend; /* what the pod would really cost per hour there */
     struct resources free;
 };
 
@@ -679,10 +739,12 @@ static struct candidate *candidates(struct gang_engine *e, const struct gang_env
     *n_out = 0;
     if (!v || !v->n_nodes || !env->pricing)
         return NULL;
-    struct candidate *c = calloc(v->n_nodes, sizeof(*c));
+    /* Not zeroed (2 MB for 5,000 nodes): every field is written before use. */
+    struct candidate *c = malloc(v->n_nodes * sizeof(*c));
     if (!c)
         return NULL;
     held_rebuild(e);
+    bool any_held = e->held.count > 0;
     size_t n = 0;
     for (size_t i = 0; i < v->n_nodes; i++) {
         const struct node_facts *nf = &v->nodes[i];
@@ -691,7 +753,9 @@ static struct candidate *candidates(struct gang_engine *e, const struct gang_env
         c[n].node = nf;
         c[n].free = nf->allocatable;
         resources_sub(&c[n].free, &nf->requested);
-        struct held *h = strmap_get(&e->held, nf->name.ptr, nf->name.len);
+        c[n].cost = INFINITY;
+        c[n].spend = 0;
+        struct held *h = any_held ? strmap_get(&e->held, nf->name.ptr, nf->name.len) : NULL;
         if (h)
             resources_sub(&c[n].free, &h->res);
         n++;
@@ -702,47 +766,83 @@ static struct candidate *candidates(struct gang_engine *e, const struct gang_env
 
 /* Plans every pod of todo (n of them) on the candidates, cheapest first
  * for each pod's shape and cost policy. On success fills nodes[i] and the
- * summed hourly cost; on failure says how many fitted. */
+ * summed hourly spend (price x share, as queue_spend counts it: the
+ * packing discount ranks nodes, it is not money); on failure says how many
+ * fitted. */
 static bool place(const struct gang_env *env, struct candidate *c, size_t nc, struct tpod **todo,
                   size_t n, const struct node_facts **nodes, double *cost, size_t *placed)
 {
     qsort(todo, n, sizeof(*todo), cmp_size);
     *cost = 0;
     *placed = 0;
+    /* Scratch for ranking: the nodes that can hold a shape, and their costs. */
+    const struct node_facts **fit = malloc((nc ? nc : 1) * sizeof(*fit));
+    struct node_cost *costs = malloc((nc ? nc : 1) * sizeof(*costs));
+    if (!fit || !costs) {
+        free(fit);
+        free(costs);
+        return false;
+    }
     const struct tpod *ranked_for = NULL;
+    size_t n_ranked = 0; /* c[0..n_ranked) fit the shape, cheapest first */
+    bool ok = true;
     for (size_t k = 0; k < n; k++) {
         struct tpod *p = todo[k];
-        struct pod_info pi;
-        as_pod_info(p, &pi);
-        struct pod_policy pol;
-        cost_pod_policy(&pi, env->cost, &pol);
         /* Rank the nodes for this shape (members are mostly alike, so this
          * happens once or twice per gang). Cost is computed as if the node
          * were empty of the gang: what matters is cheapest-first. */
         if (!ranked_for || !same_shape(ranked_for, p)) {
+            struct pod_info pi;
+            as_pod_info(p, &pi);
+            struct pod_policy pol;
+            cost_pod_policy(&pi, env->cost, &pol);
+            /* Only nodes with room for the shape now are costed: free room
+             * only shrinks while placing, so the others never will have it
+             * in this call (on a big cluster most nodes have no free GPU),
+             * and the rest go through cost_evaluate_nodes, which looks each
+             * instance type's price up once. The fitting ones move to the
+             * front and only they are sorted. */
+            size_t m = 0;
             for (size_t i = 0; i < nc; i++) {
-                struct node_cost nc1;
-                cost_evaluate_node(env->pricing, env->cost, &pi, &pol, c[i].node, &nc1);
-                c[i].cost = nc1.verdict == COST_FITS ? nc1.cost : INFINITY;
+                if (!resources_fit(&p->req, &c[i].free))
+                    continue;
+                if (i != m) {
+                    struct candidate tmp = c[m];
+                    c[m] = c[i];
+                    c[i] = tmp;
+                }
+                fit[m] = c[m].node;
+                m++;
             }
-            qsort(c, nc, sizeof(*c), cmp_candidates);
+            cost_evaluate_nodes(env->pricing, env->cost, &pi, &pol, fit, m, costs);
+            n_ranked = 0;
+            for (size_t i = 0; i < m; i++) {
+                c[i].cost = costs[i].verdict == COST_FITS ? costs[i].cost : INFINITY;
+                c[i].spend = costs[i].effective_price * costs[i].share;
+                n_ranked += costs[i].verdict == COST_FITS;
+            }
+            qsort(c, m, sizeof(*c), cmp_candidates); /* the refused (INFINITY) sort last */
             ranked_for = p;
         }
         bool done = false;
-        for (size_t i = 0; i < nc && isfinite(c[i].cost); i++) {
+        for (size_t i = 0; i < n_ranked; i++) {
             if (!resources_fit(&p->req, &c[i].free))
                 continue;
             resources_sub(&c[i].free, &p->req);
             nodes[k] = c[i].node;
-            *cost += c[i].cost;
+            *cost += c[i].spend;
             done = true;
             break;
         }
-        if (!done)
-            return false;
+        if (!done) {
+            ok = false;
+            break;
+        }
         (*placed)++;
     }
-    return true;
+    free(fit);
+    free(costs);
+    return ok;
 }
 
 /* Hourly spend of a queue's bound pods on their nodes. */
@@ -782,14 +882,6 @@ static double queue_spend(struct gang_engine *e, const struct gang_env *env, con
 
 /* --- decisions ------------------------------------------------------------------------- */
 
-static size_t bound_count(const struct gang *g)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < g->n_members; i++)
-        n += g->members[i]->node != NULL;
-    return n;
-}
-
 static void record_wait(struct gang_engine *e, struct gang *g, int64_t now)
 {
     if (!g->waiting_since_ms)
@@ -819,6 +911,9 @@ static void release(struct gang_engine *e, struct gang *g, const struct queue_co
     if (wait > max)
         wait = max;
     g->backoff_until_ms = now + wait * 1000;
+    /* Waiting again from now (not from whenever a member is next asked
+     * about), so the admission wait histogram includes the backoff. */
+    g->waiting_since_ms = now;
     e->timeouts++;
     char secs[24], bound[48];
     snprintf(secs, sizeof(secs), "%lld", (long long)wait);
@@ -858,7 +953,9 @@ static size_t ahead_of(struct gang_engine *e, const struct gang *g, const char *
     STRMAP_FOREACH(&e->gangs, s)
     {
         const struct gang *o = s->value;
-        if (o == g || o->admitted || o->n_members < (size_t)o->min_member)
+        /* A gang without its min-member annotation is never admitted (it
+         * waits for one): it must not block the line behind it forever. */
+        if (o == g || o->admitted || o->n_members < (size_t)o->min_member || o->min_member_missing)
             continue;
         const char *q = effective_queue(o, qc);
         if (!q || strcmp(q, queue) != 0)
@@ -976,6 +1073,20 @@ static bool plan_late_member(struct gang_engine *e, const struct gang_env *env, 
     const struct queue_spec *q =
         queue && env->queues ? queue_config_find(env->queues, (struct str){queue, strlen(queue)})
                              : NULL;
+    if (q) {
+        /* A member that came after the admission (beyond min-member, or
+         * replacing a deleted one whose room went back to the queue) needs
+         * room in the queue like any request; an owed member of a restarted
+         * gang is already counted (see owed_count), so it is checked
+         * without itself. Planning it was never checked before. */
+        struct resources bound, held;
+        queue_used(e, env->queues, queue, &bound, &held);
+        resources_add(&bound, &held);
+        if (is_owed(g, p))
+            resources_sub(&bound, &p->req);
+        if (!within_capacity(q, &bound, &p->req, why, n))
+            return false;
+    }
     size_t nc = 0;
     struct candidate *c = candidates(e, env, q, &nc);
     const struct node_facts *where = NULL;
