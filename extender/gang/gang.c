@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct gang;
 
@@ -25,6 +26,7 @@ struct tpod {
     char *key; /* namespace/name */
     struct gang *g;
     char *node; /* bound node, NULL while pending */
+    int64_t bound_ms; /* when we saw it bound (its hold ended then) */
     int64_t created_ms;
     struct resources req;   /* extended resource names interned in the engine */
     struct resources score; /* with the scheduler's non-zero defaults */
@@ -97,6 +99,13 @@ struct gang_held_view {
 };
 
 /* --- small helpers ----------------------------------------------------------------- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static const char *intern(struct gang_engine *e, struct str s)
 {
@@ -367,8 +376,10 @@ void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_
         } else {
             free(old->node);
             old->node = dup_str(pod->node_name.len ? pod->node_name : STR_NULL);
-            if (old->node && !was_bound)
+            if (old->node && !was_bound) {
                 plan_remove_pod(e, g, old); /* bound: its place is taken for real */
+                old->bound_ms = wall_ms();
+            }
         }
     }
     if (!tracked) {
@@ -385,6 +396,8 @@ void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_
             return;
         }
         p->node = dup_str(pod->node_name.len ? pod->node_name : STR_NULL);
+        if (p->node)
+            p->bound_ms = wall_ms();
         struct gang *g = gang_get(e, gkey, true);
         if (!g || !strmap_put(&e->pods, p->key, key_len, p, NULL) || !member_add(g, p)) {
             strmap_delete(&e->pods, p->key, key_len);
@@ -745,6 +758,22 @@ static struct candidate *candidates(struct gang_engine *e, const struct gang_env
         return NULL;
     held_rebuild(e);
     bool any_held = e->held.count > 0;
+    /* A member bound after the view was built no longer has a hold, and its
+     * requests are not in the view's sums yet (the next view brings them):
+     * count it here, or the room would be counted nowhere for a moment. */
+    struct resources *recent = NULL;
+    STRMAP_FOREACH(&e->pods, s)
+    {
+        const struct tpod *p = s->value;
+        if (!p->node || p->bound_ms < v->built_ms)
+            continue;
+        const struct node_facts *nf = node_view_find(v, (struct str){p->node, strlen(p->node)});
+        if (!nf)
+            continue;
+        if (!recent && !(recent = calloc(v->n_nodes, sizeof(*recent))))
+            break;
+        resources_add(&recent[nf - v->nodes], &p->req);
+    }
     size_t n = 0;
     for (size_t i = 0; i < v->n_nodes; i++) {
         const struct node_facts *nf = &v->nodes[i];
@@ -758,8 +787,11 @@ static struct candidate *candidates(struct gang_engine *e, const struct gang_env
         struct held *h = any_held ? strmap_get(&e->held, nf->name.ptr, nf->name.len) : NULL;
         if (h)
             resources_sub(&c[n].free, &h->res);
+        if (recent)
+            resources_sub(&c[n].free, &recent[i]);
         n++;
     }
+    free(recent);
     *n_out = n;
     return c;
 }

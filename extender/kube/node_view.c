@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static void view_destroy(struct snapshot *s)
 {
@@ -350,6 +351,11 @@ struct node_view_builder *node_view_builder_new(const char *source)
         free(nb);
         return NULL;
     }
+    /* Taken before the caller reads its state: anything that changes after
+     * this instant may be missing from the view (never the other way). */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    nb->b.v->built_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     return nb;
 }
 

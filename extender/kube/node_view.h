@@ -15,6 +15,7 @@
 #include "node_facts.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct arena;
 
@@ -25,6 +26,9 @@ struct node_view {
     size_t n_nodes;
     struct strmap by_name;
     char source[512];
+    /* Unix ms when the facts were read (cluster views; 0 for files): what
+     * changed after it is not in the view yet. */
+    int64_t built_ms;
 };
 
 #define NODE_VIEW_MAX_FILE_BYTES (512u << 20)

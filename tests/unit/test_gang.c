@@ -158,6 +158,10 @@ static void set_nodes(struct world *w, const struct node_facts *nodes, size_t n)
         snapshot_release(&w->v->snap);
     w->v = node_view_builder_finish(b);
     assert_non_null(w->v);
+    /* Hand-built views already show every bound pod the test fed (their
+     * requested sums say so); test_bound_before_the_view_catches_up sets an
+     * older build time on purpose. */
+    w->v->built_ms = INT64_MAX;
 }
 
 static struct gang_env env_at(const struct world *w, int64_t now)
@@ -1389,6 +1393,42 @@ static void test_timeout_partially_bound_stays_backing_off(void **state)
     world_free(&w);
 }
 
+static void test_bound_before_the_view_catches_up(void **state)
+{
+    (void)state;
+    /* Gang a (2 x 1 GPU) is admitted on n1 (2 GPUs free) and both bind:
+     * their holds end, but the view was built before the binds, so its
+     * requested sums do not show them yet. Gang b must not be planned into
+     * that room in the meantime. */
+    struct world w;
+    world_init(&w, Q_TIMEOUT);
+    struct node_facts nodes[] = {gpu_node("n1", "g4.a", CAPACITY_ON_DEMAND, 2)};
+    set_nodes(&w, nodes, 1);
+    w.v->built_ms = 0; /* older than any bind below */
+    struct tp a[2], b[1];
+    mkgang(a, 2, "a", "ml-training", 1, 0);
+    mkgang(b, 1, "b", "ml-training", 1, 10);
+    feed_all(&w, a, 2);
+    feed_all(&w, b, 1);
+    assert_string_equal(expect_admitted(decide(&w, &a[0], T0), "ml/a"), "n1");
+    assert_string_equal(expect_admitted(decide(&w, &a[1], T0), "ml/a"), "n1");
+    bind_pod(&w, &a[0], "n1");
+    bind_pod(&w, &a[1], "n1");
+    struct gang_decision d = decide(&w, &b[0], T0 + 1);
+    assert_int_equal(d.verdict, GANG_WAITING);
+    assert_non_null(strstr(d.reason, "cannot be placed whole"));
+    /* Once a view showing the binds arrives, nothing changes: still full. */
+    struct node_facts full[] = {gpu_node("n1", "g4.a", CAPACITY_ON_DEMAND, 4)};
+    set_nodes(&w, full, 1);
+    d = decide(&w, &b[0], T0 + 2);
+    assert_int_equal(d.verdict, GANG_WAITING);
+    /* And if a view without them were still current (built after the
+     * binds, a pod since deleted), the room would be free again. */
+    set_nodes(&w, nodes, 1);
+    assert_string_equal(expect_admitted(decide(&w, &b[0], T0 + 3), "ml/b"), "n1");
+    world_free(&w);
+}
+
 static void test_restart_rebuild(void **state)
 {
     (void)state;
@@ -2028,6 +2068,7 @@ int main(void)
         cmocka_unit_test(test_timeout_and_backoff),
         cmocka_unit_test(test_timeout_found_by_decide),
         cmocka_unit_test(test_timeout_partially_bound_stays_backing_off),
+        cmocka_unit_test(test_bound_before_the_view_catches_up),
         cmocka_unit_test(test_restart_rebuild),
         cmocka_unit_test(test_restart_no_queue_overcommit),
         cmocka_unit_test(test_late_member_needs_queue_room),
