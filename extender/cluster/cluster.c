@@ -100,6 +100,13 @@ static void *publisher_main(void *arg)
             continue;
         if (cluster_state_take_dirty(c->st) || !c->published_once)
             publish(c);
+        /* Fix: the object gauges were only set after a list and when a watch
+         * ended, so with a healthy long-lived watch they kept the count of
+         * the last list however many objects came and went. Every tick sets
+         * them now (not only when a view is published: an unbound pod
+         * changes no view). */
+        for (int k = 0; k < CLUSTER_KIND_COUNT; k++)
+            metrics_cluster_objects(k, cluster_state_count(c->st, (enum cluster_kind)k));
         app_gang_tick(c->app);
     }
     return NULL;

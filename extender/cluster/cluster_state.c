@@ -142,22 +142,43 @@ static const char *intern_name(struct cluster_state *st, struct str s)
     return copy;
 }
 
-/* Adds (sign +1) or removes (sign -1) a pod's requests from its node's sum. */
-static void account(struct cluster_state *st, const struct pod_entry *p, int sign)
+/* Inserts or replaces key's entry; the previous value (or NULL) in *old.
+ *
+ * Fix: this used to be a plain strmap_put, but strmap_put keeps the slot's
+ * first key pointer when it replaces a value, and our keys live inside the
+ * entries (the pod's key, the node's name in its arena): freeing the old
+ * entry left the map pointing at freed memory, and the next lookup of that
+ * name read it (heap-use-after-free on every MODIFIED event). Removing the
+ * old entry first makes the new entry's key the one stored; the insert
+ * after a removal never needs to grow the map. */
+static bool map_replace(struct strmap *m, const char *key, size_t len, void *value, void **old)
+{
+    *old = strmap_delete(m, key, len);
+    if (strmap_put(m, key, len, value, NULL))
+        return true;
+    if (*old) /* cannot happen (no growth needed), but never lose the old entry */
+        strmap_put(m, key, len, *old, NULL);
+    *old = NULL;
+    return false;
+}
+
+/* Adds (sign +1) or removes (sign -1) a pod's requests from its node's sum.
+ * True when a node's sum changed (the pod is bound). */
+static bool account(struct cluster_state *st, const struct pod_entry *p, int sign)
 {
     if (!p->node)
-        return;
+        return false;
     size_t nl = strlen(p->node);
     struct node_usage *u = strmap_get(&st->usage, p->node, nl);
     if (!u) {
         if (sign < 0)
-            return;
+            return false;
         u = calloc(1, sizeof(*u));
         if (!u || !(u->name = strdup(p->node)) || !strmap_put(&st->usage, u->name, nl, u, NULL)) {
             if (u)
                 free(u->name);
             free(u);
-            return;
+            return false;
         }
     }
     struct resources *r = &u->used;
@@ -174,6 +195,7 @@ static void account(struct cluster_state *st, const struct pod_entry *p, int sig
         free(u->name);
         free(u);
     }
+    return true;
 }
 
 static void pod_remove(struct cluster_state *st, const char *key, size_t len)
@@ -182,25 +204,51 @@ static void pod_remove(struct cluster_state *st, const char *key, size_t len)
         st->hook(st->hook_ctx, key, len, NULL);
     struct pod_entry *old = strmap_delete(&st->pods, key, len);
     if (old) {
-        account(st, old, -1);
+        if (account(st, old, -1))
+            st->dirty = true;
         pod_entry_free(old);
-        st->dirty = true;
     }
 }
 
-static bool apply_pod(struct cluster_state *st, enum cluster_event ev, const char *json,
-                      size_t len, char *why, size_t whylen)
+/* True when pod, as decoded, is bound to the same node with the same
+ * requests as the entry we have. */
+static bool same_usage(struct cluster_state *st, const struct pod_entry *have,
+                       const struct pod_info *pod)
 {
-    struct jscan s;
+    if (have->node ? !pod->node_name.len || strlen(have->node) != pod->node_name.len ||
+                         memcmp(have->node, pod->node_name.ptr, pod->node_name.len) != 0
+                   : pod->node_name.len != 0)
+        return false;
+    if (have->cpu_milli != pod->requests.cpu_milli || have->memory != pod->requests.memory ||
+        have->n_ext != pod->requests.n_ext)
+        return false;
+    for (int i = 0; i < have->n_ext; i++) {
+        const char *n = intern_name(st, pod->requests.ext[i].name);
+        if (n != have->ext[i].name.ptr || have->ext[i].value != pod->requests.ext[i].value)
+            return false;
+    }
+    return true;
+}
+
+/* s: at the object; whole: the object must be all that s holds. */
+static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct jscan *s, bool whole,
+                      char *why, size_t whylen)
+{
     struct pod_info pod;
     struct pod_decode_opts o = {.arena = st->scratch};
-    jscan_init(&s, json, len, st->max_depth);
-    if (!pod_info_decode(&s, &o, &pod) || !jscan_finish(&s)) {
-        snprintf(why, whylen, "pod is not valid JSON (byte %zu: %s)", s.error_at, s.error);
+    if (!pod_info_decode(s, &o, &pod) || (whole && !jscan_finish(s))) {
+        snprintf(why, whylen, "pod is not valid JSON (byte %zu: %s)", s->error_at,
+                 s->error ? s->error : "?");
         return false;
     }
     if (!pod.name.len) {
         snprintf(why, whylen, "pod has no metadata.name");
+        return false;
+    }
+    /* Pods are namespaced: an object without one is not a pod from the API
+     * (a Node in the pod stream, say) and would become a pod "/name". */
+    if (!pod.namespace_.len) {
+        snprintf(why, whylen, "pod %.*s has no metadata.namespace", STR_FMT(pod.name));
         return false;
     }
     char key[512];
@@ -221,6 +269,17 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, const cha
         if (old)
             old->mark = st->mark[CLUSTER_PODS];
         return false;
+    }
+    /* Most pod updates are status changes (and resync bumps) that leave
+     * the pod's node and requests as they were: then the node sums, and so
+     * the published view, do not change. Say so rather than marking the
+     * state dirty, which would rebuild a view of every node. */
+    struct pod_entry *have = strmap_get(&st->pods, key, (size_t)kl);
+    if (have && same_usage(st, have, &pod)) {
+        have->mark = st->mark[CLUSTER_PODS];
+        if (st->hook)
+            st->hook(st->hook_ctx, key, (size_t)kl, &pod);
+        return true;
     }
     struct pod_entry *p = calloc(1, sizeof(*p));
     if (!p || !(p->key = strdup(key))) {
@@ -248,24 +307,25 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, const cha
     }
     p->mark = st->mark[CLUSTER_PODS];
     void *old = NULL;
-    if (!strmap_put(&st->pods, p->key, (size_t)kl, p, &old)) {
+    if (!map_replace(&st->pods, p->key, (size_t)kl, p, &old)) {
         pod_entry_free(p);
         snprintf(why, whylen, "out of memory");
         return false;
     }
     if (old) {
-        account(st, old, -1);
+        if (account(st, old, -1))
+            st->dirty = true;
         pod_entry_free(old);
     }
-    account(st, p, +1);
-    st->dirty = true;
+    if (account(st, p, +1))
+        st->dirty = true;
     if (st->hook)
         st->hook(st->hook_ctx, key, (size_t)kl, &pod);
     return true;
 }
 
-static bool apply_node(struct cluster_state *st, enum cluster_event ev, const char *json,
-                       size_t len, char *why, size_t whylen)
+static bool apply_node(struct cluster_state *st, enum cluster_event ev, struct jscan *s,
+                       bool whole, char *why, size_t whylen)
 {
     struct node_entry *e = calloc(1, sizeof(*e));
     if (!e || !(e->arena = arena_new(2048))) {
@@ -273,12 +333,11 @@ static bool apply_node(struct cluster_state *st, enum cluster_event ev, const ch
         snprintf(why, whylen, "out of memory");
         return false;
     }
-    struct jscan s;
     struct node_decode_opts o = {.capacity_label = st->label, .arena = e->arena,
                                  .copy_strings = true};
-    jscan_init(&s, json, len, st->max_depth);
-    if (!node_facts_decode(&s, &o, &e->facts) || !jscan_finish(&s)) {
-        snprintf(why, whylen, "node is not valid JSON (byte %zu: %s)", s.error_at, s.error);
+    if (!node_facts_decode(s, &o, &e->facts) || (whole && !jscan_finish(s))) {
+        snprintf(why, whylen, "node is not valid JSON (byte %zu: %s)", s->error_at,
+                 s->error ? s->error : "?");
         node_entry_free(e);
         return false;
     }
@@ -311,7 +370,7 @@ static bool apply_node(struct cluster_state *st, enum cluster_event ev, const ch
     }
     e->mark = st->mark[CLUSTER_NODES];
     void *old = NULL;
-    if (!strmap_put(&st->nodes, f->name.ptr, f->name.len, e, &old)) {
+    if (!map_replace(&st->nodes, f->name.ptr, f->name.len, e, &old)) {
         node_entry_free(e);
         snprintf(why, whylen, "out of memory");
         return false;
@@ -329,10 +388,24 @@ bool cluster_state_apply(struct cluster_state *st, enum cluster_kind kind, enum 
                          const char *json, size_t len, char *why, size_t whylen)
 {
     why[0] = '\0';
+    struct jscan s;
+    jscan_init(&s, json, len, st->max_depth);
     pthread_mutex_lock(&st->mu);
     arena_reset(st->scratch);
-    bool ok = kind == CLUSTER_NODES ? apply_node(st, ev, json, len, why, whylen)
-                                    : apply_pod(st, ev, json, len, why, whylen);
+    bool ok = kind == CLUSTER_NODES ? apply_node(st, ev, &s, true, why, whylen)
+                                    : apply_pod(st, ev, &s, true, why, whylen);
+    pthread_mutex_unlock(&st->mu);
+    return ok;
+}
+
+bool cluster_state_apply_at(struct cluster_state *st, enum cluster_kind kind,
+                            enum cluster_event ev, struct jscan *s, char *why, size_t whylen)
+{
+    why[0] = '\0';
+    pthread_mutex_lock(&st->mu);
+    arena_reset(st->scratch);
+    bool ok = kind == CLUSTER_NODES ? apply_node(st, ev, s, false, why, whylen)
+                                    : apply_pod(st, ev, s, false, why, whylen);
     pthread_mutex_unlock(&st->mu);
     return ok;
 }

@@ -42,6 +42,15 @@ void cluster_state_relist_end(struct cluster_state *st, enum cluster_kind kind);
 bool cluster_state_apply(struct cluster_state *st, enum cluster_kind kind, enum cluster_event ev,
                          const char *json, size_t len, char *why, size_t whylen);
 
+/* The same for an object at a scanner's position inside a larger document
+ * (a list item), decoded in place: one pass over its bytes instead of one
+ * to find its end and another to decode it. Leaves the scanner after the
+ * object; when the object is not valid JSON (or a field has the wrong JSON
+ * type) the scanner is left in error and the caller must recover. */
+struct jscan;
+bool cluster_state_apply_at(struct cluster_state *st, enum cluster_kind kind,
+                            enum cluster_event ev, struct jscan *s, char *why, size_t whylen);
+
 size_t cluster_state_count(struct cluster_state *st, enum cluster_kind kind);
 
 /* Told of every pod change (pod NULL: gone), under the state's lock, with

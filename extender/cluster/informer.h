@@ -61,6 +61,7 @@ bool informer_parse_list(const char *body, size_t len, int max_depth, informer_i
  * Exposed for tests. */
 struct watch_event {
     char type[16];
+    char kind[16]; /* the object's kind ("Pod", "Node", "Status"); "" when absent */
     const char *object;
     size_t object_len;
     char *rv;

@@ -61,6 +61,63 @@ bool kube_client_reload_token(struct kube_client *c, bool force)
     return changed;
 }
 
+/* Fix: the kubeconfig's tls-server-name was read and then ignored, so a
+ * cluster reached by an address its certificate does not name (an IP, a
+ * tunnel, a load balancer) failed verification although the kubeconfig
+ * said which name to verify. */
+static bool setup_server_name(struct kube_client *c, char *err, size_t errlen)
+{
+    const char *srv = c->auth.server;
+    const char *name = c->auth.tls_server_name;
+    if (!name || !*name) {
+        c->url_base = strdup(srv);
+        return c->url_base != NULL;
+    }
+    if (strncmp(srv, "https://", 8) != 0) {
+        snprintf(err, errlen, "tls-server-name needs an https:// server (have %s)", srv);
+        return false;
+    }
+    const char *auth = srv + 8;
+    const char *rest = strchr(auth, '/');
+    size_t alen = rest ? (size_t)(rest - auth) : strlen(auth);
+    if (!rest)
+        rest = "";
+    /* host (bracketed when IPv6) and port */
+    const char *host_end = auth + alen;
+    const char *port = NULL;
+    if (auth[0] == '[') {
+        const char *rb = memchr(auth, ']', alen);
+        if (!rb) {
+            snprintf(err, errlen, "bad server address %s", srv);
+            return false;
+        }
+        host_end = rb + 1;
+        if (host_end < auth + alen && *host_end == ':')
+            port = host_end + 1;
+    } else {
+        const char *colon = memchr(auth, ':', alen);
+        if (colon) {
+            host_end = colon;
+            port = colon + 1;
+        }
+    }
+    int hl = (int)(host_end - auth);
+    int pl = port ? (int)(auth + alen - port) : 3;
+    const char *p = port ? port : "443";
+    size_t n = strlen(name) + alen + strlen(rest) + 64;
+    c->url_base = malloc(n);
+    c->connect_to = malloc(n);
+    c->host_header = malloc(n);
+    if (!c->url_base || !c->connect_to || !c->host_header) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    snprintf(c->url_base, n, "https://%s:%.*s%s", name, pl, p, rest);
+    snprintf(c->connect_to, n, "%s:%.*s:%.*s:%.*s", name, pl, p, hl, auth, pl, p);
+    snprintf(c->host_header, n, "Host: %.*s", (int)alen, auth);
+    return true;
+}
+
 bool kube_client_init(struct kube_client *c, struct kube_auth *auth, char *err, size_t errlen)
 {
     pthread_once(&curl_once, curl_init_once);
@@ -69,6 +126,8 @@ bool kube_client_init(struct kube_client *c, struct kube_auth *auth, char *err, 
     memset(auth, 0, sizeof(*auth));
     pthread_mutex_init(&c->mu, NULL);
     c->connect_timeout_s = 10;
+    if (!setup_server_name(c, err, errlen))
+        return false;
     if (c->auth.token) {
         c->token = strdup(c->auth.token);
     } else if (c->auth.token_file) {
@@ -83,6 +142,9 @@ bool kube_client_init(struct kube_client *c, struct kube_auth *auth, char *err, 
 
 void kube_client_free(struct kube_client *c)
 {
+    free(c->url_base);
+    free(c->connect_to);
+    free(c->host_header);
     kube_auth_free(&c->auth);
     free(c->token);
     pthread_mutex_destroy(&c->mu);
@@ -213,8 +275,13 @@ static bool perform(struct kube_conn *k, const char *path, struct transfer *t, l
     kube_client_reload_token(c, false);
     curl_easy_reset(h);
     char url[8192];
-    snprintf(url, sizeof(url), "%s%s", c->auth.server, path);
+    snprintf(url, sizeof(url), "%s%s", c->url_base, path);
     curl_easy_setopt(h, CURLOPT_URL, url);
+    struct curl_slist *connect_to = NULL;
+    if (c->connect_to) {
+        connect_to = curl_slist_append(NULL, c->connect_to);
+        curl_easy_setopt(h, CURLOPT_CONNECT_TO, connect_to);
+    }
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->connect_timeout_s);
@@ -247,6 +314,8 @@ static bool perform(struct kube_conn *k, const char *path, struct transfer *t, l
         curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
     }
     struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
+    if (c->host_header)
+        hdrs = curl_slist_append(hdrs, c->host_header);
     char auth[4200];
     pthread_mutex_lock(&c->mu);
     if (c->token) {
@@ -266,6 +335,7 @@ static bool perform(struct kube_conn *k, const char *path, struct transfer *t, l
     CURLcode rc = curl_easy_perform(h);
     memset(auth, 0, sizeof(auth));
     curl_slist_free_all(hdrs);
+    curl_slist_free_all(connect_to);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t->out->status);
     if (rc == CURLE_OK || t->aborted_by_fn || t->out->stalled || t->out->stopped)
         return t->out->status != 0 || t->out->stalled || t->out->stopped;
@@ -280,10 +350,13 @@ static bool perform(struct kube_conn *k, const char *path, struct transfer *t, l
     return false;
 }
 
+/* Fix: lists used to take no stop flag, so SIGTERM while the API server was
+ * still answering a list (a slow or huge list) waited for the whole list
+ * timeout (120 s) before the informer thread could be joined. */
 bool kube_get(struct kube_conn *k, const char *path, size_t max_bytes, long timeout_s,
-              struct kube_response *out)
+              atomic_bool *stop, struct kube_response *out)
 {
-    struct transfer t = {.k = k, .out = out, .max_bytes = max_bytes};
+    struct transfer t = {.k = k, .out = out, .max_bytes = max_bytes, .stop = stop};
     return perform(k, path, &t, timeout_s);
 }
 

@@ -21,6 +21,12 @@ struct kube_client {
     char *token;           /* current bearer token (from auth.token or auth.token_file) */
     unsigned long long token_sig;
     long connect_timeout_s;
+    /* With tls-server-name: URLs name that host (what TLS verifies and
+     * sends as SNI), curl connects to the server's own address
+     * (CURLOPT_CONNECT_TO) and Host stays the server's. */
+    char *url_base;    /* auth.server, or rewritten for tls-server-name */
+    char *connect_to;  /* "name:port:host:port", or NULL */
+    char *host_header; /* "Host: host:port", or NULL */
 };
 
 /* Takes ownership of *auth (which is zeroed). */
@@ -50,9 +56,10 @@ void kube_conn_free(struct kube_conn *k);
 
 /* GET path (with its query string) into out->body, at most max_bytes.
  * False on a transport error (out->error says which); otherwise true with
- * out->status set, whatever it is. */
+ * out->status set, whatever it is. stop (may be NULL): when it turns true
+ * the request is abandoned (out->stopped). */
 bool kube_get(struct kube_conn *k, const char *path, size_t max_bytes, long timeout_s,
-              struct kube_response *out);
+              atomic_bool *stop, struct kube_response *out);
 
 /* Receives a stream: called with each piece of a 200 response body as it
  * arrives; return false to end the stream. */

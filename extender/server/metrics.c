@@ -394,14 +394,22 @@ void metrics_render(struct buf *b)
         help(b, "cost_extender_cluster_last_sync_timestamp_seconds", "gauge",
              "Unix time the view of a resource was last confirmed current (list done, event "
              "or bookmark received).");
-        help(b, "cost_extender_cluster_view_age_seconds", "gauge",
-             "Seconds since the view of a resource was last confirmed current; grows while "
-             "the watch is down.");
+        /* Fix: the two families used to be interleaved per resource (HELP,
+         * HELP, then sync/age/sync/age samples), which breaks the text
+         * format's rule that a family's samples are contiguous and under
+         * its own HELP/TYPE. Each family now gets its own block. */
         double now = (double)now_ms() / 1000.0;
         for (int k = 0; k < 2; k++) {
             snprintf(labels, sizeof(labels), "resource=\"%s\"", kinds[k]);
             double t = (double)GET(M.cl_fresh_ms[k]) / 1000.0;
             sample_double(b, "cost_extender_cluster_last_sync_timestamp_seconds", labels, t);
+        }
+        help(b, "cost_extender_cluster_view_age_seconds", "gauge",
+             "Seconds since the view of a resource was last confirmed current; grows while "
+             "the watch is down.");
+        for (int k = 0; k < 2; k++) {
+            snprintf(labels, sizeof(labels), "resource=\"%s\"", kinds[k]);
+            double t = (double)GET(M.cl_fresh_ms[k]) / 1000.0;
             sample_double(b, "cost_extender_cluster_view_age_seconds", labels,
                           t > 0 ? now - t : now - M.start_time);
         }

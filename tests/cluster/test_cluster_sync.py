@@ -1,0 +1,266 @@
+"""Initial sync, updates and deletes: the live view cost-extender keeps from
+list + watch, as names-only (nodeCacheCapable) requests see it."""
+
+import json
+import time
+
+from cluster_harness import (UNKNOWN, WAITING, api_calls, expected_scores, expected_verdicts,
+                             filter_names, load_fixture_cluster, make_node, make_pod, metric,
+                             poll, prioritize_names, readyz, request_pod, simple_pod,
+                             wait_filter, wait_scores)
+
+REQUEST_PODS = ("web-1", "batch-1", "complex-1", "besteffort-1")
+POD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
+
+
+def test_initial_sync_readyz_scores_metrics_and_wire(api, cluster_extender):
+    """/readyz is 503 "waiting for initial node and pod lists" until both lists
+    are in, then 200; names-only requests for the fixture nodes then get the
+    documented scores and verdicts; the object gauges count what was listed;
+    the list and watch requests are the documented ones (paged list, pod
+    field selector, bookmarks, the watch starting at the list's version,
+    the bearer token)."""
+    a = api()
+    nodes, pods = load_fixture_cluster(a)
+    a.slow_list(1.5)  # hold the first lists back so that "not ready" is observable
+    ext = cluster_extender(a, "--packing-weight", "0", wait_ready=False)
+    status, body = readyz(ext)
+    assert status == 503, (status, body)
+    assert body.get("reason") == WAITING, body
+    # Before the first view, names-only calls still get an answer: every
+    # node is reported unknown, per node, not as an error for the call.
+    passed, failed = filter_names(ext, request_pod("web-1"), sorted(nodes))
+    assert passed == [] and failed == {n: UNKNOWN for n in nodes}, (passed, failed)
+    poll(lambda: a.list_count >= 1, what="a first list request")
+    a.slow_list(0)
+    ext.wait_ready(timeout=15)
+    assert readyz(ext) == (200, {"status": "ready"})
+
+    names = sorted(nodes)
+    for pname in REQUEST_PODS:
+        pod = request_pod(pname)
+        want = expected_scores(pod, list(nodes.values()))
+        assert prioritize_names(ext, pod, names) == want, pname
+        verdicts = expected_verdicts(pod, list(nodes.values()))
+        passed, failed = filter_names(ext, pod, names)
+        assert sorted(passed) == sorted(n for n, ok in verdicts.items() if ok), (pname, failed)
+        assert sorted(failed) == sorted(n for n, ok in verdicts.items() if not ok), pname
+        assert UNKNOWN not in failed.values(), failed
+
+    m = ext.metrics()
+    assert m.get("cost_extender_cluster_objects", resource="nodes") == 6
+    assert m.get("cost_extender_cluster_objects", resource="pods") == len(pods)
+    assert m.get("cost_extender_cluster_events_total", resource="nodes", type="added") == 6
+    assert m.get("cost_extender_cluster_lists_total", resource="nodes", result="success") >= 1
+    assert m.get("cost_extender_cluster_lists_total", resource="pods", result="success") >= 1
+    assert m.get("cost_extender_cluster_view_generation") >= 1
+    assert m.get("cost_extender_cluster_last_sync_timestamp_seconds", resource="pods") > 0
+
+    token = "Bearer " + a.token
+    lists = api_calls(a, "nodes", watch=False)
+    assert lists, "no node list recorded"
+    q, h = lists[0]
+    assert q.get("limit") == "500" and "continue" not in q, q
+    assert h.get("authorization") == token
+    pq, _ = api_calls(a, "pods", watch=False)[0]
+    assert pq.get("fieldSelector") == POD_SELECTOR, pq
+    poll(lambda: api_calls(a, "nodes", watch=True) and api_calls(a, "pods", watch=True),
+         what="node and pod watches")
+    list_rv = a.resource_version  # nothing changed since the lists
+    for res in ("nodes", "pods"):
+        wq, wh = api_calls(a, res, watch=True)[0]
+        assert wq.get("allowWatchBookmarks") == "true", wq
+        assert wq.get("resourceVersion") == list_rv, (res, wq, list_rv)
+        assert int(wq.get("timeoutSeconds", "0")) > 0, wq
+        assert wh.get("authorization") == token
+    assert api_calls(a, "pods", watch=True)[0][0].get("fieldSelector") == POD_SELECTOR
+
+
+def test_names_only_and_full_nodes_agree_with_packing(api, cluster_extender):
+    """With packing on (the default), a names-only request and the same
+    request with full Node objects get the same scores: both use what the
+    view says runs on each node."""
+    a = api()
+    nodes, _ = load_fixture_cluster(a)
+    ext = cluster_extender(a)
+    names = sorted(nodes)
+    for pname in ("web-1", "batch-1"):
+        pod = request_pod(pname)
+        full = ext.call("prioritize", {"Pod": pod, "Nodes": {"items": [nodes[n] for n in names]},
+                                       "NodeNames": None})
+        full_scores = {e["Host"]: e["Score"] for e in full.json()}
+        assert prioritize_names(ext, pod, names) == full_scores, pname
+
+
+def test_node_label_and_allocatable_updates_are_reflected(api, cluster_extender):
+    """A node's instance type, capacity type label and allocatable change in the
+    API server: the next names-only calls reflect each change."""
+    a = api()
+    nodes, _ = load_fixture_cluster(a)
+    ext = cluster_extender(a, "--packing-weight", "0")
+    names = sorted(nodes)
+    pod = request_pod("web-1")
+    target = "ip-10-0-0-10.ec2.internal"  # m5.large, on-demand
+    wait_scores(ext, pod, names, expected_scores(pod, list(nodes.values())), what="initial")
+
+    # Instance type: m5.large -> m5.2xlarge with the same allocatable costs more.
+    relabel = {"metadata": {"labels": {"node.kubernetes.io/instance-type": "m5.2xlarge",
+                                       "beta.kubernetes.io/instance-type": "m5.2xlarge"}}}
+    a.update_node(target, merge=relabel)
+    changed = dict(nodes)
+    changed[target] = json.loads(json.dumps(nodes[target]))
+    changed[target]["metadata"]["labels"].update(relabel["metadata"]["labels"])
+    want = expected_scores(pod, list(changed.values()))
+    assert want != expected_scores(pod, list(nodes.values()))
+    wait_scores(ext, pod, names, want, what="scores after the instance type change")
+
+    # Capacity type: on-demand -> spot; a spot: never pod now loses the node.
+    a.update_node(target, merge={"metadata": {"labels": {
+        "karpenter.sh/capacity-type": "spot", "eks.amazonaws.com/capacityType": "SPOT"}}})
+    never = simple_pod("never", annotations={"cost-extender.io/spot": "never"})
+    _, failed = wait_filter(ext, never, names, lambda p, f: target in f,
+                            what="spot node rejected for spot=never")
+    assert "spot" in failed[target], failed[target]
+
+    # Allocatable shrinks below the pod's request: too small.
+    a.update_node(target, merge={"status": {"allocatable": {"cpu": "100m"}}})
+    _, failed = wait_filter(ext, pod, names, lambda p, f: target in f,
+                            what="node too small after allocatable shrank")
+    assert "cpu" in failed[target], failed[target]
+    m = ext.metrics()
+    assert m.get("cost_extender_cluster_events_total", resource="nodes", type="modified") >= 3
+
+
+def test_bound_pods_raise_the_nodes_requested_sum_and_packing(api, cluster_extender):
+    """Two identical empty nodes score the same. A pod bound to one raises that
+    node's requested sum, and packing makes it the better (higher-scoring)
+    node, by the documented factor 1 - W * utilisation. Deleting the pod, or
+    the pod finishing (Succeeded), releases it again."""
+    a = api()
+    for n in ("node-a", "node-b"):
+        a.add_node(make_node(n, instance_type="m5.xlarge", cpu="4", memory="16Gi"))
+    ext = cluster_extender(a, "--packing-weight", "0.5")
+    pod = simple_pod(cpu="500m", memory="512Mi")
+    names = ["node-a", "node-b"]
+    wait_scores(ext, pod, names, {"node-a": 10, "node-b": 10}, what="equal empty nodes")
+
+    a.add_pod(make_pod("default", "busy-1", node_name="node-a", cpu="2", memory="4Gi"))
+    # node-a: 2000m of 3910m allocatable cpu (51%); memory 4Gi of 15.1 GiB.
+    util = 2000 / 3910
+    cost_b_over_a = 1 / (1 - 0.5 * util)
+    want_b = int(10 / cost_b_over_a + 0.5)
+    assert want_b < 10
+    wait_scores(ext, pod, names, {"node-a": 10, "node-b": want_b},
+                what="busier node-a preferred")
+
+    # A pending pod that is not bound yet adds nothing; binding it moves the sum.
+    a.add_pod(make_pod("default", "busy-2", node_name=None, cpu="3", memory="1Gi",
+                       phase="Pending"))
+    a.update_pod("default", "busy-2", merge={"spec": {"nodeName": "node-b"},
+                                             "status": {"phase": "Running"}})
+    util_b = 3000 / 3910
+    want_a = int(10 * (1 - 0.5 * util_b) / (1 - 0.5 * util) + 0.5)
+    wait_scores(ext, pod, names, {"node-a": want_a, "node-b": 10},
+                what="node-b busier after a pod was bound to it")
+
+    a.delete_pod("default", "busy-2")
+    wait_scores(ext, pod, names, {"node-a": 10, "node-b": want_b}, what="after deleting busy-2")
+    a.update_pod("default", "busy-1", merge={"status": {"phase": "Succeeded"}})
+    wait_scores(ext, pod, names, {"node-a": 10, "node-b": 10},
+                what="a finished pod no longer counts")
+    ext.wait_metric("cost_extender_cluster_objects", lambda v: v == 0, resource="pods")
+
+
+def test_deleted_node_becomes_unknown_and_gauges_follow(api, cluster_extender):
+    """A node deleted in the API server is reported per node as "node not
+    known to cost-extender" (not an error for the whole call), and the
+    objects gauge follows adds and deletes while the watch runs."""
+    a = api()
+    nodes, pods = load_fixture_cluster(a)
+    ext = cluster_extender(a)
+    names = sorted(nodes)
+    gone = "ip-10-0-4-14.ec2.internal"
+    pod = request_pod("web-1")
+    a.delete_node(gone)
+    passed, failed = wait_filter(ext, pod, names, lambda p, f: f.get(gone) == UNKNOWN,
+                                 what="deleted node unknown")
+    assert gone not in passed
+    assert all(v != UNKNOWN for k, v in failed.items() if k != gone), failed
+    scores = prioritize_names(ext, pod, names)
+    assert scores[gone] == 0 and set(scores) == set(names), scores
+
+    a.add_node(make_node("ip-10-0-9-99.ec2.internal"))
+    a.delete_pod("default", "web-1")
+    ext.wait_metric("cost_extender_cluster_objects", lambda v: v == 6, resource="nodes")
+    ext.wait_metric("cost_extender_cluster_objects", lambda v: v == len(pods) - 1,
+                    resource="pods")
+    assert metric(ext, "cost_extender_cluster_events_total", resource="nodes",
+                  type="deleted") == 1
+
+
+def test_paged_list_and_expired_continue_token(api, cluster_extender):
+    """Lists are paged with limit/continue (--list-page-size). When the
+    continue token expires mid-list (410), the list starts over and the view
+    converges on the server's state."""
+    a = api()
+    nodes, _ = load_fixture_cluster(a)
+    a.slow_list(0.4)
+    ext = cluster_extender(a, "--list-page-size", "2", wait_ready=False)
+    # Wait until page 2 of the node list has been asked for, then make its
+    # token too old: a change, then the history forgotten.
+    poll(lambda: any("continue" in q for q, _ in api_calls(a, "nodes", watch=False)),
+         timeout=10, what="a continued node list")
+    a.add_node(make_node("ip-10-0-9-98.ec2.internal"))
+    a.expire_history()
+    a.slow_list(0)
+    ext.wait_ready(timeout=20)
+    poll(lambda: a.stats().get("expired_continues", 0) >= 1, timeout=10,
+         what="an expired continue token")
+    names = sorted(nodes) + ["ip-10-0-9-98.ec2.internal"]
+    _, failed = wait_filter(ext, simple_pod(), names,
+                            lambda p, f: UNKNOWN not in f.values(), what="all 7 nodes known")
+    lists = api_calls(a, "nodes", watch=False)
+    assert all(q.get("limit") == "2" for q, _ in lists), lists
+    fresh = [q for q, _ in lists if "continue" not in q]
+    assert len(fresh) >= 2, "the node list did not start over after the 410: %r" % lists
+    ext.wait_metric("cost_extender_cluster_objects", lambda v: v == 7, resource="nodes")
+    assert metric(ext, "cost_extender_cluster_api_errors_total", code="410") >= 1
+
+
+def test_large_list_is_gzipped_and_complete(api, cluster_extender):
+    """A list page over 128 KiB comes gzipped when the client accepts it (the
+    client says so); all of it is applied."""
+    a = api()
+    names = ["ip-10-1-0-%d.ec2.internal" % i for i in range(40)]
+    for n in names:
+        a.add_node(make_node(n, instance_type="m5.large"))
+    ext = cluster_extender(a)
+    q, h = api_calls(a, "nodes", watch=False)[0]
+    assert "gzip" in h.get("accept-encoding", ""), h
+    assert metric(ext, "cost_extender_cluster_objects", resource="nodes") == 40
+    passed, failed = filter_names(ext, simple_pod(), names)
+    assert sorted(passed) == sorted(names), failed
+
+
+def test_view_is_rebuilt_only_when_node_facts_or_sums_change(api, cluster_extender):
+    """Pod updates that leave the pod's node and requests as they were (status
+    and label changes, most of a real cluster's pod events) publish no new
+    view; binding a pod, or changing a node, does."""
+    a = api()
+    nodes, _ = load_fixture_cluster(a)
+    ext = cluster_extender(a, "--view-publish-interval", "0.05")
+    gen = "cost_extender_cluster_view_generation"
+    mod = metric(ext, "cost_extender_cluster_events_total", resource="pods", type="modified")
+    g0 = metric(ext, gen)
+    for i in range(5):
+        a.update_pod("default", "web-1", merge={"metadata": {"labels": {"rev": str(i)}},
+                                                "status": {"podIP": "10.1.2.%d" % i}})
+    ext.wait_metric("cost_extender_cluster_events_total", lambda v: v >= mod + 5,
+                    resource="pods", type="modified")
+    time.sleep(0.3)  # several publish intervals
+    assert metric(ext, gen) == g0, "a status-only pod update rebuilt the view"
+    a.add_pod(make_pod("default", "bound-now", node_name="ip-10-0-3-13.ec2.internal"))
+    ext.wait_metric(gen, lambda v: v > g0)
+    g1 = metric(ext, gen)
+    a.update_node("ip-10-0-3-13.ec2.internal", merge={"metadata": {"labels": {"x": "y"}}})
+    ext.wait_metric(gen, lambda v: v > g1)
