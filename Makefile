@@ -88,6 +88,9 @@ build/asan/tests/%: tests/unit/%.c tests/unit/test_util.h $(ASAN_LIB)
 	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -Iextender -o $@ $< $(ASAN_LIB) \
 	  $(PKG_LIBS) -lcmocka -lcjson $(LDLIBS)
 
+# It includes the fuzz targets themselves.
+build/asan/tests/test_fuzz_regressions: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
+
 # --- what users run ---------------------------------------------------------
 run: deps
 	@$(MAKE) --no-print-directory bin/cost-extender

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct str {
@@ -51,6 +52,21 @@ static inline bool str_eq_lit_fold(struct str a, const char *lit)
             return false;
     }
     return true;
+}
+
+/* A malloc'd copy of len bytes plus a terminating NUL (NULL when out of
+ * memory). Unlike strndup it copies all len bytes: a name unescaped from
+ * JSON may hold a NUL, and a copy that stops there, later used with len,
+ * reads past its end. Free with free(). */
+static inline char *mem_dup(const char *p, size_t len)
+{
+    char *d = malloc(len + 1);
+    if (d) {
+        if (len)
+            memcpy(d, p, len);
+        d[len] = '\0';
+    }
+    return d;
 }
 
 /* printf helper: printf("%.*s", STR_FMT(s)) */

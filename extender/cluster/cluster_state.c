@@ -33,11 +33,53 @@ struct pod_entry {
     unsigned mark;
 };
 
-/* Requests summed per node name (the node may not be known yet). */
+/* Requests summed per node name (the node may not be known yet).
+ *
+ * Fix: the sums are 128-bit. Each pod's quantity fits in int64, but two pods
+ * on one node could add past INT64_MAX (undefined behaviour; in practice the
+ * node's requested cpu wrapped negative and it looked empty). Saturating
+ * int64 sums would not do either: removing a pod must undo adding it
+ * exactly. 128 bits never overflow (2^63 per pod times 2^64 pods), and the
+ * snapshot clamps to int64 (found by fuzz_watch, replayed by
+ * tests/fuzz/regressions/watch/pod-requests-sum-overflow). */
+typedef __int128 wide;
 struct node_usage {
     char *name;
-    struct resources used;
+    wide cpu_milli, memory;
+    int64_t pods;
+    int n_ext;
+    struct str ext_name[RESOURCES_EXT_MAX]; /* interned in the state */
+    wide ext_value[RESOURCES_EXT_MAX];
 };
+
+static int64_t clamp_wide(wide v)
+{
+    return v > INT64_MAX ? INT64_MAX : v < INT64_MIN ? INT64_MIN : (int64_t)v;
+}
+
+static void usage_to_resources(const struct node_usage *u, struct resources *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->cpu_milli = clamp_wide(u->cpu_milli);
+    r->memory = clamp_wide(u->memory);
+    r->pods = u->pods;
+    for (int i = 0; i < u->n_ext; i++)
+        if (u->ext_value[i] != 0)
+            resources_ext_set(r, u->ext_name[i], clamp_wide(u->ext_value[i]));
+}
+
+static void usage_ext_add(struct node_usage *u, struct str name, wide delta)
+{
+    for (int i = 0; i < u->n_ext; i++)
+        if (u->ext_name[i].len == name.len && memcmp(u->ext_name[i].ptr, name.ptr, name.len) == 0) {
+            u->ext_value[i] += delta;
+            return;
+        }
+    if (u->n_ext < RESOURCES_EXT_MAX) {
+        u->ext_name[u->n_ext] = name;
+        u->ext_value[u->n_ext++] = delta;
+    }
+}
 
 struct cluster_state {
     pthread_mutex_t mu;
@@ -134,7 +176,7 @@ static const char *intern_name(struct cluster_state *st, struct str s)
     char *have = strmap_get(&st->names, s.ptr, s.len);
     if (have)
         return have;
-    char *copy = strndup(s.ptr, s.len);
+    char *copy = mem_dup(s.ptr, s.len);
     if (copy && !strmap_put(&st->names, copy, s.len, copy, NULL)) {
         free(copy);
         return NULL;
@@ -181,15 +223,12 @@ static bool account(struct cluster_state *st, const struct pod_entry *p, int sig
             return false;
         }
     }
-    struct resources *r = &u->used;
-    r->cpu_milli += sign * p->cpu_milli;
-    r->memory += sign * p->memory;
-    r->pods += sign;
-    for (int i = 0; i < p->n_ext; i++) {
-        struct str name = {p->ext[i].name.ptr, p->ext[i].name.len};
-        resources_ext_set(r, name, resources_ext_get(r, name) + sign * p->ext[i].value);
-    }
-    if (r->pods <= 0) {
+    u->cpu_milli += (wide)sign * p->cpu_milli;
+    u->memory += (wide)sign * p->memory;
+    u->pods += sign;
+    for (int i = 0; i < p->n_ext; i++)
+        usage_ext_add(u, p->ext[i].name, (wide)sign * p->ext[i].value);
+    if (u->pods <= 0) {
         /* No pods left: drop the entry (sums are back to zero). */
         strmap_delete(&st->usage, p->node, nl);
         free(u->name);
@@ -287,7 +326,7 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
         snprintf(why, whylen, "out of memory");
         return false;
     }
-    if (pod.node_name.len && !(p->node = strndup(pod.node_name.ptr, pod.node_name.len))) {
+    if (pod.node_name.len && !(p->node = mem_dup(pod.node_name.ptr, pod.node_name.len))) {
         pod_entry_free(p);
         snprintf(why, whylen, "out of memory");
         return false;
@@ -433,7 +472,7 @@ void cluster_state_relist_end(struct cluster_state *st, enum cluster_kind kind)
             unsigned em = kind == CLUSTER_NODES ? ((struct node_entry *)s->value)->mark
                                                 : ((struct pod_entry *)s->value)->mark;
             if (em != mark) {
-                stale[n] = strndup(s->key, s->len);
+                stale[n] = mem_dup(s->key, s->len);
                 lens[n] = s->len;
                 if (stale[n])
                     n++;
@@ -486,7 +525,7 @@ struct node_view *cluster_state_snapshot(struct cluster_state *st)
         struct node_facts f = e->facts;
         struct node_usage *u = strmap_get(&st->usage, f.name.ptr, f.name.len);
         if (u)
-            f.requested = u->used;
+            usage_to_resources(u, &f.requested);
         else
             memset(&f.requested, 0, sizeof(f.requested));
         if (!node_view_builder_add(b, &f, err, sizeof(err))) {

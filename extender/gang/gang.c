@@ -112,7 +112,7 @@ static const char *intern(struct gang_engine *e, struct str s)
     char *have = strmap_get(&e->names, s.ptr, s.len);
     if (have)
         return have;
-    char *copy = strndup(s.ptr, s.len);
+    char *copy = mem_dup(s.ptr, s.len);
     if (copy && !strmap_put(&e->names, copy, s.len, copy, NULL)) {
         free(copy);
         return NULL;
@@ -134,7 +134,7 @@ static void own_resources(struct gang_engine *e, struct resources *dst, const st
 
 static char *dup_str(struct str s)
 {
-    return s.ptr ? strndup(s.ptr, s.len) : NULL;
+    return s.ptr ? mem_dup(s.ptr, s.len) : NULL;
 }
 
 /* r -= s, never below zero. */
@@ -390,7 +390,7 @@ void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_
     struct tpod *p = old;
     if (!p) {
         p = calloc(1, sizeof(*p));
-        if (!p || !(p->key = strndup(key, key_len))) {
+        if (!p || !(p->key = mem_dup(key, key_len))) {
             free(p);
             pthread_mutex_unlock(&e->mu);
             return;

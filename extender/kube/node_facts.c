@@ -199,6 +199,17 @@ bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
             out->pods = v;
             break;
         default:
+            /* Fix: a name from JSON may hold any byte once unescaped
+             * ("\u0000/" is a NUL and a slash). Kubernetes admits only
+             * qualified names; anything else reached code that copies names
+             * as C strings (strndup stopped at the NUL, the length did not:
+             * a heap overflow in gang admission, found by fuzz_request).
+             * Such an object is unusable, like one with a bad quantity. */
+            if (!resource_name_valid(name)) {
+                if (invalid && !*invalid)
+                    *invalid = "invalid extended resource name";
+                continue;
+            }
             if (copy || key.escaped) {
                 char *d = arena_strndup(arena, name.ptr, name.len);
                 if (!d)

@@ -20,6 +20,19 @@ enum resource_kind resource_kind_of(struct str name)
     return RESOURCE_IGNORED;
 }
 
+bool resource_name_valid(struct str name)
+{
+    if (name.len == 0 || name.len > 253 + 1 + 63)
+        return false;
+    for (size_t i = 0; i < name.len; i++) {
+        char c = name.ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == '/'))
+            return false;
+    }
+    return true;
+}
+
 int64_t resources_ext_get(const struct resources *r, struct str name)
 {
     for (int i = 0; i < r->n_ext; i++)
@@ -117,8 +130,13 @@ bool resource_is_gpu(struct str name)
 int64_t resources_gpus(const struct resources *r)
 {
     int64_t n = 0;
-    for (int i = 0; i < r->n_ext; i++)
-        if (resource_is_gpu(r->ext[i].name))
-            n += r->ext[i].value;
+    for (int i = 0; i < r->n_ext; i++) {
+        /* Saturating: each quantity fits in int64, but a node listing two
+         * GPU kinds near the limit (nvidia.com/gpu and amd.com/gpu) summed
+         * past it, which is undefined behaviour (replayed by
+         * tests/fuzz/regressions/request/gpu-sum-overflow.json). */
+        if (resource_is_gpu(r->ext[i].name) && __builtin_add_overflow(n, r->ext[i].value, &n))
+            return r->ext[i].value > 0 ? INT64_MAX : INT64_MIN;
+    }
     return n;
 }

@@ -41,6 +41,11 @@ enum resource_kind {
 
 enum resource_kind resource_kind_of(struct str name);
 
+/* Whether name is spelled as Kubernetes admits resource names (qualified
+ * names: letters, digits, '-', '_', '.', and '/' after the prefix; at most
+ * 253 + 1 + 63 bytes). */
+bool resource_name_valid(struct str name);
+
 /* The amount of an extended resource (0 when absent). */
 int64_t resources_ext_get(const struct resources *r, struct str name);
 
@@ -57,7 +62,8 @@ bool resources_max(struct resources *a, const struct resources *b);
 bool resources_fit(const struct resources *need, const struct resources *have);
 
 /* Sum of the extended resources Kubernetes device plugins use for GPUs and
- * other accelerators (nvidia.com/gpu, amd.com/gpu, gpu.intel.com/..., ...). */
+ * other accelerators (nvidia.com/gpu, amd.com/gpu, gpu.intel.com/..., ...),
+ * saturating at the int64 limits. */
 int64_t resources_gpus(const struct resources *r);
 bool resource_is_gpu(struct str name);
 

@@ -205,6 +205,41 @@ static const struct node_facts *find(struct node_view *v, const char *name)
     return node_view_find(v, (struct str){name, strlen(name)});
 }
 
+/* Two pods whose requests add past INT64_MAX: the node reads as full (the
+ * sum clamps, it does not wrap to an empty node), and removing one of them
+ * gives back exactly the other's requests. */
+static void test_requested_sums_never_overflow(void **state)
+{
+    (void)state;
+    struct cluster_state *st = cluster_state_new(&no_label, 64);
+    assert_non_null(st);
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n1", "m5.large", "2", "8Gi")));
+    /* 9223372036854775 cores = INT64_MAX / 1000 milli, the largest cpu quantity. */
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT,
+                      pod_json("a", "big1", "n1", "9223372036854775", "Running", "9223372036854775807")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT,
+                      pod_json("a", "big2", "n1", "9223372036854775", "Running", "9223372036854775807")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "small", "n1", "250m", "Running", "1")));
+    struct node_view *v = cluster_state_snapshot(st);
+    const struct node_facts *n1 = find(v, "n1");
+    assert_non_null(n1);
+    assert_true(n1->requested.cpu_milli == INT64_MAX);
+    assert_true(resources_ext_get(&n1->requested, TSTR("nvidia.com/gpu")) == INT64_MAX);
+    assert_int_equal(n1->requested.memory, 3LL << 30);
+    assert_int_equal(n1->requested.pods, 3);
+    snapshot_release(&v->snap);
+
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_DELETE, pod_json("a", "big1", "n1", "1", "Running", NULL)));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_DELETE, pod_json("a", "big2", "n1", "1", "Running", NULL)));
+    v = cluster_state_snapshot(st);
+    n1 = find(v, "n1");
+    assert_int_equal(n1->requested.cpu_milli, 250);
+    assert_int_equal(resources_ext_get(&n1->requested, TSTR("nvidia.com/gpu")), 1);
+    assert_int_equal(n1->requested.pods, 1);
+    snapshot_release(&v->snap);
+    cluster_state_free(st);
+}
+
 static void test_requested_sums(void **state)
 {
     (void)state;
@@ -421,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_relist_drops_what_vanished),
         cmocka_unit_test(test_bad_objects_are_skipped_without_harm),
         cmocka_unit_test(test_real_objects),
+        cmocka_unit_test(test_requested_sums_never_overflow),
         cmocka_unit_test(test_strmap_delete_keeps_chains),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
