@@ -7,6 +7,7 @@
  */
 #include "cluster.h"
 
+#include "../base/buf.h"
 #include "../base/log.h"
 #include "../gang/gang.h"
 #include "../server/app.h"
@@ -30,6 +31,11 @@ struct cluster {
     pthread_t publisher;
     pthread_mutex_t mu;
     pthread_cond_t cond;
+    /* Writes gang admission records on member pods. */
+    pthread_t recorder;
+    pthread_mutex_t rec_mu;
+    pthread_cond_t rec_cond;
+    bool rec_pending;
 };
 
 void cluster_options_defaults(struct cluster_options *o)
@@ -112,6 +118,190 @@ static void *publisher_main(void *arg)
     return NULL;
 }
 
+/* --- gang admission records ----------------------------------------------------------- */
+
+/* The engine has records waiting (called under the engine's lock). */
+static void records_waiting(void *ctx)
+{
+    struct cluster *c = ctx;
+    pthread_mutex_lock(&c->rec_mu);
+    c->rec_pending = true;
+    pthread_cond_signal(&c->rec_cond);
+    pthread_mutex_unlock(&c->rec_mu);
+}
+
+enum record_outcome { REC_DONE, REC_RETRY, REC_GIVE_UP };
+
+/* b's text, NUL-terminated (buf always keeps room for the NUL). */
+static const char *cstr(struct buf *b)
+{
+    if (!b->data)
+        return "";
+    b->data[b->len] = '\0';
+    return b->data;
+}
+
+/* PATCHes one record onto its pod (a JSON merge patch of two annotations). */
+static enum record_outcome write_record(struct cluster *c, struct kube_conn *k,
+                                        const struct gang_record *r)
+{
+    const char *slash = strchr(r->pod, '/');
+    if (!slash)
+        return REC_GIVE_UP;
+    struct buf path, body;
+    buf_init(&path, 256);
+    buf_init(&body, 256);
+    buf_puts(&path, "/api/v1/namespaces/");
+    char ns[256];
+    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - r->pod), r->pod);
+    kube_query_escape(&path, ns);
+    buf_puts(&path, "/pods/");
+    kube_query_escape(&path, slash + 1);
+    char when[40];
+    gang_format_time(r->admitted_ms, when, sizeof(when));
+    buf_puts(&body, "{\"metadata\":{\"annotations\":{\"" GANG_ANNOTATION_NODE "\":");
+    buf_json_string(&body, r->node, strlen(r->node));
+    buf_puts(&body, ",\"" GANG_ANNOTATION_ADMITTED_AT "\":");
+    buf_json_string(&body, when, strlen(when));
+    buf_puts(&body, "}}}");
+    enum record_outcome out = REC_RETRY;
+    struct kube_response resp;
+    kube_response_init(&resp);
+    if (buf_failed(&path) || buf_failed(&body)) {
+        snprintf(resp.error, sizeof(resp.error), "out of memory");
+    } else if (kube_patch(k, cstr(&path), "application/merge-patch+json", body.data, body.len,
+                          30, &c->stop, &resp)) {
+        if (resp.status == 200 || resp.status == 201)
+            out = REC_DONE;
+        else if (resp.status == 404)
+            out = REC_GIVE_UP; /* deleted meanwhile: nothing to record */
+        else if (resp.status == 401 && kube_client_reload_token(&c->client, true))
+            out = REC_RETRY;
+        else if (resp.status == 429 || resp.status == 401 || resp.status >= 500)
+            out = REC_RETRY;
+        else
+            out = REC_GIVE_UP; /* 403 (RBAC: pods patch), 422, ...: retrying will not help */
+        if (resp.status != 200 && resp.status != 201)
+            metrics_cluster_api_error(resp.status);
+    } else {
+        metrics_cluster_api_error(0);
+    }
+    if (out != REC_DONE) {
+        char status[24];
+        snprintf(status, sizeof(status), "%ld", resp.status);
+        log_kv(out == REC_RETRY ? LOG_WARN : LOG_ERROR,
+               out == REC_RETRY ? "cannot write gang admission record yet; will retry"
+                                : "cannot write gang admission record",
+               "pod", r->pod, "node", r->node, "status", status, "error",
+               resp.error[0] ? resp.error : (resp.body.len ? cstr(&resp.body) : ""), NULL);
+    }
+    if (out == REC_DONE)
+        metrics_gang_record(GREC_WRITTEN);
+    else if (out == REC_RETRY)
+        metrics_gang_record(GREC_RETRIED);
+    else
+        metrics_gang_record(resp.status == 404 ? GREC_POD_GONE : GREC_FAILED);
+    kube_response_free(&resp);
+    buf_free(&path);
+    buf_free(&body);
+    return out;
+}
+
+#define RECORD_TRIES 8
+
+/* Waits for records and writes them, oldest first. A transient failure
+ * (no answer, 429, 5xx) is retried with backoff (0.5 s doubling to 30 s,
+ * RECORD_TRIES times); the plan in memory holds meanwhile either way. */
+static void *recorder_main(void *arg)
+{
+    struct cluster *c = arg;
+    struct kube_conn *k = kube_conn_new(&c->client);
+    if (!k) {
+        log_kv(LOG_ERROR, "cannot start the gang admission record writer (out of memory)", NULL);
+        return NULL;
+    }
+    struct gang_record *retry = NULL;
+    size_t n_retry = 0;
+    int tries = 0;
+    long delay_ms = 0;
+    while (!atomic_load(&c->stop)) {
+        pthread_mutex_lock(&c->rec_mu);
+        if (!c->rec_pending && !atomic_load(&c->stop)) {
+            if (n_retry) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                long ns = ts.tv_nsec + (delay_ms % 1000) * 1000000L;
+                ts.tv_sec += delay_ms / 1000 + ns / 1000000000L;
+                ts.tv_nsec = ns % 1000000000L;
+                pthread_cond_timedwait(&c->rec_cond, &c->rec_mu, &ts);
+            } else {
+                pthread_cond_wait(&c->rec_cond, &c->rec_mu);
+            }
+        }
+        c->rec_pending = false;
+        pthread_mutex_unlock(&c->rec_mu);
+        if (atomic_load(&c->stop))
+            break;
+        size_t n = 0;
+        struct gang_record *r = gang_engine_take_records(c->app->gangs, &n);
+        if (n_retry) {
+            /* Retry first (they are older); newer records go after them. */
+            struct gang_record *all = realloc(retry, (n_retry + n) * sizeof(*all));
+            if (all) {
+                if (n)
+                    memcpy(all + n_retry, r, n * sizeof(*r));
+                free(r);
+                r = all;
+                n += n_retry;
+            } else {
+                gang_records_free(retry, n_retry);
+            }
+            retry = NULL;
+            n_retry = 0;
+        }
+        size_t i = 0;
+        bool failed = false;
+        for (; i < n && !atomic_load(&c->stop); i++) {
+            enum record_outcome o = write_record(c, k, &r[i]);
+            if (o == REC_RETRY) {
+                failed = true;
+                break;
+            }
+        }
+        if (failed && ++tries < RECORD_TRIES) {
+            /* Keep the rest for the next try. */
+            n_retry = n - i;
+            retry = malloc(n_retry * sizeof(*retry));
+            if (retry) {
+                memcpy(retry, r + i, n_retry * sizeof(*r));
+                free(r);
+                r = NULL;
+                n = 0;
+            } else {
+                n_retry = 0;
+            }
+            delay_ms = 500L << (tries - 1 < 6 ? tries - 1 : 6);
+            if (delay_ms > 30000)
+                delay_ms = 30000;
+        } else {
+            if (failed) {
+                char left[24];
+                snprintf(left, sizeof(left), "%zu", n - i);
+                log_kv(LOG_ERROR, "giving up writing gang admission records; the plans hold "
+                                  "until a restart",
+                       "records", left, NULL);
+                for (size_t j = i; j < n; j++)
+                    metrics_gang_record(GREC_FAILED);
+            }
+            tries = 0;
+        }
+        gang_records_free(r, n);
+    }
+    gang_records_free(retry, n_retry);
+    kube_conn_free(k);
+    return NULL;
+}
+
 struct cluster *cluster_start(struct app *app, struct kube_auth *auth,
                               const struct cluster_options *opts, char *err, size_t errlen)
 {
@@ -138,9 +328,18 @@ struct cluster *cluster_start(struct app *app, struct kube_auth *auth,
     }
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cond, NULL);
+    pthread_mutex_init(&c->rec_mu, NULL);
+    pthread_cond_init(&c->rec_cond, NULL);
     app_set_nodes_error(app, "waiting for initial node and pod lists");
-    if (app->gangs)
+    if (app->gangs) {
         cluster_state_set_pod_hook(c->st, gang_hook, app->gangs);
+        if (pthread_create(&c->recorder, NULL, recorder_main, c) != 0) {
+            snprintf(err, errlen, "cannot start the gang admission record writer");
+            cluster_stop(c);
+            return NULL;
+        }
+        gang_engine_set_record_hook(app->gangs, records_waiting, c);
+    }
     metrics_cluster_enable();
     log_kv(LOG_INFO, "connecting to the Kubernetes API", "server", c->client.auth.server,
            "credentials", source, NULL);
@@ -172,11 +371,21 @@ void cluster_stop(struct cluster *c)
     pthread_mutex_unlock(&c->mu);
     if (had_publisher)
         pthread_join(c->publisher, NULL);
+    if (c->recorder) {
+        if (c->app->gangs)
+            gang_engine_set_record_hook(c->app->gangs, NULL, NULL);
+        pthread_mutex_lock(&c->rec_mu);
+        pthread_cond_signal(&c->rec_cond);
+        pthread_mutex_unlock(&c->rec_mu);
+        pthread_join(c->recorder, NULL);
+    }
     for (int k = 0; k < CLUSTER_KIND_COUNT; k++)
         informer_stop(c->informers[k]);
     cluster_state_free(c->st);
     kube_client_free(&c->client);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->rec_mu);
+    pthread_cond_destroy(&c->rec_cond);
     free(c);
 }

@@ -217,6 +217,9 @@ struct transfer {
     atomic_bool *stop;
     long stall_s;
     time_t last_data;
+    /* A request with a body (PATCH); NULL method: GET. */
+    const char *method, *content_type, *body;
+    size_t body_len;
 };
 
 static size_t on_header(char *line, size_t size, size_t n, void *arg)
@@ -314,6 +317,14 @@ static bool perform(struct kube_conn *k, const char *path, struct transfer *t, l
         curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
     }
     struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/json");
+    char ctype[128];
+    if (t->method) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, t->method);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, t->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)t->body_len);
+        snprintf(ctype, sizeof(ctype), "Content-Type: %s", t->content_type);
+        hdrs = curl_slist_append(hdrs, ctype);
+    }
     if (c->host_header)
         hdrs = curl_slist_append(hdrs, c->host_header);
     char auth[4200];
@@ -371,4 +382,19 @@ bool kube_stream(struct kube_conn *k, const char *path, long stall_s, kube_strea
                          .stop = stop,
                          .stall_s = stall_s};
     return perform(k, path, &t, 0);
+}
+
+bool kube_patch(struct kube_conn *k, const char *path, const char *content_type,
+                const char *body, size_t len, long timeout_s, atomic_bool *stop,
+                struct kube_response *out)
+{
+    struct transfer t = {.k = k,
+                         .out = out,
+                         .max_bytes = 1 << 20,
+                         .stop = stop,
+                         .method = "PATCH",
+                         .content_type = content_type,
+                         .body = body,
+                         .body_len = len};
+    return perform(k, path, &t, timeout_s);
 }

@@ -61,6 +61,13 @@ void kube_conn_free(struct kube_conn *k);
 bool kube_get(struct kube_conn *k, const char *path, size_t max_bytes, long timeout_s,
               atomic_bool *stop, struct kube_response *out);
 
+/* PATCH path with body (content_type: application/merge-patch+json, say);
+ * the response (the patched object, or a Status) in out->body, at most
+ * 1 MiB. Same return convention as kube_get. */
+bool kube_patch(struct kube_conn *k, const char *path, const char *content_type,
+                const char *body, size_t len, long timeout_s, atomic_bool *stop,
+                struct kube_response *out);
+
 /* Receives a stream: called with each piece of a 200 response body as it
  * arrives; return false to end the stream. */
 typedef bool (*kube_stream_fn)(void *ctx, const char *data, size_t len);

@@ -31,6 +31,10 @@ struct tpod {
     struct resources req;   /* extended resource names interned in the engine */
     struct resources score; /* with the scheduler's non-zero defaults */
     char *spot, *max_price; /* cost-extender.io/ annotations, for placement */
+    /* Its admission record (cost-extender.io/planned-node, admitted-at),
+     * as the pod last came from the watch; NULL, 0: none. */
+    char *rec_node;
+    int64_t rec_ms;
 };
 
 /* Where an admitted gang's unbound member is to go. */
@@ -54,6 +58,10 @@ struct gang {
     size_t n_plan, cap_plan;
     int attempts;
     int64_t backoff_until_ms;
+    /* The admission time its members' records carry (the latest admission,
+     * ours or found in records after a restart): records older than this
+     * are stale, newer ones are an admission we did not know of. */
+    int64_t record_ms;
 };
 
 /* Requests of bound pods summed per queue label ("" for none). */
@@ -80,7 +88,13 @@ struct gang_engine {
      * must still publish the released capacity. */
     bool held_unpublished;
     struct snapshot_slot held_slot; /* struct gang_held_view, for readers */
-    uint64_t admissions, timeouts;
+    uint64_t admissions, timeouts, adopted;
+    /* Admission records to write on member pods (only with a recorder). */
+    struct gang_record *outbox;
+    size_t n_outbox, cap_outbox;
+    uint64_t outbox_dropped;
+    void (*record_fn)(void *ctx);
+    void *record_ctx;
     uint64_t wait_hist[WAIT_BUCKETS + 1];
     double wait_sum;
     uint64_t wait_count;
@@ -277,6 +291,121 @@ static bool plan_add(struct gang_engine *e, struct gang *g, struct tpod *p, cons
     return true;
 }
 
+/* --- admission records ---------------------------------------------------------------
+ *
+ * A restart must lose no admission and admit nothing twice. Bound members
+ * prove themselves, but an admitted gang's unbound members hold room only
+ * in memory. So each planned member gets a record on the pod itself (two
+ * annotations, written by the cluster connection: gang_engine_take_records)
+ * and the watch brings the records back after a restart (adopt_record). */
+
+void gang_format_time(int64_t ms, char *out, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char day[32];
+    strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, n, "%s.%03dZ", day, (int)(ms % 1000));
+}
+
+int64_t gang_parse_time(struct str s)
+{
+    /* RFC 3339 in UTC as gang_format_time writes it; the fraction is
+     * optional (a person may have written one by hand). */
+    char buf[40];
+    if (!s.ptr || s.len < 20 || s.len >= sizeof(buf))
+        return 0;
+    memcpy(buf, s.ptr, s.len);
+    buf[s.len] = '\0';
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *rest = strptime(buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest)
+        return 0;
+    int64_t frac = 0;
+    if (*rest == '.') {
+        int digits = 0;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
+            if (digits < 3)
+                frac = frac * 10 + (*rest - '0');
+        if (!digits)
+            return 0;
+        for (; digits < 3; digits++)
+            frac *= 10;
+    }
+    if (strcmp(rest, "Z") != 0)
+        return 0;
+    time_t t = timegm(&tm);
+    if (t <= 0)
+        return 0;
+    return (int64_t)t * 1000 + frac;
+}
+
+#define OUTBOX_MAX 100000
+
+/* Queues a record of p's planned node for the recorder. */
+static void record_plan(struct gang_engine *e, struct gang *g, struct tpod *p, const char *node)
+{
+    if (!e->record_fn)
+        return;
+    if (!g->record_ms)
+        g->record_ms = g->admitted_ms ? g->admitted_ms : wall_ms();
+    if (e->n_outbox >= OUTBOX_MAX) {
+        /* The API server has been unreachable for a long time: keep memory
+         * bounded (the plans themselves are unaffected). */
+        if (e->outbox_dropped++ == 0)
+            log_kv(LOG_ERROR, "gang admission records are not being written; dropping some",
+                   "gang", g->key, NULL);
+        return;
+    }
+    if (e->n_outbox == e->cap_outbox) {
+        size_t cap = e->cap_outbox ? e->cap_outbox * 2 : 64;
+        struct gang_record *o = realloc(e->outbox, cap * sizeof(*o));
+        if (!o)
+            return;
+        e->outbox = o;
+        e->cap_outbox = cap;
+    }
+    struct gang_record *r = &e->outbox[e->n_outbox];
+    r->pod = strdup(p->key);
+    r->node = strdup(node);
+    r->admitted_ms = g->record_ms;
+    if (!r->pod || !r->node) {
+        free(r->pod);
+        free(r->node);
+        return;
+    }
+    e->n_outbox++;
+    e->record_fn(e->record_ctx);
+}
+
+/* p came from the watch with a record. Records of the admission we know
+ * (our own, echoed back) change nothing; older ones are stale; a newer one
+ * is an admission made before we restarted: the gang is admitted again,
+ * at the recorded time (so its timeout runs from then), and each member
+ * with that record is planned where the record says. */
+static void adopt_record(struct gang_engine *e, struct gang *g, struct tpod *p)
+{
+    if (!p->rec_node || !p->rec_ms || p->node || p->rec_ms < g->record_ms)
+        return;
+    if (p->rec_ms > g->record_ms) {
+        if (g->admitted)
+            plan_clear(e, g);
+        g->admitted = true;
+        g->admitted_ms = p->rec_ms;
+        g->record_ms = p->rec_ms;
+        g->waiting_since_ms = 0;
+        e->adopted++;
+        char when[40];
+        gang_format_time(p->rec_ms, when, sizeof(when));
+        log_kv(LOG_INFO, "gang admission found in its pods' records", "gang", g->key,
+               "admitted_at", when, NULL);
+    }
+    if (g->admitted && g->admitted_ms == p->rec_ms && !plan_node(g, p))
+        plan_add(e, g, p, p->rec_node);
+}
+
 static void gang_recompute(struct gang *g)
 {
     g->created_ms = 0;
@@ -336,6 +465,7 @@ static void tpod_free(struct tpod *p)
     free(p->node);
     free(p->spot);
     free(p->max_price);
+    free(p->rec_node);
     free(p);
 }
 
@@ -414,6 +544,12 @@ void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_
     free(p->max_price);
     p->spot = dup_str(pod->keys[PK_SPOT]);
     p->max_price = dup_str(pod->keys[PK_MAX_NODE_PRICE]);
+    free(p->rec_node);
+    p->rec_node = NULL;
+    p->rec_ms = gang_parse_time(pod->keys[PK_ADMITTED_AT]);
+    struct str rec_node = pod->keys[PK_PLANNED_NODE];
+    if (p->rec_ms && rec_node.len && rec_node.len < 254 && !memchr(rec_node.ptr, 0, rec_node.len))
+        p->rec_node = dup_str(rec_node);
     /* The gang takes the largest min-member and the queue any member names. */
     if (min_member > g->min_member || g->min_member_missing) {
         g->min_member = min_member;
@@ -442,6 +578,7 @@ void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_
         g->admitted = true;
         g->admitted_ms = 0; /* no timeout for a gang we did not admit */
     }
+    adopt_record(e, g, p);
     held_publish(e);
     pthread_mutex_unlock(&e->mu);
 }
@@ -1082,6 +1219,9 @@ static bool try_admit(struct gang_engine *e, const struct gang_env *env, struct 
     }
     g->admitted = true;
     g->admitted_ms = env->now_ms;
+    g->record_ms = env->now_ms;
+    for (size_t i = 0; i < n_todo; i++)
+        record_plan(e, g, todo[i], plan_node(g, todo[i]));
     e->admissions++;
     record_wait(e, g, env->now_ms);
     char pods[24], costs[32];
@@ -1130,6 +1270,8 @@ static bool plan_late_member(struct gang_engine *e, const struct gang_env *env, 
         char node[256];
         snprintf(node, sizeof(node), "%.*s", STR_FMT(where->name));
         ok = plan_add(e, g, p, node);
+        if (ok)
+            record_plan(e, g, p, node);
     }
     free(c);
     if (!ok)
@@ -1202,6 +1344,34 @@ out:
 
 /* --- lifecycle, stats, metrics --------------------------------------------------------- */
 
+void gang_engine_set_record_hook(struct gang_engine *e, void (*fn)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&e->mu);
+    e->record_fn = fn;
+    e->record_ctx = ctx;
+    pthread_mutex_unlock(&e->mu);
+}
+
+struct gang_record *gang_engine_take_records(struct gang_engine *e, size_t *n)
+{
+    pthread_mutex_lock(&e->mu);
+    struct gang_record *r = e->outbox;
+    *n = e->n_outbox;
+    e->outbox = NULL;
+    e->n_outbox = e->cap_outbox = 0;
+    pthread_mutex_unlock(&e->mu);
+    return r;
+}
+
+void gang_records_free(struct gang_record *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free(r[i].pod);
+        free(r[i].node);
+    }
+    free(r);
+}
+
 struct gang_engine *gang_engine_new(void)
 {
     struct gang_engine *e = calloc(1, sizeof(*e));
@@ -1252,6 +1422,7 @@ void gang_engine_free(struct gang_engine *e)
     strmap_free(&e->names);
     strmap_free(&e->held);
     snapshot_slot_destroy(&e->held_slot);
+    gang_records_free(e->outbox, e->n_outbox);
     pthread_mutex_destroy(&e->mu);
     free(e);
 }
@@ -1272,6 +1443,7 @@ void gang_engine_stats(struct gang_engine *e, struct gang_stats *out)
     }
     out->admissions = e->admissions;
     out->timeouts = e->timeouts;
+    out->adopted = e->adopted;
     pthread_mutex_unlock(&e->mu);
 }
 
@@ -1372,6 +1544,11 @@ void gang_engine_render_metrics(struct gang_engine *e, const struct gang_env *en
                   "# TYPE cost_extender_gang_admissions_total counter\n"
                   "cost_extender_gang_admissions_total %llu\n",
                (unsigned long long)e->admissions);
+    buf_printf(b, "# HELP cost_extender_gang_admissions_recovered_total Admissions found in "
+                  "member pods' records (made before a restart), not admitted again.\n"
+                  "# TYPE cost_extender_gang_admissions_recovered_total counter\n"
+                  "cost_extender_gang_admissions_recovered_total %llu\n",
+               (unsigned long long)e->adopted);
     buf_printf(b, "# HELP cost_extender_gang_admission_timeouts_total Admitted gangs that did "
                   "not bind in time and gave their capacity back.\n"
                   "# TYPE cost_extender_gang_admission_timeouts_total counter\n"

@@ -18,9 +18,17 @@
  *
  * An admitted gang whose members have not all bound within the queue
  * config's admissionTimeoutSeconds gives its held capacity back and waits
- * again, backing off exponentially. After a restart, a gang with members
- * already bound counts as admitted (its bound pods prove it), so nothing is
- * admitted twice; its unbound members are planned as they come.
+ * again, backing off exponentially.
+ *
+ * Restarts: every planned member gets an admission record on the pod
+ * (annotations cost-extender.io/planned-node and cost-extender.io/admitted-at,
+ * written through the API by the cluster connection). After a restart the
+ * watch brings the records back: the gang is admitted again with the same
+ * plan, held the same way, its timeout running from the recorded time, and
+ * counted in its queue, so a restart loses nothing and admits nothing twice.
+ * A gang with members bound and no record (placed before the records were
+ * written, or some other way) counts as admitted too (its bound pods prove
+ * it); its unbound members are planned as they come.
  */
 #ifndef CE_GANG_H
 #define CE_GANG_H
@@ -83,10 +91,35 @@ void gang_engine_tick(struct gang_engine *e, const struct gang_env *env);
  * and timeouts, in Prometheus text. */
 void gang_engine_render_metrics(struct gang_engine *e, const struct gang_env *env, struct buf *b);
 
+/* Admission records: what the cluster connection writes on a planned
+ * member (as the annotations GANG_ANNOTATION_NODE and
+ * GANG_ANNOTATION_ADMITTED_AT). */
+#define GANG_ANNOTATION_NODE "cost-extender.io/planned-node"
+#define GANG_ANNOTATION_ADMITTED_AT "cost-extender.io/admitted-at"
+struct gang_record {
+    char *pod;  /* namespace/name */
+    char *node; /* planned node */
+    int64_t admitted_ms;
+};
+
+/* fn is called (with the engine's lock held: it should only wake a writer)
+ * whenever records are waiting. Without a hook no records are kept. */
+void gang_engine_set_record_hook(struct gang_engine *e, void (*fn)(void *ctx), void *ctx);
+/* Takes the waiting records, oldest first (*n of them); free them with
+ * gang_records_free. */
+struct gang_record *gang_engine_take_records(struct gang_engine *e, size_t *n);
+void gang_records_free(struct gang_record *r, size_t n);
+
+/* ms since the epoch as RFC 3339 in UTC with milliseconds
+ * ("2026-11-25T07:30:00.123Z"), and back (0 when s is not that). */
+void gang_format_time(int64_t ms, char *out, size_t n);
+int64_t gang_parse_time(struct str s);
+
 /* Numbers for tests and logs. */
 struct gang_stats {
     size_t gangs, pending, admitted, pods;
     uint64_t admissions, timeouts;
+    uint64_t adopted; /* admissions found in records after a restart */
 };
 void gang_engine_stats(struct gang_engine *e, struct gang_stats *out);
 

@@ -25,6 +25,8 @@ static const struct {
     [PK_KUEUE_QUEUE] = {"kueue.x-k8s.io/queue-name", IN_LABELS},
     [PK_VOLCANO_GROUP] = {"scheduling.k8s.io/group-name", IN_ANNOTATIONS},
     [PK_VOLCANO_QUEUE] = {"scheduling.volcano.sh/queue-name", IN_ANNOTATIONS | IN_LABELS},
+    [PK_PLANNED_NODE] = {"cost-extender.io/planned-node", IN_ANNOTATIONS},
+    [PK_ADMITTED_AT] = {"cost-extender.io/admitted-at", IN_ANNOTATIONS},
 };
 
 const char *pod_key_name(enum pod_key k)

@@ -26,6 +26,8 @@ enum pod_key {
     PK_KUEUE_QUEUE,        /* label kueue.x-k8s.io/queue-name */
     PK_VOLCANO_GROUP,      /* annotation scheduling.k8s.io/group-name */
     PK_VOLCANO_QUEUE,      /* scheduling.volcano.sh/queue-name (label or annotation) */
+    PK_PLANNED_NODE,       /* annotation cost-extender.io/planned-node (gang admission record) */
+    PK_ADMITTED_AT,        /* annotation cost-extender.io/admitted-at (gang admission record) */
     PK_COUNT
 };
 

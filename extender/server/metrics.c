@@ -75,6 +75,7 @@ static struct {
     atomic_uint_fast64_t cl_fresh_ms[2];
     atomic_uint_fast64_t cl_generation;
     atomic_uint_fast64_t cl_build_ns;
+    atomic_uint_fast64_t gang_records[GREC_COUNT];
 } M;
 
 const char *metric_verb_name(enum metric_verb v)
@@ -197,6 +198,12 @@ void metrics_cluster_fresh(int kind)
 {
     if (kind >= 0 && kind < 2)
         SET(M.cl_fresh_ms[kind], now_ms());
+}
+
+void metrics_gang_record(enum gang_record_result r)
+{
+    if (r >= 0 && r < GREC_COUNT)
+        ADD(M.gang_records[r], 1);
 }
 
 void metrics_cluster_published(uint64_t generation, double build_seconds)
@@ -420,6 +427,14 @@ void metrics_render(struct buf *b)
              "Time the last node view took to build.");
         sample_double(b, "cost_extender_cluster_view_build_seconds", NULL,
                       (double)GET(M.cl_build_ns) / 1e9);
+        static const char *const grec[GREC_COUNT] = {"written", "retried", "failed", "pod_gone"};
+        help(b, "cost_extender_gang_records_total", "counter",
+             "Gang admission records PATCHed onto member pods, by result (retried: a "
+             "transient error, tried again; failed: given up; pod_gone: the pod was deleted).");
+        for (int r = 0; r < GREC_COUNT; r++) {
+            snprintf(labels, sizeof(labels), "result=\"%s\"", grec[r]);
+            sample_u64(b, "cost_extender_gang_records_total", labels, GET(M.gang_records[r]));
+        }
     }
 
     help(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

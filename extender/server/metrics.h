@@ -86,6 +86,10 @@ void metrics_cluster_objects(int kind, uint64_t n);
 void metrics_cluster_fresh(int kind);
 void metrics_cluster_published(uint64_t generation, double build_seconds);
 
+/* Gang admission records written on member pods (see gang.h). */
+enum gang_record_result { GREC_WRITTEN, GREC_RETRIED, GREC_FAILED, GREC_POD_GONE, GREC_COUNT };
+void metrics_gang_record(enum gang_record_result r);
+
 /* Renders all metrics into b. */
 void metrics_render(struct buf *b);
 

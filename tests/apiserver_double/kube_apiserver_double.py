@@ -2025,10 +2025,13 @@ class KubeApiServerDouble:
         res, ns, name = route
         is_watch = _parse_bool(query.get("watch", ""))
         verb = "get" if name else ("watch" if is_watch else "list")
-        if h.command not in ("GET", "HEAD"):
+        if h.command == "PATCH" and name:
+            verb = "patch"
+        elif h.command not in ("GET", "HEAD"):
             return self._send_status(h, 405, "MethodNotAllowed",
                                      "the server does not allow this method on the requested "
-                                     "resource (the double serves GET only)", details={})
+                                     "resource (the double serves GET, and PATCH of one object)",
+                                     details={})
         scope = ("in the namespace \"%s\"" % ns) if ns else "at the cluster scope"
         if user == "system:anonymous":
             return self._send_status(
@@ -2047,6 +2050,8 @@ class KubeApiServerDouble:
         if fail is not None:
             return self._send_failure(h, *fail)
         try:
+            if verb == "patch":
+                return self._serve_patch(h, res, ns, name, body)
             if name:
                 return self._serve_get(h, res, ns, name)
             fsel = _parse_field_selector(query.get("fieldSelector", ""), res)
@@ -2114,6 +2119,34 @@ class KubeApiServerDouble:
                             details={"name": name, "kind": res})
         body = (b'{"kind":"%s","apiVersion":"v1",' % _KIND[res].encode()) + rec.raw[1:] + b"\n"
         self._send_body(h, 200, [body], len(body), allow_gzip=True)
+
+    def _serve_patch(self, h, res, ns, name, body):
+        """PATCH with a JSON merge patch (RFC 7386), as kubectl patch --type=merge:
+        answers the patched object, and watchers see a MODIFIED event."""
+        key = name if res == "nodes" else "%s/%s" % (ns, name)
+        ctype = (h.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/merge-patch+json":
+            raise _ApiError(415, "UnsupportedMediaType",
+                            "the body of the request was in an unknown format - accepted media "
+                            "types include: application/merge-patch+json (the double's only one)")
+        try:
+            patch = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise _ApiError(400, "BadRequest", "error decoding patch: %s" % e)
+        if not isinstance(patch, dict):
+            raise _ApiError(400, "BadRequest", "patch must be a JSON object")
+        with self._lock:
+            exists = key in self._store[res]
+            self._stats["patches"] = self._stats.get("patches", 0) + 1
+        if not exists:
+            raise _ApiError(404, "NotFound", '%s "%s" not found' % (res, name),
+                            details={"name": name, "kind": res})
+        try:
+            self._update(res, key, None, patch)
+        except ApiServerDoubleError:   # deleted in between
+            raise _ApiError(404, "NotFound", '%s "%s" not found' % (res, name),
+                            details={"name": name, "kind": res})
+        self._serve_get(h, res, ns, name)
 
     def _parse_rv(self, s):
         try:

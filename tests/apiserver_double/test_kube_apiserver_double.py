@@ -97,6 +97,14 @@ class Http:
         status, hdrs, body = self.get(path, headers)
         return status, hdrs, json.loads(body)
 
+    def patch(self, path, body, content_type="application/merge-patch+json"):
+        h = {"Accept": "application/json", "Content-Type": content_type}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        self.conn.request("PATCH", path, body=body, headers=h)
+        r = self.conn.getresponse()
+        return r.status, json.loads(r.read())
+
     def close(self):
         self.conn.close()
 
@@ -404,6 +412,36 @@ def test_get_one_object_and_not_found(fx_api):
     assert status == 404 and st["kind"] == "Status"
     status, _, v = c.json("/version")
     assert status == 200 and v["gitVersion"] == "v1.32.6"
+
+
+def test_merge_patch_updates_the_object_and_watchers_see_it(api):
+    api.add_pod(api.make_pod("ml", "w-0", node_name=None, phase="Pending"))
+    rv0 = int(api.resource_version)
+    watch = Stream(api, "/api/v1/pods?watch=1&timeoutSeconds=5&resourceVersion=%d" % rv0)
+    c = Http(api)
+    patch = {"metadata": {"annotations": {"cost-extender.io/planned-node": "n1", "x": "1"}}}
+    status, obj = c.patch("/api/v1/namespaces/ml/pods/w-0", json.dumps(patch))
+    assert status == 200 and obj["kind"] == "Pod"
+    assert obj["metadata"]["annotations"]["cost-extender.io/planned-node"] == "n1"
+    assert int(obj["metadata"]["resourceVersion"]) > rv0
+    # null removes a key (RFC 7386); other fields are kept.
+    status, obj = c.patch("/api/v1/namespaces/ml/pods/w-0",
+                          json.dumps({"metadata": {"annotations": {"x": None}}}))
+    assert status == 200 and obj["metadata"]["annotations"] == {"cost-extender.io/planned-node": "n1"}
+    assert obj["spec"]["containers"]
+    ev = json.loads(watch.next_line(5))
+    assert ev["type"] == "MODIFIED" and ev["object"]["metadata"]["name"] == "w-0"
+    watch.close()
+    # Errors, as the real API server gives them.
+    status, st = c.patch("/api/v1/namespaces/ml/pods/nope", "{}")
+    assert status == 404 and st["reason"] == "NotFound"
+    status, st = c.patch("/api/v1/namespaces/ml/pods/w-0", "{}", "application/json")
+    assert status == 415 and st["reason"] == "UnsupportedMediaType"
+    status, st = c.patch("/api/v1/namespaces/ml/pods/w-0", "{not json")
+    assert status == 400 and st["kind"] == "Status"
+    api.deny("pods", "patch")
+    status, st = c.patch("/api/v1/namespaces/ml/pods/w-0", "{}")
+    assert status == 403 and 'cannot patch resource "pods"' in st["message"]
 
 
 def test_too_large_resource_version_on_list_is_504():

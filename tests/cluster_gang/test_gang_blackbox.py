@@ -309,10 +309,89 @@ def test_restart_rebuilds_admission(api, start_gang_extender):
     # ml/beta first: 4 used + 2 owed = 6 of 8, it needs 6.
     assert_waiting(ext2, api, beta[0],
                    "queue ml-training: nvidia.com/gpu 6/8 in use, gang needs 6")
-    node = admitted_node(ext2, api, "alpha", alpha[2])
-    assert node in NODES
+    # Steered where the first process planned it (its admission record).
+    assert admitted_node(ext2, api, "alpha", alpha[2]) == planned[alpha[2]]
     assert_waiting(ext2, api, beta[1],
                    "queue ml-training: nvidia.com/gpu 6/8 in use, gang needs 6")
     m = ext2.metrics()
     assert m.get("cost_extender_gang_admissions_total") == 0
     assert gpu(m, "used") + gpu(m, "reserved") == 6
+
+
+def records_of(api, names):
+    """{pod: (planned-node, admitted-at)} from the pods' annotations in the double."""
+    out = {}
+    for n in names:
+        ann = api.get_pod("ml", n)["metadata"].get("annotations") or {}
+        out[n] = (ann.get("cost-extender.io/planned-node"), ann.get("cost-extender.io/admitted-at"))
+    return out
+
+
+def test_restart_before_any_member_bound(api, start_gang_extender):
+    """Gang ml/alpha (3 x 2 GPUs) is admitted and cost-extender restarts
+    before any member binds: nothing but the admission records on the pods
+    says the room is taken. The new process finds the admission there: it
+    does not admit the gang again, holds the same nodes, counts the 6 GPUs
+    in the queue (8), so ml/beta (3 x 2 GPUs) waits, and every alpha member
+    is steered to the node first planned for it."""
+    add_gpu_nodes(api)
+    ext = start_gang_extender(queues_yaml(8))
+    alpha = add_gang(api, "alpha", 3, 2)
+    poll(lambda: filter_pod(ext, api, alpha[0])[0], timeout=10, what="gang ml/alpha admitted")
+    planned = {n: admitted_node(ext, api, "alpha", n) for n in alpha}
+    ext.wait_metric("cost_extender_gang_records_total", lambda v: v == 3, timeout=10,
+                    result="written")
+    rec = records_of(api, alpha)
+    for n in alpha:
+        assert rec[n][0] == planned[n], rec
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", rec[n][1] or ""), rec
+    assert len({r[1] for r in rec.values()}) == 1  # one admission, one time
+    m = ext.metrics()
+    assert m.get("cost_extender_gang_admissions_total") == 1
+    assert gpu(m, "reserved") == 6
+    ext.check_clean_exit()
+
+    beta = add_gang(api, "beta", 3, 2)
+    ext2 = start_gang_extender(queues_yaml(8))
+    m = ext2.metrics()
+    assert m.get("cost_extender_gang_admissions_total") == 0
+    assert m.get("cost_extender_gang_admissions_recovered_total") == 1
+    assert gpu(m, "used") == 0
+    assert gpu(m, "reserved") == 6
+    assert_waiting(ext2, api, beta[0],
+                   "queue ml-training: nvidia.com/gpu 6/8 in use, gang needs 6")
+    for n in alpha:
+        assert admitted_node(ext2, api, "alpha", n) == planned[n]
+    m = ext2.metrics()
+    assert m.get("cost_extender_gang_admissions_total") == 0
+    # Nothing new was recorded: the plans are the recorded ones.
+    assert m.get("cost_extender_gang_records_total", result="written") == 0
+    # Members bind where they were sent; the room moves from reserved to used.
+    for n in alpha:
+        bind(api, n, planned[n])
+    wait_gpu(ext2, "used", 6)
+    assert gpu(ext2, "reserved") == 0
+    assert_waiting(ext2, api, beta[0],
+                   "queue ml-training: nvidia.com/gpu 6/8 in use, gang needs 6")
+
+
+def test_records_refused_leave_the_plan_in_force(api, start_gang_extender):
+    """Without RBAC to patch pods the records cannot be written: each
+    failure is logged and counted, and the admission still holds in the
+    running process."""
+    add_gpu_nodes(api)
+    api.deny("pods", "patch")
+    ext = start_gang_extender(queues_yaml(8))
+    alpha = add_gang(api, "alpha", 2, 2)
+    poll(lambda: filter_pod(ext, api, alpha[0])[0], timeout=10, what="gang ml/alpha admitted")
+    ext.wait_metric("cost_extender_gang_records_total", lambda v: v == 2, timeout=10,
+                    result="failed")
+    m = ext.metrics()
+    assert m.get("cost_extender_gang_records_total", result="written") == 0
+    assert m.get("cost_extender_cluster_api_errors_total", code="403") >= 2
+    assert gpu(m, "reserved") == 4
+    assert records_of(api, alpha) == {n: (None, None) for n in alpha}
+    for n in alpha:
+        assert admitted_node(ext, api, "alpha", n) in NODES
+    logs = [l for l in ext.logs(strict=False) if l.get("msg") == "cannot write gang admission record"]
+    assert len(logs) == 2 and all(l.get("status") == "403" for l in logs), logs

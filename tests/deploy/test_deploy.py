@@ -151,8 +151,9 @@ EXPECTED_KINDS = {
              "Deployment", "Service", "PodDisruptionBudget"},
     "default-scheduler": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
                           "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"},
-    "secondary-scheduler": {"Namespace", "ServiceAccount", "ClusterRoleBinding", "Role",
-                            "RoleBinding", "ConfigMap", "Deployment", "PodDisruptionBudget"},
+    "secondary-scheduler": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                            "Role", "RoleBinding", "ConfigMap", "Deployment",
+                            "PodDisruptionBudget"},
     "secondary-scheduler/example": {"Namespace", "Deployment"},
 }
 
@@ -385,7 +386,13 @@ def test_secondary_scheduler_rbac():
     me = ("ServiceAccount", sa, NAMESPACE)
     bound = {b["roleRef"]["name"] for b in find(docs, "ClusterRoleBinding")
              if me in subjects_of(b) and b["roleRef"]["kind"] == "ClusterRole"}
-    assert bound == {"system:kube-scheduler", "system:volume-scheduler"}
+    assert bound == {"system:kube-scheduler", "system:volume-scheduler",
+                     "cost-aware-scheduler-gang-records"}
+    # system:kube-scheduler does not let it patch pods; the gang records
+    # role does, and nothing more.
+    assert not rbac_allows(KUBE_SCHEDULER_NODE_POD_RULES, "patch", "pods")
+    records = one(docs, "ClusterRole", "cost-aware-scheduler-gang-records")["rules"]
+    assert records == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]}]
     # Leader election on our own Lease: a Role naming it, bound to us, in
     # the Lease's namespace.
     le = dict(scheduler_configs())["secondary"]["leaderElection"]
@@ -437,16 +444,18 @@ def base_extender_rules():
     return rules
 
 
-def test_base_rbac_is_read_only_nodes_and_pods():
+def test_base_rbac_reads_nodes_and_pods_and_patches_pods():
     rules = base_extender_rules()
     granted = {(g, res, v) for r in rules for g in r["apiGroups"] for res in r["resources"]
                for v in r["verbs"]}
-    assert granted == {("", res, v) for res in ("nodes", "pods")
-                       for v in ("get", "list", "watch")}
+    reads = {("", res, v) for res in ("nodes", "pods") for v in ("get", "list", "watch")}
+    # The one write: gang admission records (annotations) on pods.
+    assert granted == reads | {("", "pods", "patch")}
     assert not any(r.get("resourceNames") for r in rules)
-    # The sidecar, which has no cost-extender role, gets the same through
-    # system:kube-scheduler.
-    for _, res, v in granted:
+    # The sidecar, which has no cost-extender role, gets the reads through
+    # system:kube-scheduler (and the patch through its own role,
+    # test_secondary_scheduler_rbac).
+    for _, res, v in reads:
         assert rbac_allows(KUBE_SCHEDULER_NODE_POD_RULES, v, res)
 
 

@@ -1504,6 +1504,204 @@ static void test_restart_no_queue_overcommit(void **state)
     world_free(&w);
 }
 
+/* --- admission records (restarts) ----------------------------------------------------- */
+
+static int records_waiting_calls;
+static void count_records_waiting(void *ctx)
+{
+    (void)ctx;
+    records_waiting_calls++;
+}
+
+/* The record the cluster connection would write on t, as the watch brings
+ * it back: the two annotations. */
+static void with_record(struct tp *t, const char *node, int64_t ms, char *time_buf, size_t n)
+{
+    gang_format_time(ms, time_buf, n);
+    t->p.keys[PK_PLANNED_NODE] = str_of(node);
+    t->p.keys[PK_ADMITTED_AT] = str_of(time_buf);
+}
+
+static void test_record_time_format(void **state)
+{
+    (void)state;
+    char b[40];
+    int64_t ms = 1795591800123LL; /* 2026-11-25T07:30:00.123Z */
+    gang_format_time(ms, b, sizeof(b));
+    assert_string_equal(b, "2026-11-25T07:30:00.123Z");
+    assert_true(gang_parse_time(str_of(b)) == ms);
+    assert_true(gang_parse_time(str_of("2026-11-25T07:30:00Z")) == 1795591800000LL);
+    assert_true(gang_parse_time(str_of("2026-11-25T07:30:00.5Z")) == 1795591800500LL);
+    assert_true(gang_parse_time(str_of("2026-11-25T07:30:00.123456789Z")) == ms);
+    /* Anything else is no record at all. */
+    assert_true(gang_parse_time(str_of("2026-11-25T07:30:00+01:00")) == 0);
+    assert_true(gang_parse_time(str_of("2026-11-25T07:30:00.Z")) == 0);
+    assert_true(gang_parse_time(str_of("2026-11-25T07:30:00.123Zjunk")) == 0);
+    assert_true(gang_parse_time(str_of("yesterday")) == 0);
+    assert_true(gang_parse_time(str_of("")) == 0);
+    assert_true(gang_parse_time(STR_NULL) == 0);
+}
+
+static const char Q_REC[] = QHEAD "admissionTimeoutSeconds: 60\n"
+                                  "backoff: {initialSeconds: 10, maxSeconds: 40}\n"
+                                  "queues:\n  ml-training: {capacity: {" GPU ": 6}}\n";
+
+static void test_records_survive_restart(void **state)
+{
+    (void)state;
+    /* Before the restart: ml/bert (4 x 1 GPU) is admitted and nothing has
+     * bound yet. Each planned member gets a record saying where it goes. */
+    struct node_facts nodes[] = {gpu_node("n1", "g4.b", CAPACITY_ON_DEMAND, 0),
+                                 gpu_node("n2", "g4.a", CAPACITY_ON_DEMAND, 2),
+                                 gpu_node("n3", "g4.a", CAPACITY_ON_DEMAND, 3)};
+    struct world w;
+    world_init(&w, Q_REC);
+    set_nodes(&w, nodes, 3);
+    records_waiting_calls = 0;
+    gang_engine_set_record_hook(w.e, count_records_waiting, NULL);
+    struct tp m[4];
+    mkgang(m, 4, "bert", "ml-training", 1, 0);
+    feed_all(&w, m, 4);
+    const char *planned[4];
+    for (int i = 0; i < 4; i++)
+        planned[i] = expect_admitted(decide(&w, &m[i], T0), "ml/bert");
+    assert_true(records_waiting_calls >= 1);
+    size_t n = 0;
+    struct gang_record *r = gang_engine_take_records(w.e, &n);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++) {
+        int k = -1;
+        for (int j = 0; j < 4; j++)
+            if (!strcmp(r[i].pod, m[j].key))
+                k = j;
+        if (k < 0)
+            fail_msg("record for unknown pod %s", r[i].pod);
+        assert_string_equal(r[i].node, planned[k]);
+        assert_true(r[i].admitted_ms == T0);
+    }
+    gang_records_free(r, n);
+    r = gang_engine_take_records(w.e, &n);
+    assert_int_equal(n, 0);
+    gang_records_free(r, n);
+
+    /* Our own records, echoed back by the watch, change nothing. */
+    char times[4][40];
+    for (int i = 0; i < 4; i++)
+        with_record(&m[i], planned[i], T0, times[i], sizeof(times[i]));
+    feed_all(&w, m, 4);
+    struct gang_stats s = stats(&w);
+    assert_int_equal(s.admissions, 1);
+    assert_int_equal(s.adopted, 0);
+    assert_near(metric(&w, T0, RESERVED_GPU("ml-training")), 4);
+    r = gang_engine_take_records(w.e, &n);
+    assert_int_equal(n, 0);
+    gang_records_free(r, n);
+    world_free(&w);
+
+    /* After the restart: a fresh engine learns the pods, records and all,
+     * from the watch. The gang is admitted again without a new admission,
+     * each member steered to its recorded node, the room held on those
+     * nodes and counted in the queue (4 of 6 GPUs). */
+    world_init(&w, Q_REC);
+    set_nodes(&w, nodes, 3);
+    gang_engine_set_record_hook(w.e, count_records_waiting, NULL);
+    feed_all(&w, m, 4);
+    s = stats(&w);
+    assert_int_equal(s.admitted, 1);
+    assert_int_equal(s.admissions, 0);
+    assert_int_equal(s.adopted, 1);
+    assert_near(metric(&w, T0 + 1000, RESERVED_GPU("ml-training")), 4);
+    int64_t held_gpus = 0;
+    for (int i = 0; i < 3; i++) {
+        struct resources h = held_on(&w, nodes[i].name.ptr, NULL);
+        held_gpus += gpus_of(&h);
+    }
+    assert_int_equal(held_gpus, 4);
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(expect_admitted(decide(&w, &m[i], T0 + 1000), "ml/bert"), planned[i]);
+    /* The queue is not over-committed: another 4-GPU gang must wait. */
+    struct tp o[4];
+    mkgang(o, 4, "gpt", "ml-training", 1, 5);
+    feed_all(&w, o, 4);
+    expect_waiting(decide(&w, &o[0], T0 + 1000), "ml/gpt",
+                   "queue ml-training: nvidia.com/gpu 4/6 in use, gang needs 4");
+    assert_int_equal(stats(&w).admissions, 0);
+    /* Nothing new to record: these plans are the recorded ones. */
+    r = gang_engine_take_records(w.e, &n);
+    assert_int_equal(n, 0);
+    gang_records_free(r, n);
+    /* Members bind where they were sent. */
+    bind_pod(&w, &m[0], planned[0]);
+    bind_pod(&w, &m[1], planned[1]);
+    /* The timeout runs from the recorded admission: at T0 + 61 s the gang,
+     * half bound, gives its held room back. */
+    tick(&w, T0 + 61000);
+    s = stats(&w);
+    assert_int_equal(s.timeouts, 1);
+    assert_int_equal(s.admitted, 0);
+    assert_true(nothing_held(&w));
+    world_free(&w);
+}
+
+static void test_stale_and_bad_records(void **state)
+{
+    (void)state;
+    struct node_facts nodes[] = {gpu_node("n1", "g4.a", CAPACITY_ON_DEMAND, 0),
+                                 gpu_node("n2", "g4.a", CAPACITY_ON_DEMAND, 0)};
+    char times[4][40];
+    /* A record older than the admission timeout (written, then the
+     * extender was down for ten minutes): the gang is found admitted, then
+     * times out at the first decision, backing off, not admitted afresh at
+     * once behind the backoff's back. */
+    struct world w;
+    world_init(&w, Q_REC);
+    set_nodes(&w, nodes, 2);
+    struct tp m[2];
+    mkgang(m, 2, "old", "ml-training", 1, 0);
+    with_record(&m[0], "n1", T0, times[0], sizeof(times[0]));
+    with_record(&m[1], "n1", T0, times[1], sizeof(times[1]));
+    feed_all(&w, m, 2);
+    assert_int_equal(stats(&w).adopted, 1);
+    expect_waiting(decide(&w, &m[0], T0 + 600000), "ml/old",
+                   "gang ml/old backing off after an admission timeout, retry in 10s");
+    assert_int_equal(stats(&w).timeouts, 1);
+    assert_true(nothing_held(&w));
+    world_free(&w);
+
+    /* Records of different admissions (a re-admission whose records were
+     * not all written): the newest wins; a member with an older record is
+     * not held where the older plan put it, and is planned afresh. */
+    world_init(&w, Q_REC);
+    set_nodes(&w, nodes, 2);
+    mkgang(m, 2, "mixed", "ml-training", 1, 0);
+    with_record(&m[0], "n2", T0 - 5000, times[0], sizeof(times[0]));
+    with_record(&m[1], "n1", T0, times[1], sizeof(times[1]));
+    feed_all(&w, m, 2);
+    struct resources h1 = held_on(&w, "n1", NULL), h2 = held_on(&w, "n2", NULL);
+    assert_int_equal(gpus_of(&h1), 1);
+    assert_int_equal(gpus_of(&h2), 0);
+    assert_string_equal(expect_admitted(decide(&w, &m[1], T0 + 1000), "ml/mixed"), "n1");
+    expect_admitted(decide(&w, &m[0], T0 + 1000), "ml/mixed");
+    assert_int_equal(stats(&w).admissions, 0);
+    world_free(&w);
+
+    /* Records that do not parse are no records: the gang is admitted the
+     * ordinary way. */
+    world_init(&w, Q_REC);
+    set_nodes(&w, nodes, 2);
+    mkgang(m, 2, "bad", "ml-training", 1, 0);
+    m[0].p.keys[PK_PLANNED_NODE] = str_of("n2");
+    m[0].p.keys[PK_ADMITTED_AT] = str_of("yesterday");
+    m[1].p.keys[PK_PLANNED_NODE] = str_of("");
+    with_record(&m[1], "", T0, times[1], sizeof(times[1]));
+    feed_all(&w, m, 2);
+    assert_int_equal(stats(&w).adopted, 0);
+    assert_int_equal(stats(&w).admitted, 0);
+    expect_admitted(decide(&w, &m[0], T0), "ml/bad");
+    assert_int_equal(stats(&w).admissions, 1);
+    world_free(&w);
+}
+
 static void test_late_member_needs_queue_room(void **state)
 {
     (void)state;
@@ -2066,6 +2264,9 @@ int main(void)
         cmocka_unit_test(test_member_deleted_after_admission),
         cmocka_unit_test(test_deleted_members_make_room_for_next_gang),
         cmocka_unit_test(test_timeout_and_backoff),
+        cmocka_unit_test(test_record_time_format),
+        cmocka_unit_test(test_records_survive_restart),
+        cmocka_unit_test(test_stale_and_bad_records),
         cmocka_unit_test(test_timeout_found_by_decide),
         cmocka_unit_test(test_timeout_partially_bound_stays_backing_off),
         cmocka_unit_test(test_bound_before_the_view_catches_up),
