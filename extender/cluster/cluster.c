@@ -274,6 +274,10 @@ static void *recorder_main(void *arg)
             retry = malloc(n_retry * sizeof(*retry));
             if (retry) {
                 memcpy(retry, r + i, n_retry * sizeof(*r));
+                for (size_t j = 0; j < i; j++) { /* the ones written */
+                    free(r[j].pod);
+                    free(r[j].node);
+                }
                 free(r);
                 r = NULL;
                 n = 0;

@@ -389,6 +389,11 @@ static void adopt_record(struct gang_engine *e, struct gang *g, struct tpod *p)
 {
     if (!p->rec_node || !p->rec_ms || p->node || p->rec_ms < g->record_ms)
         return;
+    /* We never write a time ahead of our clock; one more than a few minutes
+     * ahead (beyond clock steps) was written by someone else, and would
+     * hold room with no timeout for as long. */
+    if (p->rec_ms > wall_ms() + 5 * 60 * 1000)
+        return;
     if (p->rec_ms > g->record_ms) {
         if (g->admitted)
             plan_clear(e, g);
@@ -1266,17 +1271,31 @@ static bool plan_late_member(struct gang_engine *e, const struct gang_env *env, 
     size_t placed;
     struct tpod *one[1] = {p};
     bool ok = place(env, c, nc, one, 1, &where, &cost, &placed);
-    if (ok) {
-        char node[256];
-        snprintf(node, sizeof(node), "%.*s", STR_FMT(where->name));
-        ok = plan_add(e, g, p, node);
-        if (ok)
-            record_plan(e, g, p, node);
-    }
     free(c);
-    if (!ok)
+    if (!ok) {
         snprintf(why, n, "gang %s is admitted but no node has room for this member", g->key);
-    return ok;
+        return false;
+    }
+    if (q && q->has_budget && !is_owed(g, p)) {
+        /* Like its queue room, a late member's spend was never checked: the
+         * admission was for the gang as it was. (An owed member of a
+         * restarted gang was admitted with it, before the restart.) */
+        double spend = queue_spend(e, env, queue);
+        if (spend + cost > q->budget_per_hour + 1e-9) {
+            snprintf(why, n, "queue %s: spend %.4g/%.4g %s per hour, gang would add %.4g", queue,
+                     spend, q->budget_per_hour,
+                     env->pricing && env->pricing->currency ? env->pricing->currency : "", cost);
+            return false;
+        }
+    }
+    char node[256];
+    snprintf(node, sizeof(node), "%.*s", STR_FMT(where->name));
+    if (!plan_add(e, g, p, node)) {
+        snprintf(why, n, "out of memory");
+        return false;
+    }
+    record_plan(e, g, p, node);
+    return true;
 }
 
 void gang_engine_decide(struct gang_engine *e, const struct gang_env *env,

@@ -78,6 +78,9 @@ static bool read_capacity(struct queue_config *c, const struct ynode *map, struc
             q->limit_pods = true;
             break;
         default: {
+            if (!resource_name_valid((struct str){k->str, k->len}))
+                return yfail(err, k, "queue %s: \"%.80s\" is not a valid resource name",
+                             q->name, k->str);
             char *nm = arena_strndup(c->arena, k->str, k->len);
             if (!nm || !resources_ext_set(&q->capacity, (struct str){nm, k->len}, amount))
                 return yfail(err, k, "queue %s: too many extended resources", q->name);
@@ -96,6 +99,20 @@ static bool read_queue(struct queue_config *c, const struct ynode *key, const st
     q->ordering = ORDER_STRICT_FIFO;
     if (!key->len)
         return yfail(err, key, "empty queue name");
+    /* Pods name their queue in a label, so a queue name is a label value
+     * (and it goes into metric labels as is). */
+    bool ok = key->len <= 63;
+    for (size_t i = 0; ok && i < key->len; i++) {
+        char ch = key->str[i];
+        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        bool inner = ch == '-' || ch == '_' || ch == '.';
+        ok = alnum || (inner && i > 0 && i + 1 < key->len);
+    }
+    if (!ok)
+        return yfail(err, key,
+                     "queue name \"%.63s\" is not a valid label value (at most 63 letters, "
+                     "digits, '-', '_' or '.', starting and ending with a letter or digit)",
+                     key->str);
     if (!ymap_check_keys(v, queue_keys, err, "a queue"))
         return false;
     const struct ynode *n;

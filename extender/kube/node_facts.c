@@ -153,6 +153,12 @@ static const char *bad_quantity_msg(struct arena *a, struct str name, struct str
 bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
                            struct resources *out, const char **invalid)
 {
+    return kube_decode_resources_seen(s, arena, copy, out, invalid, NULL);
+}
+
+bool kube_decode_resources_seen(struct jscan *s, struct arena *arena, bool copy,
+                                struct resources *out, const char **invalid, unsigned *seen)
+{
     if (jscan_null(s))
         return true;
     if (!jscan_begin_object(s))
@@ -191,9 +197,13 @@ bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
         switch (kind) {
         case RESOURCE_CPU:
             out->cpu_milli = v;
+            if (seen)
+                *seen |= KUBE_SEEN_CPU;
             break;
         case RESOURCE_MEMORY:
             out->memory = v;
+            if (seen)
+                *seen |= KUBE_SEEN_MEMORY;
             break;
         case RESOURCE_PODS:
             out->pods = v;

@@ -105,5 +105,11 @@ bool kube_decode_str(struct jscan *s, const struct jstr *j, struct arena *arena,
  * quantity sets *invalid (arena string) and the map is still consumed. */
 bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
                            struct resources *out, const char **invalid);
+/* The same, also saying which of cpu and memory the map names (with a
+ * quantity that parses, zero or not) in *seen. */
+#define KUBE_SEEN_CPU 1u
+#define KUBE_SEEN_MEMORY 2u
+bool kube_decode_resources_seen(struct jscan *s, struct arena *arena, bool copy,
+                                struct resources *out, const char **invalid, unsigned *seen);
 
 #endif

@@ -47,9 +47,9 @@ bool pod_compute_requests(const struct container_requests *containers, int n_con
     for (int i = 0; i < n_containers; i++) {
         struct resources c = containers[i].requests;
         if (nonzero) {
-            if (c.cpu_milli == 0)
+            if (c.cpu_milli == 0 && !containers[i].has_cpu)
                 c.cpu_milli = POD_DEFAULT_MILLI_CPU;
-            if (c.memory == 0)
+            if (c.memory == 0 && !containers[i].has_memory)
                 c.memory = POD_DEFAULT_MEMORY;
         }
         if (!resources_add(&reqs, &c))
@@ -58,9 +58,9 @@ bool pod_compute_requests(const struct container_requests *containers, int n_con
     for (int i = 0; i < n_inits; i++) {
         struct resources c = inits[i].requests;
         if (nonzero) {
-            if (c.cpu_milli == 0)
+            if (c.cpu_milli == 0 && !inits[i].has_cpu)
                 c.cpu_milli = POD_DEFAULT_MILLI_CPU;
-            if (c.memory == 0)
+            if (c.memory == 0 && !inits[i].has_memory)
                 c.memory = POD_DEFAULT_MEMORY;
         }
         if (inits[i].restartable) {
@@ -121,11 +121,12 @@ static bool list_push(struct jscan *s, struct arena *a, struct container_list *l
  * request to the limit (the API server does it on create; we repeat it for
  * objects that did not pass through one). */
 static bool decode_container_resources(struct jscan *s, const struct pod_decode_opts *o,
-                                       struct resources *req, const char **invalid)
+                                       struct container_requests *c, const char **invalid)
 {
+    struct resources *req = &c->requests;
     struct resources lim;
     memset(&lim, 0, sizeof(lim));
-    bool has_req_cpu = false, has_req_mem = false;
+    unsigned req_seen = 0, lim_seen = 0;
     if (jscan_null(s))
         return true;
     if (!jscan_begin_object(s))
@@ -133,12 +134,12 @@ static bool decode_container_resources(struct jscan *s, const struct pod_decode_
     struct jstr key;
     while (jscan_next_key(s, &key)) {
         if (jstr_eq(&key, "requests")) {
-            if (!kube_decode_resources(s, o->arena, o->copy_strings, req, invalid))
+            if (!kube_decode_resources_seen(s, o->arena, o->copy_strings, req, invalid,
+                                            &req_seen))
                 return false;
-            has_req_cpu = req->cpu_milli != 0;
-            has_req_mem = req->memory != 0;
         } else if (jstr_eq(&key, "limits")) {
-            if (!kube_decode_resources(s, o->arena, o->copy_strings, &lim, invalid))
+            if (!kube_decode_resources_seen(s, o->arena, o->copy_strings, &lim, invalid,
+                                            &lim_seen))
                 return false;
         } else if (!jscan_skip(s, NULL)) {
             return false;
@@ -146,10 +147,12 @@ static bool decode_container_resources(struct jscan *s, const struct pod_decode_
     }
     if (s->error)
         return false;
-    if (!has_req_cpu && lim.cpu_milli)
+    if (!(req_seen & KUBE_SEEN_CPU) && (lim_seen & KUBE_SEEN_CPU))
         req->cpu_milli = lim.cpu_milli;
-    if (!has_req_mem && lim.memory)
+    if (!(req_seen & KUBE_SEEN_MEMORY) && (lim_seen & KUBE_SEEN_MEMORY))
         req->memory = lim.memory;
+    c->has_cpu = ((req_seen | lim_seen) & KUBE_SEEN_CPU) != 0;
+    c->has_memory = ((req_seen | lim_seen) & KUBE_SEEN_MEMORY) != 0;
     for (int i = 0; i < lim.n_ext; i++)
         if (resources_ext_get(req, lim.ext[i].name) == 0 &&
             !resources_ext_set(req, lim.ext[i].name, lim.ext[i].value) && invalid && !*invalid)
@@ -171,7 +174,7 @@ static bool decode_containers(struct jscan *s, const struct pod_decode_opts *o,
         struct jstr key;
         while (jscan_next_key(s, &key)) {
             if (jstr_eq(&key, "resources")) {
-                if (!decode_container_resources(s, o, &c->requests, invalid))
+                if (!decode_container_resources(s, o, c, invalid))
                     return false;
             } else if (jstr_eq(&key, "restartPolicy")) {
                 struct jstr v;
@@ -260,7 +263,8 @@ static bool decode_metadata(struct jscan *s, const struct pod_decode_opts *o,
 
 struct spec_parts {
     struct container_list containers, inits;
-    struct resources overhead, pod_level;
+    struct resources overhead;
+    struct container_requests pod_level; /* spec.resources, decoded like a container's */
     bool has_pod_level;
 };
 
@@ -330,7 +334,7 @@ bool pod_info_decode(struct jscan *s, const struct pod_decode_opts *o, struct po
     }
     if (s->error)
         return false;
-    const struct resources *pod_level = sp.has_pod_level ? &sp.pod_level : NULL;
+    const struct resources *pod_level = sp.has_pod_level ? &sp.pod_level.requests : NULL;
     if (!pod_compute_requests(sp.containers.items, sp.containers.n, sp.inits.items, sp.inits.n,
                               &sp.overhead, pod_level, false, &out->requests) ||
         !pod_compute_requests(sp.containers.items, sp.containers.n, sp.inits.items, sp.inits.n,

@@ -55,6 +55,9 @@ struct pod_info {
 struct container_requests {
     struct resources requests;
     bool restartable; /* an init container with restartPolicy: Always (a sidecar) */
+    /* cpu / memory requested explicitly (or defaulted from a limit), even
+     * as 0: the scheduler's non-zero defaults replace only missing ones. */
+    bool has_cpu, has_memory;
 };
 
 #define POD_DEFAULT_MILLI_CPU 100

@@ -1238,7 +1238,7 @@ class KubeApiServerDouble:
         self._watchers = set()
         self._conns = set()
         self._pending_inject = []          # (resource or None, bytes) for the next watch
-        self._fail = []                    # [remaining, status, retry_after, verb, resource]
+        self._fail = []                    # [remaining, status, retry_after, verb, resource, after]
         self._denied = set()               # (resource, verb or None)
         self._stalled = False
         self._slow_list = 0.0
@@ -1806,15 +1806,16 @@ class KubeApiServerDouble:
             self._cond.notify_all()
             return len(ws)
 
-    def fail_next(self, n=1, status=500, retry_after=None, verb=None, resource=None):
-        """The next n API requests (optionally only verb list/watch/get and/or one
-        resource) get `status` with a Status body; 429/503 carry Retry-After
-        when retry_after is given. status="reset" closes the connection without
+    def fail_next(self, n=1, status=500, retry_after=None, verb=None, resource=None, after=0):
+        """The next n API requests (optionally only verb list/watch/get/patch
+        and/or one resource), after letting `after` of them through, get
+        `status` with a Status body; 429/503 carry Retry-After when
+        retry_after is given. status="reset" closes the connection without
         answering."""
-        if verb not in (None, "list", "watch", "get"):
-            raise ApiServerDoubleError("verb must be list, watch or get")
+        if verb not in (None, "list", "watch", "get", "patch"):
+            raise ApiServerDoubleError("verb must be list, watch, get or patch")
         with self._lock:
-            self._fail.append([int(n), status, retry_after, verb, resource])
+            self._fail.append([int(n), status, retry_after, verb, resource, int(after)])
 
     def deny(self, resource, verb=None):
         """RBAC-style 403 Forbidden for a resource (and verb) until allow()."""
@@ -2083,6 +2084,9 @@ class KubeApiServerDouble:
         with self._lock:
             for f in self._fail:
                 if f[0] > 0 and f[3] in (None, verb) and f[4] in (None, res):
+                    if f[5] > 0:   # let this one through
+                        f[5] -= 1
+                        continue
                     f[0] -= 1
                     if f[0] == 0:
                         self._fail.remove(f)

@@ -439,6 +439,9 @@ def test_merge_patch_updates_the_object_and_watchers_see_it(api):
     assert status == 415 and st["reason"] == "UnsupportedMediaType"
     status, st = c.patch("/api/v1/namespaces/ml/pods/w-0", "{not json")
     assert status == 400 and st["kind"] == "Status"
+    # Injected failures can let some requests through first.
+    api.fail_next(1, status=500, verb="patch", after=1)
+    assert [c.patch("/api/v1/namespaces/ml/pods/w-0", "{}")[0] for _ in range(3)] == [200, 500, 200]
     api.deny("pods", "patch")
     status, st = c.patch("/api/v1/namespaces/ml/pods/w-0", "{}")
     assert status == 403 and 'cannot patch resource "pods"' in st["message"]

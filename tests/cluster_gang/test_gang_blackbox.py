@@ -395,3 +395,27 @@ def test_records_refused_leave_the_plan_in_force(api, start_gang_extender):
         assert admitted_node(ext, api, "alpha", n) in NODES
     logs = [l for l in ext.logs(strict=False) if l.get("msg") == "cannot write gang admission record"]
     assert len(logs) == 2 and all(l.get("status") == "403" for l in logs), logs
+
+
+def test_records_retried_after_transient_errors(api, start_gang_extender):
+    """The API server answers the second and third record PATCHes with 500
+    (the first goes through): the writer keeps what is left, backs off and
+    writes it; every member ends up with its record."""
+    add_gpu_nodes(api)
+    ext = start_gang_extender(queues_yaml(8))
+    api.fail_next(2, status=500, verb="patch", after=1)
+    alpha = add_gang(api, "alpha", 3, 2)
+    poll(lambda: filter_pod(ext, api, alpha[0])[0], timeout=10, what="gang ml/alpha admitted")
+    planned = {n: admitted_node(ext, api, "alpha", n) for n in alpha}
+    ext.wait_metric("cost_extender_gang_records_total", lambda v: v == 3, timeout=15,
+                    result="written")
+    m = ext.metrics()
+    assert m.get("cost_extender_gang_records_total", result="retried") == 2
+    assert m.get("cost_extender_gang_records_total", result="failed") == 0
+    assert m.get("cost_extender_cluster_api_errors_total", code="500") >= 2
+    rec = records_of(api, alpha)
+    assert {n: r[0] for n, r in rec.items()} == planned
+    assert len({r[1] for r in rec.values()}) == 1
+    retries = [l for l in ext.logs(strict=False)
+               if l.get("msg") == "cannot write gang admission record yet; will retry"]
+    assert len(retries) == 2 and all(l.get("status") == "500" for l in retries), retries

@@ -1685,6 +1685,20 @@ static void test_stale_and_bad_records(void **state)
     assert_int_equal(stats(&w).admissions, 0);
     world_free(&w);
 
+    /* A record from the future (not ours: we write our clock's time) is
+     * ignored, as is one that does not parse: the gang is admitted the
+     * ordinary way. */
+    world_init(&w, Q_REC);
+    set_nodes(&w, nodes, 2);
+    mkgang(m, 2, "future", "ml-training", 1, 0);
+    int64_t later = (int64_t)time(NULL) * 1000 + 3600 * 1000LL;
+    with_record(&m[0], "n2", later, times[0], sizeof(times[0]));
+    with_record(&m[1], "n2", later, times[1], sizeof(times[1]));
+    feed_all(&w, m, 2);
+    assert_int_equal(stats(&w).adopted, 0);
+    assert_int_equal(stats(&w).admitted, 0);
+    world_free(&w);
+
     /* Records that do not parse are no records: the gang is admitted the
      * ordinary way. */
     world_init(&w, Q_REC);
@@ -1699,6 +1713,35 @@ static void test_stale_and_bad_records(void **state)
     assert_int_equal(stats(&w).admitted, 0);
     expect_admitted(decide(&w, &m[0], T0), "ml/bad");
     assert_int_equal(stats(&w).admissions, 1);
+    world_free(&w);
+}
+
+static void test_late_member_needs_budget(void **state)
+{
+    (void)state;
+    /* Budget 2.5 USD/h. Gang ml/job (min-member 2, 1 GPU each on g4.a
+     * on-demand: 1.00 each) is admitted at 2.00. A third member comes
+     * later: 1.00 more would spend 3.00, over the budget, so it waits with
+     * the budget's reason; once a member finishes it fits. */
+    struct world w;
+    world_init(&w, QHEAD "queues:\n  q: {budgetPerHour: 2.5}\n");
+    struct node_facts nodes[] = {gpu_node("n1", "g4.a", CAPACITY_ON_DEMAND, 0)};
+    set_nodes(&w, nodes, 1);
+    struct tp j[3];
+    for (int i = 0; i < 3; i++) {
+        static const char *const nm[3] = {"job-0", "job-1", "job-2"};
+        mkpod(&j[i],
+              &(struct pspec){.name = nm[i], .gang = "job", .min = "2", .queue = "q", .gpus = 1});
+    }
+    feed_all(&w, j, 2);
+    expect_admitted(decide(&w, &j[0], T0), "ml/job");
+    feed(&w, &j[2]);
+    expect_waiting(decide(&w, &j[2], T0), "ml/job",
+                   "queue q: spend 2/2.5 USD per hour, gang would add 1");
+    assert_near(metric(&w, T0, "cost_extender_queue_spend_per_hour{queue=\"q\"}"), 2);
+    delete_pod(&w, &j[1]);
+    assert_string_equal(expect_admitted(decide(&w, &j[2], T0), "ml/job"), "n1");
+    assert_near(metric(&w, T0, "cost_extender_queue_spend_per_hour{queue=\"q\"}"), 2);
     world_free(&w);
 }
 
@@ -2273,6 +2316,7 @@ int main(void)
         cmocka_unit_test(test_restart_rebuild),
         cmocka_unit_test(test_restart_no_queue_overcommit),
         cmocka_unit_test(test_late_member_needs_queue_room),
+        cmocka_unit_test(test_late_member_needs_budget),
         cmocka_unit_test(test_conventions),
         cmocka_unit_test(test_conventions_fixture_pods),
         cmocka_unit_test(test_lone_pod_is_gang_of_one),

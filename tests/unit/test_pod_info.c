@@ -471,6 +471,20 @@ static void test_limits_default_requests(void **state)
                     "\"hugepages-2Mi\":\"2Mi\"}}}]");
     assert_int_equal(d.p.requests.n_ext, 0);
     assert_int_equal(d.p.requests.memory, 0);
+    decoded_free(&d);    /* An explicit zero request is a request: the limit does not replace
+     * it, and the scheduler's non-zero defaults (100m, 200Mi) replace only
+     * missing requests (NonMissingContainerRequests in
+     * k8s.io/component-helpers/resource, v1.32). */
+    decode_spec(&d, "\"containers\":[{\"resources\":{\"requests\":{\"cpu\":\"0\"},"
+                    "\"limits\":{\"cpu\":\"2\"}}}]");
+    assert_int_equal(d.p.requests.cpu_milli, 0);
+    assert_int_equal(d.p.score_requests.cpu_milli, 0);
+    assert_int_equal(d.p.score_requests.memory, POD_DEFAULT_MEMORY);
+    decoded_free(&d);
+    decode_spec(&d, "\"containers\":[{\"resources\":{\"requests\":{\"memory\":\"0\"}}},"
+                    "{\"resources\":{\"limits\":{\"cpu\":\"0\"}}},{\"name\":\"bare\"}]");
+    assert_int_equal(d.p.score_requests.cpu_milli, 2 * POD_DEFAULT_MILLI_CPU);
+    assert_int_equal(d.p.score_requests.memory, 2 * POD_DEFAULT_MEMORY);
     decoded_free(&d);
 }
 

@@ -308,6 +308,14 @@ static void test_reject_queues(void **state)
     load_bad(HEAD "queues:\n  q:\n    capacity: {cpu: 1}\n    priority: 5\n", 6,
              "unknown field \"priority\"", "queue");
     load_bad(HEAD "queues:\n  q: 5\n", 4, "must be a map", NULL);
+    /* Queue names are label values: they end up in metric labels as is. */
+    load_bad(HEAD "queues:\n  \"ml\\\"}\\nx\": {}\n", 4, "is not a valid label value", NULL);
+    load_bad(HEAD "queues:\n  -ml: {}\n", 4, "queue name \"-ml\" is not a valid label value",
+             NULL);
+    load_bad(HEAD "queues:\n  ml team: {}\n", 4, "is not a valid label value", NULL);
+    load_bad(HEAD "queues:\n  "
+                  "a234567890123456789012345678901234567890123456789012345678901234: {}\n",
+             4, "is not a valid label value", NULL);
 }
 
 static void test_reject_capacity(void **state)
@@ -330,6 +338,8 @@ static void test_reject_capacity(void **state)
              "unknown quantity suffix");
     load_bad(HEAD "queues:\n  ml:\n    capacity:\n      pods: [1]\n", 6, "pods is not a quantity",
              NULL);
+    load_bad(HEAD "queues:\n  ml:\n    capacity:\n      \"example.com/a\\\"b\": 1\n", 6,
+             "is not a valid resource name", NULL);
     /* More extended resources than a resources struct holds (16). */
     char big[4096];
     int n = snprintf(big, sizeof(big), HEAD "queues:\n  ml:\n    capacity:\n");
