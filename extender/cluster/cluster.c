@@ -13,6 +13,7 @@
 #include "../server/app.h"
 #include "../server/metrics.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,8 +190,10 @@ static enum record_outcome write_record(struct cluster *c, struct kube_conn *k,
     if (out != REC_DONE) {
         char status[24];
         snprintf(status, sizeof(status), "%ld", resp.status);
-        log_kv(out == REC_RETRY ? LOG_WARN : LOG_ERROR,
+        bool gone = resp.status == 404;
+        log_kv(out == REC_RETRY ? LOG_WARN : gone ? LOG_INFO : LOG_ERROR,
                out == REC_RETRY ? "cannot write gang admission record yet; will retry"
+               : gone           ? "pod deleted before its gang admission record was written"
                                 : "cannot write gang admission record",
                "pod", r->pod, "node", r->node, "status", status, "error",
                resp.error[0] ? resp.error : (resp.body.len ? cstr(&resp.body) : ""), NULL);
@@ -223,20 +226,17 @@ static void *recorder_main(void *arg)
     struct gang_record *retry = NULL;
     size_t n_retry = 0;
     int tries = 0;
-    long delay_ms = 0;
+    struct timespec retry_at = {0, 0};
     while (!atomic_load(&c->stop)) {
         pthread_mutex_lock(&c->rec_mu);
-        if (!c->rec_pending && !atomic_load(&c->stop)) {
-            if (n_retry) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                long ns = ts.tv_nsec + (delay_ms % 1000) * 1000000L;
-                ts.tv_sec += delay_ms / 1000 + ns / 1000000000L;
-                ts.tv_nsec = ns % 1000000000L;
-                pthread_cond_timedwait(&c->rec_cond, &c->rec_mu, &ts);
-            } else {
+        if (n_retry) {
+            /* Backing off: new records wait in the engine meanwhile. */
+            while (!atomic_load(&c->stop) &&
+                   pthread_cond_timedwait(&c->rec_cond, &c->rec_mu, &retry_at) != ETIMEDOUT)
+                ;
+        } else {
+            while (!c->rec_pending && !atomic_load(&c->stop))
                 pthread_cond_wait(&c->rec_cond, &c->rec_mu);
-            }
         }
         c->rec_pending = false;
         pthread_mutex_unlock(&c->rec_mu);
@@ -284,9 +284,13 @@ static void *recorder_main(void *arg)
             } else {
                 n_retry = 0;
             }
-            delay_ms = 500L << (tries - 1 < 6 ? tries - 1 : 6);
+            long delay_ms = 500L << (tries - 1 < 6 ? tries - 1 : 6);
             if (delay_ms > 30000)
                 delay_ms = 30000;
+            clock_gettime(CLOCK_REALTIME, &retry_at);
+            long ns = retry_at.tv_nsec + (delay_ms % 1000) * 1000000L;
+            retry_at.tv_sec += delay_ms / 1000 + ns / 1000000000L;
+            retry_at.tv_nsec = ns % 1000000000L;
         } else {
             if (failed) {
                 char left[24];
