@@ -744,3 +744,19 @@ def expected_scores(pod, nodes, table_path=PRICING_SRC):
         for n in cost:
             out[n] = _ratio(best, cost[n], 10)
     return out
+
+
+# --- pytest glue, imported by the suites' conftest.py files -------------------
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _binary_exists():
+    if not BINARY.exists():
+        pytest.exit("binary %s not found: build it with `make -j2 build/asan/cost-extender` "
+                    "or set CE_BINARY" % BINARY, returncode=2)

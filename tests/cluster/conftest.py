@@ -15,20 +15,8 @@ import shutil
 import pytest
 
 from cluster_harness import BINARY, PRICING_SRC, Extender, KubeApiServerDouble
-
-
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _binary_exists():
-    if not BINARY.exists():
-        pytest.exit("binary %s not found: build it with `make -j2 build/asan/cost-extender` "
-                    "or set CE_BINARY" % BINARY, returncode=2)
+# The report hook (item.rep_call, for teardown) and the binary check, shared.
+from extender_harness import _binary_exists, pytest_runtest_makereport  # noqa: E402,F401
 
 
 @pytest.fixture(autouse=True)
