@@ -760,3 +760,27 @@ def _binary_exists():
     if not BINARY.exists():
         pytest.exit("binary %s not found: build it with `make -j2 build/asan/cost-extender` "
                     "or set CE_BINARY" % BINARY, returncode=2)
+
+
+def check_all_exited_cleanly(request, started):
+    """Fixture teardown for the extenders a test started: each one the test
+    did not check itself gets SIGTERM and must exit 0 with JSON-only stderr
+    and no sanitizer report (an xfailed test's are only stopped); all
+    failures are reported together."""
+    rep = getattr(request.node, "rep_call", None)
+    xfailed = rep is not None and hasattr(rep, "wasxfail") and rep.skipped
+    errors = []
+    for ext in started:
+        if ext.checked:
+            if ext.proc is not None and ext.proc.poll() is None:
+                ext.stop()
+            continue
+        if xfailed:
+            ext.stop()
+            continue
+        try:
+            ext.check_clean_exit()
+        except AssertionError as e:
+            errors.append(str(e))
+    if errors:
+        pytest.fail("\n\n".join(errors), pytrace=False)

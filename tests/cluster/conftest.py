@@ -17,6 +17,7 @@ import pytest
 from cluster_harness import BINARY, PRICING_SRC, Extender, KubeApiServerDouble
 # The report hook (item.rep_call, for teardown) and the binary check, shared.
 from extender_harness import _binary_exists, pytest_runtest_makereport  # noqa: E402,F401
+from extender_harness import check_all_exited_cleanly  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -75,20 +76,4 @@ def cluster_extender(request, workdir):
 
     yield start
 
-    rep = getattr(request.node, "rep_call", None)
-    xfailed = rep is not None and hasattr(rep, "wasxfail") and rep.skipped
-    errors = []
-    for ext in started:
-        if ext.checked:
-            if ext.proc is not None and ext.proc.poll() is None:
-                ext.stop()
-            continue
-        if xfailed:
-            ext.stop()
-            continue
-        try:
-            ext.check_clean_exit()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n\n".join(errors), pytrace=False)
+    check_all_exited_cleanly(request, started)

@@ -23,6 +23,7 @@ from extender_harness import BINARY, PRICING_SRC, Extender  # noqa: E402
 from kube_apiserver_double import KubeApiServerDouble  # noqa: E402
 # The report hook (item.rep_call, for teardown) and the binary check, shared.
 from extender_harness import _binary_exists, pytest_runtest_makereport  # noqa: E402,F401
+from extender_harness import check_all_exited_cleanly  # noqa: E402
 
 
 @pytest.fixture
@@ -55,13 +56,4 @@ def start_gang_extender(request, tmp_path, api):
 
     yield start
 
-    errors = []
-    for ext in started:
-        if ext.checked:
-            continue
-        try:
-            ext.check_clean_exit()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n\n".join(errors), pytrace=False)
+    check_all_exited_cleanly(request, started)
