@@ -8,6 +8,7 @@
  * exit 0. Only main exits the process.
  */
 #include "base/log.h"
+#include "base/metrics.h"
 #include "cluster/cluster.h"
 #include "cost/pricing_table.h"
 #include "gang/gang.h"
@@ -16,7 +17,6 @@
 #include "server/app.h"
 #include "server/config.h"
 #include "server/http.h"
-#include "server/metrics.h"
 #include "server/reload.h"
 #include "server/tls.h"
 #include "version.h"

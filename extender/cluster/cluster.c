@@ -11,7 +11,7 @@
 #include "../base/log.h"
 #include "../gang/gang.h"
 #include "../server/app.h"
-#include "../server/metrics.h"
+#include "../base/metrics.h"
 
 #include <errno.h>
 #include <pthread.h>

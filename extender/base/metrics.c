@@ -6,7 +6,7 @@
  */
 #include "metrics.h"
 
-#include "../base/buf.h"
+#include "buf.h"
 #include "../version.h"
 
 #include <stdatomic.h>
