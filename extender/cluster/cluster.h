@@ -29,8 +29,9 @@ struct cluster_options {
 void cluster_options_defaults(struct cluster_options *o);
 
 /* Where the cluster connection delivers; all owned by the caller and kept
- * until cluster_stop returns. Callbacks run on the publisher thread and may
- * be NULL. */
+ * until cluster_stop returns. Either callback may be NULL; view_status is
+ * called first from cluster_start, then on the publisher thread, and tick
+ * on the publisher thread. */
 struct cluster_hooks {
     struct snapshot_slot *nodes; /* each new struct node_view is published here */
     struct gang_engine *gangs;   /* fed every pod, its admission records written; NULL: none */
@@ -45,10 +46,10 @@ struct cluster_hooks {
 
 struct cluster;
 
-/* Connects (takes ownership of *auth) and starts the informers; /readyz
- * stays 503 ("waiting for initial node and pod lists") until both lists are
- * in and the first view is published. NULL with a message in err when the
- * client cannot be set up. */
+/* Connects (takes ownership of *auth) and starts the informers; the view
+ * status stays "waiting for initial node and pod lists" (so /readyz 503)
+ * until both lists are in and the first view is published. NULL with a
+ * message in err when the client cannot be set up. */
 struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_auth *auth,
                               const struct cluster_options *opts, char *err, size_t errlen);
 void cluster_stop(struct cluster *c);
