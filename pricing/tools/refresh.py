@@ -51,6 +51,9 @@ MAX_OFFER_BYTES = 4 << 30       # the largest regional EC2 offer is well under 1
 MAX_PAGE_BYTES = 64 << 20
 MAX_PAGES = 20000
 CONFIGMAP_LIMIT = 1000000       # a ConfigMap (the whole object) is at most 1 MiB
+# The API verbs the refresher uses, on its one ConfigMap: what the Role in
+# deploy/pricing-refresher grants (tests/deploy checks the two agree).
+API_VERBS = ("get", "patch")
 USER_AGENT = "cost-extender-pricing/0.1 (+https://github.com/cost-extender)"
 ANNOTATION_AT = "cost-extender.io/pricing-refreshed-at"
 ANNOTATION_SOURCE = "cost-extender.io/pricing-source"
