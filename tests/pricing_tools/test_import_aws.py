@@ -214,3 +214,30 @@ def test_usage_errors_exit_2(tmp_path):
     assert p.returncode == 3 and "2026-13-01" in p.stderr
     p = cli("no-such-command")
     assert p.returncode == 2
+
+
+def test_import_aws_spot_is_the_same_command_under_pricing_py(tmp_path):
+    import subprocess
+    import sys
+    from tools_support import TABLES, TOOLS
+    adv = write_json(tmp_path / "adv.json", {
+        "ranges": [{"index": 0, "label": "<5%", "max": 5}, {"index": 1, "label": "5-10%", "max": 11},
+                   {"index": 2, "label": "10-15%", "max": 16}, {"index": 3, "label": "15-20%", "max": 22},
+                   {"index": 4, "label": ">20%", "max": 100}],
+        "spot_advisor": {"us-east-1": {"Linux": {"m5.large": {"s": 70, "r": 1}}}}})
+    common = ["--table", f"{TABLES}/aws-us-east-1.yaml", "--advisor", adv,
+              "--advisor-date", "2026-12-01"]
+    p = cli("import-aws-spot", *common, "--out", tmp_path / "a.yaml")
+    assert p.returncode == 0, p.stderr
+    q = subprocess.run([sys.executable, f"{TOOLS}/import_aws_spot.py", *common,
+                        "--out", str(tmp_path / "b.yaml")], capture_output=True, text=True)
+    assert q.returncode == 0, q.stderr
+    assert (tmp_path / "a.yaml").read_bytes() == (tmp_path / "b.yaml").read_bytes()
+    m5 = table(tmp_path / "a.yaml").data["instanceTypes"]["m5.large"]
+    assert m5["regions"] == {"us-east-1": {"spotInterruptionRate": Decimal("0.075")}}
+    # A refused input is exit status 3, as for every importer.
+    bad = write_json(tmp_path / "bad.json", {"ranges": [], "spot_advisor": {
+        "us-east-1": {"Linux": {"m5.large": {"r": 9}}}}})
+    p = cli("import-aws-spot", "--table", f"{TABLES}/aws-us-east-1.yaml", "--advisor", bad,
+            "--out", tmp_path / "c.yaml")
+    assert p.returncode == 3 and "unknown range index 9" in p.stderr
