@@ -35,7 +35,7 @@ from decimal import Decimal
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen_aws_table  # noqa: E402
 import tablebuild  # noqa: E402
-from jsonstream import JSONStreamError, open_json  # noqa: E402
+from jsonstream import open_json  # noqa: E402
 from tablebuild import input_error  # noqa: E402
 
 PRICING_BASE = "https://pricing.us-east-1.amazonaws.com"
@@ -217,31 +217,9 @@ def general_purpose(name):
     return bool(gen_aws_table.GENERAL_PURPOSE.match(name))
 
 
-def import_offer(offer, *, region=None, region_index=None, facts_csv=None, date=None,
-                 source=None, currency="USD", command="", log=None):
-    """Returns (table text, summary dict)."""
-    if region_index and region:
-        offer_url(region_index, region)         # the region must exist
-    meta, notes, products, prices, stats = read_offer(offer, region, currency)
-    regions = sorted({p[4] for p in products.values()})
-    if region is None:
-        if len(regions) != 1:
-            raise input_error(offer, None, "covers regions " + ", ".join(map(str, regions))
-                              + ": give --region" if regions else
-                              "has no Linux on-demand instance products")
-        region = regions[0]
-    seen = sorted(k[7:] for k in stats if k.startswith("region "))
-    if not products:
-        raise input_error(offer, f"region {region}",
-                          f"no Linux on-demand instance products for this region "
-                          f"({stats['products']} products read; regions in the file: "
-                          f"{', '.join(seen) or 'none'})")
-    priced = {sku: p for sku, p in prices.items() if sku in products}
-    if not priced:
-        raise input_error(offer, f"region {region}",
-                          f"{len(products)} Linux on-demand products but no on-demand "
-                          "prices in terms.OnDemand (truncated or filtered download?)")
-    gpu_facts, facts_header = _gpu_facts(facts_csv)
+def _entries(offer, products, priced, gpu_facts):
+    """{type: entry}, {reason: [types]}, [GPU types of unknown model]: one
+    entry per instance type; two SKUs of one type must agree on the price."""
     by_type = {}
     for sku in sorted(priced):
         itype, vcpu, mib, gpus, _ = products[sku]
@@ -268,6 +246,35 @@ def import_offer(offer, *, region=None, region_index=None, facts_csv=None, date=
             if not kind:
                 unknown_kind.append(itype)
         entries[itype] = tablebuild.entry(vcpu, mib, price, gpus, kind)
+    return entries, skipped, unknown_kind
+
+
+def import_offer(offer, *, region=None, region_index=None, facts_csv=None, date=None,
+                 source=None, currency="USD", command="", log=None):
+    """Returns (table text, summary dict)."""
+    if region_index and region:
+        offer_url(region_index, region)         # the region must exist
+    meta, notes, products, prices, stats = read_offer(offer, region, currency)
+    regions = sorted({p[4] for p in products.values()})
+    if region is None:
+        if len(regions) != 1:
+            raise input_error(offer, None, "covers regions " + ", ".join(map(str, regions))
+                              + ": give --region" if regions else
+                              "has no Linux on-demand instance products")
+        region = regions[0]
+    seen = sorted(k[7:] for k in stats if k.startswith("region "))
+    if not products:
+        raise input_error(offer, f"region {region}",
+                          f"no Linux on-demand instance products for this region "
+                          f"({stats['products']} products read; regions in the file: "
+                          f"{', '.join(seen) or 'none'})")
+    priced = {sku: p for sku, p in prices.items() if sku in products}
+    if not priced:
+        raise input_error(offer, f"region {region}",
+                          f"{len(products)} Linux on-demand products but no on-demand "
+                          "prices in terms.OnDemand (truncated or filtered download?)")
+    gpu_facts, facts_header = _gpu_facts(facts_csv)
+    entries, skipped, unknown_kind = _entries(offer, products, priced, gpu_facts)
     pub = str(meta.get("publicationDate") or "")
     date = date or (pub[:10] if re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", pub) else None)
     if not date:
@@ -310,19 +317,3 @@ def import_offer(offer, *, region=None, region_index=None, facts_csv=None, date=
                "skipped": {k: v for k, v in skipped.items() if v}, "unknown_gpu_kind": unknown_kind}
     return text, summary
 
-
-def main_import(args, command):
-    try:
-        text, summary = import_offer(args.offer, region=args.region,
-                                     region_index=args.region_index, facts_csv=args.facts,
-                                     date=tablebuild.parse_date(args.date), source=args.source,
-                                     currency=args.currency, command=command)
-    except JSONStreamError as e:
-        raise tablebuild.InputError(f"{tablebuild.display_path(e.name)}:{e.line}:{e.column}: "
-                                    f"{e.message}") from None
-    tablebuild.write(text, args.out)
-    left = sum(len(v) for v in summary["skipped"].values())
-    print(f"import-aws: {summary['products']} products read; wrote {summary['types']} "
-          f"instance types for {summary['region']} to {args.out}"
-          + (f"; {left} left out (see the table header)" if left else ""), file=sys.stderr)
-    return 0

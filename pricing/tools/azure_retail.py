@@ -240,15 +240,3 @@ def import_prices(prices_paths, *, region, skus=None, facts_table=None, date=Non
     return text, {"region": region, "types": len(entries), "items": stats["items"],
                   "spot": with_spot, "skipped": {k: v for k, v in skipped.items() if v}}
 
-
-def main_import(args, command):
-    text, summary = import_prices(args.prices, region=args.region, skus=args.skus,
-                                  facts_table=args.facts_table,
-                                  date=tablebuild.parse_date(args.date), source=args.source,
-                                  currency=args.currency, command=command)
-    tablebuild.write(text, args.out)
-    left = sum(len(v) for v in summary["skipped"].values())
-    print(f"import-azure: {summary['items']} items read; wrote {summary['types']} VM sizes "
-          f"({summary['spot']} with spot) for {summary['region']} to {args.out}"
-          + (f"; {left} left out (see the table header)" if left else ""), file=sys.stderr)
-    return 0

@@ -297,16 +297,3 @@ def import_skus(sku_paths, *, region, machine_types=None, facts_table=None, date
     return text, {"region": region, "types": len(entries), "skus": stats["skus"],
                   "spot": with_spot, "skipped": {k: v for k, v in skipped.items() if v}}
 
-
-def main_import(args, command):
-    text, summary = import_skus(args.skus, region=args.region,
-                                machine_types=args.machine_types,
-                                facts_table=args.facts_table,
-                                date=tablebuild.parse_date(args.date), source=args.source,
-                                currency=args.currency, command=command)
-    tablebuild.write(text, args.out)
-    left = sum(len(v) for v in summary["skipped"].values())
-    print(f"import-gcp: {summary['skus']} SKUs read; wrote {summary['types']} machine types "
-          f"({summary['spot']} with spot) for {summary['region']} to {args.out}"
-          + (f"; {left} left out (see the table header)" if left else ""), file=sys.stderr)
-    return 0
