@@ -281,11 +281,9 @@ def import_offer(offer, *, region=None, region_index=None, facts_csv=None, date=
         raise input_error(offer, "publicationDate", "missing: give --date")
     desc = (f"offerCode {meta.get('offerCode')}, formatVersion {meta.get('formatVersion')}, "
             f"version {meta.get('version')}, publicationDate {pub or '?'}")
-    source = source or (f"AWS Price List API offer file AmazonEC2 version "
-                        f"{meta.get('version')} (published {pub}), {region}, Linux "
-                        "shared-tenancy on-demand")
-    if date not in source:
-        source += f" ({date})"
+    source = tablebuild.with_date(source, f"AWS Price List API offer file AmazonEC2 version "
+                                  f"{meta.get('version')} (published {pub}), {region}, Linux "
+                                  "shared-tenancy on-demand", date)
     inputs = [("Price List offer file", offer,
                [desc, f"{stats['products']} products read, {len(products)} of them Linux "
                 f"on-demand instances in {region}, {len(entries)} instance types priced."],
@@ -298,14 +296,11 @@ def import_offer(offer, *, region=None, region_index=None, facts_csv=None, date=
         "# operatingSystem Linux, tenancy Shared, preInstalledSw NA, capacitystatus Used,",
         "# licenseModel 'No License required'; price = terms.OnDemand, unit Hrs.",
     ]
-    if unknown_kind:
-        rules += tablebuild.wrap("GPU model not known for: " + ", ".join(unknown_kind)
-                                 + " (gpuKind left empty; give --facts).", indent="# ")
+    rules += tablebuild.unknown_gpu_lines(unknown_kind, "; give --facts")
     doc = tablebuild.build(
         title=f"AWS EC2 pricing table, region {region}, {currency} per hour.",
         command=command, inputs=inputs, rules=rules, skipped=skipped,
-        data_fields={"currency": currency, "source": source, "date": date,
-                     "defaultRegion": region},
+        currency=currency, source=source, date=date, region=region,
         entries=entries, general_purpose=general_purpose,
         general_purpose_text="general-purpose types (M, T and A1 families)",
         spot_block={"fallbackRatio": tablebuild.SPOT_FALLBACK_RATIO,

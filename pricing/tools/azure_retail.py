@@ -50,16 +50,6 @@ AZURE_GPU_KINDS = [
 ]
 
 
-def _pages(path, data):
-    """The pages in a file: one page, or a list of pages."""
-    if isinstance(data, dict) and "Items" in data:
-        return [data]
-    if isinstance(data, list) and all(isinstance(p, dict) and "Items" in p for p in data):
-        return data
-    raise input_error(path, None, "not an Azure Retail Prices API page "
-                      "({\"Items\": [...], \"NextPageLink\": ...}) or a list of pages")
-
-
 def _item_name(item, i):
     return f"Items[{i}] (meterId {item['meterId']})" if item.get("meterId") else \
         f"Items[{i}] (meterName {item.get('meterName')!r})"
@@ -74,7 +64,8 @@ def read_prices(paths, region, currency="USD"):
         data = tablebuild.load_json(path)
         if isinstance(data, dict):
             notes += tablebuild.notes_of(data.get("_comment"), path)
-        for p, page in enumerate(_pages(path, data)):
+        for p, page in enumerate(tablebuild.pages_of(path, data, "Items",
+                                                         "an Azure Retail Prices API page")):
             items = page.get("Items")
             if not isinstance(items, list):
                 raise input_error(path, f"page {p}", "Items is not a list")
@@ -197,10 +188,9 @@ def import_prices(prices_paths, *, region, skus=None, facts_table=None, date=Non
     skipped["with a spot price but no pay-as-you-go price"] = spot_only
     if not date:
         date = tablebuild.today()
-    source = source or (f"Azure Retail Prices API ({RETAIL_PRICES_URL}), Virtual Machines "
-                        f"Linux pay-as-you-go, {region}, read {date}")
-    if date not in source:
-        source += f" ({date})"
+    source = tablebuild.with_date(source, f"Azure Retail Prices API ({RETAIL_PRICES_URL}), "
+                                  f"Virtual Machines Linux pay-as-you-go, {region}, read {date}",
+                                  date)
     inputs = [("Retail Prices API pages", p,
                [f"{stats['items']} items read." if i == 0 else "(see the first file)"],
                notes if i == 0 else []) for i, p in enumerate(prices_paths)]
@@ -219,16 +209,13 @@ def import_prices(prices_paths, *, region, skus=None, facts_table=None, date=Non
         f"# {stats['not pay-as-you-go']} reservation/dev-test, "
         f"{stats['secondary meter region']} secondary-meter-region items.",
     ]
-    if unknown_kind:
-        rules += tablebuild.wrap("GPU model not known for: " + ", ".join(unknown_kind)
-                                 + " (gpuKind left empty).", indent="# ")
+    rules += tablebuild.unknown_gpu_lines(unknown_kind, "")
     with_spot = sum(1 for e in entries.values() if "spot" in e)
     doc = tablebuild.build(
         title=f"Microsoft Azure virtual machine pricing table, region {region}, "
               f"{currency} per hour.",
         command=command, inputs=inputs, rules=rules, skipped=skipped,
-        data_fields={"currency": currency, "source": source, "date": date,
-                     "defaultRegion": region},
+        currency=currency, source=source, date=date, region=region,
         entries=entries, general_purpose=general_purpose,
         general_purpose_text="B and D series sizes",
         spot_block={"fallbackRatio": tablebuild.SPOT_FALLBACK_RATIO,

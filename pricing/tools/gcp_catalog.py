@@ -74,15 +74,6 @@ _DESC = re.compile(r"(?P<spot>Spot Preemptible )?(?P<prefix>.+?) (?P<part>Core|R
 _GPU_DESC = re.compile(r"(?P<spot>Spot Preemptible )?(?P<prefix>.+?) GPU running in ")
 
 
-def _pages(path, data):
-    if isinstance(data, dict) and "skus" in data:
-        return [data]
-    if isinstance(data, list) and all(isinstance(p, dict) and "skus" in p for p in data):
-        return data
-    raise input_error(path, None, "not a Cloud Billing Catalog skus page "
-                      "({\"skus\": [...], \"nextPageToken\": ...}) or a list of pages")
-
-
 def _unit_price(sku, path, name, currency):
     """(price per usage unit, usageUnit, effectiveTime) of the latest
     pricingInfo, first tier."""
@@ -121,7 +112,7 @@ def read_skus(paths, region, currency="USD"):
         data = tablebuild.load_json(path)
         if isinstance(data, dict):
             notes += tablebuild.notes_of(data.get("_comment"), path)
-        for page in _pages(path, data):
+        for page in tablebuild.pages_of(path, data, "skus", "a Cloud Billing Catalog skus page"):
             skus = page.get("skus")
             if not isinstance(skus, list):
                 raise input_error(path, None, "skus is not a list")
@@ -260,10 +251,8 @@ def import_skus(sku_paths, *, region, machine_types=None, facts_table=None, date
         kind = gpu_kind(acc[0][0]) if acc else ""
         entries[name] = tablebuild.entry(cpus, mem, od, gpus, kind, spot)
     date = date or tablebuild.today()
-    source = source or (f"Google Cloud Billing Catalog API ({CATALOG_URL}), Compute Engine "
-                        f"Core/Ram/GPU SKUs, {region}, read {date}")
-    if date not in source:
-        source += f" ({date})"
+    source = tablebuild.with_date(source, f"Google Cloud Billing Catalog API ({CATALOG_URL}), "
+                                  f"Compute Engine Core/Ram/GPU SKUs, {region}, read {date}", date)
     when = f"; effectiveTime {times[0]} .. {times[-1]}" if times else ""
     inputs = [("Cloud Billing Catalog SKUs", p,
                [f"{stats['skus']} SKUs read, {stats['matched']} Compute Engine Core/Ram/GPU "
@@ -286,8 +275,7 @@ def import_skus(sku_paths, *, region, machine_types=None, facts_table=None, date
     doc = tablebuild.build(
         title=f"Google Cloud Compute Engine pricing table, region {region}, {currency} per hour.",
         command=command, inputs=inputs, rules=rules, skipped=skipped,
-        data_fields={"currency": currency, "source": source, "date": date,
-                     "defaultRegion": region},
+        currency=currency, source=source, date=date, region=region,
         entries=entries, general_purpose=general_purpose,
         general_purpose_text="*-standard-* machine types",
         spot_note=[f"# Spot: {with_spot} of {len(entries)} machine types priced from Spot "

@@ -175,7 +175,31 @@ def default_price(entries, general_purpose):
     return pricingtable.median(entries[n]["onDemand"] for n in names), names
 
 
-def build(*, title, command, inputs, rules, skipped, data_fields, entries,
+def pages_of(path, data, key, what):
+    """The pages in an input file: one page ({key: [...], ...}) or a list of
+    pages (what `pricing.py fetch` writes)."""
+    if isinstance(data, dict) and key in data:
+        return [data]
+    if isinstance(data, list) and all(isinstance(p, dict) and key in p for p in data):
+        return data
+    raise input_error(path, None, f"not {what} ({{\"{key}\": [...], ...}}) or a list of pages")
+
+
+def with_date(source, default, date):
+    """The `source` text: given or default, naming the date (the table
+    format's rule: a table's date is the one its source shows)."""
+    source = source or default
+    return source if date in source else f"{source} ({date})"
+
+
+def unknown_gpu_lines(names, hint):
+    if not names:
+        return []
+    return wrap("GPU model not known for: " + ", ".join(names) + f" (gpuKind left empty{hint}).",
+                indent="# ")
+
+
+def build(*, title, command, inputs, rules, skipped, currency, source, date, region, entries,
           general_purpose, general_purpose_text, spot_block=None, spot_note=None):
     """The pricing table Document.
 
@@ -184,7 +208,6 @@ def build(*, title, command, inputs, rules, skipped, data_fields, entries,
     inputs       -- [(label, path, [description lines], [notes])]
     rules        -- header lines: what was imported and how
     skipped      -- {reason: [names]} left out
-    data_fields  -- currency, source, date, defaultRegion
     """
     header = [f"# {title}", "#",
               "# GENERATED FILE, do not edit by hand. Regenerate with:"]
@@ -210,8 +233,8 @@ def build(*, title, command, inputs, rules, skipped, data_fields, entries,
     if not entries:
         raise InputError("no instance type could be priced from the inputs")
     price, names = default_price(entries, general_purpose)
-    data = {"apiVersion": pricingtable.API_VERSION, "kind": pricingtable.KIND}
-    data.update(data_fields)
+    data = {"apiVersion": pricingtable.API_VERSION, "kind": pricingtable.KIND,
+            "currency": currency, "source": source, "date": date, "defaultRegion": region}
     if spot_block:
         data["spot"] = spot_block
     data["unknownInstanceTypes"] = {"policy": "default-price", "onDemand": price}
