@@ -26,13 +26,15 @@ Inputs (download commands in pricing/README.md, "Importers"):
 
 SKUs are matched by description (family prefix, then Core/Ram, see
 FAMILIES) and by serviceRegions containing the region; commitments, custom
-and sole-tenant SKUs do not match and are ignored. Shared-core types
+and sole-tenant SKUs do not match and are ignored. Where a SKU for one
+region and a SKU for several ("... running in Americas") both match, the
+one for fewer regions is the price. Shared-core types
 (isSharedCpu: e2-micro/small/medium, f1-micro, g1-small) are billed by
 other rules and left out, as are types whose family has no Core or no Ram
 SKU in the input.
 
-Refused, naming the file and skuId: two SKUs for one family, component
-and usage with different prices, an unknown usage unit, a currency other
+Refused, naming the file and skuId: two SKUs for one family, component,
+usage and set of regions with different prices, an unknown usage unit, a currency other
 than the one asked for, no Compute Engine SKUs for the region.
 """
 
@@ -105,7 +107,7 @@ def _unit_price(sku, path, name, currency):
 
 def read_skus(paths, region, currency="USD"):
     """({(family or accelerator, 'Core'|'Ram'|'GPU', 'onDemand'|'spot'):
-    (price, skuId, path)}, notes, stats)."""
+    (price, skuId, path, number of serviceRegions)}, notes, stats)."""
     prices, notes, stats = {}, [], collections.Counter()
     regions, times = collections.Counter(), set()
     for path in paths:
@@ -152,12 +154,22 @@ def read_skus(paths, region, currency="USD"):
                 if when:
                     times.add(str(when))
                 full = key + (usage,)
-                if full in prices and prices[full][0] != price:
+                # A SKU for fewer regions is the more specific price: it wins
+                # over a multi-region one ("... running in Americas").
+                spread = len(sku.get("serviceRegions") or [])
+                if full in prices:
                     old = prices[full]
-                    raise input_error(path, name, f"{key[0]} {key[1]} {usage} costs {price} "
-                                      f"here and {old[0]} in SKU {old[1]}: two SKUs with "
-                                      "different prices")
-                prices.setdefault(full, (price, sku.get("skuId"), path))
+                    if spread > old[3]:
+                        stats["overridden by a region-specific SKU"] += 1
+                        continue
+                    if spread == old[3] and old[0] != price:
+                        raise input_error(path, name, f"{key[0]} {key[1]} {usage} costs {price} "
+                                          f"here and {old[0]} in SKU {old[1]}: two SKUs for "
+                                          "the same regions with different prices")
+                    if spread == old[3]:
+                        continue
+                    stats["overridden by a region-specific SKU"] += 1
+                prices[full] = (price, sku.get("skuId"), path, spread)
                 stats["matched"] += 1
     if not prices:
         seen = ", ".join(sorted(regions)) or "none"
@@ -268,7 +280,7 @@ def import_skus(sku_paths, *, region, machine_types=None, facts_table=None, date
              "# x '<family> Instance Ram' (per GiB) + GPUs x '<GPU> GPU', each per hour; spot",
              "# the same with the 'Spot Preemptible' SKUs (usageType Preemptible)."]
     unit_lines = []
-    for (fam, part, usage), (price, sku_id, _p) in sorted(prices.items()):
+    for (fam, part, usage), (price, sku_id, _p, _n) in sorted(prices.items()):
         unit_lines.append(f"{fam} {part} {usage} {price} (SKU {sku_id})")
     rules += tablebuild.wrap("Unit prices used: " + "; ".join(unit_lines) + ".", indent="# ")
     with_spot = sum(1 for e in entries.values() if "spot" in e)

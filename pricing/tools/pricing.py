@@ -132,6 +132,10 @@ def parser():
                    "(pricing/data/aws-instance-types.csv)")
     _common_import(p, region_required=False)
 
+    # Listed for --help; main() hands its arguments to import_aws_spot.py.
+    sub.add_parser("import-aws-spot", add_help=False,
+                   help="merge AWS spot price history / Spot Advisor data into a table")
+
     p = sub.add_parser("aws-offer-url", help="URL of a region's EC2 offer file")
     p.add_argument("--region-index", required=True)
     p.add_argument("--region", required=True)

@@ -200,6 +200,27 @@ def test_gcp_gpu_without_gpu_sku_is_left_out(tmp_path):
         header_text(table(out))
 
 
+def test_gcp_region_specific_sku_wins_over_a_multi_region_one(tmp_path):
+    pages = read_json(GCP_SKUS)
+    specific = json.loads(json.dumps(pages[0]["skus"][2]))     # spot N2 Core, Americas
+    specific["skuId"] = "TEST-9998-IOWA"
+    specific["description"] = "Spot Preemptible N2 Instance Core running in Iowa"
+    specific["serviceRegions"] = ["us-central1"]
+    specific["pricingInfo"][0]["pricingExpression"]["tieredRates"][0]["unitPrice"]["nanos"] = \
+        11000000
+    for order in ([specific] + pages[0]["skus"], pages[0]["skus"] + [specific]):
+        p, out = gcp(tmp_path, skus=(write_json(tmp_path / "s.json",
+                                                [dict(pages[0], skus=order), pages[1]]),))
+        assert p.returncode == 0, p.stderr
+        # n2-standard-4 spot: 4 x 0.011 + 16 x 0.001307 = 0.044 + 0.020912 = 0.064912
+        assert table(out).data["instanceTypes"]["n2-standard-4"]["spot"] == Decimal("0.064912")
+        assert "n2 Core spot 0.011 (SKU TEST-9998-IOWA)" in header_text(table(out))
+    # us-east1 is not in the specific SKU: it keeps the Americas price.
+    p, out = gcp(tmp_path, region="us-east1", skus=(write_json(
+        tmp_path / "s.json", [dict(pages[0], skus=pages[0]["skus"] + [specific]), pages[1]]),))
+    assert table(out).data["instanceTypes"]["n2-standard-4"]["spot"] == Decimal("0.059952")
+
+
 def test_gcp_duplicated_sku_with_different_prices(tmp_path):
     pages = read_json(GCP_SKUS)
     twin = json.loads(json.dumps(pages[0]["skus"][0]))
@@ -209,7 +230,8 @@ def test_gcp_duplicated_sku_with_different_prices(tmp_path):
     p, _ = gcp(tmp_path, skus=(write_json(tmp_path / "s.json", pages),))
     assert p.returncode == 3
     assert "SKU TEST-9999-TWIN ('N2 Instance Core running in Americas'): n2 Core onDemand " \
-           "costs 0.035 here and 0.031611 in SKU TEST-0001-N2CO" in p.stderr
+           "costs 0.035 here and 0.031611 in SKU TEST-0001-N2CO: two SKUs for the same " \
+           "regions with different prices" in p.stderr
 
 
 @pytest.mark.parametrize("mutate,message", [
