@@ -3,6 +3,7 @@
  */
 #include "kube_client.h"
 
+#include "../base/clock.h"
 #include "../base/fileio.h"
 #include "../base/log.h"
 #include "../version.h"
@@ -216,7 +217,7 @@ struct transfer {
     bool aborted_by_fn;
     atomic_bool *stop;
     long stall_s;
-    time_t last_data;
+    double last_data; /* clock_mono_s */
     /* A request with a body (PATCH); NULL method: GET. */
     const char *method, *content_type, *body;
     size_t body_len;
@@ -235,7 +236,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
     struct transfer *t = arg;
     size_t len = size * n;
-    t->last_data = time(NULL);
+    t->last_data = clock_mono_s();
     long status = 0;
     curl_easy_getinfo(t->k->h, CURLINFO_RESPONSE_CODE, &status);
     if (t->fn && status == 200) {
@@ -264,7 +265,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
         t->out->stopped = true;
         return 1;
     }
-    if (t->stall_s > 0 && time(NULL) - t->last_data > t->stall_s) {
+    if (t->stall_s > 0 && clock_mono_s() - t->last_data > (double)t->stall_s) {
         t->out->stalled = true;
         return 1;
     }
@@ -342,7 +343,7 @@ static bool perform(struct kube_conn *k, const char *path, struct transfer *t, l
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, t);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    t->last_data = time(NULL);
+    t->last_data = clock_mono_s();
     CURLcode rc = curl_easy_perform(h);
     memset(auth, 0, sizeof(auth));
     curl_slist_free_all(hdrs);

@@ -58,7 +58,12 @@ struct gang_env {
     const struct node_view *view;      /* cluster view; NULL: none */
     const struct pricing_table *pricing;
     const struct cost_config *cost;
+    /* Monotonic now (clock_mono_ms): admission timeouts, backoff and
+     * waits are measured on it, so a step of the wall clock moves none. */
     int64_t now_ms;
+    /* Wall now (clock_wall_ms), for the admitted-at stamps of records and
+     * the age of records read back; 0: read the wall clock. */
+    int64_t wall_ms;
 };
 
 enum gang_verdict { GANG_UNMANAGED, GANG_WAITING, GANG_ADMITTED };
@@ -99,7 +104,7 @@ void gang_engine_render_metrics(struct gang_engine *e, const struct gang_env *en
 struct gang_record {
     char *pod;  /* namespace/name */
     char *node; /* planned node */
-    int64_t admitted_ms;
+    int64_t admitted_ms; /* wall time, ms since the epoch */
 };
 
 /* fn is called (with the engine's lock held: it should only wake a writer)

@@ -33,15 +33,15 @@ static size_t bound_count(const struct gang *g)
     return n;
 }
 
-/* A gang found running (admitted_ms 0: after a restart, its bound pods
- * prove it was admitted) is owed queue room for its unbound members up to
+/* A gang found running (after a restart, its bound pods prove it was
+ * admitted) is owed queue room for its unbound members up to
  * min-member, before they are planned: counting only plans let another gang
  * take that room first, over-committing the queue once they were planned.
  * Its first owed_count() unplanned, unbound members (in member order) are
  * the owed ones. Gangs we admitted ourselves planned all their members. */
 static size_t owed_count(const struct gang *g)
 {
-    if (!g->admitted || g->admitted_ms)
+    if (!g->admitted || !g->found_running)
         return 0;
     size_t have = bound_count(g) + g->n_plan;
     return (size_t)g->min_member > have ? (size_t)g->min_member - have : 0;
@@ -191,6 +191,8 @@ static void release(struct gang_engine *e, struct gang *g, const struct queue_co
 {
     gang_plan_clear(e, g);
     g->admitted = false;
+    g->found_running = false;
+    g->admitted_from_record = false;
     g->attempts++;
     int64_t initial = qc ? qc->backoff_initial_s : 10, max = qc ? qc->backoff_max_s : 600;
     int64_t wait = initial;
@@ -210,13 +212,31 @@ static void release(struct gang_engine *e, struct gang *g, const struct queue_co
            bound, "retry_in_seconds", secs, NULL);
 }
 
+int64_t gang_env_wall_ms(const struct gang_env *env)
+{
+    return env->wall_ms ? env->wall_ms : clock_wall_ms();
+}
+
+/* An admission adopted from records happened record_ms (wall) ago: that
+ * age, on the monotonic clock. A record stamped ahead of the wall clock
+ * (the clock was stepped back since) counts as made just now: the timeout
+ * then runs a little long, never short. */
+static void derive_admitted_ms(struct gang *g, const struct gang_env *env)
+{
+    int64_t age = gang_env_wall_ms(env) - g->record_ms;
+    g->admitted_ms = env->now_ms - (age > 0 ? age : 0);
+    g->admitted_from_record = false;
+}
+
 static void tick_locked(struct gang_engine *e, const struct gang_env *env)
 {
-    int timeout_ms = (env->queues ? env->queues->admission_timeout_s : 300) * 1000;
+    int64_t timeout_ms = (int64_t)(env->queues ? env->queues->admission_timeout_s : 300) * 1000;
     STRMAP_FOREACH(&e->gangs, s)
     {
         struct gang *g = s->value;
-        if (!g->admitted || !g->admitted_ms || !g->n_plan)
+        if (g->admitted && g->admitted_from_record)
+            derive_admitted_ms(g, env);
+        if (!g->admitted || g->found_running || !g->n_plan)
             continue; /* all bound (nothing planned is unbound), or not ours to time */
         if (env->now_ms - g->admitted_ms > timeout_ms)
             release(e, g, env->queues, env->now_ms);
@@ -337,8 +357,10 @@ static bool try_admit(struct gang_engine *e, const struct gang_env *env, struct 
         }
     }
     g->admitted = true;
+    g->found_running = false;
+    g->admitted_from_record = false;
     g->admitted_ms = env->now_ms;
-    g->record_ms = env->now_ms;
+    g->record_ms = gang_env_wall_ms(env);
     for (size_t i = 0; i < n_todo; i++)
         gang_record_plan(e, g, todo[i], gang_plan_node(g, todo[i]));
     e->admissions++;

@@ -14,6 +14,7 @@
 #ifndef CE_GANG_INTERNAL_H
 #define CE_GANG_INTERNAL_H
 
+#include "../base/clock.h"
 #include "../base/snapshot.h"
 #include "../base/strmap.h"
 #include "gang.h"
@@ -30,7 +31,7 @@ struct tpod {
     char *key; /* namespace/name */
     struct gang *g;
     char *node; /* bound node, NULL while pending */
-    int64_t bound_ms; /* when we saw it bound (its hold ended then) */
+    int64_t bound_ms; /* monotonic: when we saw it bound (its hold ended then) */
     int64_t created_ms;
     struct resources req;   /* extended resource names interned in the engine */
     struct resources score; /* with the scheduler's non-zero defaults */
@@ -56,15 +57,25 @@ struct gang {
     struct tpod **members;
     size_t n_members, cap_members;
     bool admitted;
+    /* Admitted because its bound pods prove it (no record of ours): no
+     * timeout, and owed queue room for its unbound members (owed_count). */
+    bool found_running;
+    /* Adopted from its records after a restart: admitted_ms is derived
+     * from record_ms at the next decision or tick (they know both clocks). */
+    bool admitted_from_record;
+    /* Monotonic times (gang_env.now_ms): when admitted (its timeout runs
+     * from here), first seen complete (for the wait histogram), and the
+     * end of its backoff. */
     int64_t admitted_ms;
-    int64_t waiting_since_ms; /* first seen complete, for the wait histogram */
+    int64_t waiting_since_ms;
     struct plan_entry *plan;
     size_t n_plan, cap_plan;
     int attempts;
     int64_t backoff_until_ms;
-    /* The admission time its members' records carry (the latest admission,
-     * ours or found in records after a restart): records older than this
-     * are stale, newer ones are an admission we did not know of. */
+    /* Wall time (ms since the epoch): the admission time its members'
+     * records carry (the latest admission, ours or found in records after
+     * a restart): records older than this are stale, newer ones are an
+     * admission we did not know of. */
     int64_t record_ms;
 };
 
@@ -119,7 +130,6 @@ struct candidate {
 };
 
 /* gang_members.c */
-int64_t gang_wall_ms(void);
 /* The gang key and queue label a pod belongs to; false when neither. */
 bool gang_identify(const struct pod_info *p, char *key, size_t n, struct str *queue,
                    int *min_member, bool *min_missing);
@@ -149,6 +159,8 @@ bool gang_place(const struct gang_env *env, struct candidate *c, size_t nc, stru
                 size_t n, const struct node_facts **nodes, double *cost, size_t *placed);
 
 /* gang_admission.c */
+/* env->wall_ms, or the wall clock when the caller left it 0. */
+int64_t gang_env_wall_ms(const struct gang_env *env);
 const char *gang_effective_queue(const struct gang *g, const struct queue_config *qc);
 void gang_queue_used(struct gang_engine *e, const struct queue_config *qc, const char *queue,
                      struct resources *bound, struct resources *held);

@@ -19,13 +19,6 @@
 
 /* --- small helpers ----------------------------------------------------------------- */
 
-int64_t gang_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static const char *intern(struct gang_engine *e, struct str s)
 {
     char *have = strmap_get(&e->names, s.ptr, s.len);
@@ -284,7 +277,7 @@ void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_
             old->node = dup_str(pod->node_name.len ? pod->node_name : STR_NULL);
             if (old->node && !was_bound) {
                 plan_remove_pod(e, g, old); /* bound: its place is taken for real */
-                old->bound_ms = gang_wall_ms();
+                old->bound_ms = clock_mono_ms();
             }
         }
     }
@@ -303,7 +296,7 @@ void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_
         }
         p->node = dup_str(pod->node_name.len ? pod->node_name : STR_NULL);
         if (p->node)
-            p->bound_ms = gang_wall_ms();
+            p->bound_ms = clock_mono_ms();
         struct gang *g = gang_get(e, gkey, true);
         if (!g || !strmap_put(&e->pods, p->key, key_len, p, NULL) || !member_add(g, p)) {
             strmap_delete(&e->pods, p->key, key_len);
@@ -352,7 +345,7 @@ void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_
      * the backoff's back. */
     if (!g->admitted && p->node && g->attempts == 0) {
         g->admitted = true;
-        g->admitted_ms = 0; /* no timeout for a gang we did not admit */
+        g->found_running = true; /* no timeout for a gang we did not admit */
     }
     gang_adopt_record(e, g, p);
     gang_held_publish(e);

@@ -70,7 +70,7 @@ void gang_record_plan(struct gang_engine *e, struct gang *g, struct tpod *p, con
     if (!e->record_fn)
         return;
     if (!g->record_ms)
-        g->record_ms = g->admitted_ms ? g->admitted_ms : gang_wall_ms();
+        g->record_ms = clock_wall_ms(); /* a late member of a gang found running */
     if (e->n_outbox >= OUTBOX_MAX) {
         /* The API server has been unreachable for a long time: keep memory
          * bounded (the plans themselves are unaffected). */
@@ -112,13 +112,16 @@ void gang_adopt_record(struct gang_engine *e, struct gang *g, struct tpod *p)
     /* We never write a time ahead of our clock; one more than a few minutes
      * ahead (beyond clock steps) was written by someone else, and would
      * hold room with no timeout for as long. */
-    if (p->rec_ms > gang_wall_ms() + 5 * 60 * 1000)
+    if (p->rec_ms > clock_wall_ms() + 5 * 60 * 1000)
         return;
     if (p->rec_ms > g->record_ms) {
         if (g->admitted)
             gang_plan_clear(e, g);
         g->admitted = true;
-        g->admitted_ms = p->rec_ms;
+        g->found_running = false;
+        /* Its timeout runs from the recorded time, on the monotonic clock:
+         * the next tick converts (see derive_admitted_ms). */
+        g->admitted_from_record = true;
         g->record_ms = p->rec_ms;
         g->waiting_since_ms = 0;
         e->adopted++;
@@ -127,7 +130,7 @@ void gang_adopt_record(struct gang_engine *e, struct gang *g, struct tpod *p)
         log_kv(LOG_INFO, "gang admission found in its pods' records", "gang", g->key,
                "admitted_at", when, NULL);
     }
-    if (g->admitted && g->admitted_ms == p->rec_ms && !gang_plan_node(g, p))
+    if (g->admitted && !g->found_running && g->record_ms == p->rec_ms && !gang_plan_node(g, p))
         gang_plan_add(e, g, p, p->rec_node);
 }
 

@@ -4,6 +4,7 @@
 #include "node_view.h"
 
 #include "../base/arena.h"
+#include "../base/clock.h"
 #include "../base/fileio.h"
 
 #include <dirent.h>
@@ -12,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 static void view_destroy(struct snapshot *s)
 {
@@ -353,9 +353,7 @@ struct node_view_builder *node_view_builder_new(const char *source)
     }
     /* Taken before the caller reads its state: anything that changes after
      * this instant may be missing from the view (never the other way). */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    nb->b.v->built_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    nb->b.v->built_ms = clock_mono_ms();
     return nb;
 }
 

@@ -26,8 +26,8 @@ struct node_view {
     size_t n_nodes;
     struct strmap by_name;
     char source[512];
-    /* Unix ms when the facts were read (cluster views; 0 for files): what
-     * changed after it is not in the view yet. */
+    /* Monotonic ms (clock_mono_ms) when the facts were read (cluster
+     * views; 0 for files): what changed after it is not in the view yet. */
     int64_t built_ms;
 };
 

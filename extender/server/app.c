@@ -3,6 +3,7 @@
  */
 #include "app.h"
 
+#include "../base/clock.h"
 #include "../base/log.h"
 #include "../base/metrics.h"
 #include "../cost/pricing_table.h"
@@ -11,7 +12,6 @@
 #include "../kube/node_view.h"
 
 #include <stdio.h>
-#include <time.h>
 #include <string.h>
 
 void app_init(struct app *app, const struct config *cfg)
@@ -159,8 +159,6 @@ void app_gang_tick(struct app *app)
 {
     if (!app->gangs)
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     struct queue_config *q = (struct queue_config *)snapshot_acquire(&app->queues);
     struct node_view *v = (struct node_view *)snapshot_acquire(&app->nodes);
     struct pricing_table *t = (struct pricing_table *)snapshot_acquire(&app->pricing);
@@ -168,7 +166,8 @@ void app_gang_tick(struct app *app)
                            .view = v,
                            .pricing = t,
                            .cost = &app->cfg->cost,
-                           .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000};
+                           .now_ms = clock_mono_ms(),
+                           .wall_ms = clock_wall_ms()};
     gang_engine_tick(app->gangs, &env);
     snapshot_release(q ? &q->snap : NULL);
     snapshot_release(v ? &v->snap : NULL);

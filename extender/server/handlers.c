@@ -8,6 +8,7 @@
 
 #include "../base/arena.h"
 #include "../base/buf.h"
+#include "../base/clock.h"
 #include "../base/log.h"
 #include "../cost/cost_model.h"
 #include "../cost/pricing_table.h"
@@ -17,7 +18,6 @@
 #include "protocol.h"
 
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 
 void reply_free(struct reply *r)
@@ -85,13 +85,6 @@ static void evaluation_release(struct evaluation *ev)
     gang_held_release(ev->held);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Gang admission on top of the cost verdicts: a waiting gang's member is
  * refused everywhere, an admitted one is steered to its planned node, and
  * other pods may not take room held for an admitted gang. */
@@ -102,7 +95,8 @@ static void apply_gangs(struct app *app, struct evaluation *ev, struct arena *ar
                            .view = ev->view,
                            .pricing = ev->pricing,
                            .cost = &app->cfg->cost,
-                           .now_ms = now_ms()};
+                           .now_ms = clock_mono_ms(),
+                           .wall_ms = clock_wall_ms()};
     gang_engine_decide(app->gangs, &env, &ev->args.pod, &ev->gang);
     snapshot_release(q ? &q->snap : NULL);
     switch (ev->gang.verdict) {
@@ -521,7 +515,8 @@ void handle_metrics(struct app *app, struct reply *out)
                                .view = v,
                                .pricing = t,
                                .cost = &app->cfg->cost,
-                               .now_ms = now_ms()};
+                               .now_ms = clock_mono_ms(),
+                               .wall_ms = clock_wall_ms()};
         gang_engine_render_metrics(app->gangs, &env, &b);
         snapshot_release(q ? &q->snap : NULL);
         snapshot_release(v ? &v->snap : NULL);

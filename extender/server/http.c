@@ -11,6 +11,7 @@
 #include "http.h"
 
 #include "../base/arena.h"
+#include "../base/clock.h"
 #include "../base/log.h"
 #include "../base/metrics.h"
 #include "handlers.h"
@@ -81,7 +82,7 @@ struct request_ctx {
     struct http_server *srv;
     enum route route;
     enum metric_verb verb;
-    struct timespec start;
+    double start; /* clock_mono_s() */
     char *body;
     size_t len, cap;
     bool responded; /* a reply (an early error) is already queued */
@@ -90,13 +91,6 @@ struct request_ctx {
     struct reply reply;
     char *flat; /* a coalesced copy of the reply, when it had too many pieces */
 };
-
-static double elapsed_s(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
-}
 
 static void ctx_unref(struct request_ctx *ctx)
 {
@@ -187,7 +181,7 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request_ct
         ctx_unref(ctx);
         return MHD_NO;
     }
-    double secs = elapsed_s(&ctx->start);
+    double secs = clock_mono_s() - ctx->start;
     const char *ctype = ctx->route == ROUTE_METRICS && r->status == 200
                             ? "text/plain; version=0.0.4; charset=utf-8"
                             : "application/json";
@@ -228,7 +222,7 @@ static struct request_ctx *ctx_new(struct http_server *srv)
     atomic_init(&ctx->refs, 1);
     ctx->srv = srv;
     ctx->verb = VERB_OTHER;
-    clock_gettime(CLOCK_MONOTONIC, &ctx->start);
+    ctx->start = clock_mono_s();
     atomic_fetch_add(&srv->in_flight, 1);
     return ctx;
 }
@@ -256,7 +250,7 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
  * whole seconds); 0 when the time is up. */
 static unsigned int seconds_left(const struct request_ctx *ctx, const struct config *cfg)
 {
-    double left = cfg->request_timeout_s - elapsed_s(&ctx->start);
+    double left = cfg->request_timeout_s - (clock_mono_s() - ctx->start);
     if (left <= 0)
         return 0;
     unsigned int secs = (unsigned int)left + 1;
@@ -363,7 +357,7 @@ static enum MHD_Result take_body(struct MHD_Connection *conn, struct request_ctx
         log_kv(LOG_WARN, "request cut off: body too slow", "verb", metric_verb_name(ctx->verb),
                NULL);
         metrics_request_error(ctx->verb, RERR_TIMEOUT);
-        metrics_request_done(ctx->verb, 408, elapsed_s(&ctx->start));
+        metrics_request_done(ctx->verb, 408, clock_mono_s() - ctx->start);
         ctx->responded = true; /* counted: on_completed must not count it again */
         return MHD_NO;         /* closes the connection */
     }
@@ -559,7 +553,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     unsigned long suppressed = 0;
     if (why) {
         /* One log line a second at most: a flood must not flood the logs. */
-        time_t now = time(NULL);
+        time_t now = (time_t)clock_mono_s();
         if (now != l->last_log) {
             log_now = true;
             suppressed = l->suppressed;

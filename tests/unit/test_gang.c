@@ -164,10 +164,16 @@ static void set_nodes(struct world *w, const struct node_facts *nodes, size_t n)
     w->v->built_ms = INT64_MAX;
 }
 
+/* The engine's two clocks at now: the tests' monotonic and wall clocks
+ * read the same unless a test steps the wall clock (env_stepped). */
 static struct gang_env env_at(const struct world *w, int64_t now)
 {
-    return (struct gang_env){
-        .queues = w->qc, .view = w->v, .pricing = w->t, .cost = &w->cost, .now_ms = now};
+    return (struct gang_env){.queues = w->qc,
+                             .view = w->v,
+                             .pricing = w->t,
+                             .cost = &w->cost,
+                             .now_ms = now,
+                             .wall_ms = now};
 }
 
 /* --- pods ---------------------------------------------------------------------------- */
@@ -1716,6 +1722,124 @@ static void test_stale_and_bad_records(void **state)
     world_free(&w);
 }
 
+/* The wall clock stepped (NTP, a resumed VM): mono is the monotonic clock,
+ * wall the wall clock, which no longer agree. */
+static struct gang_decision decide_stepped(struct world *w, struct tp *t, int64_t mono,
+                                           int64_t wall)
+{
+    struct gang_env env = env_at(w, mono);
+    env.wall_ms = wall;
+    struct gang_decision d;
+    gang_engine_decide(w->e, &env, &t->p, &d);
+    return d;
+}
+
+static void tick_stepped(struct world *w, int64_t mono, int64_t wall)
+{
+    struct gang_env env = env_at(w, mono);
+    env.wall_ms = wall;
+    gang_engine_tick(w->e, &env);
+}
+
+#define HOUR_MS (3600 * 1000LL)
+
+static void test_wall_clock_steps_move_no_timeout(void **state)
+{
+    (void)state;
+    /* Timeout 60 s, backoff 10 s. ml/bert is admitted at monotonic M and
+     * wall W; its records carry W. */
+    struct world w;
+    world_init(&w, Q_TIMEOUT);
+    struct node_facts nodes[] = {gpu_node("n1", "g4.a", CAPACITY_ON_DEMAND, 0)};
+    set_nodes(&w, nodes, 1);
+    gang_engine_set_record_hook(w.e, count_records_waiting, NULL);
+    struct tp m[2];
+    mkgang(m, 2, "bert", "ml-training", 1, 0);
+    feed_all(&w, m, 2);
+    const int64_t M = 5000000, W = T0;
+    expect_admitted(decide_stepped(&w, &m[0], M, W), "ml/bert");
+    size_t n = 0;
+    struct gang_record *r = gang_engine_take_records(w.e, &n);
+    assert_int_equal(n, 2);
+    assert_true(r[0].admitted_ms == W && r[1].admitted_ms == W);
+    gang_records_free(r, n);
+    /* One second later the wall clock jumps an hour forward: 1 s of the
+     * 60 have passed, nothing times out. */
+    tick_stepped(&w, M + 1000, W + HOUR_MS + 1000);
+    assert_int_equal(stats(&w).timeouts, 0);
+    assert_int_equal(stats(&w).admitted, 1);
+    /* Then an hour back, 30 s in: still admitted, still steered. */
+    expect_admitted(decide_stepped(&w, &m[1], M + 30000, W - HOUR_MS + 30000), "ml/bert");
+    assert_int_equal(stats(&w).timeouts, 0);
+    /* 60 s on the monotonic clock, whatever the wall says: timed out. */
+    tick_stepped(&w, M + 60001, W - HOUR_MS);
+    assert_int_equal(stats(&w).timeouts, 1);
+    assert_int_equal(stats(&w).admitted, 0);
+    /* The backoff (10 s) runs on the monotonic clock too: with the wall
+     * clock an hour back, 5 s in it is half over, and at 10 s it is over. */
+    expect_waiting(decide_stepped(&w, &m[0], M + 65001, W - HOUR_MS + 5000), "ml/bert",
+                   "gang ml/bert backing off after an admission timeout, retry in 5s");
+    expect_admitted(decide_stepped(&w, &m[0], M + 70001, W - HOUR_MS + 10000), "ml/bert");
+    assert_int_equal(stats(&w).admissions, 2);
+    /* The new records carry the wall time of the new admission. */
+    r = gang_engine_take_records(w.e, &n);
+    assert_int_equal(n, 2);
+    assert_true(r[0].admitted_ms == W - HOUR_MS + 10000);
+    gang_records_free(r, n);
+    world_free(&w);
+}
+
+static void test_adopted_records_with_a_stepped_clock(void **state)
+{
+    (void)state;
+    /* Records written at wall W0 by the process before a restart. */
+    struct node_facts nodes[] = {gpu_node("n1", "g4.a", CAPACITY_ON_DEMAND, 0)};
+    char times[2][40];
+    struct tp m[2];
+    const int64_t M = 7000000, W0 = T0;
+
+    /* Adopted 10 s after they were written (by the wall clock); then the
+     * wall clock jumps an hour forward. The timeout runs from the record:
+     * 10 s passed before the restart, so 50 s of monotonic time are left,
+     * the jump notwithstanding. */
+    struct world w;
+    world_init(&w, Q_TIMEOUT);
+    set_nodes(&w, nodes, 1);
+    mkgang(m, 2, "bert", "ml-training", 1, 0);
+    with_record(&m[0], "n1", W0, times[0], sizeof(times[0]));
+    with_record(&m[1], "n1", W0, times[1], sizeof(times[1]));
+    feed_all(&w, m, 2);
+    assert_int_equal(stats(&w).adopted, 1);
+    tick_stepped(&w, M, W0 + 10000);
+    tick_stepped(&w, M + 1000, W0 + 11000 + HOUR_MS);
+    assert_string_equal(expect_admitted(decide_stepped(&w, &m[0], M + 49000, W0 + HOUR_MS),
+                                        "ml/bert"),
+                        "n1");
+    assert_int_equal(stats(&w).timeouts, 0);
+    tick_stepped(&w, M + 50001, W0 + HOUR_MS);
+    assert_int_equal(stats(&w).timeouts, 1);
+    world_free(&w);
+
+    /* Adopted with the wall clock stepped back to before the record's
+     * time: the record counts as made at adoption, so the gang gets its
+     * whole 60 s (never less), and the backoff after it is not stalled by
+     * the wall clock staying an hour behind. */
+    world_init(&w, Q_TIMEOUT);
+    set_nodes(&w, nodes, 1);
+    mkgang(m, 2, "bert", "ml-training", 1, 0);
+    with_record(&m[0], "n1", W0, times[0], sizeof(times[0]));
+    with_record(&m[1], "n1", W0, times[1], sizeof(times[1]));
+    feed_all(&w, m, 2);
+    assert_int_equal(stats(&w).adopted, 1);
+    tick_stepped(&w, M, W0 - HOUR_MS);
+    tick_stepped(&w, M + 59000, W0 - HOUR_MS + 59000);
+    assert_int_equal(stats(&w).timeouts, 0);
+    tick_stepped(&w, M + 60001, W0 - HOUR_MS + 60001);
+    assert_int_equal(stats(&w).timeouts, 1);
+    expect_admitted(decide_stepped(&w, &m[0], M + 70001, W0 - HOUR_MS), "ml/bert");
+    world_free(&w);
+}
+
 static void test_late_member_needs_budget(void **state)
 {
     (void)state;
@@ -2307,6 +2431,8 @@ int main(void)
         cmocka_unit_test(test_member_deleted_after_admission),
         cmocka_unit_test(test_deleted_members_make_room_for_next_gang),
         cmocka_unit_test(test_timeout_and_backoff),
+        cmocka_unit_test(test_wall_clock_steps_move_no_timeout),
+        cmocka_unit_test(test_adopted_records_with_a_stepped_clock),
         cmocka_unit_test(test_record_time_format),
         cmocka_unit_test(test_records_survive_restart),
         cmocka_unit_test(test_stale_and_bad_records),
