@@ -7,6 +7,7 @@
  * stop accepting, let in-flight requests finish within the grace period,
  * exit 0. Only main exits the process.
  */
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/metrics.h"
 #include "cluster/cluster.h"
@@ -166,13 +167,6 @@ static int run_check(const struct config *cfg)
     return rc;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -272,6 +266,8 @@ int main(int argc, char **argv)
         copts.informer.stall_s = cfg.watch_stall_s;
         copts.informer.watch_timeout_s = cfg.watch_timeout_s;
         copts.informer.page_size = cfg.list_page_size;
+        copts.informer.relist_interval_s = cfg.relist_interval_s;
+        copts.informer.watch_list = cfg.watch_list;
         copts.capacity_label = &cfg.capacity_label;
         copts.max_json_depth = cfg.max_json_depth;
         struct cluster_hooks hooks = {.nodes = &app.nodes,
@@ -321,8 +317,8 @@ int main(int argc, char **argv)
     atomic_store(&app.shutting_down, true);
     log_kv(LOG_INFO, "shutting down: no new connections, finishing requests in flight", NULL);
     http_quiesce(srv);
-    double deadline = now_s() + cfg.shutdown_grace_s;
-    while (http_in_flight(srv) > 0 && now_s() < deadline) {
+    double deadline = clock_mono_s() + cfg.shutdown_grace_s;
+    while (http_in_flight(srv) > 0 && clock_mono_s() < deadline) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }

@@ -7,6 +7,7 @@
 #include "metrics.h"
 
 #include "buf.h"
+#include "clock.h"
 #include "../version.h"
 
 #include <stdatomic.h>
@@ -47,7 +48,7 @@ static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 /* API server statuses we count by name; 0 is "no response". */
-static const long api_codes[] = {0, 400, 401, 403, 404, 410, 429, 500, 502, 503, 504};
+static const long api_codes[] = {0, 400, 401, 403, 404, 410, 422, 429, 500, 502, 503, 504};
 #define N_API_CODES (sizeof(api_codes) / sizeof(api_codes[0]) + 1)
 
 static struct {
@@ -65,6 +66,7 @@ static struct {
     atomic_uint_fast64_t last_reload_ok[RELOAD_KIND_COUNT];
     atomic_uint_fast64_t last_success_ms[RELOAD_KIND_COUNT];
     double start_time;
+    int64_t start_mono_ms;
     /* cluster */
     atomic_bool cluster;
     atomic_uint_fast64_t cl_events[2][WEV_COUNT];
@@ -72,10 +74,12 @@ static struct {
     atomic_uint_fast64_t cl_lists[2][2];
     atomic_uint_fast64_t cl_api_errors[N_API_CODES];
     atomic_uint_fast64_t cl_objects[2];
-    atomic_uint_fast64_t cl_fresh_ms[2];
+    atomic_uint_fast64_t cl_fresh_ms[2];      /* wall, for the timestamp */
+    atomic_int_fast64_t cl_fresh_mono_ms[2]; /* monotonic, for the age */
     atomic_uint_fast64_t cl_generation;
     atomic_uint_fast64_t cl_build_ns;
     atomic_uint_fast64_t gang_records[GREC_COUNT];
+    atomic_uint_fast64_t oom[OOM_SITE_COUNT];
 } M;
 
 const char *metric_verb_name(enum metric_verb v)
@@ -88,17 +92,17 @@ const char *request_error_name(enum request_error e)
     return (e >= 0 && e < RERR_COUNT) ? error_names[e] : "internal";
 }
 
+/* Timestamps shown as Unix time are wall stamps; ages are monotonic. */
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)clock_wall_ms();
 }
 
 void metrics_init(void)
 {
     memset(&M, 0, sizeof(M));
     M.start_time = (double)now_ms() / 1000.0;
+    M.start_mono_ms = clock_mono_ms();
 }
 
 #define ADD(x, n) atomic_fetch_add_explicit(&(x), (n), memory_order_relaxed)
@@ -196,8 +200,16 @@ void metrics_cluster_objects(int kind, uint64_t n)
 
 void metrics_cluster_fresh(int kind)
 {
-    if (kind >= 0 && kind < 2)
+    if (kind >= 0 && kind < 2) {
         SET(M.cl_fresh_ms[kind], now_ms());
+        SET(M.cl_fresh_mono_ms[kind], clock_mono_ms());
+    }
+}
+
+void metrics_out_of_memory(enum oom_site where)
+{
+    if (where >= 0 && where < OOM_SITE_COUNT)
+        ADD(M.oom[where], 1);
 }
 
 void metrics_gang_record(enum gang_record_result r)
@@ -403,11 +415,9 @@ void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
         help(b, "cost_extender_cluster_last_sync_timestamp_seconds", "gauge",
              "Unix time the view of a resource was last confirmed current (list done, event "
              "or bookmark received).");
-        /* Fix: the two families used to be interleaved per resource (HELP,
-         * HELP, then sync/age/sync/age samples), which breaks the text
-         * format's rule that a family's samples are contiguous and under
-         * its own HELP/TYPE. Each family now gets its own block. */
-        double now = (double)now_ms() / 1000.0;
+        /* One block per family: the text format wants a family's samples
+         * contiguous, under its own HELP and TYPE. */
+        int64_t mono = clock_mono_ms();
         for (int k = 0; k < 2; k++) {
             snprintf(labels, sizeof(labels), "resource=\"%s\"", kinds[k]);
             double t = (double)GET(M.cl_fresh_ms[k]) / 1000.0;
@@ -418,9 +428,9 @@ void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
              "the watch is down.");
         for (int k = 0; k < 2; k++) {
             snprintf(labels, sizeof(labels), "resource=\"%s\"", kinds[k]);
-            double t = (double)GET(M.cl_fresh_ms[k]) / 1000.0;
+            int64_t t = GET(M.cl_fresh_mono_ms[k]);
             sample_double(b, "cost_extender_cluster_view_age_seconds", labels,
-                          t > 0 ? now - t : now - M.start_time);
+                          (double)(mono - (t ? t : M.start_mono_ms)) / 1000.0);
         }
         help(b, "cost_extender_cluster_view_generation", "gauge",
              "Generation of the published node view.");
@@ -437,6 +447,15 @@ void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
             snprintf(labels, sizeof(labels), "result=\"%s\"", grec[r]);
             sample_u64(b, "cost_extender_gang_records_total", labels, GET(M.gang_records[r]));
         }
+    }
+
+    static const char *const oom_sites[OOM_SITE_COUNT] = {"http", "cluster_state",
+                                                          "gang_records"};
+    help(b, "cost_extender_out_of_memory_total", "counter",
+         "Allocations that failed, by where (each also logged); the last good state stays.");
+    for (int w = 0; w < OOM_SITE_COUNT; w++) {
+        snprintf(labels, sizeof(labels), "where=\"%s\"", oom_sites[w]);
+        sample_u64(b, "cost_extender_out_of_memory_total", labels, GET(M.oom[w]));
     }
 
     help(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");

@@ -92,6 +92,11 @@ void metrics_cluster_published(uint64_t generation, double build_seconds);
 enum gang_record_result { GREC_WRITTEN, GREC_RETRIED, GREC_FAILED, GREC_POD_GONE, GREC_COUNT };
 void metrics_gang_record(enum gang_record_result r);
 
+/* A request or update that could not get memory, by where; each site also
+ * logs a line. The process keeps serving its last good state. */
+enum oom_site { OOM_HTTP, OOM_CLUSTER_STATE, OOM_GANG_RECORDS, OOM_SITE_COUNT };
+void metrics_out_of_memory(enum oom_site where);
+
 /* Names the filter reasons 1..count-1 (count <= METRICS_FILTER_REASONS). */
 struct metrics_filter_reasons {
     int count;

@@ -1,8 +1,10 @@
 /*
- * informer.c - list and watch one resource; see informer.h.
+ * informer.c - the list and watch loop of one resource; see informer.h.
+ * Reading the API server's answers is in informer_parse.c.
  */
-#include "informer.h"
+#include "informer_internal.h"
 
+#include "../base/clock.h"
 #include "../base/jscan.h"
 #include "../base/log.h"
 #include "../base/metrics.h"
@@ -11,22 +13,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+/* An unpaged list (resourceVersion=0 on a server that ignores limit) must
+ * fit here: about 130,000 pods of 3.9 KiB. A watch-list has no such bound. */
 #define MAX_LIST_BYTES (512u << 20)
 #define MAX_EVENT_BYTES (16u << 20)
-#define JSON_DEPTH 128
+#define JSON_DEPTH INFORMER_JSON_DEPTH
+/* Watch-list streams that fail in a row before one sync is done by a list. */
+#define WATCH_LIST_TRIES 3
 
 void informer_config_defaults(struct informer_config *c)
 {
-    c->page_size = 500;
-    /* Real API servers send a bookmark about once a minute. */
-    c->stall_s = 90;
-    c->watch_timeout_s = 300;
-    c->list_timeout_s = 120;
-    c->relist_interval_s = 1800;
-    c->backoff_min_s = 0.5;
-    c->backoff_max_s = 30;
+    c->page_size = INFORMER_DEFAULT_PAGE_SIZE;
+    c->stall_s = INFORMER_DEFAULT_STALL_S;
+    c->watch_timeout_s = INFORMER_DEFAULT_WATCH_TIMEOUT_S;
+    c->list_timeout_s = INFORMER_DEFAULT_LIST_TIMEOUT_S;
+    c->relist_interval_s = INFORMER_DEFAULT_RELIST_INTERVAL_S;
+    c->backoff_min_s = INFORMER_DEFAULT_BACKOFF_MIN_S;
+    c->backoff_max_s = INFORMER_DEFAULT_BACKOFF_MAX_S;
+    c->watch_list = true;
 }
 
 struct informer {
@@ -40,6 +45,10 @@ struct informer {
     atomic_bool stop;
     pthread_mutex_t mu; /* for the stop condition variable */
     pthread_cond_t cond;
+    /* Syncs try a watch-list first until the server refuses or ignores it. */
+    bool watch_list;
+    int watch_list_failures; /* in a row; WATCH_LIST_TRIES: one sync by list */
+    int64_t next_relist_ms;  /* monotonic; 0: none planned */
     /* watch stream state */
     struct buf line;
     char *rv;
@@ -47,195 +56,13 @@ struct informer {
     bool broken;      /* a line too long: drop the stream */
     bool delivered;   /* this watch delivered at least one event or bookmark */
     bool error_event; /* this watch ended with an ERROR event other than 410 */
+    /* A watch-list stream: initial is true until its initial events end
+     * (initial_done); a plain bookmark before that end means the server
+     * ignored sendInitialEvents. */
+    bool initial, initial_done, initial_ignored;
+    size_t initial_skipped;
     unsigned seed;
 };
-
-/* --- parsing -------------------------------------------------------------- */
-
-/* Called with the scanner at each item of a list; it must leave the scanner
- * after the item, or return false to abandon the list. */
-typedef bool (*list_item_scan_fn)(void *ctx, struct jscan *s);
-
-static bool parse_list(const char *body, size_t len, int max_depth, list_item_scan_fn item,
-                       void *ctx, char **rv, char **cont, char *err, size_t errlen)
-{
-    struct jscan s;
-    *rv = NULL;
-    *cont = NULL;
-    jscan_init(&s, body, len, max_depth);
-    if (!jscan_begin_object(&s))
-        goto bad;
-    struct jstr key;
-    while (jscan_next_key(&s, &key)) {
-        if (jstr_eq(&key, "metadata")) {
-            if (jscan_null(&s))
-                continue;
-            if (!jscan_begin_object(&s))
-                goto bad;
-            struct jstr mk;
-            while (jscan_next_key(&s, &mk)) {
-                char **dst = jstr_eq(&mk, "resourceVersion") ? rv
-                             : jstr_eq(&mk, "continue")      ? cont
-                                                             : NULL;
-                struct jstr v;
-                if (dst && jscan_peek(&s) == JT_STRING) {
-                    if (!jscan_string(&s, &v))
-                        goto bad;
-                    free(*dst);
-                    *dst = strndup(v.ptr, v.len);
-                } else if (!jscan_skip(&s, NULL)) {
-                    goto bad;
-                }
-            }
-        } else if (jstr_eq(&key, "items")) {
-            if (jscan_null(&s))
-                continue;
-            if (!jscan_begin_array(&s))
-                goto bad;
-            while (jscan_next_item(&s)) {
-                if (!item(ctx, &s))
-                    goto bad;
-            }
-        } else if (!jscan_skip(&s, NULL)) {
-            goto bad;
-        }
-    }
-    if (s.error || !jscan_finish(&s))
-        goto bad;
-    if (*cont && !**cont) {
-        free(*cont);
-        *cont = NULL;
-    }
-    return true;
-bad:
-    snprintf(err, errlen, "list is not valid JSON (byte %zu: %s)", s.error_at,
-             s.error ? s.error : "?");
-    free(*rv);
-    free(*cont);
-    *rv = *cont = NULL;
-    return false;
-}
-
-struct span_ctx {
-    informer_item_fn fn;
-    void *ctx;
-};
-
-static bool item_span(void *arg, struct jscan *s)
-{
-    struct span_ctx *sc = arg;
-    struct jstr span;
-    if (!jscan_skip(s, &span))
-        return false;
-    sc->fn(sc->ctx, span.ptr, span.len);
-    return true;
-}
-
-bool informer_parse_list(const char *body, size_t len, int max_depth, informer_item_fn item,
-                         void *ctx, char **rv, char **cont, char *err, size_t errlen)
-{
-    struct span_ctx sc = {item, ctx};
-    return parse_list(body, len, max_depth, item_span, &sc, rv, cont, err, errlen);
-}
-
-/* kind, metadata.resourceVersion and (for a Status, want_code) code of an
- * object span. Objects from the API server start with kind and apiVersion,
- * then metadata: once those are read the rest (spec, status: most of the
- * bytes) is not scanned a second time unless the code is wanted. */
-static void object_meta(const char *obj, size_t len, int max_depth, bool want_code,
-                        struct watch_event *ev)
-{
-    struct jscan s;
-    jscan_init(&s, obj, len, max_depth);
-    if (!jscan_begin_object(&s))
-        return;
-    bool have_kind = false, have_meta = false;
-    struct jstr key;
-    while (!(have_kind && have_meta && !want_code) && jscan_next_key(&s, &key)) {
-        if (jstr_eq(&key, "metadata") && jscan_peek(&s) == JT_OBJECT) {
-            have_meta = true;
-            jscan_begin_object(&s);
-            struct jstr mk;
-            while (jscan_next_key(&s, &mk)) {
-                struct jstr v;
-                if (jstr_eq(&mk, "resourceVersion") && jscan_peek(&s) == JT_STRING) {
-                    if (jscan_string(&s, &v)) {
-                        free(ev->rv);
-                        ev->rv = strndup(v.ptr, v.len);
-                    }
-                    /* resourceVersion comes before labels, annotations and
-                     * managedFields (the bulk of metadata): stop here. */
-                    if (have_kind && !want_code)
-                        return;
-                } else {
-                    jscan_skip(&s, NULL);
-                }
-            }
-        } else if (jstr_eq(&key, "kind") && jscan_peek(&s) == JT_STRING) {
-            struct jstr v;
-            if (jscan_string(&s, &v)) {
-                have_kind = true;
-                size_t n = v.len < sizeof(ev->kind) - 1 ? v.len : sizeof(ev->kind) - 1;
-                memcpy(ev->kind, v.ptr, n);
-                ev->kind[n] = '\0';
-            }
-        } else if (jstr_eq(&key, "code") && jscan_peek(&s) == JT_NUMBER) {
-            double d;
-            if (jscan_number(&s, &d, NULL))
-                ev->code = (long)d;
-        } else {
-            jscan_skip(&s, NULL);
-        }
-    }
-}
-
-bool informer_parse_event(const char *line, size_t len, int max_depth, struct watch_event *ev,
-                          char *err, size_t errlen)
-{
-    memset(ev, 0, sizeof(*ev));
-    struct jscan s;
-    jscan_init(&s, line, len, max_depth);
-    bool has_type = false;
-    if (!jscan_begin_object(&s))
-        goto bad;
-    struct jstr key;
-    while (jscan_next_key(&s, &key)) {
-        if (jstr_eq(&key, "type") && jscan_peek(&s) == JT_STRING) {
-            struct jstr v;
-            if (!jscan_string(&s, &v))
-                goto bad;
-            if (v.len >= sizeof(ev->type)) {
-                snprintf(err, errlen, "unknown event type");
-                return false;
-            }
-            memcpy(ev->type, v.ptr, v.len);
-            ev->type[v.len] = '\0';
-            has_type = true;
-        } else if (jstr_eq(&key, "object") && jscan_peek(&s) == JT_OBJECT) {
-            struct jstr span;
-            if (!jscan_skip(&s, &span))
-                goto bad;
-            ev->object = span.ptr;
-            ev->object_len = span.len;
-        } else if (!jscan_skip(&s, NULL)) {
-            goto bad;
-        }
-    }
-    if (s.error || !jscan_finish(&s))
-        goto bad;
-    if (!has_type || !ev->object) {
-        snprintf(err, errlen, "event without type or object");
-        return false;
-    }
-    object_meta(ev->object, ev->object_len, max_depth, strcmp(ev->type, "ERROR") == 0, ev);
-    return true;
-bad:
-    snprintf(err, errlen, "event is not valid JSON (byte %zu: %s)", s.error_at,
-             s.error ? s.error : "?");
-    free(ev->rv);
-    ev->rv = NULL;
-    return false;
-}
 
 /* --- the loop ------------------------------------------------------------- */
 
@@ -260,50 +87,66 @@ static const char *kind_selector(enum cluster_kind k)
 
 static void wait_s(struct informer *inf, double s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long ns = ts.tv_nsec + (long)((s - (double)(long)s) * 1e9);
-    ts.tv_sec += (time_t)s + ns / 1000000000L;
-    ts.tv_nsec = ns % 1000000000L;
     pthread_mutex_lock(&inf->mu);
     if (!atomic_load(&inf->stop))
-        pthread_cond_timedwait(&inf->cond, &inf->mu, &ts);
+        clock_cond_wait_s(&inf->cond, &inf->mu, s);
     pthread_mutex_unlock(&inf->mu);
 }
 
 /* Exponential backoff with full jitter. */
-static double next_backoff(struct informer *inf, double *cur)
+static double backoff_step(const struct informer_config *cfg, double *cur, unsigned *seed)
 {
-    *cur = *cur <= 0 ? inf->cfg.backoff_min_s : *cur * 2;
-    if (*cur > inf->cfg.backoff_max_s)
-        *cur = inf->cfg.backoff_max_s;
-    double r = (double)rand_r(&inf->seed) / (double)RAND_MAX;
+    *cur = *cur <= 0 ? cfg->backoff_min_s : *cur * 2;
+    if (*cur > cfg->backoff_max_s)
+        *cur = cfg->backoff_max_s;
+    double r = (double)rand_r(seed) / (double)RAND_MAX;
     return *cur / 2 + r * *cur / 2;
 }
 
-/* The wait after a failed request: the backoff, or the server's
- * Retry-After when longer, but never past the longest backoff. Fix: a
- * Retry-After was honoured whatever it said, so one answer of
- * "Retry-After: 3600" left the view stale for an hour with nothing
- * retried. */
-static double retry_wait(struct informer *inf, double *backoff, long retry_after_s)
+static double next_backoff(struct informer *inf, double *cur)
 {
-    double wait = next_backoff(inf, backoff);
-    if (retry_after_s > 0 && (double)retry_after_s > wait)
-        wait = (double)retry_after_s;
-    return wait > inf->cfg.backoff_max_s ? inf->cfg.backoff_max_s : wait;
+    return backoff_step(&inf->cfg, cur, &inf->seed);
 }
 
-static void log_api_status(struct informer *inf, const char *what, struct kube_response *r)
+double informer_retry_wait(const struct informer_config *cfg, double *backoff,
+                           long retry_after_s, unsigned *seed)
+{
+    double wait = backoff_step(cfg, backoff, seed);
+    if (retry_after_s > 0 && (double)retry_after_s > wait)
+        wait = (double)retry_after_s;
+    /* A server asking for an hour must not leave the view stale for an
+     * hour with nothing retried. */
+    return wait > cfg->backoff_max_s ? cfg->backoff_max_s : wait;
+}
+
+static double retry_wait(struct informer *inf, double *backoff, long retry_after_s)
+{
+    return informer_retry_wait(&inf->cfg, backoff, retry_after_s, &inf->seed);
+}
+
+/* A failed request, logged (how: "list" or "watch-list" for reads of the
+ * state, NULL otherwise) and counted. */
+static void log_api_failure(struct informer *inf, const char *what, const char *how,
+                            const struct kube_response *r)
 {
     char code[16];
     snprintf(code, sizeof(code), "%ld", r->status);
     char body[300];
     snprintf(body, sizeof(body), "%.*s", (int)(r->body.len > 250 ? 250 : r->body.len),
              r->body.data ? r->body.data : "");
-    log_kv(LOG_WARN, what, "resource", cluster_kind_name(inf->kind), "status", code,
-           "error", r->status ? body : r->error, NULL);
+    const char *why = r->status ? body : r->error[0] ? r->error : "no answer";
+    if (how)
+        log_kv(LOG_WARN, what, "resource", cluster_kind_name(inf->kind), "via", how, "status",
+               code, "error", why, NULL);
+    else
+        log_kv(LOG_WARN, what, "resource", cluster_kind_name(inf->kind), "status", code,
+               "error", why, NULL);
     metrics_cluster_api_error(r->status);
+}
+
+static void log_api_status(struct informer *inf, const char *what, struct kube_response *r)
+{
+    log_api_failure(inf, what, NULL, r);
 }
 
 struct list_ctx {
@@ -363,9 +206,14 @@ static void page_fetch_init(struct page_fetch *f, struct informer *inf, struct k
     buf_init(&path, 256);
     buf_printf(&path, "%s?limit=%d%s", kind_path(inf->kind), inf->cfg.page_size,
                kind_selector(inf->kind));
+    /* resourceVersion=0: from the watch cache, never a consistent read
+     * from etcd. A continue token carries its list's version, and the
+     * API server refuses a resourceVersion next to it. */
     if (cont) {
         buf_puts(&path, "&continue=");
         kube_query_escape(&path, cont);
+    } else {
+        buf_puts(&path, "&resourceVersion=0");
     }
     buf_putc(&path, '\0');
     f->path = buf_failed(&path) ? NULL : strdup(path.data);
@@ -407,46 +255,28 @@ static void page_fetch_free(struct page_fetch *f)
     f->path = NULL;
 }
 
-/* The continue token of a list page, read from the metadata that the API
- * server writes before the items, without scanning the items. True when
- * known (*cont NULL: the last page); false when metadata is not before the
- * items, or not readable. */
-static bool peek_continue(const char *body, size_t len, char **cont)
+/* The state of the resource was read whole (a list, or a watch-list's
+ * initial events) at inf->rv: what was not seen is gone. */
+static void sync_done(struct informer *inf, const char *what, size_t skipped)
 {
-    struct jscan s;
-    *cont = NULL;
-    jscan_init(&s, body, len, JSON_DEPTH);
-    if (!jscan_begin_object(&s))
-        return false;
-    struct jstr key;
-    while (jscan_next_key(&s, &key)) {
-        if (jstr_eq(&key, "items"))
-            return false;
-        if (!jstr_eq(&key, "metadata")) {
-            if (!jscan_skip(&s, NULL))
-                return false;
-            continue;
-        }
-        if (jscan_null(&s))
-            return true;
-        if (!jscan_begin_object(&s))
-            return false;
-        struct jstr mk;
-        while (jscan_next_key(&s, &mk)) {
-            struct jstr v;
-            if (jstr_eq(&mk, "continue") && jscan_peek(&s) == JT_STRING) {
-                if (!jscan_string(&s, &v) || v.escaped)
-                    return false;
-                if (v.len)
-                    *cont = strndup(v.ptr, v.len);
-                return v.len == 0 || *cont;
-            }
-            if (!jscan_skip(&s, NULL))
-                return false;
-        }
-        return !s.error;
+    cluster_state_relist_end(inf->st, inf->kind);
+    metrics_cluster_list(inf->kind, true);
+    size_t n = cluster_state_count(inf->st, inf->kind);
+    metrics_cluster_objects(inf->kind, n);
+    metrics_cluster_fresh(inf->kind);
+    char objects[24], sk[24];
+    snprintf(objects, sizeof(objects), "%zu", n);
+    snprintf(sk, sizeof(sk), "%zu", skipped);
+    log_kv(LOG_INFO, what, "resource", cluster_kind_name(inf->kind), "objects", objects,
+           "skipped", sk, "resource_version", inf->rv ? inf->rv : "", NULL);
+    inf->next_relist_ms = 0;
+    if (inf->cfg.relist_interval_s > 0) {
+        double r = (double)rand_r(&inf->seed) / (double)RAND_MAX;
+        inf->next_relist_ms =
+            clock_mono_ms() + (int64_t)((double)inf->cfg.relist_interval_s * 1000.0 * (1 + r / 10));
     }
-    return false;
+    if (inf->synced)
+        inf->synced(inf->ctx, inf->kind);
 }
 
 /* Lists every object, page by page. On success *rv is the list's version.
@@ -471,7 +301,7 @@ static bool do_list(struct informer *inf, struct kube_conn *conn, struct kube_co
         if (atomic_load(&inf->stop))
             break;
         if (!cur.got || r->status != 200) {
-            log_api_status(inf, "list failed", r);
+            log_api_failure(inf, "list failed", "list", r);
             if (r->status == 401)
                 kube_client_reload_token(inf->client, true);
             double wait = retry_wait(inf, backoff, r->retry_after_s);
@@ -484,22 +314,22 @@ static bool do_list(struct informer *inf, struct kube_conn *conn, struct kube_co
         struct page_fetch next;
         bool prefetching = false;
         char *peeked = NULL;
-        if (conn2 && peek_continue(r->body.data, r->body.len, &peeked) && peeked) {
+        if (conn2 && informer_peek_continue(r->body.data, r->body.len, &peeked) && peeked) {
             page_fetch_init(&next, inf, cur.conn == conn ? conn2 : conn, peeked);
             page_fetch_start(&next, true);
             prefetching = true;
         }
         char err[256];
         char *page_rv = NULL, *cont = NULL;
-        bool parsed = parse_list(r->body.data, r->body.len, JSON_DEPTH, list_item, &lc,
-                                 &page_rv, &cont, err, sizeof(err));
+        bool parsed = informer_scan_list(r->body.data, r->body.len, JSON_DEPTH, list_item, &lc,
+                                         &page_rv, &cont, err, sizeof(err));
         page_fetch_free(&cur);
         if (!parsed) {
             if (prefetching)
                 page_fetch_free(&next);
             free(peeked);
-            log_kv(LOG_WARN, "list failed", "resource", cluster_kind_name(inf->kind), "error",
-                   err, NULL);
+            log_kv(LOG_WARN, "list failed", "resource", cluster_kind_name(inf->kind), "via",
+                   "list", "error", err, NULL);
             metrics_cluster_list(inf->kind, false);
             wait_s(inf, next_backoff(inf, backoff));
             break;
@@ -532,20 +362,12 @@ static bool do_list(struct informer *inf, struct kube_conn *conn, struct kube_co
         free(rv);
         return false;
     }
-    cluster_state_relist_end(inf->st, inf->kind);
     free(inf->rv);
     inf->rv = rv;
     *backoff = 0;
-    metrics_cluster_list(inf->kind, true);
     metrics_cluster_event(inf->kind, WEV_ADDED, lc.applied);
     metrics_cluster_event(inf->kind, WEV_SKIPPED, lc.skipped);
-    metrics_cluster_objects(inf->kind, cluster_state_count(inf->st, inf->kind));
-    metrics_cluster_fresh(inf->kind);
-    char n[24], sk[24];
-    snprintf(n, sizeof(n), "%zu", lc.applied);
-    snprintf(sk, sizeof(sk), "%zu", lc.skipped);
-    log_kv(LOG_INFO, "list done", "resource", cluster_kind_name(inf->kind), "objects", n,
-           "skipped", sk, "resource_version", rv ? rv : "", NULL);
+    sync_done(inf, "list done", lc.skipped);
     return true;
 }
 
@@ -564,114 +386,102 @@ static enum watch_event_kind event_kind(const char *type)
     return WEV_SKIPPED;
 }
 
-/* The API server writes every event as {"type":"T","object":{...}}\n with
- * nothing after the object. For ADDED, MODIFIED and DELETED lines of that
- * shape the object's span is known without scanning the object a first
- * time just to find its end: the decoder that applies it then checks that
- * the span is exactly one JSON object. Events of any other shape, and any
- * object the decoder refuses, go through the full parser
- * (informer_parse_event). Saves one of the two passes over every event. */
-static bool fast_event(const char *line, size_t len, struct watch_event *ev)
-{
-    static const char head[] = "{\"type\":\"";
-    static const char mid[] = "\",\"object\":{";
-    const size_t hl = sizeof(head) - 1, ml = sizeof(mid) - 1;
-    if (len < hl + ml + 2 || memcmp(line, head, hl) != 0 || line[len - 1] != '}')
-        return false;
-    const char *t = line + hl, *end = line + len;
-    const char *q = memchr(t, '"', (size_t)(end - t));
-    if (!q)
-        return false;
-    size_t tl = (size_t)(q - t);
-    if (!(tl == 5 && !memcmp(t, "ADDED", 5)) && !(tl == 8 && !memcmp(t, "MODIFIED", 8)) &&
-        !(tl == 7 && !memcmp(t, "DELETED", 7)))
-        return false;
-    if ((size_t)(end - q) < ml || memcmp(q, mid, ml) != 0)
-        return false;
-    const char *obj = q + ml - 1; /* at its '{' */
-    const char *oe = end - 1;     /* at the event's closing '}' */
-    while (oe > obj && (oe[-1] == ' ' || oe[-1] == '\t' || oe[-1] == '\r' || oe[-1] == '\n'))
-        oe--;
-    if (oe - obj < 2 || oe[-1] != '}')
-        return false;
-    memset(ev, 0, sizeof(*ev));
-    memcpy(ev->type, t, tl);
-    ev->object = obj;
-    ev->object_len = (size_t)(oe - obj);
-    object_meta(ev->object, ev->object_len, JSON_DEPTH, false, ev);
-    return true;
-}
-
 enum { EV_STOP, EV_GO_ON, EV_RETRY };
 
-/* One parsed event. fast: parsed by fast_event, so an object the decoder
- * refuses is handed back (EV_RETRY, nothing counted or logged) for the
- * full parser to judge. Takes ev->rv. */
+/* The event's resourceVersion becomes the one to resume from. */
+static void take_rv(struct informer *inf, struct watch_event *ev)
+{
+    if (ev->rv) {
+        free(inf->rv);
+        inf->rv = ev->rv;
+        ev->rv = NULL;
+    }
+}
+
+static int handle_error_event(struct informer *inf, const struct watch_event *ev)
+{
+    char code[16];
+    snprintf(code, sizeof(code), "%ld", ev->code);
+    if (ev->code == 410) {
+        inf->gone = true;
+        log_kv(LOG_INFO, "watch expired (410), reading the state again", "resource",
+               cluster_kind_name(inf->kind), NULL);
+    } else {
+        log_kv(LOG_WARN, "watch error event", "resource", cluster_kind_name(inf->kind), "code",
+               code, NULL);
+        metrics_cluster_api_error(ev->code);
+        inf->error_event = true;
+    }
+    metrics_cluster_event(inf->kind, WEV_ERROR, 1);
+    return EV_STOP;
+}
+
+/* A bookmark: the version to resume from. In a watch-list stream, the one
+ * annotated k8s.io/initial-events-end says the initial events are all in;
+ * a plain one before it says the server ignored sendInitialEvents (a
+ * server that knows it sends no other bookmark first), so its ADDED
+ * events were an ordinary watch's and the stream is given up. */
+static int handle_bookmark(struct informer *inf, struct watch_event *ev)
+{
+    metrics_cluster_event(inf->kind, WEV_BOOKMARK, 1);
+    if (inf->initial && !ev->initial_events_end) {
+        inf->initial_ignored = true;
+        return EV_STOP;
+    }
+    take_rv(inf, ev);
+    metrics_cluster_fresh(inf->kind);
+    if (inf->initial) {
+        inf->initial = false;
+        inf->initial_done = true;
+        sync_done(inf, "initial state streamed", inf->initial_skipped);
+    }
+    return EV_GO_ON;
+}
+
+/* One parsed event. fast: parsed by informer_fast_event, so an object the
+ * decoder refuses is handed back (EV_RETRY, nothing counted or logged) for
+ * the full parser to judge. Takes ev->rv. */
 static int handle_event(struct informer *inf, struct watch_event *ev, bool fast)
 {
     enum watch_event_kind k = event_kind(ev->type);
     int ret = EV_GO_ON;
+    char why[300];
     if ((k == WEV_ADDED || k == WEV_MODIFIED || k == WEV_DELETED) && ev->kind[0] &&
         strcmp(ev->kind, kind_object(inf->kind)) != 0) {
-        /* Fix: a Pod watch applied any object as a pod (only the node
-         * decoder checked kind), so a Node in the pod stream became a pod
-         * "/name". Watch events always carry kind: check it for both. */
-        char why[96];
+        /* Each decoder would read any object as its own kind (a Node in the
+         * pod stream would become a pod "/name"); watch events carry kind. */
         snprintf(why, sizeof(why), "object of kind %s in the %s watch", ev->kind,
                  cluster_kind_name(inf->kind));
         log_kv(LOG_WARN, "watch event skipped", "resource", cluster_kind_name(inf->kind), "type",
                ev->type, "reason", why, NULL);
         metrics_cluster_event(inf->kind, WEV_SKIPPED, 1);
-        inf->delivered = true;
-        if (ev->rv) {
-            free(inf->rv);
-            inf->rv = ev->rv;
-            ev->rv = NULL;
-        }
-        free(ev->rv);
-        return EV_GO_ON;
-    }
-    if (k == WEV_ERROR) {
-        char code[16];
-        snprintf(code, sizeof(code), "%ld", ev->code);
-        if (ev->code == 410) {
-            inf->gone = true;
-            log_kv(LOG_INFO, "watch expired (410), listing again", "resource",
-                   cluster_kind_name(inf->kind), NULL);
-        } else {
-            log_kv(LOG_WARN, "watch error event", "resource", cluster_kind_name(inf->kind),
-                   "code", code, NULL);
-            metrics_cluster_api_error(ev->code);
-            inf->error_event = true;
-        }
-        metrics_cluster_event(inf->kind, WEV_ERROR, 1);
-        ret = EV_STOP;
+        inf->initial_skipped += inf->initial;
+        take_rv(inf, ev);
+    } else if (k == WEV_ERROR) {
+        ret = handle_error_event(inf, ev);
+    } else if (k == WEV_BOOKMARK) {
+        ret = handle_bookmark(inf, ev);
     } else if (k == WEV_SKIPPED) {
         log_kv(LOG_WARN, "watch event of unknown type skipped", "resource",
                cluster_kind_name(inf->kind), "type", ev->type, NULL);
         metrics_cluster_event(inf->kind, WEV_SKIPPED, 1);
     } else {
-        if (k != WEV_BOOKMARK) {
-            char why[300];
-            if (!cluster_state_apply(inf->st, inf->kind,
-                                     k == WEV_DELETED ? CLUSTER_DELETE : CLUSTER_UPSERT,
-                                     ev->object, ev->object_len, why, sizeof(why))) {
-                if (fast) {
-                    free(ev->rv);
-                    return EV_RETRY;
-                }
-                log_kv(LOG_WARN, "watch event skipped", "resource", cluster_kind_name(inf->kind),
-                       "type", ev->type, "reason", why, NULL);
-                k = WEV_SKIPPED;
+        if (!cluster_state_apply(inf->st, inf->kind,
+                                 k == WEV_DELETED ? CLUSTER_DELETE : CLUSTER_UPSERT, ev->object,
+                                 ev->object_len, why, sizeof(why))) {
+            if (fast) {
+                free(ev->rv);
+                return EV_RETRY;
             }
+            log_kv(LOG_WARN, "watch event skipped", "resource", cluster_kind_name(inf->kind),
+                   "type", ev->type, "reason", why, NULL);
+            k = WEV_SKIPPED;
+            inf->initial_skipped += inf->initial;
         }
         metrics_cluster_event(inf->kind, k, 1);
-        if (ev->rv) {
-            free(inf->rv);
-            inf->rv = ev->rv;
-            ev->rv = NULL;
-        }
-        metrics_cluster_fresh(inf->kind);
+        take_rv(inf, ev);
+        if (!inf->initial)
+            metrics_cluster_fresh(inf->kind);
     }
     inf->delivered = true;
     free(ev->rv);
@@ -686,7 +496,7 @@ static bool handle_line(struct informer *inf, const char *line, size_t len)
     if (!len)
         return true;
     struct watch_event ev;
-    if (fast_event(line, len, &ev)) {
+    if (informer_fast_event(line, len, &ev)) {
         int r = handle_event(inf, &ev, true);
         if (r != EV_RETRY)
             return r == EV_GO_ON;
@@ -736,70 +546,154 @@ static bool on_stream(void *arg, const char *data, size_t len)
     return true;
 }
 
-static void do_watch(struct informer *inf, struct kube_conn *conn, double *backoff,
-                     bool *need_list)
+static char *watch_path(struct informer *inf, bool initial)
 {
     struct buf path;
     buf_init(&path, 256);
     buf_printf(&path, "%s?watch=1&allowWatchBookmarks=true&timeoutSeconds=%ld%s",
                kind_path(inf->kind), inf->cfg.watch_timeout_s, kind_selector(inf->kind));
-    if (inf->rv) {
+    if (initial) {
+        /* No resourceVersion: the initial state as of now, which the API
+         * server serves from its watch cache once the cache has caught up
+         * (KEP-3157). */
+        buf_puts(&path, "&sendInitialEvents=true&resourceVersionMatch=NotOlderThan");
+    } else if (inf->rv) {
         buf_puts(&path, "&resourceVersion=");
         kube_query_escape(&path, inf->rv);
     }
     buf_putc(&path, '\0');
-    buf_reset(&inf->line);
-    inf->gone = false;
-    inf->broken = false;
-    inf->delivered = false;
-    inf->error_event = false;
-    struct kube_response r;
-    kube_response_init(&r);
-    bool got = kube_stream(conn, path.data, inf->cfg.stall_s, on_stream, inf, &inf->stop, &r);
+    char *p = buf_failed(&path) ? NULL : strdup(path.data);
     buf_free(&path);
+    return p;
+}
+
+/* A watch-list that did not deliver its initial state: a failed read of
+ * the state, like a failed list. Refused (400 or 422: the parameters are
+ * unknown, or the WatchList feature is off) or ignored (a plain bookmark
+ * first, or a clean end without the bookmark): this server is listed from
+ * now on, at once. Anything else is waited for and retried, the
+ * WATCH_LIST_TRIES-th failure in a row by one list (progress is better
+ * than waiting on a stream that keeps breaking). */
+static void watch_list_failed(struct informer *inf, struct kube_response *r, bool got,
+                              double *backoff)
+{
     const char *res = cluster_kind_name(inf->kind);
-    if (r.stopped || atomic_load(&inf->stop)) {
+    bool clean_end = got && r->status == 200 && !inf->broken && !r->stalled &&
+                     !inf->error_event && !inf->gone;
+    metrics_cluster_list(inf->kind, false);
+    if (inf->initial_ignored || clean_end || r->status == 400 || r->status == 422) {
+        char code[16];
+        snprintf(code, sizeof(code), "%ld", r->status);
+        log_kv(LOG_WARN,
+               inf->initial_ignored || clean_end
+                   ? "the API server ignores sendInitialEvents (watch-list); listing instead"
+                   : "the API server refuses a watch-list; listing instead",
+               "resource", res, "status", code, NULL);
+        if (r->status != 200)
+            metrics_cluster_api_error(r->status);
+        inf->watch_list = false;
+        return;
+    }
+    if (r->stalled)
+        snprintf(r->error, sizeof(r->error), "stalled");
+    else if (inf->broken)
+        snprintf(r->error, sizeof(r->error), "event too large");
+    else if (got && r->status == 200)
+        snprintf(r->error, sizeof(r->error),
+                 "the stream ended before its initial events did");
+    log_api_failure(inf, "list failed", "watch-list", r);
+    if (r->status == 401)
+        kube_client_reload_token(inf->client, true);
+    if (++inf->watch_list_failures >= WATCH_LIST_TRIES)
+        log_kv(LOG_WARN, "watch-list failed repeatedly; reading the state by a list this time",
+               "resource", res, NULL);
+    wait_s(inf, retry_wait(inf, backoff, r->retry_after_s));
+}
+
+/* After a watch ended: what the loop does next, and how long it waits. */
+static void watch_ended(struct informer *inf, struct kube_response *r, bool got, double *backoff,
+                        bool *need_sync)
+{
+    const char *res = cluster_kind_name(inf->kind);
+    if (r->stopped || atomic_load(&inf->stop)) {
         /* shutting down */
-    } else if (inf->gone || r.status == 410) {
+    } else if (inf->gone || r->status == 410) {
         metrics_cluster_watch_restart(inf->kind, WRR_GONE);
-        if (r.status == 410)
-            log_kv(LOG_INFO, "watch expired (410), listing again", "resource", res, NULL);
-        *need_list = true;
-    } else if (r.stalled) {
+        if (r->status == 410)
+            log_kv(LOG_INFO, "watch expired (410), reading the state again", "resource", res,
+                   NULL);
+        *need_sync = true;
+    } else if (r->stalled) {
         log_kv(LOG_WARN, "watch stalled, restarting it", "resource", res, NULL);
         metrics_cluster_watch_restart(inf->kind, WRR_STALLED);
         wait_s(inf, inf->cfg.backoff_min_s);
-    } else if (got && r.status == 200 && !inf->broken) {
+    } else if (got && r->status == 200 && !inf->broken) {
         /* The server's timeoutSeconds, or an ERROR event we logged. */
         metrics_cluster_watch_restart(inf->kind, WRR_ENDED);
-        /* Fix: an ERROR event (other than 410) ends the stream; watching
-         * again at once let a server that keeps answering so be hammered in
-         * a tight loop. Back off as for an HTTP error. */
+        /* A server that keeps ending watches with an ERROR event must not
+         * be watched again in a tight loop. */
         if (inf->error_event)
             wait_s(inf, next_backoff(inf, backoff));
         else
             *backoff = 0;
     } else if (!got || inf->broken) {
-        /* Fix: the backoff only ever grew across drops (it was reset by a
-         * list or a clean end only), so on a long-running process each
-         * occasional drop of a healthy watch waited longer, up to 30 s with
-         * the view going stale. A watch that delivered something was healthy:
-         * start the backoff over. */
+        /* A watch that delivered something was healthy: an occasional drop
+         * starts the backoff over rather than growing it for good. */
         if (inf->delivered)
             *backoff = 0;
         log_kv(LOG_WARN, "watch dropped, resuming from the last version", "resource", res,
-               "error", inf->broken ? "event too large" : r.error, "resource_version",
+               "error", inf->broken ? "event too large" : r->error, "resource_version",
                inf->rv ? inf->rv : "", NULL);
         metrics_cluster_watch_restart(inf->kind, WRR_DROPPED);
         if (!got)
             metrics_cluster_api_error(0);
         wait_s(inf, next_backoff(inf, backoff));
     } else {
-        log_api_status(inf, "watch failed", &r);
+        log_api_status(inf, "watch failed", r);
         metrics_cluster_watch_restart(inf->kind, WRR_HTTP_ERROR);
-        if (r.status == 401)
+        if (r->status == 401)
             kube_client_reload_token(inf->client, true);
-        wait_s(inf, retry_wait(inf, backoff, r.retry_after_s));
+        wait_s(inf, retry_wait(inf, backoff, r->retry_after_s));
+    }
+}
+
+/* One watch, until it ends. initial: a watch-list, which reads the whole
+ * state first (need_sync stays true unless it did). */
+static void do_watch(struct informer *inf, struct kube_conn *conn, bool initial, double *backoff,
+                     bool *need_sync)
+{
+    char *path = watch_path(inf, initial);
+    buf_reset(&inf->line);
+    inf->gone = false;
+    inf->broken = false;
+    inf->delivered = false;
+    inf->error_event = false;
+    inf->initial = initial;
+    inf->initial_done = false;
+    inf->initial_ignored = false;
+    inf->initial_skipped = 0;
+    struct kube_response r;
+    kube_response_init(&r);
+    bool got = false;
+    if (!path) {
+        snprintf(r.error, sizeof(r.error), "out of memory");
+    } else {
+        if (initial)
+            cluster_state_relist_begin(inf->st, inf->kind);
+        got = kube_stream(conn, path, inf->cfg.stall_s, on_stream, inf, &inf->stop, &r);
+    }
+    free(path);
+    inf->initial = false;
+    if (initial && inf->initial_done) {
+        *need_sync = false;
+        inf->watch_list_failures = 0;
+        *backoff = 0;
+    }
+    if (initial && !inf->initial_done) {
+        if (!r.stopped && !atomic_load(&inf->stop))
+            watch_list_failed(inf, &r, got, backoff);
+    } else {
+        watch_ended(inf, &r, got, backoff, need_sync);
     }
     kube_response_free(&r);
 }
@@ -816,24 +710,25 @@ static void *informer_main(void *arg)
      * (one page at a time) without it. */
     struct kube_conn *conn2 = kube_conn_new(inf->client);
     double backoff = 0;
-    bool need_list = true;
-    time_t listed_at = 0;
+    bool need_sync = true;
     while (!atomic_load(&inf->stop)) {
-        if (!need_list && inf->cfg.relist_interval_s > 0 &&
-            time(NULL) - listed_at >= inf->cfg.relist_interval_s) {
-            log_kv(LOG_INFO, "periodic relist to reconcile", "resource",
+        if (!need_sync && inf->next_relist_ms && clock_mono_ms() >= inf->next_relist_ms) {
+            log_kv(LOG_INFO, "periodic relist to reconcile (--relist-interval)", "resource",
                    cluster_kind_name(inf->kind), NULL);
-            need_list = true;
+            need_sync = true;
         }
-        if (need_list) {
+        if (need_sync && inf->watch_list && inf->watch_list_failures < WATCH_LIST_TRIES) {
+            /* Reads the state, then goes on as the watch. */
+            do_watch(inf, conn, true, &backoff, &need_sync);
+            continue;
+        }
+        if (need_sync) {
             if (!do_list(inf, conn, conn2, &backoff))
                 continue;
-            need_list = false;
-            listed_at = time(NULL);
-            if (inf->synced)
-                inf->synced(inf->ctx, inf->kind);
+            inf->watch_list_failures = 0;
+            need_sync = false;
         }
-        do_watch(inf, conn, &backoff, &need_list);
+        do_watch(inf, conn, false, &backoff, &need_sync);
         metrics_cluster_objects(inf->kind, cluster_state_count(inf->st, inf->kind));
     }
     kube_conn_free(conn);
@@ -854,10 +749,15 @@ struct informer *informer_start(struct kube_client *client, struct cluster_state
     inf->cfg = *cfg;
     inf->synced = synced;
     inf->ctx = ctx;
-    inf->seed = (unsigned)time(NULL) ^ (unsigned)kind * 7919u;
+    inf->seed = (unsigned)clock_mono_ms() ^ (unsigned)kind * 7919u;
+    inf->watch_list = cfg->watch_list;
     atomic_init(&inf->stop, false);
     pthread_mutex_init(&inf->mu, NULL);
-    pthread_cond_init(&inf->cond, NULL);
+    if (clock_cond_init(&inf->cond) != 0) {
+        pthread_mutex_destroy(&inf->mu);
+        free(inf);
+        return NULL;
+    }
     buf_init(&inf->line, 0);
     if (pthread_create(&inf->thread, NULL, informer_main, inf) != 0) {
         buf_free(&inf->line);

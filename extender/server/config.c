@@ -7,6 +7,7 @@
 #include "../base/fileio.h"
 #include "../base/quantity.h"
 #include "../base/ytree.h"
+#include "../cluster/informer.h"
 #include "../version.h"
 
 #include <errno.h>
@@ -14,6 +15,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define CE_STR_(x) #x
+#define CE_STR(x) CE_STR_(x)
 
 void config_defaults(struct config *c)
 {
@@ -35,9 +39,11 @@ void config_defaults(struct config *c)
     c->max_nodes_per_request = 100000;
     c->service_account_dir = strdup(CONFIG_DEFAULT_SA_DIR);
     c->view_publish_ms = 100;
-    c->watch_stall_s = 90;
-    c->watch_timeout_s = 300;
-    c->list_page_size = 500;
+    c->watch_stall_s = INFORMER_DEFAULT_STALL_S;
+    c->watch_timeout_s = INFORMER_DEFAULT_WATCH_TIMEOUT_S;
+    c->list_page_size = INFORMER_DEFAULT_PAGE_SIZE;
+    c->relist_interval_s = INFORMER_DEFAULT_RELIST_INTERVAL_S;
+    c->watch_list = true;
     c->reload_poll_ms = 2000;
     c->shutdown_grace_s = 10;
     cost_config_defaults(&c->cost);
@@ -196,6 +202,14 @@ static bool apply(struct config *c, const char *name, const char *v, char *err, 
         if (!parse_int(v, 1, 100000, &n))
             BAD("want 1 to 100000");
         c->list_page_size = (int)n;
+    } else if (!strcmp(name, "relist-interval")) {
+        if (!parse_int(v, 0, 7 * 86400, &n))
+            BAD("want seconds, 0 (never) to 604800");
+        c->relist_interval_s = (int)n;
+    } else if (!strcmp(name, "watch-list")) {
+        if (strcmp(v, "auto") != 0 && strcmp(v, "off") != 0)
+            BAD("want auto or off");
+        c->watch_list = !strcmp(v, "auto");
     } else if (!strcmp(name, "packing-weight")) {
         char *end;
         double w = strtod(v, &end);
@@ -293,6 +307,8 @@ static const struct {
     {"cluster.watchStallTimeoutSeconds", "watch-stall-timeout"},
     {"cluster.watchTimeoutSeconds", "watch-timeout"},
     {"cluster.listPageSize", "list-page-size"},
+    {"cluster.relistIntervalSeconds", "relist-interval"},
+    {"cluster.watchList", "watch-list"},
     {"policy.packingWeight", "packing-weight"},
     {"shutdownGraceSeconds", "shutdown-grace"},
     {"http.maxBodyBytes", "max-body-bytes"},
@@ -416,6 +432,8 @@ static const struct option long_opts[] = {
     {"watch-stall-timeout", required_argument, 0, 1},
     {"watch-timeout", required_argument, 0, 1},
     {"list-page-size", required_argument, 0, 1},
+    {"relist-interval", required_argument, 0, 1},
+    {"watch-list", required_argument, 0, 1},
     {"packing-weight", required_argument, 0, 1},
     {"max-body-bytes", required_argument, 0, 1},
     {"max-header-bytes", required_argument, 0, 1},
@@ -487,10 +505,23 @@ void config_usage(FILE *out)
 "  --view-publish-interval S How often watched changes become the view requests\n"
 "                            use. [cluster.viewPublishIntervalSeconds] (default 0.1)\n"
 "  --watch-stall-timeout S   A watch silent this long is restarted.\n"
-"                            [cluster.watchStallTimeoutSeconds] (default 90)\n"
+"                            [cluster.watchStallTimeoutSeconds] (default "
+                             CE_STR(INFORMER_DEFAULT_STALL_S) ")\n"
 "  --watch-timeout S         timeoutSeconds asked of the API server per watch.\n"
-"                            [cluster.watchTimeoutSeconds] (default 300)\n"
-"  --list-page-size N        Objects per list page. [cluster.listPageSize] (default 500)\n"
+"                            [cluster.watchTimeoutSeconds] (default "
+                             CE_STR(INFORMER_DEFAULT_WATCH_TIMEOUT_S) ")\n"
+"  --watch-list auto|off     auto: read the initial state as a watch-list stream\n"
+"                            (sendInitialEvents) where the API server supports\n"
+"                            it, else list; off: always list. [cluster.watchList]\n"
+"                            (default auto)\n"
+"  --list-page-size N        Objects per list page (resourceVersion=0, from the\n"
+"                            API server's cache, which may answer unpaged).\n"
+"                            [cluster.listPageSize] (default "
+                             CE_STR(INFORMER_DEFAULT_PAGE_SIZE) ")\n"
+"  --relist-interval S       Also read the whole state again every S seconds (plus\n"
+"                            up to 10%% at random); 0: only when the watch says\n"
+"                            its version is gone. [cluster.relistIntervalSeconds]\n"
+"                            (default " CE_STR(INFORMER_DEFAULT_RELIST_INTERVAL_S) ")\n"
 "  Without any of these and without --nodes-file, names-only requests have no\n"
 "  node facts (full-node requests still work): said at start-up.\n"
 "\n"

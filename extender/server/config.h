@@ -45,6 +45,8 @@ struct config {
     int watch_stall_s;
     int watch_timeout_s;
     int list_page_size;
+    int relist_interval_s; /* 0: no periodic relist */
+    bool watch_list;       /* stream the initial state where the server can */
     /* reload */
     int reload_poll_ms;
     /* shutdown */

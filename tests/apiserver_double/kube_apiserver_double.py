@@ -1201,9 +1201,11 @@ class KubeApiServerDouble:
                  default_watch_timeout=1800.0, anonymous_auth=False, gzip_min_bytes=128 * 1024,
                  chunk_bytes=256 * 1024, snapshot_cache=8, idle_timeout=120.0,
                  too_large_rv_wait=3.0, ignore_limit_on_rv0=False, control_api=False,
-                 initial_resource_version=100, autostart=True):
+                 initial_resource_version=100, watch_list=True, autostart=True):
         if expire_mode not in ("status", "event", "added"):
             raise ApiServerDoubleError("expire_mode must be status, event or added")
+        if watch_list not in (True, False, "ignore"):
+            raise ApiServerDoubleError("watch_list must be True, False or 'ignore'")
         if require_client_cert and not tls:
             raise ApiServerDoubleError("require_client_cert needs tls=True")
         self.tls = tls
@@ -1222,6 +1224,7 @@ class KubeApiServerDouble:
         self.idle_timeout = idle_timeout
         self.too_large_rv_wait = too_large_rv_wait
         self.ignore_limit_on_rv0 = ignore_limit_on_rv0
+        self.watch_list = watch_list
         self.control_api = control_api
         self.host = host
 
@@ -1240,6 +1243,7 @@ class KubeApiServerDouble:
         self._pending_inject = []          # (resource or None, bytes) for the next watch
         self._fail = []                    # [remaining, status, retry_after, verb, resource, after]
         self._denied = set()               # (resource, verb or None)
+        self._failing_patches = {}         # (resource, key) -> status, until clear_faults()
         self._stalled = False
         self._slow_list = 0.0
         self._stopping = False
@@ -1247,6 +1251,7 @@ class KubeApiServerDouble:
         self._stats = collections.Counter()
         self.list_counts = collections.Counter()
         self.watch_counts = collections.Counter()
+        self.watch_list_counts = collections.Counter()   # watches with sendInitialEvents=true
         self.errors = []
         self._flow_uids = (str(uuid.uuid4()), str(uuid.uuid4()))
         self._floods = []
@@ -1817,6 +1822,12 @@ class KubeApiServerDouble:
         with self._lock:
             self._fail.append([int(n), status, retry_after, verb, resource, int(after)])
 
+    def fail_patches(self, ns, name, status=500):
+        """Every PATCH of pod ns/name gets status (a mutating webhook that
+        keeps failing, say) until clear_faults(); other pods are patched."""
+        with self._lock:
+            self._failing_patches[("pods", "%s/%s" % (ns, name))] = int(status)
+
     def deny(self, resource, verb=None):
         """RBAC-style 403 Forbidden for a resource (and verb) until allow()."""
         with self._lock:
@@ -1846,6 +1857,7 @@ class KubeApiServerDouble:
         with self._cond:
             self._fail.clear()
             self._denied.clear()
+            self._failing_patches.clear()
             self._stalled = False
             self._slow_list = 0.0
             self._pending_inject.clear()
@@ -1887,6 +1899,7 @@ class KubeApiServerDouble:
             return {"resourceVersion": str(self._rv), "nodes": len(self._store["nodes"]),
                     "pods": len(self._store["pods"]), "list_counts": dict(self.list_counts),
                     "watch_counts": dict(self.watch_counts),
+                    "watch_list_counts": dict(self.watch_list_counts),
                     "active_watches": len(self._watchers), "requests": len(self._requests),
                     "errors": list(self.errors), **dict(self._stats)}
 
@@ -2142,9 +2155,15 @@ class KubeApiServerDouble:
         with self._lock:
             exists = key in self._store[res]
             self._stats["patches"] = self._stats.get("patches", 0) + 1
+            failing = self._failing_patches.get((res, key))
         if not exists:
             raise _ApiError(404, "NotFound", '%s "%s" not found' % (res, name),
                             details={"name": name, "kind": res})
+        if failing is not None:
+            # As a mutating webhook's failure: after the object is found.
+            with self._lock:
+                self._stats["failed_patches"] += 1
+            raise _ApiError(failing, *_STATUS_REASONS.get(failing, ("", "injected failure")))
         try:
             self._update(res, key, None, patch)
         except ApiServerDoubleError:   # deleted in between
@@ -2212,6 +2231,9 @@ class KubeApiServerDouble:
         limit = max(limit, 0)
         cont = query.get("continue", "")
         rvq = query.get("resourceVersion", "")
+        if cont and rvq not in ("", "0"):
+            # etcd3 store, GetList: a continue token carries its own version.
+            raise _bad_request("specifying resource version is not allowed when using continue")
         if rvq == "0" and self.ignore_limit_on_rv0:
             limit, cont = 0, ""
         if rvq not in ("", "0") and not cont:
@@ -2285,10 +2307,46 @@ class KubeApiServerDouble:
         pieces.append(b"]}\n")
         self._send_body(h, 200, pieces, total, allow_gzip=True)
 
+    def _watch_list_params(self, query):
+        """sendInitialEvents as the real server judges it: True for a
+        watch-list, False for an ordinary watch. A server without the
+        WatchList feature (watch_list=False, as v1.33 by default) answers
+        422 Invalid; an old one (watch_list="ignore") does not know the
+        parameter and serves an ordinary watch."""
+        if "sendInitialEvents" not in query or self.watch_list == "ignore":
+            return False
+        if not self.watch_list:
+            raise _ApiError(422, "Invalid",
+                            'ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: Forbidden: '
+                            "sendInitialEvents is forbidden for watch unless the WatchList "
+                            "feature gate is enabled",
+                            details={"kind": "ListOptions", "group": "meta.k8s.io", "causes": [
+                                {"reason": "FieldValueForbidden", "field": "sendInitialEvents",
+                                 "message": "Forbidden: sendInitialEvents is forbidden for "
+                                            "watch unless the WatchList feature gate is "
+                                            "enabled"}]})
+        send = _parse_bool(query.get("sendInitialEvents", ""))
+        if send and query.get("resourceVersionMatch") != "NotOlderThan":
+            raise _ApiError(422, "Invalid", "sendInitialEvents requires resourceVersionMatch "
+                                            "NotOlderThan")
+        if send and not _parse_bool(query.get("allowWatchBookmarks", "")):
+            raise _ApiError(422, "Invalid", "sendInitialEvents requires setting "
+                                            "allowWatchBookmarks to true")
+        return send
+
     def _serve_watch(self, h, res, flt, query):
         rvq = query.get("resourceVersion", "")
-        bookmarks = _parse_bool(query.get("allowWatchBookmarks", "")) and self.bookmark_interval
-        initial_end = _parse_bool(query.get("sendInitialEvents", ""))
+        initial_end = self._watch_list_params(query)
+        # A watch-list always ends its initial events with a bookmark; other
+        # bookmarks come only with a bookmark_interval.
+        allow_bm = _parse_bool(query.get("allowWatchBookmarks", ""))
+        bookmarks = allow_bm and self.bookmark_interval
+        if initial_end:
+            with self._lock:
+                self.watch_list_counts[res] += 1
+            if rvq not in ("", "0"):
+                self._wait_rv(self._parse_rv(rvq))
+            rvq = ""   # the initial state as of now (not older than the version asked)
         try:
             timeout = float(query.get("timeoutSeconds") or 0)
         except ValueError:
@@ -2388,7 +2446,7 @@ class KubeApiServerDouble:
                     if trivial or flt.match(rec):
                         _event_parts(res, "ADDED", rec.raw, parts)
                 chunk(parts)
-            if initial_end and bookmarks:
+            if initial_end:
                 chunk([_bookmark_line(res, w.pos, initial_end=True)])
         next_bm = time.monotonic() + (bookmarks or 0)
         hs = self.history_size
@@ -2476,8 +2534,8 @@ class KubeApiServerDouble:
 
     _CONTROL = ("drop_watches", "stall_watches", "unstall", "inject_garbage", "inject_event",
                 "expire_watches", "fail_next", "expire_history", "slow_list", "set_token",
-                "deny", "allow", "clear_faults", "delete_node", "delete_pod", "bulk_load",
-                "clear_requests")
+                "deny", "allow", "fail_patches", "clear_faults", "delete_node", "delete_pod",
+                "bulk_load", "clear_requests")
 
     def _control(self, h, name, body):
         """POST /__double__/<method> with a JSON object of keyword arguments."""

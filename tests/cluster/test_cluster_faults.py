@@ -22,6 +22,11 @@ LISTS = "cost_extender_cluster_lists_total"
 AGE = "cost_extender_cluster_view_age_seconds"
 
 
+def state_reads(a, res):
+    """Lists and watch-lists of a resource the double answered or refused."""
+    return a.list_counts[res] + a.watch_list_counts[res]
+
+
 def logs_since(ext, mark, **match):
     return [r for r in ext.logs(strict=False)[mark:]
             if all(r.get(k) == v for k, v in match.items())]
@@ -83,16 +88,18 @@ def test_repeated_drops_of_healthy_watches_reconnect_promptly(api, cluster_exten
     assert metric(ext, RESTARTS, resource="nodes", reason="dropped") >= 6
 
 
+@pytest.mark.parametrize("server", ["watch-list", "list"])
 @pytest.mark.parametrize("mode", ["status", "event"])
-def test_410_relists_and_converges(api, cluster_extender, mode):
+def test_410_relists_and_converges(api, cluster_extender, mode, server):
     """Resuming from a version the server no longer has gets 410 Gone, as an
     HTTP status or as an ERROR event with code 410 in a 200 stream: the
-    informer lists again, and the view converges on the server's state,
-    including a delete it never saw as an event."""
-    a = api(expire_mode=mode)
+    informer reads the state again (a watch-list, or a list where the
+    server has no watch-list), and the view converges on the server's
+    state, including a delete it never saw as an event."""
+    a = api(expire_mode=mode, watch_list=server == "watch-list")
     nodes, _ = load_fixture_cluster(a)
     ext = cluster_extender(a)
-    before = a.list_counts["nodes"]
+    before = state_reads(a, "nodes")
     # Keep the node watch away while the world changes, then make its
     # version too old.
     a.deny("nodes", "watch")
@@ -106,13 +113,17 @@ def test_410_relists_and_converges(api, cluster_extender, mode):
     names = sorted(nodes) + [new]
     wait_filter(ext, simple_pod(), names, lambda p, f: f.get(gone) == UNKNOWN and new in p,
                 timeout=20, what="view converged after the relist")
-    assert a.list_counts["nodes"] > before, "no new node list after 410"
+    assert state_reads(a, "nodes") > before, "the node state was not read again after 410"
+    if server == "watch-list":
+        assert a.list_counts["nodes"] == 0, "listed though the server has watch-list"
     assert a.stats().get("expired_watches", 0) >= 1
     m = ext.metrics()
     assert m.get(RESTARTS, resource="nodes", reason="gone") >= 1
     if mode == "event":
         assert m.get(EVENTS, resource="nodes", type="error") >= 1
     ext.wait_metric("cost_extender_cluster_objects", lambda v: v == 6, resource="nodes")
+    if server == "watch-list":
+        return  # the watch-list that read the state goes on as the watch
     # The watch after the relist starts at the new list's version.
     last_list_rv = a.resource_version
     poll(lambda: any(q.get("resourceVersion") == last_list_rv
@@ -128,10 +139,10 @@ def test_error_event_410_on_live_watch_relists_while_serving(api, cluster_extend
     ext = cluster_extender(a, "--packing-weight", "0")
     pod = request_pod("web-1")
     want = expected_scores(pod, list(nodes.values()))
-    before = a.list_counts["pods"]
+    before = state_reads(a, "pods")
     assert a.expire_watches("pods") == 1
     deadline = time.monotonic() + 15
-    while a.list_counts["pods"] == before or not a.active_watch_count("pods"):
+    while state_reads(a, "pods") == before or not a.active_watch_count("pods"):
         assert readyz(ext)[0] == 200
         assert prioritize_names(ext, pod, sorted(nodes)) == want
         assert time.monotonic() < deadline, "no pod relist after the ERROR 410 event"
@@ -271,10 +282,12 @@ def test_429_retry_after_is_honoured_while_serving_and_view_ages(api, cluster_ex
     assert api_calls(a, "pods", watch=False) == [], "429 on a watch must not relist"
 
 
-def test_500_on_list_backs_off_and_keeps_serving(api, cluster_extender):
-    """5xx answers to a (re)list are retried with backoff; they are counted by
+@pytest.mark.parametrize("server", ["watch-list", "list"])
+def test_500_on_list_backs_off_and_keeps_serving(api, cluster_extender, server):
+    """5xx answers to a re-read of the state (a watch-list, or a list on a
+    server without watch-list) are retried with backoff; they are counted by
     code and as failed lists; the last view serves meanwhile."""
-    a = api()
+    a = api(watch_list=server == "watch-list")
     nodes, _ = load_fixture_cluster(a)
     ext = cluster_extender(a, "--packing-weight", "0")
     pod = request_pod("web-1")
@@ -284,7 +297,8 @@ def test_500_on_list_backs_off_and_keeps_serving(api, cluster_extender):
     e500 = m0.get(API_ERRORS, code="500")
     ok0 = m0.get(LISTS, resource="nodes", result="success")
     err0 = m0.get(LISTS, resource="nodes", result="error")
-    a.fail_next(n=2, status=500, verb="list", resource="nodes")
+    a.fail_next(n=2, status=500, verb="watch" if server == "watch-list" else "list",
+                resource="nodes")
     a.expire_watches("nodes")
     deadline = time.monotonic() + 20
     while metric(ext, LISTS, resource="nodes", result="success") == ok0:
@@ -322,7 +336,7 @@ def test_api_server_not_there_yet(api, cluster_extender, workdir):
 def test_sigterm_during_a_slow_list_exits_promptly(api, cluster_extender):
     """SIGTERM while a list is still being answered (a slow API server) ends
     the process cleanly without waiting for the list."""
-    a = api()
+    a = api(watch_list=False)
     load_fixture_cluster(a)
     a.slow_list(60)
     ext = cluster_extender(a, "--shutdown-grace", "1", wait_ready=False)

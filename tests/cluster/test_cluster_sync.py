@@ -4,6 +4,8 @@ list + watch, as names-only (nodeCacheCapable) requests see it."""
 import json
 import time
 
+import pytest
+
 from cluster_harness import (UNKNOWN, WAITING, api_calls, expected_scores, expected_verdicts,
                              filter_names, load_fixture_cluster, make_node, make_pod, metric,
                              poll, prioritize_names, readyz, request_pod, simple_pod,
@@ -13,16 +15,29 @@ REQUEST_PODS = ("web-1", "batch-1", "complex-1", "besteffort-1")
 POD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
 
 
-def test_initial_sync_readyz_scores_metrics_and_wire(api, cluster_extender):
-    """/readyz is 503 "waiting for initial node and pod lists" until both lists
-    are in, then 200; names-only requests for the fixture nodes then get the
-    documented scores and verdicts; the object gauges count what was listed;
-    the list and watch requests are the documented ones (paged list, pod
-    field selector, bookmarks, the watch starting at the list's version,
-    the bearer token)."""
-    a = api()
+def plain_watches(a, res):
+    """The ordinary watches (not watch-lists) asked of the double."""
+    return [(q, h) for q, h in api_calls(a, res, watch=True) if "sendInitialEvents" not in q]
+
+
+@pytest.mark.parametrize("server", ["watch-list", "list"])
+def test_initial_sync_readyz_scores_metrics_and_wire(api, cluster_extender, server):
+    """/readyz is 503 "waiting for initial node and pod lists" until both
+    states are in, then 200; names-only requests for the fixture nodes then
+    get the documented scores and verdicts; the object gauges count what was
+    read; the requests are the documented ones: a watch-list
+    (sendInitialEvents=true, resourceVersionMatch=NotOlderThan, bookmarks,
+    no resourceVersion) where the server has the feature, else (v1.33's
+    default: 422) a paged list from the watch cache (resourceVersion=0) and
+    a watch from the list's version; the pod field selector and the bearer
+    token on each."""
+    a = api(watch_list=server == "watch-list")
     nodes, pods = load_fixture_cluster(a)
-    a.slow_list(1.5)  # hold the first lists back so that "not ready" is observable
+    # Hold the first reads back so that "not ready" is observable.
+    if server == "list":
+        a.slow_list(1.5)
+    else:
+        a.stall_watches()
     ext = cluster_extender(a, "--packing-weight", "0", wait_ready=False)
     status, body = readyz(ext)
     assert status == 503, (status, body)
@@ -31,8 +46,12 @@ def test_initial_sync_readyz_scores_metrics_and_wire(api, cluster_extender):
     # node is reported unknown, per node, not as an error for the call.
     passed, failed = filter_names(ext, request_pod("web-1"), sorted(nodes))
     assert passed == [] and failed == {n: UNKNOWN for n in nodes}, (passed, failed)
-    poll(lambda: a.list_count >= 1, what="a first list request")
-    a.slow_list(0)
+    if server == "list":
+        poll(lambda: a.list_count >= 1, what="a first list request")
+        a.slow_list(0)
+    else:
+        poll(lambda: a.watch_count >= 1, what="a first watch-list request")
+        a.unstall()
     ext.wait_ready(timeout=15)
     assert readyz(ext) == (200, {"status": "ready"})
 
@@ -57,23 +76,49 @@ def test_initial_sync_readyz_scores_metrics_and_wire(api, cluster_extender):
     assert m.get("cost_extender_cluster_last_sync_timestamp_seconds", resource="pods") > 0
 
     token = "Bearer " + a.token
+    if server == "watch-list":
+        # No list at all: each state came as a watch-list, which goes on as
+        # the watch.
+        assert api_calls(a, "nodes", watch=False) == [] and api_calls(a, "pods", watch=False) == []
+        for res in ("nodes", "pods"):
+            calls = api_calls(a, res, watch=True)
+            assert len(calls) == 1, calls
+            wq, wh = calls[0]
+            assert wq.get("sendInitialEvents") == "true", wq
+            assert wq.get("resourceVersionMatch") == "NotOlderThan", wq
+            assert wq.get("allowWatchBookmarks") == "true", wq
+            assert "resourceVersion" not in wq, wq  # the state as of now
+            assert int(wq.get("timeoutSeconds", "0")) > 0, wq
+            assert wh.get("authorization") == token
+        assert api_calls(a, "pods", watch=True)[0][0].get("fieldSelector") == POD_SELECTOR
+        assert a.watch_list_counts == {"nodes": 1, "pods": 1}
+        return
     lists = api_calls(a, "nodes", watch=False)
     assert lists, "no node list recorded"
     q, h = lists[0]
     assert q.get("limit") == "500" and "continue" not in q, q
+    assert q.get("resourceVersion") == "0", q  # from the watch cache
+    assert "resourceVersionMatch" not in q, q
     assert h.get("authorization") == token
     pq, _ = api_calls(a, "pods", watch=False)[0]
     assert pq.get("fieldSelector") == POD_SELECTOR, pq
-    poll(lambda: api_calls(a, "nodes", watch=True) and api_calls(a, "pods", watch=True),
+    assert pq.get("resourceVersion") == "0", pq
+    poll(lambda: plain_watches(a, "nodes") and plain_watches(a, "pods"),
          what="node and pod watches")
     list_rv = a.resource_version  # nothing changed since the lists
     for res in ("nodes", "pods"):
-        wq, wh = api_calls(a, res, watch=True)[0]
+        # One watch-list each, refused (422), then the list, then watches.
+        assert len(api_calls(a, res, watch=True)) - len(plain_watches(a, res)) == 1
+        wq, wh = plain_watches(a, res)[0]
         assert wq.get("allowWatchBookmarks") == "true", wq
         assert wq.get("resourceVersion") == list_rv, (res, wq, list_rv)
         assert int(wq.get("timeoutSeconds", "0")) > 0, wq
         assert wh.get("authorization") == token
-    assert api_calls(a, "pods", watch=True)[0][0].get("fieldSelector") == POD_SELECTOR
+    assert plain_watches(a, "pods")[0][0].get("fieldSelector") == POD_SELECTOR
+    assert ext.metrics().get("cost_extender_cluster_api_errors_total", code="422") == 2
+    refused = [r for r in ext.logs() if r["msg"] ==
+               "the API server refuses a watch-list; listing instead"]
+    assert sorted(r["resource"] for r in refused) == ["nodes", "pods"], refused
 
 
 def test_names_only_and_full_nodes_agree_with_packing(api, cluster_extender):
@@ -199,10 +244,13 @@ def test_deleted_node_becomes_unknown_and_gauges_follow(api, cluster_extender):
 
 
 def test_paged_list_and_expired_continue_token(api, cluster_extender):
-    """Lists are paged with limit/continue (--list-page-size). When the
-    continue token expires mid-list (410), the list starts over and the view
-    converges on the server's state."""
-    a = api()
+    """Lists (on a server without watch-list) are paged with limit/continue
+    (--list-page-size): the first page from the watch cache
+    (resourceVersion=0), the continue pages without a resourceVersion (the
+    API server refuses both together). When the continue token expires
+    mid-list (410), the list starts over and the view converges on the
+    server's state."""
+    a = api(watch_list=False)
     nodes, _ = load_fixture_cluster(a)
     a.slow_list(0.4)
     ext = cluster_extender(a, "--list-page-size", "2", wait_ready=False)
@@ -223,6 +271,8 @@ def test_paged_list_and_expired_continue_token(api, cluster_extender):
     assert all(q.get("limit") == "2" for q, _ in lists), lists
     fresh = [q for q, _ in lists if "continue" not in q]
     assert len(fresh) >= 2, "the node list did not start over after the 410: %r" % lists
+    assert all(q.get("resourceVersion") == "0" for q in fresh), fresh
+    assert all("resourceVersion" not in q for q, _ in lists if "continue" in q), lists
     ext.wait_metric("cost_extender_cluster_objects", lambda v: v == 7, resource="nodes")
     assert metric(ext, "cost_extender_cluster_api_errors_total", code="410") >= 1
 
@@ -230,7 +280,7 @@ def test_paged_list_and_expired_continue_token(api, cluster_extender):
 def test_large_list_is_gzipped_and_complete(api, cluster_extender):
     """A list page over 128 KiB comes gzipped when the client accepts it (the
     client says so); all of it is applied."""
-    a = api()
+    a = api(watch_list=False)
     names = ["ip-10-1-0-%d.ec2.internal" % i for i in range(40)]
     for n in names:
         a.add_node(make_node(n, instance_type="m5.large"))
