@@ -84,10 +84,14 @@ build/asan/%.o: %.c $(HDR) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -c -o $@ $<
 
-build/asan/tests/%: tests/unit/%.c tests/unit/test_util.h $(ASAN_LIB)
+build/asan/tests/%: tests/unit/%.c tests/unit/test_util.h tests/unit/fail_alloc.h $(ASAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -Iextender -o $@ $< $(ASAN_LIB) \
-	  $(PKG_LIBS) -lcmocka -lcjson $(LDLIBS)
+	  $(PKG_LIBS) -lcmocka -lcjson $(LDLIBS) $(TEST_LDFLAGS)
+
+# Unit tests that make allocations fail on purpose (tests/unit/fail_alloc.h).
+ALLOC_FAIL_TESTS := build/asan/tests/test_record_queue build/asan/tests/test_cluster_state
+$(ALLOC_FAIL_TESTS): TEST_LDFLAGS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
 # It includes the fuzz targets themselves.
 build/asan/tests/test_fuzz_regressions: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)

@@ -4,9 +4,11 @@
 #include "log.h"
 
 #include "buf.h"
+#include "clock.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,17 +57,17 @@ void log_kv(enum log_level l, const char *msg, ...)
 {
     if (!log_enabled(l))
         return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = clock_wall_ms(); /* a stamp: wall time */
+    time_t sec = (time_t)(now / 1000);
     struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
+    gmtime_r(&sec, &tm);
     char tbuf[40];
     strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
 
     struct buf heap;
     buf_init(&heap, 512);
     buf_printf(&heap, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", tbuf,
-               ts.tv_nsec / 1000000, level_names[l]);
+               (long)(now % 1000), level_names[l]);
     buf_json_string(&heap, msg, strlen(msg));
     va_list ap;
     va_start(ap, msg);
@@ -84,14 +86,27 @@ void log_kv(enum log_level l, const char *msg, ...)
     }
     va_end(ap);
     buf_puts(&heap, "}\n");
-    if (!buf_failed(&heap)) {
-        ssize_t off = 0, n = (ssize_t)heap.len;
-        while (off < n) {
-            ssize_t w = write(atomic_load(&log_fd), heap.data + off, (size_t)(n - off));
-            if (w <= 0)
-                break;
-            off += w;
-        }
+    const char *out = heap.data;
+    size_t n = heap.len;
+    char small[512];
+    if (buf_failed(&heap)) {
+        /* Out of memory is when a log line matters most: the message alone
+         * (our own literal), from the stack. */
+        bool plain = strlen(msg) < 300;
+        for (const char *c = msg; plain && *c; c++)
+            plain = *c != '"' && *c != '\\' && (unsigned char)*c >= 0x20;
+        int w = snprintf(small, sizeof(small),
+                         "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"%s\","
+                         "\"log\":\"fields dropped: out of memory\"}\n",
+                         tbuf, (long)(now % 1000), level_names[l], plain ? msg : "?");
+        out = small;
+        n = w > 0 && (size_t)w < sizeof(small) ? (size_t)w : 0;
+    }
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(atomic_load(&log_fd), out + off, n - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
     }
     buf_free(&heap);
 }

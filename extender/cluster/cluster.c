@@ -8,16 +8,16 @@
 #include "cluster.h"
 
 #include "../base/buf.h"
+#include "../base/clock.h"
 #include "../base/log.h"
 #include "../base/metrics.h"
 #include "../gang/gang.h"
+#include "record_queue.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct cluster {
     struct cluster_hooks hooks;
@@ -60,16 +60,9 @@ static void on_synced(void *ctx, enum cluster_kind kind)
     pthread_mutex_unlock(&c->mu);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void publish(struct cluster *c)
 {
-    double t0 = now_s();
+    double t0 = clock_mono_s();
     struct node_view *v = cluster_state_snapshot(c->st);
     if (!v) {
         log_kv(LOG_ERROR, "cannot build the cluster view (out of memory); the last one stays",
@@ -78,7 +71,7 @@ static void publish(struct cluster *c)
     }
     size_t nodes = v->n_nodes;
     uint64_t gen = snapshot_publish(c->hooks.nodes, &v->snap);
-    metrics_cluster_published(gen, now_s() - t0);
+    metrics_cluster_published(gen, clock_mono_s() - t0);
     if (!c->published_once) {
         c->published_once = true;
         if (c->hooks.view_status)
@@ -94,14 +87,9 @@ static void *publisher_main(void *arg)
 {
     struct cluster *c = arg;
     while (!atomic_load(&c->stop)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long ns = ts.tv_nsec + (long)c->opts.publish_interval_ms * 1000000L;
-        ts.tv_sec += ns / 1000000000L;
-        ts.tv_nsec = ns % 1000000000L;
         pthread_mutex_lock(&c->mu);
         if (!atomic_load(&c->stop))
-            pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+            clock_cond_wait_s(&c->cond, &c->mu, c->opts.publish_interval_ms / 1000.0);
         pthread_mutex_unlock(&c->mu);
         if (atomic_load(&c->stop))
             break;
@@ -109,11 +97,9 @@ static void *publisher_main(void *arg)
             continue;
         if (cluster_state_take_dirty(c->st) || !c->published_once)
             publish(c);
-        /* Fix: the object gauges were only set after a list and when a watch
-         * ended, so with a healthy long-lived watch they kept the count of
-         * the last list however many objects came and went. Every tick sets
-         * them now (not only when a view is published: an unbound pod
-         * changes no view). */
+        /* Every tick, not only after a list or a view: objects come and go
+         * under a healthy long-lived watch, and an unbound pod changes no
+         * view. */
         for (int k = 0; k < CLUSTER_KIND_COUNT; k++)
             metrics_cluster_objects(k, cluster_state_count(c->st, (enum cluster_kind)k));
         if (c->hooks.tick)
@@ -134,8 +120,6 @@ static void records_waiting(void *ctx)
     pthread_mutex_unlock(&c->rec_mu);
 }
 
-enum record_outcome { REC_DONE, REC_RETRY, REC_GIVE_UP };
-
 /* b's text, NUL-terminated (buf always keeps room for the NUL). */
 static const char *cstr(struct buf *b)
 {
@@ -145,10 +129,31 @@ static const char *cstr(struct buf *b)
     return b->data;
 }
 
-/* PATCHes one record onto its pod (a JSON merge patch of two annotations). */
-static enum record_outcome write_record(struct cluster *c, struct kube_conn *k,
-                                        const struct gang_record *r)
+/* What the API server's answer means for a record. */
+static enum record_outcome record_outcome_of(struct cluster *c, long status)
 {
+    if (status == 200 || status == 201)
+        return REC_DONE;
+    if (status == 404)
+        return REC_POD_GONE; /* deleted meanwhile: nothing to record */
+    if (status == 401 && kube_client_reload_token(&c->client, true))
+        return REC_RETRY;
+    if (status == 429 || status == 401 || status >= 500)
+        return REC_RETRY;
+    return REC_GIVE_UP; /* 403 (RBAC: pods patch), 422, ...: retrying will not help */
+}
+
+struct record_writer {
+    struct cluster *c;
+    struct kube_conn *k;
+};
+
+/* PATCHes one record onto its pod (a JSON merge patch of two annotations);
+ * logs and counts each failed try. */
+static enum record_outcome write_record(void *arg, const struct gang_record *r, int tries)
+{
+    struct record_writer *w = arg;
+    struct cluster *c = w->c;
     const char *slash = strchr(r->pod, '/');
     if (!slash)
         return REC_GIVE_UP;
@@ -173,143 +178,130 @@ static enum record_outcome write_record(struct cluster *c, struct kube_conn *k,
     kube_response_init(&resp);
     if (buf_failed(&path) || buf_failed(&body)) {
         snprintf(resp.error, sizeof(resp.error), "out of memory");
-    } else if (kube_patch(k, cstr(&path), "application/merge-patch+json", body.data, body.len,
-                          30, &c->stop, &resp)) {
-        if (resp.status == 200 || resp.status == 201)
-            out = REC_DONE;
-        else if (resp.status == 404)
-            out = REC_GIVE_UP; /* deleted meanwhile: nothing to record */
-        else if (resp.status == 401 && kube_client_reload_token(&c->client, true))
-            out = REC_RETRY;
-        else if (resp.status == 429 || resp.status == 401 || resp.status >= 500)
-            out = REC_RETRY;
-        else
-            out = REC_GIVE_UP; /* 403 (RBAC: pods patch), 422, ...: retrying will not help */
-        if (resp.status != 200 && resp.status != 201)
+        metrics_out_of_memory(OOM_GANG_RECORDS);
+    } else if (kube_patch(w->k, cstr(&path), "application/merge-patch+json", body.data,
+                          body.len, 30, &c->stop, &resp)) {
+        out = record_outcome_of(c, resp.status);
+        if (out != REC_DONE)
             metrics_cluster_api_error(resp.status);
     } else {
         metrics_cluster_api_error(0);
     }
-    if (out != REC_DONE) {
+    if (out == REC_RETRY) {
+        char status[24], left[24];
+        snprintf(status, sizeof(status), "%ld", resp.status);
+        snprintf(left, sizeof(left), "%d", RECORD_QUEUE_TRIES - 1 - tries);
+        log_kv(LOG_WARN,
+               tries + 1 < RECORD_QUEUE_TRIES ? "cannot write gang admission record yet; will retry"
+                                              : "cannot write gang admission record yet",
+               "pod", r->pod, "node", r->node, "status", status, "tries_left", left, "error",
+               resp.error[0] ? resp.error : (resp.body.len ? cstr(&resp.body) : ""), NULL);
+        metrics_gang_record(GREC_RETRIED);
+    } else if (out == REC_GIVE_UP) {
         char status[24];
         snprintf(status, sizeof(status), "%ld", resp.status);
-        bool gone = resp.status == 404;
-        log_kv(out == REC_RETRY ? LOG_WARN : gone ? LOG_INFO : LOG_ERROR,
-               out == REC_RETRY ? "cannot write gang admission record yet; will retry"
-               : gone           ? "pod deleted before its gang admission record was written"
-                                : "cannot write gang admission record",
-               "pod", r->pod, "node", r->node, "status", status, "error",
+        log_kv(LOG_ERROR, "cannot write gang admission record", "pod", r->pod, "node", r->node,
+               "status", status, "error",
                resp.error[0] ? resp.error : (resp.body.len ? cstr(&resp.body) : ""), NULL);
     }
-    if (out == REC_DONE)
-        metrics_gang_record(GREC_WRITTEN);
-    else if (out == REC_RETRY)
-        metrics_gang_record(GREC_RETRIED);
-    else
-        metrics_gang_record(resp.status == 404 ? GREC_POD_GONE : GREC_FAILED);
     kube_response_free(&resp);
     buf_free(&path);
     buf_free(&body);
     return out;
 }
 
-#define RECORD_TRIES 8
+/* The queue is done with a record: count it, and say why when it was
+ * dropped. */
+static void record_ended(void *ctx, const struct gang_record *r, enum record_end how, int tries)
+{
+    (void)ctx;
+    char n[16];
+    snprintf(n, sizeof(n), "%d", tries);
+    switch (how) {
+    case RECORD_WRITTEN:
+        metrics_gang_record(GREC_WRITTEN);
+        break;
+    case RECORD_POD_GONE:
+        log_kv(LOG_INFO, "pod deleted before its gang admission record was written", "pod",
+               r->pod, "node", r->node, NULL);
+        metrics_gang_record(GREC_POD_GONE);
+        break;
+    case RECORD_REFUSED:
+        metrics_gang_record(GREC_FAILED);
+        break;
+    case RECORD_OUT_OF_TRIES:
+        log_kv(LOG_ERROR,
+               "giving up writing a gang admission record; the plan holds until a restart",
+               "pod", r->pod, "node", r->node, "tries", n, NULL);
+        metrics_gang_record(GREC_FAILED);
+        break;
+    case RECORD_REPLACED:
+        break; /* a newer admission's record goes instead */
+    }
+}
 
-/* Waits for records and writes them, oldest first. A transient failure
- * (no answer, 429, 5xx) is retried with backoff (0.5 s doubling to 30 s,
- * RECORD_TRIES times); the plan in memory holds meanwhile either way. */
+/* Records the engine handed over that are not in the queue yet (the queue
+ * ran out of memory taking them): kept here, offered again, never lost. */
+struct record_backlog {
+    struct gang_record *r;
+    size_t n, taken;
+};
+
+/* Moves new records from the engine, then the backlog, into the queue. */
+static void take_new_records(struct cluster *c, struct record_queue *q, struct record_backlog *bl)
+{
+    if (bl->taken == bl->n) {
+        gang_records_free(bl->r, bl->n);
+        bl->r = gang_engine_take_records(c->hooks.gangs, &bl->n);
+        bl->taken = 0;
+    }
+    if (!record_queue_add(q, bl->r, bl->n, &bl->taken, clock_mono_ms(), record_ended, NULL)) {
+        char left[24];
+        snprintf(left, sizeof(left), "%zu", bl->n - bl->taken);
+        log_kv(LOG_ERROR, "out of memory queueing gang admission records; they wait their turn",
+               "records", left, NULL);
+        metrics_out_of_memory(OOM_GANG_RECORDS);
+    }
+}
+
+/* Waits for records and writes them, oldest first, each with its own
+ * backoff and budget (record_queue.h); the plans in memory hold meanwhile
+ * either way. */
 static void *recorder_main(void *arg)
 {
     struct cluster *c = arg;
-    struct kube_conn *k = kube_conn_new(&c->client);
-    if (!k) {
+    struct record_writer w = {c, kube_conn_new(&c->client)};
+    if (!w.k) {
         log_kv(LOG_ERROR, "cannot start the gang admission record writer (out of memory)", NULL);
+        metrics_out_of_memory(OOM_GANG_RECORDS);
         return NULL;
     }
-    struct gang_record *retry = NULL;
-    size_t n_retry = 0;
-    int tries = 0;
-    struct timespec retry_at = {0, 0};
+    struct record_queue q;
+    record_queue_init(&q);
+    struct record_backlog bl = {NULL, 0, 0};
+    int64_t next = INT64_MAX; /* when the first waiting record is due */
     while (!atomic_load(&c->stop)) {
         pthread_mutex_lock(&c->rec_mu);
-        if (n_retry) {
-            /* Backing off: new records wait in the engine meanwhile. */
-            while (!atomic_load(&c->stop) &&
-                   pthread_cond_timedwait(&c->rec_cond, &c->rec_mu, &retry_at) != ETIMEDOUT)
-                ;
-        } else {
-            while (!c->rec_pending && !atomic_load(&c->stop))
+        /* Until new records come or one is due (records the queue had no
+         * memory for: a second). */
+        int64_t wake = bl.taken < bl.n ? clock_mono_ms() + 1000 : next;
+        while (!c->rec_pending && !atomic_load(&c->stop) && clock_mono_ms() < wake) {
+            if (wake == INT64_MAX)
                 pthread_cond_wait(&c->rec_cond, &c->rec_mu);
+            else
+                clock_cond_wait_s(&c->rec_cond, &c->rec_mu,
+                                  (double)(wake - clock_mono_ms()) / 1000.0);
         }
         c->rec_pending = false;
         pthread_mutex_unlock(&c->rec_mu);
         if (atomic_load(&c->stop))
             break;
-        size_t n = 0;
-        struct gang_record *r = gang_engine_take_records(c->hooks.gangs, &n);
-        if (n_retry) {
-            /* Retry first (they are older); newer records go after them. */
-            struct gang_record *all = realloc(retry, (n_retry + n) * sizeof(*all));
-            if (all) {
-                if (n)
-                    memcpy(all + n_retry, r, n * sizeof(*r));
-                free(r);
-                r = all;
-                n += n_retry;
-            } else {
-                gang_records_free(retry, n_retry);
-            }
-            retry = NULL;
-            n_retry = 0;
-        }
-        size_t i = 0;
-        bool failed = false;
-        for (; i < n && !atomic_load(&c->stop); i++) {
-            enum record_outcome o = write_record(c, k, &r[i]);
-            if (o == REC_RETRY) {
-                failed = true;
-                break;
-            }
-        }
-        if (failed && ++tries < RECORD_TRIES) {
-            /* Keep the rest for the next try. */
-            n_retry = n - i;
-            retry = malloc(n_retry * sizeof(*retry));
-            if (retry) {
-                memcpy(retry, r + i, n_retry * sizeof(*r));
-                for (size_t j = 0; j < i; j++) { /* the ones written */
-                    free(r[j].pod);
-                    free(r[j].node);
-                }
-                free(r);
-                r = NULL;
-                n = 0;
-            } else {
-                n_retry = 0;
-            }
-            long delay_ms = 500L << (tries - 1 < 6 ? tries - 1 : 6);
-            if (delay_ms > 30000)
-                delay_ms = 30000;
-            clock_gettime(CLOCK_REALTIME, &retry_at);
-            long ns = retry_at.tv_nsec + (delay_ms % 1000) * 1000000L;
-            retry_at.tv_sec += delay_ms / 1000 + ns / 1000000000L;
-            retry_at.tv_nsec = ns % 1000000000L;
-        } else {
-            if (failed) {
-                char left[24];
-                snprintf(left, sizeof(left), "%zu", n - i);
-                log_kv(LOG_ERROR, "giving up writing gang admission records; the plans hold "
-                                  "until a restart",
-                       "records", left, NULL);
-                for (size_t j = i; j < n; j++)
-                    metrics_gang_record(GREC_FAILED);
-            }
-            tries = 0;
-        }
-        gang_records_free(r, n);
+        take_new_records(c, &q, &bl);
+        next = record_queue_run(&q, clock_mono_ms(), write_record, record_ended, &w, &c->stop);
     }
-    gang_records_free(retry, n_retry);
-    kube_conn_free(k);
+    record_queue_free(&q);
+    gang_records_free(bl.r, bl.n); /* the ones queued were moved out */
+    kube_conn_free(w.k);
     return NULL;
 }
 
@@ -338,9 +330,9 @@ struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_aut
         return NULL;
     }
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cond, NULL);
+    clock_cond_init(&c->cond);
     pthread_mutex_init(&c->rec_mu, NULL);
-    pthread_cond_init(&c->rec_cond, NULL);
+    clock_cond_init(&c->rec_cond);
     if (hooks->view_status)
         hooks->view_status(hooks->ctx, "waiting for initial node and pod lists");
     if (hooks->gangs) {

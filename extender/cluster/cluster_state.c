@@ -9,6 +9,8 @@
 
 #include "../base/arena.h"
 #include "../base/jscan.h"
+#include "../base/log.h"
+#include "../base/metrics.h"
 #include "../base/strmap.h"
 #include "../kube/pod_info.h"
 
@@ -220,6 +222,10 @@ static bool account(struct cluster_state *st, const struct pod_entry *p, int sig
             if (u)
                 free(u->name);
             free(u);
+            /* The node's requests miss this pod until it changes again. */
+            log_kv(LOG_ERROR, "out of memory counting a pod's requests on its node", "pod",
+                   p->key, "node", p->node, NULL);
+            metrics_out_of_memory(OOM_CLUSTER_STATE);
             return false;
         }
     }
@@ -267,6 +273,15 @@ static bool same_usage(struct cluster_state *st, const struct pod_entry *have,
             return false;
     }
     return true;
+}
+
+/* An object that could not be kept for want of memory: counted here; the
+ * caller logs it with why, and the state stays as it was. */
+static bool out_of_memory(char *why, size_t whylen)
+{
+    snprintf(why, whylen, "out of memory");
+    metrics_out_of_memory(OOM_CLUSTER_STATE);
+    return false;
 }
 
 /* s: at the object; whole: the object must be all that s holds. */
@@ -323,13 +338,11 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
     struct pod_entry *p = calloc(1, sizeof(*p));
     if (!p || !(p->key = strdup(key))) {
         free(p);
-        snprintf(why, whylen, "out of memory");
-        return false;
+        return out_of_memory(why, whylen);
     }
     if (pod.node_name.len && !(p->node = mem_dup(pod.node_name.ptr, pod.node_name.len))) {
         pod_entry_free(p);
-        snprintf(why, whylen, "out of memory");
-        return false;
+        return out_of_memory(why, whylen);
     }
     p->cpu_milli = pod.requests.cpu_milli;
     p->memory = pod.requests.memory;
@@ -348,8 +361,7 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
     void *old = NULL;
     if (!map_replace(&st->pods, p->key, (size_t)kl, p, &old)) {
         pod_entry_free(p);
-        snprintf(why, whylen, "out of memory");
-        return false;
+        return out_of_memory(why, whylen);
     }
     if (old) {
         if (account(st, old, -1))
@@ -369,8 +381,7 @@ static bool apply_node(struct cluster_state *st, enum cluster_event ev, struct j
     struct node_entry *e = calloc(1, sizeof(*e));
     if (!e || !(e->arena = arena_new(2048))) {
         free(e);
-        snprintf(why, whylen, "out of memory");
-        return false;
+        return out_of_memory(why, whylen);
     }
     struct node_decode_opts o = {.capacity_label = st->label, .arena = e->arena,
                                  .copy_strings = true};
@@ -411,8 +422,7 @@ static bool apply_node(struct cluster_state *st, enum cluster_event ev, struct j
     void *old = NULL;
     if (!map_replace(&st->nodes, f->name.ptr, f->name.len, e, &old)) {
         node_entry_free(e);
-        snprintf(why, whylen, "out of memory");
-        return false;
+        return out_of_memory(why, whylen);
     }
     node_entry_free(old);
     st->dirty = true;
@@ -457,6 +467,47 @@ void cluster_state_relist_begin(struct cluster_state *st, enum cluster_kind kind
     pthread_mutex_unlock(&st->mu);
 }
 
+static unsigned entry_mark(enum cluster_kind kind, const struct strmap_slot *s)
+{
+    return kind == CLUSTER_NODES ? ((const struct node_entry *)s->value)->mark
+                                 : ((const struct pod_entry *)s->value)->mark;
+}
+
+static void remove_entry(struct cluster_state *st, enum cluster_kind kind, const char *key,
+                         size_t len)
+{
+    if (kind == CLUSTER_NODES)
+        node_entry_free(strmap_delete(&st->nodes, key, len));
+    else
+        pod_remove(st, key, len);
+}
+
+/* Without memory for the list of stale keys: one at a time, the walk
+ * started over after each delete (a delete moves entries), with the key
+ * copied to the stack (it belongs to the entry being freed). Slow, but
+ * nothing stale stays behind. */
+static size_t remove_stale_slowly(struct cluster_state *st, enum cluster_kind kind,
+                                  struct strmap *m, unsigned mark)
+{
+    size_t n = 0;
+    for (bool again = true; again;) {
+        again = false;
+        STRMAP_FOREACH(m, s)
+        {
+            char key[1024];
+            if (entry_mark(kind, s) == mark || s->len > sizeof(key))
+                continue;
+            size_t len = s->len;
+            memcpy(key, s->key, len);
+            remove_entry(st, kind, key, len);
+            n++;
+            again = true;
+            break;
+        }
+    }
+    return n;
+}
+
 void cluster_state_relist_end(struct cluster_state *st, enum cluster_kind kind)
 {
     pthread_mutex_lock(&st->mu);
@@ -464,30 +515,37 @@ void cluster_state_relist_end(struct cluster_state *st, enum cluster_kind kind)
     struct strmap *m = kind == CLUSTER_NODES ? &st->nodes : &st->pods;
     /* Collect first: deleting while walking would move entries under us. */
     size_t n = 0;
+    bool oom = false;
     char **stale = malloc((m->count + 1) * sizeof(*stale));
     size_t *lens = malloc((m->count + 1) * sizeof(*lens));
     if (stale && lens) {
         STRMAP_FOREACH(m, s)
         {
-            unsigned em = kind == CLUSTER_NODES ? ((struct node_entry *)s->value)->mark
-                                                : ((struct pod_entry *)s->value)->mark;
-            if (em != mark) {
-                stale[n] = mem_dup(s->key, s->len);
-                lens[n] = s->len;
-                if (stale[n])
-                    n++;
-            }
+            if (entry_mark(kind, s) == mark)
+                continue;
+            stale[n] = mem_dup(s->key, s->len);
+            lens[n] = s->len;
+            if (stale[n])
+                n++;
+            else
+                oom = true;
         }
         for (size_t i = 0; i < n; i++) {
-            if (kind == CLUSTER_NODES)
-                node_entry_free(strmap_delete(&st->nodes, stale[i], lens[i]));
-            else
-                pod_remove(st, stale[i], lens[i]);
+            remove_entry(st, kind, stale[i], lens[i]);
             free(stale[i]);
         }
+    } else {
+        oom = true;
     }
     free(stale);
     free(lens);
+    if (oom) {
+        log_kv(LOG_ERROR, "out of memory removing objects deleted while not watching; "
+                          "removing them one at a time",
+               "resource", cluster_kind_name(kind), NULL);
+        metrics_out_of_memory(OOM_CLUSTER_STATE);
+        n += remove_stale_slowly(st, kind, m, mark);
+    }
     if (n)
         st->dirty = true;
     st->in_relist[kind] = false;

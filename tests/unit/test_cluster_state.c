@@ -10,6 +10,9 @@
 #include "base/strmap.h"
 #include "cluster/cluster_state.h"
 #include "cluster/informer.h"
+#include "base/buf.h"
+#include "base/metrics.h"
+#include "fail_alloc.h"
 
 #define API "tests/fixtures/kube-apiserver-v1.32"
 
@@ -335,6 +338,72 @@ static void test_relist_drops_what_vanished(void **state)
     cluster_state_free(st);
 }
 
+/* cost_extender_out_of_memory_total{where} as rendered now. */
+static long oom_count(const char *where)
+{
+    struct buf b;
+    buf_init(&b, 4096);
+    const struct metrics_filter_reasons none = {0, NULL};
+    metrics_render(&b, &none);
+    assert_false(buf_failed(&b));
+    char want[128];
+    snprintf(want, sizeof(want), "cost_extender_out_of_memory_total{where=\"%s\"} ", where);
+    char *at = strstr(b.data, want);
+    assert_non_null(at);
+    long n = strtol(at + strlen(want), NULL, 10);
+    buf_free(&b);
+    return n;
+}
+
+static void test_relist_without_memory_still_drops(void **state)
+{
+    (void)state;
+    /* 20 nodes, then a relist that has only the even ones. The list of
+     * stale keys cannot be allocated: the stale nodes are removed all the
+     * same (one at a time), and the failure is counted. */
+    struct cluster_state *st = cluster_state_new(&no_label, 64);
+    cluster_state_relist_begin(st, CLUSTER_NODES);
+    for (int i = 0; i < 20; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "n%d", i);
+        assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json(name, "m5.large", "2", "8Gi")));
+    }
+    cluster_state_relist_end(st, CLUSTER_NODES);
+    cluster_state_relist_begin(st, CLUSTER_NODES);
+    for (int i = 0; i < 20; i += 2) {
+        char name[16];
+        snprintf(name, sizeof(name), "n%d", i);
+        assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json(name, "m5.large", "2", "8Gi")));
+    }
+    long before = oom_count("cluster_state");
+    fail_alloc_after(0, -1);
+    cluster_state_relist_end(st, CLUSTER_NODES);
+    fail_alloc_off();
+    assert_true(fail_alloc_failed > 0);
+    assert_int_equal(cluster_state_count(st, CLUSTER_NODES), 10);
+    assert_int_equal(oom_count("cluster_state"), before + 1);
+    struct node_view *v = cluster_state_snapshot(st);
+    assert_null(find(v, "n1"));
+    assert_null(find(v, "n19"));
+    assert_non_null(find(v, "n18"));
+    snapshot_release(&v->snap);
+
+    /* Some of the stale keys copied, then memory runs out: the rest go
+     * the slow way. */
+    cluster_state_relist_begin(st, CLUSTER_NODES);
+    for (int i = 0; i < 20; i += 4) {
+        char name[16];
+        snprintf(name, sizeof(name), "n%d", i);
+        assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json(name, "m5.large", "2", "8Gi")));
+    }
+    fail_alloc_after(4, -1); /* the two arrays, then two keys */
+    cluster_state_relist_end(st, CLUSTER_NODES);
+    fail_alloc_off();
+    assert_int_equal(cluster_state_count(st, CLUSTER_NODES), 5);
+    assert_int_equal(oom_count("cluster_state"), before + 2);
+    cluster_state_free(st);
+}
+
 static void test_bad_objects_are_skipped_without_harm(void **state)
 {
     (void)state;
@@ -454,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_parse_error_events),
         cmocka_unit_test(test_requested_sums),
         cmocka_unit_test(test_relist_drops_what_vanished),
+        cmocka_unit_test(test_relist_without_memory_still_drops),
         cmocka_unit_test(test_bad_objects_are_skipped_without_harm),
         cmocka_unit_test(test_real_objects),
         cmocka_unit_test(test_requested_sums_never_overflow),
