@@ -1747,7 +1747,10 @@ class KubeApiServerDouble:
     # ------------------------------------------------------- fault injection --
 
     def _live(self, resource):
-        return [w for w in self._watchers if resource is None or w.resource == resource]
+        """Watches still serving: not dropped or expired (their threads may
+        not have ended yet)."""
+        return [w for w in self._watchers if (resource is None or w.resource == resource)
+                and not w.dropped and not w.expire]
 
     def drop_watches(self, resource=None):
         """Closes live watch connections abruptly (no final chunk). Returns how many."""
@@ -2526,6 +2529,9 @@ class KubeApiServerDouble:
                 parts.append(_bookmark_line(res, pos))
                 next_bm = now + bookmarks
             chunk(parts)
+            if inj is not None:
+                with self._lock:
+                    self._stats["injected_lines_sent"] += 1
             if expire or now >= deadline:
                 out.write(b"0\r\n\r\n")
                 return
