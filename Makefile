@@ -93,6 +93,12 @@ build/asan/tests/%: tests/unit/%.c tests/unit/test_util.h tests/unit/fail_alloc.
 ALLOC_FAIL_TESTS := build/asan/tests/test_record_queue build/asan/tests/test_cluster_state
 $(ALLOC_FAIL_TESTS): TEST_LDFLAGS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
+# A wall clock the clock-jump tests step (tests/cluster_gang/fakeclock.c).
+FAKECLOCK := build/asan/tests/libfakeclock.so
+$(FAKECLOCK): tests/cluster_gang/fakeclock.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O1 -g -Wall -Wextra -fPIC -shared -o $@ $<
+
 # It includes the fuzz targets themselves.
 build/asan/tests/test_fuzz_regressions: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 
@@ -103,7 +109,7 @@ run: deps
 
 test: test-deps
 	@$(MAKE) --no-print-directory build/asan/cost-extender $(UNIT_BIN) bin/cost-extender \
-	  $(KUBECTL_OLD)
+	  $(KUBECTL_OLD) $(FAKECLOCK)
 	@/usr/bin/python3 tests/run_all.py $(UNIT_BIN)
 
 bench: bench-deps

@@ -419,3 +419,39 @@ def test_records_retried_after_transient_errors(api, start_gang_extender):
     retries = [l for l in ext.logs(strict=False)
                if l.get("msg") == "cannot write gang admission record yet; will retry"]
     assert len(retries) == 2 and all(l.get("status") == "500" for l in retries), retries
+
+
+def test_a_record_that_keeps_failing_holds_back_no_other(api, start_gang_extender):
+    """The PATCH of ml/first-0's record always fails (a mutating webhook
+    answering 500). Its gang is admitted first, then ten more gangs of one
+    pod: all ten records are written while first-0's keeps being retried at
+    its own pace (0.5, 1, 2, ... s), never dropped for the others' sake, and
+    the failures are logged and counted."""
+    add_gpu_nodes(api)
+    api.fail_patches("ml", "first-0", status=500)
+    ext = start_gang_extender(queues_yaml(16))
+    first = add_gang(api, "first", 1, 1)
+    poll(lambda: filter_pod(ext, api, first[0])[0], timeout=10, what="gang ml/first admitted")
+    ext.wait_metric("cost_extender_gang_records_total", lambda v: v >= 1, timeout=10,
+                    result="retried")
+    others = []
+    for i in range(10):
+        others += add_gang(api, "g%d" % i, 1, 1)
+    for n in others:
+        poll(lambda: filter_pod(ext, api, n)[0], timeout=10, what="%s admitted" % n)
+    ext.wait_metric("cost_extender_gang_records_total", lambda v: v == 10, timeout=15,
+                    result="written")
+    rec = records_of(api, others)
+    assert all(node and at for node, at in rec.values()), rec
+    assert records_of(api, first) == {first[0]: (None, None)}
+    # first-0's own retries go on (the second after 0.5 s, the third 1 s later).
+    ext.wait_metric("cost_extender_gang_records_total", lambda v: v >= 3, timeout=10,
+                    result="retried")
+    m = ext.metrics()
+    assert m.get("cost_extender_gang_records_total", result="failed") == 0  # still trying
+    assert m.get("cost_extender_gang_records_total", result="written") == 10
+    assert m.get("cost_extender_cluster_api_errors_total", code="500") >= 3
+    retries = [l for l in ext.logs(strict=False)
+               if l.get("msg") == "cannot write gang admission record yet; will retry"]
+    assert retries and all(l.get("pod") == "ml/first-0" and l.get("status") == "500"
+                           for l in retries), retries
