@@ -404,6 +404,33 @@ static void test_relist_without_memory_still_drops(void **state)
     cluster_state_free(st);
 }
 
+static void test_retry_after_is_capped(void **state)
+{
+    (void)state;
+    /* A 429 or 503 saying "Retry-After: 3600" waits the longest backoff
+     * (30 s), not an hour with the view going stale. */
+    struct informer_config cfg;
+    informer_config_defaults(&cfg);
+    assert_true(cfg.backoff_max_s == 30);
+    unsigned seed = 7;
+    double backoff = 0;
+    assert_true(informer_retry_wait(&cfg, &backoff, 3600, &seed) == 30);
+    /* Shorter answers are honoured over a shorter backoff: the first step
+     * is 0.25..0.5 s, the server asks for 20 s. */
+    backoff = 0;
+    assert_true(informer_retry_wait(&cfg, &backoff, 20, &seed) == 20);
+    /* Without Retry-After: the backoff, doubling with full jitter: step k
+     * waits between half and all of min(0.5 * 2^(k-1), 30). */
+    backoff = 0;
+    for (int k = 1; k <= 8; k++) {
+        double cap = 0.5 * (double)(1 << (k - 1));
+        if (cap > 30)
+            cap = 30;
+        double w = informer_retry_wait(&cfg, &backoff, 0, &seed);
+        assert_true(w >= cap / 2 && w <= cap);
+    }
+}
+
 static void test_bad_objects_are_skipped_without_harm(void **state)
 {
     (void)state;
@@ -524,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_requested_sums),
         cmocka_unit_test(test_relist_drops_what_vanished),
         cmocka_unit_test(test_relist_without_memory_still_drops),
+        cmocka_unit_test(test_retry_after_is_capped),
         cmocka_unit_test(test_bad_objects_are_skipped_without_harm),
         cmocka_unit_test(test_real_objects),
         cmocka_unit_test(test_requested_sums_never_overflow),
