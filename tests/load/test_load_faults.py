@@ -294,20 +294,24 @@ def dearer_table(path):
 
 def rewrite_pricing(path, tables, stop, counts):
     """Rewrites the live table in place, in two pieces (the reloader may read
-    half a file), with each of tables in turn."""
+    half a file), five times in quick succession with each of tables in
+    turn, then leaves it for a second (long enough for a reloader that
+    waits for a file to settle to take it)."""
     contents = [Path(t).read_bytes() for t in tables]
     i = 0
     while not stop.is_set():
         good = contents[i % len(contents)]
-        with open(path, "wb") as f:
-            cut = random.randint(1, len(good) - 1)
-            f.write(good[:cut])
-            f.flush()
-            time.sleep(0.01)
-            f.write(good[cut:])
-        counts["rewrites"] += 1
+        for _ in range(5):
+            with open(path, "wb") as f:
+                cut = random.randint(1, len(good) - 1)
+                f.write(good[:cut])
+                f.flush()
+                time.sleep(0.01)
+                f.write(good[cut:])
+            counts["rewrites"] += 1
+            time.sleep(0.04)
         i += 1
-        time.sleep(0.05)
+        stop.wait(1.0)
 
 
 def atomic_replace(dst, src):
