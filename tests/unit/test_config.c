@@ -660,7 +660,8 @@ static void test_config_file_errors(void **state)
         o += snprintf(long_list + o, sizeof(long_list) - (size_t)o, "    - %0100d\n", i);
     file_bad("long-list.yaml", long_list, 3, "too long");
     file_bad("dup.yaml", "listen: :80\nlisten: :81\n", 2, "duplicate");
-    file_bad("syntax.yaml", "listen: [\n", 2, NULL);
+    /* A '[' never closed: reported where it opens, line 1. */
+    file_bad("syntax.yaml", "listen: [\n", 1, "YAML syntax error");
     file_bad("alias.yaml", "listen: &a :80\npricing: *a\n", 1, "anchor");
     file_bad("not-map.yaml", "- listen\n", 1, "map");
     /* A file that is not there. */
