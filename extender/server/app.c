@@ -52,10 +52,11 @@ static void set_error(struct app *app, char *dst, size_t n, const char *msg)
 }
 
 /* What a rejected file leaves in force, said as it is: the previous state
- * and its generation, or nothing (then /readyz says why, in why). */
+ * and its generation, or nothing (then /readyz says why, in why). The log
+ * messages are whole literals, so that they can be found in the source. */
 struct rejected {
-    const char *what;     /* "pricing table" */
-    const char *previous; /* "previous table stays" */
+    const char *what; /* "pricing table", for /readyz */
+    const char *kept, *none, *loaded; /* log messages */
     enum reload_kind kind;
     struct snapshot_slot *slot;
     char *why;
@@ -66,15 +67,12 @@ static void reject(struct app *app, const struct rejected *r, const char *file, 
                    int column, const char *msg)
 {
     metrics_reload(r->kind, false, 0, 0);
-    char where[1024], text[160], gen[24] = "", l[16], c[16];
+    char where[1024], gen[24] = "", l[16], c[16];
     file_error_format(where, sizeof(where), file, line, column, msg);
     struct snapshot *cur = snapshot_acquire(r->slot);
     if (cur) {
-        snprintf(text, sizeof(text), "%s rejected, %s in force", r->what, r->previous);
         snprintf(gen, sizeof(gen), "%llu", (unsigned long long)cur->generation);
     } else {
-        snprintf(text, sizeof(text), "%s rejected, none in force: not ready until it is fixed",
-                 r->what);
         char why[1100];
         snprintf(why, sizeof(why), "%s not loaded: %s", r->what, where);
         set_error(app, r->why, r->why_len, why);
@@ -95,8 +93,8 @@ static void reject(struct app *app, const struct rejected *r, const char *file, 
         kv[n++] = gen;
     }
     snapshot_release(cur);
-    log_kv(LOG_ERROR, text, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], kv[6], kv[7], kv[8], kv[9],
-           kv[10], kv[11], NULL);
+    log_kv(LOG_ERROR, cur ? r->kept : r->none, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], kv[6],
+           kv[7], kv[8], kv[9], kv[10], kv[11], NULL);
 }
 
 static void loaded(struct app *app, const struct rejected *r, uint64_t gen, const char *file,
@@ -106,16 +104,17 @@ static void loaded(struct app *app, const struct rejected *r, uint64_t gen, cons
     char gens[24], counts[24];
     snprintf(gens, sizeof(gens), "%llu", (unsigned long long)gen);
     snprintf(counts, sizeof(counts), "%zu", count);
-    char text[64];
-    snprintf(text, sizeof(text), "%s loaded", r->what);
-    log_kv(LOG_INFO, text, "file", file, "generation", gens, count_name, counts, NULL);
+    log_kv(LOG_INFO, r->loaded, "file", file, "generation", gens, count_name, counts, NULL);
     metrics_reload(r->kind, true, gen, count);
 }
 
 bool app_reload_pricing(struct app *app)
 {
-    const struct rejected r = {"pricing table", "previous table stays", RELOAD_PRICING, &app->pricing,
-                               app->pricing_error, sizeof(app->pricing_error)};
+    const struct rejected r = {
+        "pricing table", "pricing table rejected, previous table stays in force",
+        "pricing table rejected, none in force: not ready until it is fixed",
+        "pricing table loaded", RELOAD_PRICING, &app->pricing, app->pricing_error,
+        sizeof(app->pricing_error)};
     const char *path = app->cfg->pricing_path;
     struct pricing_error err;
     struct pricing_table *t = pricing_load_file(path, &err);
@@ -134,8 +133,10 @@ bool app_reload_nodes(struct app *app)
     const struct config *cfg = app->cfg;
     if (!cfg->nodes_file)
         return false;
-    const struct rejected r = {"nodes file", "previous node facts stay", RELOAD_NODES_FILE,
-                               &app->nodes, app->nodes_error, sizeof(app->nodes_error)};
+    const struct rejected r = {
+        "nodes file", "nodes file rejected, previous node facts stay in force",
+        "nodes file rejected, none in force: not ready until it is fixed", "nodes file loaded",
+        RELOAD_NODES_FILE, &app->nodes, app->nodes_error, sizeof(app->nodes_error)};
     char err[512];
     struct node_view *v = node_view_load(cfg->nodes_file, &cfg->capacity_label,
                                          cfg->max_json_depth, err, sizeof(err));
@@ -167,8 +168,11 @@ bool app_reload_queues(struct app *app)
     const char *path = app->cfg->queues_path;
     if (!path)
         return false;
-    const struct rejected r = {"queue config", "previous config stays", RELOAD_QUEUES, &app->queues,
-                               app->queues_error, sizeof(app->queues_error)};
+    const struct rejected r = {
+        "queue config", "queue config rejected, previous config stays in force",
+        "queue config rejected, none in force: not ready until it is fixed",
+        "queue config loaded", RELOAD_QUEUES, &app->queues, app->queues_error,
+        sizeof(app->queues_error)};
     struct queue_config_error err;
     struct queue_config *q = queue_config_load_file(path, &err);
     if (!q) {

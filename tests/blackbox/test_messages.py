@@ -293,3 +293,16 @@ def test_documented_defaults_are_accepted_as_values(tmp_path):
                        capture_output=True, text=True, timeout=20, env=binary_env())
     assert "cost-extender: --" not in r.stderr, r.stderr
     assert len(args) >= 2 * 25, args
+
+
+def test_http_limits_name_the_limit_and_the_flag(start_extender):
+    ext = start_extender("--max-body-bytes", "2Ki", "--max-header-bytes", "4Ki")
+    big = load_fixture("cache/filter-complex-1.json")
+    assert len(big) > 2048
+    err = assert_error_reply(post(ext, "filter", big)(), 413)
+    assert err == ("request body of %d bytes is over the limit of 2048 (limit: body bytes; "
+                   "raise it with --max-body-bytes)" % len(big)), err
+    r = ext.request("GET", "/healthz", headers={"X-Big": "x" * 5000})
+    err = assert_error_reply(r, 431)
+    assert err.endswith("over the limit of 4096 (limit: header bytes; raise it with "
+                        "--max-header-bytes)"), err

@@ -661,6 +661,48 @@ static void test_config_file_errors(void **state)
     run_bad_argv(2, args, "config file: cannot open /nonexistent/ce.yaml: ", NULL);
 }
 
+/* The table's promises: one row per flag and per key, and each default as
+ * --help prints it is a value the setting takes back unchanged. */
+static void test_settings_table(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct setting *t = config_settings(&n);
+    struct config defaults;
+    config_defaults(&defaults);
+    for (size_t i = 0; i < n; i++) {
+        assert_ptr_equal(config_setting(t[i].flag), &t[i]);
+        assert_non_null(t[i].help);
+        for (size_t j = 0; j < i; j++) {
+            assert_string_not_equal(t[i].flag, t[j].flag);
+            if (t[i].key && t[j].key)
+                assert_string_not_equal(t[i].key, t[j].key);
+        }
+        if (t[i].kind == SETTING_ACTION) {
+            assert_null(t[i].key);
+            continue;
+        }
+        assert_non_null(t[i].key);
+        assert_non_null(t[i].want);
+        if (t[i].default_text)
+            continue;
+        char before[256], after[256], flag[80];
+        config_format_value(&defaults, &t[i], before, sizeof(before));
+        if (!strcmp(before, "none"))
+            continue;
+        snprintf(flag, sizeof(flag), "--%s", t[i].flag);
+        struct config c;
+        const char *args[] = {flag, before};
+        run_ok_argv(&c, 2, args);
+        config_format_value(&c, &t[i], after, sizeof(after));
+        if (strcmp(before, after) != 0)
+            fail_msg("--%s: default \"%s\" reads back as \"%s\"", t[i].flag, before, after);
+        config_free(&c);
+    }
+    config_free(&defaults);
+    assert_null(config_setting("no-such-flag"));
+}
+
 static void test_capacity_label_values(void **state)
 {
     (void)state;
@@ -695,6 +737,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flags_override_file, make_tmpdir, remove_tmpdir),
         cmocka_unit_test_setup_teardown(test_config_file_errors, make_tmpdir, remove_tmpdir),
         cmocka_unit_test(test_capacity_label_values),
+        cmocka_unit_test(test_settings_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
