@@ -748,7 +748,7 @@ def test_readme_pricing_overlay_recipe_replaces_the_table(tmp_path):
     the old kustomize and swaps the table in the ConfigMap the Deployment
     mounts, keeping its name."""
     text = README.read_text()
-    m = re.search(r"```yaml\n# my-cluster/kustomization.yaml\n(.*?)```", text, re.S)
+    m = re.search(r"```yaml[^\n]*\n# my-cluster/kustomization.yaml\n(.*?)```", text, re.S)
     assert m, "overlay recipe not found in deploy/README.md"
     (tmp_path / "deploy").symlink_to(DEPLOY)
     overlay = tmp_path / "my-cluster"
@@ -1116,6 +1116,6 @@ def test_readme_sections():
                    "cost_extender_queues_generation", "sessionAffinity: ClientIP"):
         assert needle in text, needle
     # The documented extenders block is the shipped one.
-    block = re.search(r"```yaml\n(extenders:\n.*?)```", text, re.S).group(1)
+    block = re.search(r"```yaml[^\n]*\n(extenders:\n.*?)```", text, re.S).group(1)
     assert yaml.safe_load(block)["extenders"] == \
         load_yaml_file(DEFAULT_SCHED_CONFIG)["extenders"]
