@@ -7,9 +7,9 @@ Each fence says what it holds with a second word in its info string
 
   run           shell commands a user runs locally: run in a scratch copy of
                 the checkout (every top-level entry linked, HOME a scratch
-                folder), against the daemon a `daemon` block of the same file
-                started; 127.0.0.1:8888 and localhost:8888 are rewritten to
-                its port. "# " lines after a command are its documented
+                folder, /tmp/ a scratch folder), against the daemon a
+                `daemon` block of the same file started; 127.0.0.1:8888 and
+                localhost:8888 are rewritten to its port. "# " lines after a command are its documented
                 output: each must match an output line, in order ("..."
                 matches anything). A command without documented output must
                 exit 0.
@@ -28,15 +28,22 @@ Each fence says what it holds with a second word in its info string
   cluster       commands against a cluster or a control-plane node (kubectl,
                 sudo): not run here (tests/deploy renders and runs what it can
                 without a cluster); each command must need one.
+  network       commands that download from a cloud provider or use its CLI
+                (curl https://..., aws, az, gcloud, pricing.py fetch), or a
+                cluster: not run here (tests/pricing_tools runs the importers
+                against provider doubles); each command must need the network
+                or a file an earlier command of the block downloads.
   manual        commands not run here for a reason listed in MANUAL.
   illustration  examples of messages: not run.
 
-Blocks without a known kind fail the suite. Keys and flags named in the
+In `console` blocks commands begin with "$ ". Blocks without a known kind
+fail the suite. Keys and flags named in the
 prose are checked too: a dotted key of the config file, the pricing table
 or the queue config must exist, and a --flag must be one of --help's (or of
 the other programs the docs talk about, listed in OTHER_FLAGS).
 """
 
+import functools
 import json
 import os
 import re
@@ -58,12 +65,13 @@ from test_messages import SWITCHES, help_entries  # noqa: E402
 
 DOCS = ["README.md", "pricing/README.md", "deploy/README.md"]
 KINDS = {"run", "daemon", "config", "pricing", "queues", "log", "kubernetes", "tree", "cluster",
-         "manual", "illustration"}
+         "network", "manual", "illustration"}
 
 # Commands a `manual` block may hold, and why they are not run here.
 MANUAL = {
     "make test": "it is the test run this suite is part of",
     "make image": "it needs a container engine (and says 'skipped' without one)",
+    "make image-refresher": "it needs a container engine",
     "kustomize edit": "it needs the standalone kustomize and edits deploy/ in place",
 }
 
@@ -293,10 +301,17 @@ def test_tree_blocks_name_what_exists(block):
 
 # ---------------------------------------------------- cluster and manual --
 
-def commands(text):
-    """(command, documented output lines) of a shell block."""
+def commands(text, console=False):
+    """(command, documented output lines) of a shell block; in a console
+    block commands start with "$ " and other lines are output."""
     out, cur, heredoc, open_ = [], None, None, False
     for line in text.splitlines():
+        if console and not heredoc and not open_:
+            if not line.startswith("$ "):
+                if cur and line.strip():
+                    cur[1].append(line)
+                continue
+            line = line[2:]
         if heredoc:
             cur[0] += "\n" + line
             if line.strip() == heredoc:
@@ -320,9 +335,13 @@ def commands(text):
     return [tuple(c) for c in out]
 
 
+def block_commands(block):
+    return commands(block.text, console=block.lang == "console")
+
+
 @pytest.mark.parametrize("block", of_kind("cluster"))
 def test_cluster_blocks_need_a_cluster(block):
-    cmds = [c for c, _ in commands(block.text)]
+    cmds = [c for c, _ in block_commands(block)]
     # Talking to 8888 after a port-forward in the same block needs the cluster too.
     forwarded = any("port-forward" in c for c in cmds)
     for cmd in cmds:
@@ -330,9 +349,23 @@ def test_cluster_blocks_need_a_cluster(block):
             "%r: %r needs no cluster: mark the block run, or move the command" % (block, cmd)
 
 
+NETWORK = re.compile(r"\bcurl\b.*https://|\b(aws|az|gcloud|kubectl)\b|pricing\.py (fetch|refresh)\b")
+
+
+@pytest.mark.parametrize("block", of_kind("network"))
+def test_network_blocks_need_the_network(block):
+    downloaded = []
+    for cmd, _ in block_commands(block):
+        assert NETWORK.search(cmd) or any(f in cmd for f in downloaded), \
+            "%r: %r needs no network: mark the block run, or move the command" % (block, cmd)
+        # What it writes, for the commands after it.
+        downloaded += re.findall(r"(?:-o|>|--out-dir|--out)\s+(\S+?)/?(?:\s|$)", cmd)
+        downloaded += [u.rsplit("/", 1)[1] for u in re.findall(r"-O\s+(\S+)", cmd)]
+
+
 @pytest.mark.parametrize("block", of_kind("manual"))
 def test_manual_blocks_say_why(block):
-    for cmd, _ in commands(block.text):
+    for cmd, _ in block_commands(block):
         assert any(re.search(r"\b%s\b" % re.escape(m), cmd) for m in MANUAL), \
             "%r: %r is not run and MANUAL does not say why" % (block, cmd)
 
@@ -375,9 +408,12 @@ def test_run_blocks(doc, tmp_path):
     env.pop("KUBECONFIG", None)
     port, daemon = free_port(), None
     try:
+        scratch = tmp_path / "tmp"
+        scratch.mkdir()
         for b in mine:
-            for cmd, expected in commands(b.text):
+            for cmd, expected in block_commands(b):
                 cmd = re.sub(r"(127\.0\.0\.1|localhost):8888", r"\g<1>:%d" % port, cmd)
+                cmd = re.sub(r"(?<![\w.])/tmp/", "%s/" % scratch, cmd)
                 if b.kind == "daemon":
                     assert daemon is None and cmd.split()[:2] == ["make", "run"], (b, cmd)
                     cmd = cmd.split("#")[0].strip() + " RUN_ARGS=--listen=127.0.0.1:%d" % port
@@ -472,11 +508,28 @@ def dagger_keys():
     return set(re.findall(r"`--[a-z-]+` \(`([A-Za-z.]+)`\) †", (REPO / "README.md").read_text()))
 
 
+@functools.lru_cache(maxsize=None)
+def pricing_tool_flags():
+    """The flags of pricing/tools/pricing.py (the refresher's command too),
+    from its own --help."""
+    tool = [sys.executable, str(REPO / "pricing/tools/pricing.py")]
+    top = subprocess.run(tool + ["--help"], capture_output=True, text=True, timeout=60).stdout
+    cmds = re.findall(r"^    ([a-z][a-z-]+)", top, re.M)
+    assert len(cmds) >= 5, top
+    flags = set()
+    for c in cmds:
+        out = subprocess.run(tool + [c, "--help"], capture_output=True, text=True,
+                             timeout=60).stdout
+        flags |= set(re.findall(r"(--[a-z][a-z-]*)", out))
+    return flags
+
+
 @pytest.mark.parametrize("doc", DOCS)
 def test_flags_named_in_prose_exist(doc):
     ours = {"--" + f for f in HELP}
+    tool = pricing_tool_flags()
     bad = sorted({f for f in re.findall(r"`(--[a-z][a-z-]*)", prose(doc))
-                  if f not in ours and f not in OTHER_FLAGS and f not in dagger_flags()})
+                  if f not in ours | tool and f not in OTHER_FLAGS and f not in dagger_flags()})
     assert not bad, "%s names flags --help does not know: %s" % (doc, bad)
 
 
