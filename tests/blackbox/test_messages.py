@@ -14,7 +14,18 @@ import pytest
 
 from extender_harness import BINARY, PRICING_SRC, atomic_write, binary_env, load_fixture
 from test_bad_input import ERRORS, assert_error_reply, post
-from test_tls import pki  # noqa: F401 (fixture)
+from test_tls import make_ca, make_cert
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """test_tls's certificates, made once for the module (RSA keys are slow
+    to make and no test here changes them)."""
+    d = tmp_path_factory.mktemp("pki")
+    make_ca(d, "ca")
+    make_cert(d, "ca", "server", "localhost", "IP:127.0.0.1,DNS:localhost")
+    make_cert(d, "ca", "client", "kube-scheduler")
+    return d
 
 PRIO = "cache/prioritize-web-1.json"
 FILTER = "cache/filter-web-1.json"
@@ -96,7 +107,7 @@ def families(ext):
     return {n for n, _, _ in ext.metrics().samples}
 
 
-def test_reload_metrics_only_for_configured_features(start_extender, workdir, pki):  # noqa: F811
+def test_reload_metrics_only_for_configured_features(start_extender, workdir, pki):
     ext = start_extender(nodes=None)
     have = families(ext)
     for f in RELOAD_FAMILIES:
@@ -268,7 +279,7 @@ def test_help_sighup_names_everything_it_reloads():
         assert what in m.group(1), m.group(1)
 
 
-def test_sighup_reloads_pricing_nodes_queues_and_tls(start_extender, workdir, pki):  # noqa: F811
+def test_sighup_reloads_pricing_nodes_queues_and_tls(start_extender, workdir, pki):
     (workdir / "queues.yaml").write_text(QUEUES)
     ext = start_extender("--queues", workdir / "queues.yaml", "--tls-cert", pki / "server.crt",
                          "--tls-key", pki / "server.key", wait_ready=False)

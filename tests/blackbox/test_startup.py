@@ -14,7 +14,18 @@ import pytest
 
 from extender_harness import (BINARY, INPUTS, PRICING_SRC, REPO, binary_env, free_port,
                               parse_log_lines)
-from test_tls import pki  # noqa: F401 (fixture)
+from test_tls import make_ca, make_cert
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """test_tls's certificates, made once for the module (RSA keys are slow
+    to make and no test here changes them)."""
+    d = tmp_path_factory.mktemp("pki")
+    make_ca(d, "ca")
+    make_cert(d, "ca", "server", "localhost", "IP:127.0.0.1,DNS:localhost")
+    make_cert(d, "ca", "client", "kube-scheduler")
+    return d
 
 RELEASE = REPO / "bin" / "cost-extender"
 TABLE = "aws-us-east-1.yaml"
@@ -173,7 +184,7 @@ def kubeconfig(path, **cluster):
     return path
 
 
-def refusal_cases(tmp, pki):  # noqa: F811
+def refusal_cases(tmp, pki):
     d = nodes_dir(tmp)
     kc = kubeconfig(tmp / "kc.json")
     no_ca = kubeconfig(tmp / "kc-no-ca.json", **{"certificate-authority": str(tmp / "nope.crt")})
@@ -229,7 +240,7 @@ CASE_NAMES = [
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_start_up_and_check_refuse_alike(name, tmp_path, pki):  # noqa: F811
+def test_start_up_and_check_refuse_alike(name, tmp_path, pki):
     cases = refusal_cases(tmp_path, pki)
     assert [c[0] for c in cases] == CASE_NAMES
     (case,) = [c for c in cases if c[0] == name]
@@ -279,7 +290,7 @@ def test_bad_config_file_refused_alike(tmp_path):
         assert (r.returncode, r.stderr) == (2, want), r
 
 
-def test_check_approves_what_starts(tmp_path, pki):  # noqa: F811
+def test_check_approves_what_starts(tmp_path, pki):
     # The other way round: what --check calls good does start (HTTPS, a
     # client CA, a nodes file, queues).
     queues = tmp_path / "q.yaml"
