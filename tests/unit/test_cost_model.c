@@ -730,10 +730,13 @@ static void test_packing(void **state)
     struct node_cost ce = eval(f, &p, &empty), cb = eval(f, &p, &busy);
     assert_near(ce.cost, 0.025);
     assert_near(cb.cost, 0.025 * (1 - 0.5 * 0.75));
+    /* Busy is cheapest (0.015625): 10. Empty: round(10 * 0.015625 / 0.025)
+     * = round(6.25) = 6. */
     uint8_t scores[2];
     struct node_cost both[2] = {ce, cb};
     cost_score_nodes(both, 2, SPOT_ALLOW, scores);
-    assert_true(scores[1] == 10 && scores[0] < 10);
+    assert_int_equal(scores[1], 10);
+    assert_int_equal(scores[0], 6);
 
     /* Packing off: the same cost on both. */
     struct cost_config cfg = f->cfg;
@@ -831,22 +834,26 @@ static void test_score_prefer_banding(void **state)
     (void)state;
     uint8_t s[8];
     /* prefer with both kinds: spot in 5..10, the rest in 0..4, each band
-     * scaled to its own cheapest. The on-demand node is cheaper, yet below
-     * every spot node. Spot: best 0.2 -> 5 + 5 = 10; 0.4 -> 5 + 2.5 -> 7 or
-     * 8. On-demand: best 0.1 -> 4; 0.4 -> 1. */
+     * scaled to its own cheapest (README: 5 + round(5 x best spot / cost),
+     * round(4 x best other / cost), halves up). The on-demand node is
+     * cheaper, yet below every spot node. Spot: best 0.2 -> 5 + 5 = 10;
+     * 0.4 -> 5 + round(2.5) = 8 (0.2 / 0.4 is exactly 0.5 in binary).
+     * On-demand: best 0.1 -> 4; 0.4 -> round(1.0) = 1. */
     struct node_cost a[] = {fits(0.2, true), fits(0.4, true), fits(0.1, false), fits(0.4, false),
                             rejected(0.01, COST_REJECT_TOO_SMALL)};
     cost_score_nodes(a, 5, SPOT_PREFER, s);
     assert_int_equal(s[0], 10);
-    assert_in_range(s[1], 7, 8);
+    assert_int_equal(s[1], 8);
     assert_int_equal(s[2], 4);
     assert_int_equal(s[3], 1);
     assert_int_equal(s[4], 0);
-    /* The same costs without prefer: plain ratio to the overall cheapest. */
+    /* The same costs without prefer: plain ratio to the overall cheapest
+     * 0.1: 0.2 -> 5; 0.4 -> round(10 x 0.25) = round(2.5) = 3 (0.1 / 0.4 is
+     * exactly 0.25: 0.4 is 0.1 x 4 in binary). */
     cost_score_nodes(a, 5, SPOT_ALLOW, s);
     assert_int_equal(s[0], 5);
     assert_int_equal(s[2], 10);
-    assert_in_range(s[1], 2, 3);
+    assert_int_equal(s[1], 3);
     /* prefer with only spot or only non-spot nodes: no banding. */
     struct node_cost only_spot[] = {fits(0.2, true), fits(0.4, true),
                                     rejected(0.1, COST_REJECT_OVER_MAX_PRICE)};
