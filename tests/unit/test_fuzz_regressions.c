@@ -96,23 +96,57 @@ static int replay_dir(const char *where, const char *target, fuzz_one_fn one)
     return replayed;
 }
 
-#define REPLAY_TEST(name, one)                                                                     \
+/* Each target replays exactly the inputs saved for it (saved: the count in
+ * tests/fuzz/regressions/<target>/, every target at least one): a missing,
+ * emptied or half-copied folder fails here instead of replaying nothing.
+ * Saving a new input means raising its count. */
+#define REPLAY_TEST(name, one, saved)                                                              \
     static void test_replay_##name(void **state)                                                   \
     {                                                                                              \
         (void)state;                                                                               \
+        _Static_assert((saved) >= 1, "every fuzz target keeps at least one saved input");          \
         int n = replay_dir("regressions", #name, one);                                             \
         print_message("%s: %d saved input(s) replayed\n", #name, n);                               \
+        assert_int_equal(n, (saved));                                                              \
     }
 
-REPLAY_TEST(request, fz_request_one)
-REPLAY_TEST(pricing, fz_pricing_one)
-REPLAY_TEST(queues, fz_queues_one)
-REPLAY_TEST(quantity, fz_quantity_one_input)
-REPLAY_TEST(kubeconfig, fz_kubeconfig_one)
-REPLAY_TEST(watch, fz_watch_one)
-REPLAY_TEST(ytree, fz_ytree_one_input)
-REPLAY_TEST(jscan, fz_jscan_one)
-REPLAY_TEST(config, fz_config_one)
+REPLAY_TEST(request, fz_request_one, 2)
+REPLAY_TEST(pricing, fz_pricing_one, 1)
+REPLAY_TEST(queues, fz_queues_one, 1)
+REPLAY_TEST(quantity, fz_quantity_one_input, 1)
+REPLAY_TEST(kubeconfig, fz_kubeconfig_one, 1)
+REPLAY_TEST(watch, fz_watch_one, 2)
+REPLAY_TEST(ytree, fz_ytree_one_input, 1)
+REPLAY_TEST(jscan, fz_jscan_one, 1)
+REPLAY_TEST(config, fz_config_one, 1)
+
+/* The targets replayed above; every tests/fuzz/fuzz_<name>.c must be one. */
+static const char *const REPLAYED[] = {"request", "pricing", "queues", "quantity", "kubeconfig",
+                                       "watch",   "ytree",   "jscan",  "config"};
+
+static void test_every_fuzz_target_is_replayed(void **state)
+{
+    (void)state;
+    struct dirent **names;
+    int n = scandir("tests/fuzz", &names, NULL, alphasort);
+    assert_true(n > 0);
+    int targets = 0;
+    for (int i = 0; i < n; i++) {
+        const char *f = names[i]->d_name;
+        size_t len = strlen(f);
+        if (len > 7 && !strncmp(f, "fuzz_", 5) && !strcmp(f + len - 2, ".c")) {
+            targets++;
+            bool found = false;
+            for (size_t k = 0; k < sizeof(REPLAYED) / sizeof(REPLAYED[0]); k++)
+                found |= strlen(REPLAYED[k]) == len - 7 && !strncmp(f + 5, REPLAYED[k], len - 7);
+            if (!found)
+                fail_msg("tests/fuzz/%s has no REPLAY_TEST (and no saved input) here", f);
+        }
+        free(names[i]);
+    }
+    free(names);
+    assert_int_equal(targets, sizeof(REPLAYED) / sizeof(REPLAYED[0]));
+}
 
 /* The fixes, stated directly (the crashers above go through the whole
  * request path; these say what the fixed functions now promise). */
@@ -172,6 +206,7 @@ int main(void)
         cmocka_unit_test(test_replay_ytree),
         cmocka_unit_test(test_replay_jscan),
         cmocka_unit_test(test_replay_config),
+        cmocka_unit_test(test_every_fuzz_target_is_replayed),
         cmocka_unit_test(test_fixed_gpu_sum_saturates),
         cmocka_unit_test(test_fixed_resource_names_validated),
     };
