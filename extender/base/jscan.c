@@ -506,7 +506,9 @@ bool jstr_eq_escaped(const struct jstr *j, const char *lit, size_t n)
 
 static char fold(char c)
 {
-    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    if (c >= 'A' && c <= 'Z')
+        return (char)(c + 32);
+    return c;
 }
 
 bool jstr_eq_fold(const struct jstr *j, const char *lit)

@@ -39,10 +39,13 @@ void *strmap_get(const struct strmap *m, const char *key, size_t len);
 void *strmap_delete(struct strmap *m, const char *key, size_t len);
 
 /* Visits every entry (in no particular order); the map must not change
- * during the walk. */
+ * during the walk. slot is the name the macro declares, so it cannot be
+ * parenthesised. */
+/* NOLINTBEGIN(bugprone-macro-parentheses) */
 #define STRMAP_FOREACH(m, slot)                                                                \
     for (struct strmap_slot *slot = (m)->slots; slot < (m)->slots + (m)->cap; slot++)          \
         if (slot->key)
+/* NOLINTEND(bugprone-macro-parentheses) */
 
 /* Looks up n keys at once into out[] (NULL for a miss). The same as n calls
  * of strmap_get, but hashes ahead and prefetches the slots, so that a big

@@ -205,7 +205,7 @@ static bool need_string(struct loader *L, const struct ynode *root, const char *
 static bool read_table(struct loader *L, const struct ynode *root)
 {
     struct pricing_table *t = L->t;
-    const char *s;
+    const char *s = "";
     if (!root || root->kind != YN_MAP)
         return yfail(&L->yerr, root, "a pricing table must be a YAML map");
     if (!ymap_check_keys(root, top_keys, &L->yerr, "the pricing table"))

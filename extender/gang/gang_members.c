@@ -133,8 +133,10 @@ static void plan_remove_pod(struct gang_engine *e, struct gang *g, const struct 
 {
     for (size_t i = 0; i < g->n_plan; i++) {
         if (g->plan[i].pod == p) {
-            free(g->plan[i].node);
+            char *node = g->plan[i].node;
             g->plan[i] = g->plan[--g->n_plan];
+            g->plan[g->n_plan].node = NULL; /* the slot let go (i itself when last) */
+            free(node);
             e->held_dirty = true;
             return;
         }
@@ -170,7 +172,9 @@ bool gang_plan_add(struct gang_engine *e, struct gang *g, struct tpod *p, const 
     char *n = strdup(node);
     if (!n)
         return false;
-    g->plan[g->n_plan++] = (struct plan_entry){p, n};
+    g->plan[g->n_plan].pod = p;
+    g->plan[g->n_plan].node = n;
+    g->n_plan++;
     e->held_dirty = true;
     return true;
 }

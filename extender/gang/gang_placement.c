@@ -42,9 +42,24 @@ void gang_as_pod_info(const struct tpod *p, struct pod_info *out)
         out->keys[PK_MAX_NODE_PRICE] = (struct str){p->max_price, strlen(p->max_price)};
 }
 
+/* The same requests, field by field (a memcmp would also compare padding
+ * and the unused extended-resource slots). Names are interned: equal
+ * names are the same pointer. */
+static bool same_requests(const struct resources *a, const struct resources *b)
+{
+    if (a->cpu_milli != b->cpu_milli || a->memory != b->memory || a->pods != b->pods ||
+        a->n_ext != b->n_ext)
+        return false;
+    for (int i = 0; i < a->n_ext; i++)
+        if (a->ext[i].name.ptr != b->ext[i].name.ptr || a->ext[i].name.len != b->ext[i].name.len ||
+            a->ext[i].value != b->ext[i].value)
+            return false;
+    return true;
+}
+
 static bool same_shape(const struct tpod *a, const struct tpod *b)
 {
-    if (memcmp(&a->req, &b->req, sizeof(a->req)) != 0)
+    if (!same_requests(&a->req, &b->req))
         return false;
     bool sa = a->spot != NULL, sb = b->spot != NULL;
     bool ma = a->max_price != NULL, mb = b->max_price != NULL;

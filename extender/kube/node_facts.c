@@ -177,7 +177,7 @@ bool kube_decode_resources_seen(struct jscan *s, struct arena *arena, bool copy,
         return false;
     struct jstr key;
     while (jscan_next_key(s, &key)) {
-        struct str name;
+        struct str name = STR_NULL;
         if (!kube_decode_str(s, &key, arena, false, &name))
             return false;
         enum resource_kind kind = resource_kind_of(name);
@@ -189,7 +189,7 @@ bool kube_decode_resources_seen(struct jscan *s, struct arena *arena, bool copy,
         struct jstr jv;
         /* Quantities serialise as strings; Go's resource.Quantity also
          * accepts a bare JSON number. */
-        struct str val;
+        struct str val = STR_NULL;
         if (jscan_peek(s) == JT_NUMBER) {
             if (!jscan_number(s, NULL, &jv))
                 return false;

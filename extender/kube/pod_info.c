@@ -104,15 +104,19 @@ struct container_list {
 static bool list_push(struct jscan *s, struct arena *a, struct container_list *l, int *total,
                       int max, struct container_requests **out)
 {
-    if (*total >= max)
-        return jscan_fail(s, POD_ERR_TOO_MANY_CONTAINERS);
+    if (*total >= max) {
+        jscan_fail(s, POD_ERR_TOO_MANY_CONTAINERS);
+        return false;
+    }
     (*total)++;
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 8;
         void *p = arena_realloc(a, l->items, (size_t)l->cap * sizeof(*l->items),
                                 (size_t)cap * sizeof(*l->items));
-        if (!p)
-            return jscan_fail(s, "out of memory");
+        if (!p) {
+            jscan_fail(s, "out of memory");
+            return false;
+        }
         l->items = p;
         l->cap = cap;
     }
