@@ -37,13 +37,12 @@ struct pod_entry {
 
 /* Requests summed per node name (the node may not be known yet).
  *
- * Fix: the sums are 128-bit. Each pod's quantity fits in int64, but two pods
- * on one node could add past INT64_MAX (undefined behaviour; in practice the
- * node's requested cpu wrapped negative and it looked empty). Saturating
- * int64 sums would not do either: removing a pod must undo adding it
- * exactly. 128 bits never overflow (2^63 per pod times 2^64 pods), and the
- * snapshot clamps to int64 (found by fuzz_watch, replayed by
- * tests/fuzz/regressions/watch/pod-requests-sum-overflow). */
+ * The sums are 128-bit. Each pod's quantity fits in int64, but two pods on
+ * one node can add past INT64_MAX (undefined behaviour; a wrapped sum
+ * makes the node look empty). Saturating int64 sums would not do either:
+ * removing a pod must undo adding it exactly. 128 bits never overflow
+ * (2^63 per pod times 2^64 pods), and the snapshot clamps to int64
+ * (tests/fuzz/regressions/watch/pod-requests-sum-overflow). */
 typedef __int128 wide;
 struct node_usage {
     char *name;
@@ -188,13 +187,12 @@ static const char *intern_name(struct cluster_state *st, struct str s)
 
 /* Inserts or replaces key's entry; the previous value (or NULL) in *old.
  *
- * Fix: this used to be a plain strmap_put, but strmap_put keeps the slot's
- * first key pointer when it replaces a value, and our keys live inside the
- * entries (the pod's key, the node's name in its arena): freeing the old
- * entry left the map pointing at freed memory, and the next lookup of that
- * name read it (heap-use-after-free on every MODIFIED event). Removing the
- * old entry first makes the new entry's key the one stored; the insert
- * after a removal never needs to grow the map. */
+ * Not a plain strmap_put: that keeps the slot's first key pointer when it
+ * replaces a value, and our keys live inside the entries (the pod's key,
+ * the node's name in its arena), so freeing the old entry would leave the
+ * map pointing at freed memory. Removing the old entry first makes the new
+ * entry's key the one stored; the insert after a removal never needs to
+ * grow the map. */
 static bool map_replace(struct strmap *m, const char *key, size_t len, void *value, void **old)
 {
     *old = strmap_delete(m, key, len);

@@ -62,10 +62,9 @@ bool kube_client_reload_token(struct kube_client *c, bool force)
     return changed;
 }
 
-/* Fix: the kubeconfig's tls-server-name was read and then ignored, so a
- * cluster reached by an address its certificate does not name (an IP, a
- * tunnel, a load balancer) failed verification although the kubeconfig
- * said which name to verify. */
+/* The kubeconfig's tls-server-name is the name to verify: a cluster is
+ * often reached by an address its certificate does not name (an IP, a
+ * tunnel, a load balancer). */
 static bool setup_server_name(struct kube_client *c, char *err, size_t errlen)
 {
     const char *srv = c->auth.server;
@@ -362,9 +361,9 @@ static bool perform(struct kube_conn *k, const char *path, struct transfer *t, l
     return false;
 }
 
-/* Fix: lists used to take no stop flag, so SIGTERM while the API server was
- * still answering a list (a slow or huge list) waited for the whole list
- * timeout (120 s) before the informer thread could be joined. */
+/* stop: SIGTERM while the API server is still answering a slow or huge list
+ * must not wait for the whole list timeout (120 s) before the informer
+ * thread can be joined. */
 bool kube_get(struct kube_conn *k, const char *path, size_t max_bytes, long timeout_s,
               atomic_bool *stop, struct kube_response *out)
 {

@@ -243,7 +243,7 @@ static bool read_table(struct loader *L, const struct ynode *root)
                 return false;
             /* An empty reason is no reason: the ratio is an estimate and
              * the table must say why (pricing/tools/pricingtable.py checks
-             * the same). This used to accept fallbackSource: "". */
+             * the same). */
             if (tmp[strspn(tmp, " \t")] == '\0')
                 return yfail(&L->yerr, src,
                              "spot.fallbackSource must not be empty: say why fallbackRatio "

@@ -221,12 +221,11 @@ bool kube_decode_resources_seen(struct jscan *s, struct arena *arena, bool copy,
             out->pods = v;
             break;
         default:
-            /* Fix: a name from JSON may hold any byte once unescaped
+            /* A name from JSON may hold any byte once unescaped
              * ("\u0000/" is a NUL and a slash). Kubernetes admits only
-             * qualified names; anything else reached code that copies names
-             * as C strings (strndup stopped at the NUL, the length did not:
-             * a heap overflow in gang admission, found by fuzz_request).
-             * Such an object is unusable, like one with a bad quantity. */
+             * qualified names, and code further on copies names as C
+             * strings, so any other name makes the object unusable, like a
+             * bad quantity (tests/fuzz/regressions/request). */
             if (!resource_name_valid(name)) {
                 if (invalid && !*invalid)
                     *invalid = bad_resource_msg(arena, where, "invalid extended resource name");

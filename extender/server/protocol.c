@@ -226,9 +226,9 @@ enum protocol_status protocol_decode_args(const char *body, size_t len,
     }
     if (s.error || !jscan_finish(&s)) {
         /* Our own limits and shape checks surface as scanner errors too;
-         * so does a field of the wrong JSON type inside the Pod or a Node.
-         * (This used to match a fixed list of messages, which sent type
-         * errors such as "metadata": 5 to PROTOCOL_BAD_JSON.) */
+         * so does a field of the wrong JSON type inside the Pod or a Node
+         * ("metadata": 5): scan_failed tells them from broken JSON by the
+         * scanner's state, not by a list of messages that would miss some. */
         return scan_failed(&s, body, len, limits, err, errlen);
     }
     if (semantic) {
