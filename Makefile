@@ -22,7 +22,7 @@ BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl
 LINT_DEBS  := clang-tidy cppcheck
 TEST_DEBS  := $(BUILD_DEBS) $(LINT_DEBS) libcmocka-dev libcjson-dev python3 python3-pytest \
               python3-yaml openssl wrk
-BENCH_DEBS := $(BUILD_DEBS) python3
+BENCH_DEBS := $(BUILD_DEBS) python3 python3-pytest
 
 SRC      := $(shell find extender -name '*.c' | sort)
 LIB_SRC  := $(filter-out extender/main.c,$(SRC))

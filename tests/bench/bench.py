@@ -145,6 +145,7 @@ def main():
     gang_admission(nodes)
     cluster_sync_and_watch()
     pricing_import()
+    api_server_reads()
 
 
 def gang_admission(nodes):
@@ -187,6 +188,15 @@ def pricing_import():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_pricing
     bench_pricing.main()
+
+
+def api_server_reads():
+    """Issue 17: reads of the cluster state over a simulated hour, and the
+    clock-jump results (bench_api_hour.py)."""
+    print(flush=True)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_api_hour
+    bench_api_hour.main(out=lambda s: print(s, flush=True))
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def state_reads(api):
     return out
 
 
-def simulate_hour(api, ext):
+def simulate_hour(api):
     """Runs the hour against a started extender; returns what was injected:
     {"drops": n, "expired": {resource: n}}."""
     injected = {"drops": 0, "expired": collections.Counter()}

@@ -31,7 +31,7 @@ def test_state_reads_over_a_simulated_hour(api, cluster_extender, server):
     if server != "watch-list":
         flags += ["--list-page-size", "2"]
     ext = cluster_extender(a, *flags, timeout=20)
-    injected = simulate_hour(a, ext)
+    injected = simulate_hour(a)
     reads = state_reads(a)
     print("\n%s, simulated hour (%.0f s real): %s; injected %s" % (
         server, HOUR, json.dumps({r: dict(v, lists=dict(v["lists"])) for r, v in reads.items()}),
