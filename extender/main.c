@@ -274,8 +274,15 @@ int main(int argc, char **argv)
         copts.informer.page_size = cfg.list_page_size;
         copts.capacity_label = &cfg.capacity_label;
         copts.max_json_depth = cfg.max_json_depth;
+        copts.cost_interval_ms = cfg.cost_metrics_interval_ms;
+        copts.metrics_max_namespaces = cfg.metrics_max_namespaces;
+        copts.metrics_max_instance_types = cfg.metrics_max_instance_types;
         struct cluster_hooks hooks = {.nodes = &app.nodes,
                                       .gangs = app.gangs,
+                                      .costs = &app.costs,
+                                      .pricing = &app.pricing,
+                                      .queues = &app.queues,
+                                      .cost = &cfg.cost,
                                       .ctx = &app,
                                       .view_status = cluster_view_status_cb,
                                       .tick = cluster_tick_cb};

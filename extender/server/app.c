@@ -21,6 +21,7 @@ void app_init(struct app *app, const struct config *cfg)
     snapshot_slot_init(&app->pricing);
     snapshot_slot_init(&app->nodes);
     snapshot_slot_init(&app->queues);
+    snapshot_slot_init(&app->costs);
     pthread_mutex_init(&app->mu, NULL);
     snprintf(app->pricing_error, sizeof(app->pricing_error), "pricing table not loaded yet");
     if (cfg->nodes_file)
@@ -34,6 +35,7 @@ void app_destroy(struct app *app)
     snapshot_slot_destroy(&app->pricing);
     snapshot_slot_destroy(&app->nodes);
     snapshot_slot_destroy(&app->queues);
+    snapshot_slot_destroy(&app->costs);
     pthread_mutex_destroy(&app->mu);
 }
 

@@ -38,6 +38,9 @@ void config_defaults(struct config *c)
     c->watch_stall_s = 90;
     c->watch_timeout_s = 300;
     c->list_page_size = 500;
+    c->cost_metrics_interval_ms = 5000;
+    c->metrics_max_namespaces = 200;
+    c->metrics_max_instance_types = 100;
     c->reload_poll_ms = 2000;
     c->shutdown_grace_s = 10;
     cost_config_defaults(&c->cost);
@@ -196,6 +199,18 @@ static bool apply(struct config *c, const char *name, const char *v, char *err, 
         if (!parse_int(v, 1, 100000, &n))
             BAD("want 1 to 100000");
         c->list_page_size = (int)n;
+    } else if (!strcmp(name, "cost-metrics-interval")) {
+        if (!parse_seconds_ms(v, &c->cost_metrics_interval_ms) ||
+            c->cost_metrics_interval_ms > 3600000)
+            BAD("want seconds, 0.05 to 3600");
+    } else if (!strcmp(name, "metrics-max-namespaces")) {
+        if (!parse_int(v, 1, 100000, &n))
+            BAD("want 1 to 100000");
+        c->metrics_max_namespaces = (size_t)n;
+    } else if (!strcmp(name, "metrics-max-instance-types")) {
+        if (!parse_int(v, 1, 100000, &n))
+            BAD("want 1 to 100000");
+        c->metrics_max_instance_types = (size_t)n;
     } else if (!strcmp(name, "packing-weight")) {
         char *end;
         double w = strtod(v, &end);
@@ -293,6 +308,9 @@ static const struct {
     {"cluster.watchStallTimeoutSeconds", "watch-stall-timeout"},
     {"cluster.watchTimeoutSeconds", "watch-timeout"},
     {"cluster.listPageSize", "list-page-size"},
+    {"metrics.costIntervalSeconds", "cost-metrics-interval"},
+    {"metrics.maxNamespaces", "metrics-max-namespaces"},
+    {"metrics.maxInstanceTypes", "metrics-max-instance-types"},
     {"policy.packingWeight", "packing-weight"},
     {"shutdownGraceSeconds", "shutdown-grace"},
     {"http.maxBodyBytes", "max-body-bytes"},
@@ -416,6 +434,9 @@ static const struct option long_opts[] = {
     {"watch-stall-timeout", required_argument, 0, 1},
     {"watch-timeout", required_argument, 0, 1},
     {"list-page-size", required_argument, 0, 1},
+    {"cost-metrics-interval", required_argument, 0, 1},
+    {"metrics-max-namespaces", required_argument, 0, 1},
+    {"metrics-max-instance-types", required_argument, 0, 1},
     {"packing-weight", required_argument, 0, 1},
     {"max-body-bytes", required_argument, 0, 1},
     {"max-header-bytes", required_argument, 0, 1},
@@ -493,6 +514,16 @@ void config_usage(FILE *out)
 "  --list-page-size N        Objects per list page. [cluster.listPageSize] (default 500)\n"
 "  Without any of these and without --nodes-file, names-only requests have no\n"
 "  node facts (full-node requests still work): said at start-up.\n"
+"\n"
+"Cost metrics (from the cluster connection; README.md, \"Cost metrics\"):\n"
+"  --cost-metrics-interval S The cost gauges are computed again when pods, nodes,\n"
+"                            the pricing table or the queues change, at most this\n"
+"                            often. [metrics.costIntervalSeconds] (default 5)\n"
+"  --metrics-max-namespaces N  Namespaces (and queues) the cost gauges name, the\n"
+"                            most expensive first; the rest are summed under\n"
+"                            namespace=\"_other\". [metrics.maxNamespaces] (default 200)\n"
+"  --metrics-max-instance-types N  The same for instance types.\n"
+"                            [metrics.maxInstanceTypes] (default 100)\n"
 "\n"
 "Cost policy:\n"
 "  --default-spot POLICY     Spot policy for pods without the\n"
