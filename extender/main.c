@@ -14,6 +14,7 @@
 #include "gang/gang.h"
 #include "gang/queue_config.h"
 #include "kube/node_view.h"
+#include "report/report.h"
 #include "server/app.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -85,31 +86,15 @@ static enum source node_source(const struct config *cfg, struct kube_auth *auth,
         }
         return SOURCE_NODES_FILE;
     }
-    char first[4096] = "";
-    const char *path = cfg->kubeconfig;
-    const char *env = getenv("KUBECONFIG");
-    if (!path && env && *env) {
-        /* $KUBECONFIG may list several files: use the first that exists. */
-        const char *p = env;
-        while (*p && !first[0]) {
-            const char *colon = strchr(p, ':');
-            size_t len = colon ? (size_t)(colon - p) : strlen(p);
-            snprintf(first, sizeof(first), "%.*s", (int)len, p);
-            if (access(first, R_OK) != 0)
-                first[0] = '\0';
-            p += len + (colon ? 1 : 0);
-        }
-        if (first[0])
-            path = first;
+    switch (kube_auth_discover(cfg->kubeconfig, cfg->kube_context, cfg->service_account_dir,
+                               auth, err, errlen)) {
+    case KUBE_AUTH_FOUND:
+        return SOURCE_CLUSTER;
+    case KUBE_AUTH_BROKEN:
+        return SOURCE_BROKEN;
+    default:
+        return SOURCE_NONE;
     }
-    if (path)
-        return kube_auth_from_kubeconfig(path, cfg->kube_context, auth, err, errlen)
-                   ? SOURCE_CLUSTER
-                   : SOURCE_BROKEN;
-    if (kube_in_cluster_available(cfg->service_account_dir))
-        return kube_auth_in_cluster(cfg->service_account_dir, auth, err, errlen) ? SOURCE_CLUSTER
-                                                                                 : SOURCE_BROKEN;
-    return SOURCE_NONE;
 }
 
 /* --check: load everything once, say what is wrong, exit. */
@@ -175,6 +160,8 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "report"))
+        return report_main(argc - 1, argv + 1);
     struct config cfg;
     enum config_result cr = config_from_args(&cfg, argc, argv, stdout, stderr);
     if (cr != CONFIG_RUN) {
