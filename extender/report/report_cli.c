@@ -13,6 +13,7 @@
 #include "report.h"
 
 #include "../base/fileio.h"
+#include "../base/log.h"
 #include "../cluster/cluster_state.h"
 #include "../cluster/informer.h"
 #include "../cluster/kube_client.h"
@@ -451,6 +452,10 @@ static int run(const struct report_args *ra, const struct config *cfg)
 
 int report_main(int argc, char **argv)
 {
+    /* The report's own messages are plain lines on stderr; the client's
+     * routine log lines ("API token loaded") would only be noise in a
+     * CronJob's log, its warnings and errors are not. */
+    log_set_level(LOG_WARN);
     struct report_args ra;
     int r = parse_args(argc, argv, &ra);
     if (r)
