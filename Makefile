@@ -100,7 +100,7 @@ run: deps
 
 test: test-deps
 	@$(MAKE) --no-print-directory build/asan/cost-extender $(UNIT_BIN) bin/cost-extender \
-	  $(KUBECTL_OLD)
+	  $(KUBECTL_OLD) $(PROMTOOL)
 	@/usr/bin/python3 tests/run_all.py $(UNIT_BIN)
 
 bench: bench-deps
@@ -212,6 +212,30 @@ $(KUBECTL_OLD):
 	  ln -sf kubernetes-client/root/usr/bin/kubectl ../kubectl; \
 	fi
 	@$@ version --client --short 2>/dev/null || $@ version --client
+
+# promtool, for tests/monitoring (`promtool check rules`, `promtool test
+# rules` on deploy/monitoring), from Debian's prometheus package: fetched with
+# `apt-get download` and only promtool unpacked into build/tools/ (a 19 MB
+# download, a few seconds), not installed: the package's postinst starts a
+# Prometheus server on :9090 (invoke-rc.d prometheus start) and its
+# Recommends would add a node exporter on :9100. A promtool already on PATH
+# is used as it is.
+PROMTOOL := build/tools/promtool
+
+$(PROMTOOL):
+	@mkdir -p $(@D)
+	@if command -v promtool >/dev/null 2>&1; then \
+	  ln -sf "$$(command -v promtool)" $@; \
+	else \
+	  echo "unpacking promtool from Debian's prometheus package into $(@D)/ (not installed: it would start a Prometheus server)"; \
+	  rm -rf $(@D)/prometheus && mkdir -p $(@D)/prometheus && cd $(@D)/prometheus && \
+	  { apt-get download -qq -o APT::Sandbox::User=root prometheus 2>/dev/null || \
+	    { flock /tmp/cost-extender-apt.lock apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	      apt-get download -qq -o APT::Sandbox::User=root prometheus; }; } && \
+	  dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool && \
+	  rm -f prometheus_*.deb && ln -sf prometheus/usr/bin/promtool ../promtool; \
+	fi
+	@$@ --version 2>&1 | head -1
 
 # deploy/shared/pricing.yaml is a copy of the bundled table (kustomize reads
 # no file outside its folder); tests/deploy fails when the two differ.

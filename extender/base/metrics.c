@@ -64,6 +64,7 @@ static struct {
     atomic_uint_fast64_t last_reload_ms[RELOAD_KIND_COUNT];
     atomic_uint_fast64_t last_reload_ok[RELOAD_KIND_COUNT];
     atomic_uint_fast64_t last_success_ms[RELOAD_KIND_COUNT];
+    atomic_uint_fast64_t pricing_date_s;
     double start_time;
     /* cluster */
     atomic_bool cluster;
@@ -154,6 +155,11 @@ void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_
         SET(M.objects[kind], objects);
         SET(M.last_success_ms[kind], t);
     }
+}
+
+void metrics_pricing_date(double unix_s)
+{
+    SET(M.pricing_date_s, unix_s > 0 ? (uint64_t)unix_s : 0);
 }
 
 void metrics_cluster_enable(void)
@@ -349,6 +355,11 @@ void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
     help(b, "cost_extender_pricing_instance_types", "gauge",
          "Instance types in the pricing table in force.");
     sample_u64(b, "cost_extender_pricing_instance_types", NULL, GET(M.objects[RELOAD_PRICING]));
+    help(b, "cost_extender_pricing_table_date_timestamp_seconds", "gauge",
+         "When the prices in force were read (the table's date:, midnight UTC), as Unix time; "
+         "0: none loaded.");
+    sample_u64(b, "cost_extender_pricing_table_date_timestamp_seconds", NULL,
+               GET(M.pricing_date_s));
     help(b, "cost_extender_nodes_file_nodes", "gauge", "Nodes in the nodes file in force.");
     sample_u64(b, "cost_extender_nodes_file_nodes", NULL, GET(M.objects[RELOAD_NODES_FILE]));
     help(b, "cost_extender_queues_queues", "gauge", "Queues in the queue config in force.");

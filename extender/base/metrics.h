@@ -69,6 +69,8 @@ enum reload_kind {
     RELOAD_KIND_COUNT
 };
 void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_t objects);
+/* The date: of the pricing table in force, as Unix seconds (0: not a date). */
+void metrics_pricing_date(double unix_s);
 
 /* Cluster state (list and watch through the Kubernetes API), per kind
  * (0 nodes, 1 pods). */

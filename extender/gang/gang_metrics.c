@@ -104,6 +104,25 @@ void gang_engine_render_metrics(struct gang_engine *e, const struct gang_env *en
         buf_printf(b, "cost_extender_queue_pending_gangs{queue=\"%s\"} %zu\n",
                    qc->queues[i].name, pending);
     }
+    buf_puts(b, "# HELP cost_extender_queue_oldest_waiting_gang_seconds How long the gang of a "
+                "queue that has waited longest for admission (all its members there) has "
+                "waited; 0: none waits.\n"
+                "# TYPE cost_extender_queue_oldest_waiting_gang_seconds gauge\n");
+    for (size_t i = 0; i < nq; i++) {
+        int64_t oldest = 0;
+        STRMAP_FOREACH(&e->gangs, s)
+        {
+            const struct gang *g = s->value;
+            const char *gq = gang_effective_queue(g, qc);
+            if (!g->admitted && g->waiting_since_ms && gq && !strcmp(gq, qc->queues[i].name) &&
+                env->now_ms - g->waiting_since_ms > oldest)
+                oldest = env->now_ms - g->waiting_since_ms;
+        }
+        buf_printf(b, "cost_extender_queue_oldest_waiting_gang_seconds{queue=\"%s\"} ",
+                   qc->queues[i].name);
+        buf_double(b, (double)oldest / 1000.0);
+        buf_putc(b, '\n');
+    }
     buf_printf(b, "# HELP cost_extender_gang_admissions_total Gangs admitted.\n"
                   "# TYPE cost_extender_gang_admissions_total counter\n"
                   "cost_extender_gang_admissions_total %llu\n",

@@ -69,6 +69,7 @@ bool app_reload_pricing(struct app *app)
         return false;
     }
     size_t n_types = t->n_types;
+    metrics_pricing_date(pricing_date_seconds(t));
     uint64_t gen = snapshot_publish(&app->pricing, &t->snap);
     set_error(app, app->pricing_error, sizeof(app->pricing_error), "");
     char gens[24], types[24];
