@@ -106,7 +106,7 @@ test: test-deps
 bench: bench-deps
 	@$(MAKE) --no-print-directory bin/cost-extender
 	@$(MAKE) --no-print-directory build/bench/bench_client build/bench/bench_handlers \
-	  build/bench/bench_gang
+	  build/bench/bench_gang build/bench/bench_cost
 	@/usr/bin/python3 tests/bench/bench.py
 
 # --- upkeep -----------------------------------------------------------------
@@ -131,6 +131,10 @@ build/bench/bench_handlers: tests/bench/bench_handlers.c $(LIB_REL_OBJ)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 
 build/bench/bench_gang: tests/bench/bench_gang.c $(LIB_REL_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
+
+build/bench/bench_cost: tests/bench/bench_cost.c $(LIB_REL_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 

@@ -663,16 +663,27 @@ struct cost_allocation *cluster_state_allocate(struct cluster_state *st,
             if (!(ok = cost_alloc_add_node(b, &((struct node_entry *)s->value)->facts)))
                 break;
         }
-    if (ok)
-        STRMAP_FOREACH(&st->pods, s)
-        {
-            const struct pod_entry *p = s->value;
-            if (!p->node)
-                continue;
-            entry_pod_info(p, pod);
-            if (!(ok = cost_alloc_add_pod(b, pod, queue_of ? queue_of(ctx, pod) : STR_NULL)))
-                break;
+    /* Reading 150,000 entries scattered over the heap is bound by memory
+     * latency (an entry, its key, node name and keys: four misses each):
+     * fetch entries 16 slots ahead and their strings 8 ahead, so that the
+     * misses overlap (a third less time at 150,000 pods, BENCHMARKS.md). */
+    const struct strmap_slot *slots = st->pods.slots;
+    size_t cap = st->pods.cap;
+    for (size_t i = 0; ok && i < cap; i++) {
+        if (i + 16 < cap && slots[i + 16].key)
+            __builtin_prefetch(slots[i + 16].value);
+        if (i + 8 < cap && slots[i + 8].key) {
+            const struct pod_entry *ahead = slots[i + 8].value;
+            __builtin_prefetch(ahead->key);
+            __builtin_prefetch(ahead->node);
+            __builtin_prefetch(ahead->keys);
         }
+        const struct pod_entry *p = slots[i].key ? slots[i].value : NULL;
+        if (!p || !p->node)
+            continue;
+        entry_pod_info(p, pod);
+        ok = cost_alloc_add_pod(b, pod, queue_of ? queue_of(ctx, pod) : STR_NULL);
+    }
     /* Finished under the lock too: the builder reads the nodes' facts. */
     struct cost_allocation *a = ok ? cost_alloc_finish(b) : NULL;
     pthread_mutex_unlock(&st->mu);

@@ -10,11 +10,12 @@ same cluster. Bad input gets exit status 1 with the file named, bad flags 2.
 import csv
 import io
 import json
+import re
 import ssl
 import subprocess
 import urllib.request
 
-from cluster_harness import BINARY, binary_env
+from cluster_harness import BINARY, REPO, binary_env
 from test_cluster_auth import make_sa_dir
 from test_cluster_cost import (QUEUES, add_pods, fixture_nodes, near, start, wait_gauge)
 
@@ -273,3 +274,27 @@ def test_report_flag_errors_and_help(workdir):
     for flag in ("--kubeconfig", "--context", "--nodes", "--pods", "--config", "--pricing",
                  "--queues", "--default-spot", "--capacity-label", "--output", "--top"):
         assert flag in out, flag
+
+
+def test_the_readme_example_runs_as_written():
+    """README.md, "Cost report": the `sh run` block, run from the checkout,
+    prints the lines it documents ("# " lines, "..." matching anything)."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Cost report\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh run\n", 1)[1].split("```", 1)[0]
+    command = "".join(l + "\n" for l in block.splitlines() if not l.startswith("# "))
+    want = [l[2:] for l in block.splitlines() if l.startswith("# ")]
+    assert command.startswith("bin/cost-extender report") and want
+    p = subprocess.run(["sh", "-c", command.replace("bin/cost-extender", str(BINARY), 1)],
+                       cwd=str(REPO), env=binary_env(), capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    at = 0
+    for w in want:
+        pattern = re.escape(w).replace(re.escape("..."), ".*")
+        while at < len(lines) and not re.fullmatch(pattern, lines[at]):
+            at += 1
+        assert at < len(lines), "README output line %r not printed (in order):\n%s" % (
+            w, p.stdout)
+        at += 1
