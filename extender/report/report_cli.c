@@ -20,8 +20,10 @@
 #include "../gang/gang.h"
 #include "../gang/queue_config.h"
 #include "../server/config.h"
+#include "../server/startup.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +53,8 @@ static const char usage[] =
     "Settings, as the daemon takes them (cost-extender --help):\n"
     "  --config FILE             The daemon's config file (pricing, queues, policy,\n"
     "                            capacity label).\n"
-    "  --pricing FILE            Pricing table (default %s).\n"
+    "  --pricing FILE            Pricing table (default: the bundled aws-us-east-1.yaml,\n"
+    "                            found as the daemon finds it).\n"
     "  --queues FILE             Queue config: queues and their budgets.\n"
     "  --default-spot POLICY     Spot policy of pods without cost-extender.io/spot.\n"
     "  --capacity-label KEY, --capacity-label-spot-values V,V,\n"
@@ -109,7 +112,7 @@ static int parse_args(int argc, char **argv, struct report_args *ra)
         char *end;
         switch (opt) {
         case 'h':
-            printf(usage, CONFIG_DEFAULT_PRICING);
+            fputs(usage, stdout);
             return 1;
         case 'o':
             if (!report_format_parse(optarg, &ra->format)) {
@@ -370,9 +373,16 @@ static struct str queue_of(void *ctx, const struct pod_info *pod)
     return gang_pod_queue(pod, ctx);
 }
 
-static bool load_tables(const struct config *cfg, struct pricing_table **t,
-                        struct queue_config **q)
+static bool load_tables(struct config *cfg, struct pricing_table **t, struct queue_config **q)
 {
+    *t = NULL;
+    *q = NULL;
+    char why[5 * PATH_MAX];
+    /* As the daemon: without --pricing, the bundled table. */
+    if (!cfg->pricing_path && !(cfg->pricing_path = startup_bundled_pricing(why, sizeof(why)))) {
+        fprintf(stderr, "cost-extender report: pricing table: %s\n", why);
+        return false;
+    }
     struct pricing_error perr;
     *t = pricing_load_file(cfg->pricing_path, &perr);
     if (!*t) {
@@ -380,7 +390,6 @@ static bool load_tables(const struct config *cfg, struct pricing_table **t,
                 perr.line, perr.column, perr.msg);
         return false;
     }
-    *q = NULL;
     if (!cfg->queues_path)
         return true;
     struct queue_config_error qerr;
@@ -393,7 +402,7 @@ static bool load_tables(const struct config *cfg, struct pricing_table **t,
     return true;
 }
 
-static int run(const struct report_args *ra, const struct config *cfg)
+static int run(const struct report_args *ra, struct config *cfg)
 {
     struct pricing_table *t;
     struct queue_config *q;
