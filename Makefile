@@ -92,7 +92,7 @@ build/asan/%.o: %.c $(HDR) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -c -o $@ $<
 
-build/asan/tests/%: tests/unit/%.c tests/unit/test_util.h $(ASAN_LIB)
+build/asan/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(ASAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -Iextender -o $@ $< $(ASAN_LIB) \
 	  $(PKG_LIBS) -lcmocka $(LDLIBS)
@@ -152,11 +152,11 @@ build/bench/bench_handlers: tests/bench/bench_handlers.c $(LIB_REL_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 
-build/bench/bench_gang: tests/bench/bench_gang.c $(LIB_REL_OBJ)
+build/bench/bench_gang: tests/bench/bench_gang.c tests/bench/bench_util.h $(LIB_REL_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 
-build/bench/bench_cost: tests/bench/bench_cost.c $(LIB_REL_OBJ)
+build/bench/bench_cost: tests/bench/bench_cost.c tests/bench/bench_util.h $(LIB_REL_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 

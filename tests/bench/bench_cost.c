@@ -20,6 +20,7 @@
  * Prints one JSON object; times in milliseconds, wall clock and thread CPU
  * time (*_cpu: without time the thread was preempted).
  */
+#include "bench_util.h"
 #include "base/buf.h"
 #include "base/fileio.h"
 #include "base/log.h"
@@ -38,15 +39,6 @@ static double clock_ms(clockid_t c)
     struct timespec ts;
     clock_gettime(c, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
 }
 
 static void die(const char *what)
@@ -82,19 +74,13 @@ static void add_node(void *ctx, const char *json, size_t len)
     ns->n++;
 }
 
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 struct stat {
     double min, p50, max;
 };
 
 static struct stat stats_of(double *v, int n)
 {
-    qsort(v, (size_t)n, sizeof(*v), cmp);
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
     return (struct stat){v[0], v[n / 2], v[n - 1]};
 }
 

@@ -7,26 +7,11 @@
  * cost_allocation.h (a pod pays node price x its dominant share, shares of
  * one node scaled down when they add up past 1).
  */
-#include "test_util.h"
+#include "cost_test_util.h"
 
 #include "base/buf.h"
 #include "cost/cost_allocation.h"
 
-#include <math.h>
-
-#define assert_near(a, b)                                                                          \
-    do {                                                                                           \
-        double a_ = (a), b_ = (b);                                                                 \
-        if (!(fabs(a_ - b_) <= 1e-9 * fmax(1.0, fabs(b_))))                                        \
-            fail_msg("%s = %.12g, want %.12g", #a, a_, b_);                                        \
-    } while (0)
-
-#define GI (1024LL * 1024 * 1024)
-
-static struct str str_of(const char *s)
-{
-    return s ? (struct str){s, strlen(s)} : STR_NULL;
-}
 
 /* cpu.node: on-demand 0.10, spot 0.04. gpu.node: 4 GPUs, on-demand 4.0,
  * spot 1.2. res.node: reserved 0.06. */
@@ -42,32 +27,6 @@ static const char TABLE[] = "apiVersion: cost-extender.io/v1alpha1\n"
                             "  gpu.node: {vcpu: 8, memory: 64Gi, gpus: 4, onDemand: 4.0, spot: 1.2}\n"
                             "  res.node: {vcpu: 2, memory: 8Gi, onDemand: 0.10, reserved: 0.06}\n";
 
-static struct pricing_table *table(void)
-{
-    struct pricing_error err;
-    struct pricing_table *t = pricing_parse(TABLE, strlen(TABLE), "test.yaml", &err);
-    if (!t)
-        fail_msg("test table: %d: %s", err.line, err.msg);
-    return t;
-}
-
-static struct node_facts node(const char *name, const char *type, enum capacity_type cap,
-                              int64_t cpu_milli, int64_t memory, int64_t gpus)
-{
-    struct node_facts n;
-    memset(&n, 0, sizeof(n));
-    n.name = str_of(name);
-    n.instance_type = str_of(type);
-    n.region = str_of("r1");
-    n.zone = str_of("r1-a");
-    n.capacity = cap;
-    n.allocatable.cpu_milli = cpu_milli;
-    n.allocatable.memory = memory;
-    n.allocatable.pods = 110;
-    if (gpus)
-        assert_true(resources_ext_set(&n.allocatable, str_of("nvidia.com/gpu"), gpus));
-    return n;
-}
 
 static struct pod_info pod(const char *ns, const char *name, const char *node_name,
                            int64_t cpu_milli, int64_t memory, int64_t gpus)
@@ -95,6 +54,17 @@ static const struct cost_group *group(const struct cost_group *g, size_t n, cons
     return NULL;
 }
 
+/* The allocation's /metrics text (malloc'd, NUL-terminated). */
+static char *render(const struct cost_allocation *a)
+{
+    struct buf out;
+    buf_init(&out, 4096);
+    cost_allocation_render(a, &out);
+    char *text = buf_steal(&out, NULL);
+    assert_non_null(text);
+    return text;
+}
+
 /* The small cluster of most tests:
  *   A cpu.node on-demand 2 cpu 8Gi   0.10/h
  *   B cpu.node spot      2 cpu 8Gi   0.04/h (list price: the 0.5 interruption
@@ -110,7 +80,7 @@ struct cluster {
 
 static void cluster_init(struct cluster *c)
 {
-    c->t = table();
+    c->t = table(TABLE);
     cost_config_defaults(&c->cfg);
     c->nodes[0] = node("A", "cpu.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0);
     c->nodes[1] = node("B", "cpu.node", CAPACITY_SPOT, 2000, 8 * GI, 0);
@@ -362,13 +332,10 @@ static void test_zero_budget_with_cost_is_infinite(void **state)
     assert_non_null(a);
     assert_true(isinf(a->budgets[0].ratio) && a->budgets[0].ratio > 0);
     assert_near(a->budgets[1].ratio, 0);
-    struct buf out;
-    buf_init(&out, 4096);
-    cost_allocation_render(a, &out);
-    buf_putc(&out, '\0');
-    assert_non_null(strstr(out.data, "cost_extender_queue_budget_used_ratio{queue=\"frozen\"} +Inf\n"));
-    assert_non_null(strstr(out.data, "cost_extender_queue_budget_used_ratio{queue=\"empty\"} 0\n"));
-    buf_free(&out);
+    char *out = render(a);
+    assert_non_null(strstr(out, "cost_extender_queue_budget_used_ratio{queue=\"frozen\"} +Inf\n"));
+    assert_non_null(strstr(out, "cost_extender_queue_budget_used_ratio{queue=\"empty\"} 0\n"));
+    free(out);
     cluster_free(&c, a);
 }
 
@@ -428,16 +395,12 @@ static void test_ten_thousand_namespaces_are_bounded(void **state)
     assert_near(a->pod_cost, 0.1 / 1e7 * (10000.0 * 10001.0 / 2));
     assert_int_equal(a->n_queues, LIMIT + 1);
 
-    struct buf out;
-    buf_init(&out, 1 << 16);
-    cost_allocation_render(a, &out);
-    buf_putc(&out, '\0');
-    assert_false(buf_failed(&out));
-    assert_int_equal(count_lines(out.data, "cost_extender_namespace_cost_per_hour{"), LIMIT + 1);
-    assert_int_equal(count_lines(out.data, "cost_extender_queue_cost_per_hour{"), LIMIT + 1);
-    assert_int_equal(count_lines(out.data, "cost_extender_namespace_cost_per_hour{namespace=\"_other\"}"), 1);
-    assert_int_equal(count_lines(out.data, "cost_extender_instance_type_cost_per_hour{"), 1);
-    buf_free(&out);
+    char *out = render(a);
+    assert_int_equal(count_lines(out, "cost_extender_namespace_cost_per_hour{"), LIMIT + 1);
+    assert_int_equal(count_lines(out, "cost_extender_queue_cost_per_hour{"), LIMIT + 1);
+    assert_int_equal(count_lines(out, "cost_extender_namespace_cost_per_hour{namespace=\"_other\"}"), 1);
+    assert_int_equal(count_lines(out, "cost_extender_instance_type_cost_per_hour{"), 1);
+    free(out);
     free(nodes);
     free(names);
     cluster_free(&c, a);
@@ -451,12 +414,9 @@ static void test_render_small_cluster(void **state)
     struct cost_allocation *a = small_cluster(&c, 0);
     a->built_ms = 1700000000123;
     a->build_seconds = 0.25;
-    struct buf out;
-    buf_init(&out, 4096);
-    cost_allocation_render(a, &out);
-    buf_putc(&out, '\0');
+    char *out = render(a);
     /* The family's lines, in order (most expensive first). */
-    assert_non_null(strstr(out.data, "# TYPE cost_extender_namespace_cost_per_hour gauge\n"
+    assert_non_null(strstr(out, "# TYPE cost_extender_namespace_cost_per_hour gauge\n"
                                      "cost_extender_namespace_cost_per_hour{namespace=\"ml\"} 3\n"
                                      "cost_extender_namespace_cost_per_hour{namespace=\"web\"} 0.13\n"
                                      "cost_extender_namespace_cost_per_hour{namespace=\"batch\"} "
@@ -491,15 +451,15 @@ static void test_render_small_cluster(void **state)
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         char line[200];
         snprintf(line, sizeof(line), "\n%s ", want[i].series);
-        const char *at = strstr(out.data, line);
+        const char *at = strstr(out, line);
         if (!at)
-            fail_msg("no sample %s in:\n%s", want[i].series, out.data);
+            fail_msg("no sample %s in:\n%s", want[i].series, out);
         assert_near(strtod(at + strlen(line), NULL), want[i].want);
     }
     /* Each family once, with its HELP and TYPE. */
-    assert_int_equal(count_lines(out.data, "# TYPE "), count_lines(out.data, "# HELP "));
-    assert_int_equal(count_lines(out.data, "# TYPE cost_extender_idle_cost_per_hour gauge"), 1);
-    buf_free(&out);
+    assert_int_equal(count_lines(out, "# TYPE "), count_lines(out, "# HELP "));
+    assert_int_equal(count_lines(out, "# TYPE cost_extender_idle_cost_per_hour gauge"), 1);
+    free(out);
     cluster_free(&c, a);
 }
 
@@ -513,13 +473,10 @@ static void test_label_values_are_escaped(void **state)
     /* A Volcano queue annotation can hold anything. */
     assert_true(cost_alloc_add_pod(b, &p, str_of("a\"b\\c\nd")));
     struct cost_allocation *a = cost_alloc_finish(b);
-    struct buf out;
-    buf_init(&out, 4096);
-    cost_allocation_render(a, &out);
-    buf_putc(&out, '\0');
+    char *out = render(a);
     assert_non_null(
-        strstr(out.data, "cost_extender_queue_cost_per_hour{queue=\"a\\\"b\\\\c\\nd\"} 0.025\n"));
-    buf_free(&out);
+        strstr(out, "cost_extender_queue_cost_per_hour{queue=\"a\\\"b\\\\c\\nd\"} 0.025\n"));
+    free(out);
     cluster_free(&c, a);
 }
 
