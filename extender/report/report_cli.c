@@ -34,7 +34,7 @@
 #define REPORT_PAGE_SIZE 500
 
 static const char usage[] =
-    "Usage: cost-extender report [--kubeconfig FILE | --nodes FILE --pods FILE] [FLAGS]\n"
+    "Usage: cost-extender report [--kubeconfig FILE | --nodes F --pods F] [FLAGS]\n"
     "\n"
     "The cost report of the moment: what the pods bound to nodes cost per hour by\n"
     "namespace, queue, capacity type and instance type, the idle cost (node price no\n"
@@ -43,7 +43,7 @@ static const char usage[] =
     "daemon's /metrics cost gauges (README.md, \"Cost metrics\").\n"
     "\n"
     "The cluster:\n"
-    "  --kubeconfig FILE         List nodes and pods from this kubeconfig's API server.\n"
+    "  --kubeconfig FILE         List nodes and pods from this kubeconfig's cluster.\n"
     "                            Default: the first file in $KUBECONFIG, else the\n"
     "                            in-cluster service account.\n"
     "  --context NAME            Kubeconfig context (default: its current-context).\n"
@@ -53,8 +53,8 @@ static const char usage[] =
     "Settings, as the daemon takes them (cost-extender --help):\n"
     "  --config FILE             The daemon's config file (pricing, queues, policy,\n"
     "                            capacity label).\n"
-    "  --pricing FILE            Pricing table (default: the bundled aws-us-east-1.yaml,\n"
-    "                            found as the daemon finds it).\n"
+    "  --pricing FILE            Pricing table (default: the bundled\n"
+    "                            aws-us-east-1.yaml, found as the daemon finds it).\n"
     "  --queues FILE             Queue config: queues and their budgets.\n"
     "  --default-spot POLICY     Spot policy of pods without cost-extender.io/spot.\n"
     "  --capacity-label KEY, --capacity-label-spot-values V,V,\n"

@@ -594,7 +594,7 @@ void config_usage(FILE *out)
     struct config defaults;
     config_defaults(&defaults);
     fputs("Usage: cost-extender [FLAGS]\n"
-          "       cost-extender report [FLAGS]   the cost report of the moment (report --help)\n"
+          "       cost-extender report [FLAGS]   the cost report (see report --help)\n"
           "\n"
           "A Kubernetes scheduler extender that filters and scores nodes by what a pod\n"
           "would cost on them. kube-scheduler calls POST /filter and /prioritize;\n"

@@ -271,6 +271,7 @@ def test_report_flag_errors_and_help(workdir):
         assert rc == 2 and want in err and out == "", (args, rc, err)
     rc, out, err = report(["--help"])
     assert rc == 0 and err == ""
+    assert all(len(line) <= 79 for line in out.splitlines()), out
     for flag in ("--kubeconfig", "--context", "--nodes", "--pods", "--config", "--pricing",
                  "--queues", "--default-spot", "--capacity-label", "--output", "--top"):
         assert flag in out, flag
