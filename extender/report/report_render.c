@@ -50,7 +50,8 @@ struct jb {
 
 static cJSON *jnum(struct jb *j, cJSON *o, const char *k, double v)
 {
-    /* JSON has no Infinity: a ratio over a zero budget is null. */
+    /* JSON has no Infinity or NaN: a ratio over a zero budget, or a figure
+     * there is none of, is null. */
     cJSON *n = isfinite(v) ? cJSON_AddNumberToObject(o, k, v) : cJSON_AddNullToObject(o, k);
     j->failed |= !n;
     return n;
@@ -108,6 +109,52 @@ static const struct cost_budget_use *budget_of(const struct cost_allocation *a, 
     return NULL;
 }
 
+static void json_totals(struct jb *j, cJSON *root, const struct cost_allocation *a)
+{
+    cJSON *t = cJSON_AddObjectToObject(root, "totals");
+    j->failed |= !t;
+    jnum(j, t, "nodes", (double)a->nodes);
+    jnum(j, t, "pods", (double)a->pods);
+    jnum(j, t, "nodeCostPerHour", a->node_cost);
+    jnum(j, t, "podCostPerHour", a->pod_cost);
+    jnum(j, t, "idleCostPerHour", a->idle_cost);
+    jnum(j, t, "spotShare", a->spot_share);
+    jnum(j, t, "spotCandidatePods", (double)a->spot_candidate_pods);
+    jnum(j, t, "spotCandidateCostPerHour", a->spot_candidate_cost);
+    jnum(j, t, "unpricedNodes", (double)a->unpriced_nodes);
+    jnum(j, t, "unpricedPods", (double)a->unpriced_pods);
+    jnum(j, t, "hoursPerMonth", REPORT_HOURS_PER_MONTH);
+    cJSON *caps = jarr(j, root, "capacityTypes");
+    for (int k = 0; caps && k < COST_CAPACITY_TYPES; k++) {
+        const struct cost_capacity *c = &a->capacity[k];
+        cJSON *o = jobj(j, caps);
+        jstr(j, o, "capacityType", capacity_names[k]);
+        jnum(j, o, "nodes", (double)c->nodes);
+        jnum(j, o, "pods", (double)c->pods);
+        jnum(j, o, "nodeCostPerHour", c->node_cost);
+        jnum(j, o, "podCostPerHour", c->pod_cost);
+        jnum(j, o, "idleCostPerHour", c->idle_cost);
+    }
+}
+
+static void json_candidates(struct jb *j, cJSON *root, const struct cost_allocation *a)
+{
+    cJSON *cands = jarr(j, root, "spotCandidates");
+    for (size_t i = 0; cands && i < a->n_candidates; i++) {
+        const struct cost_spot_candidate *c = &a->candidates[i];
+        cJSON *o = jobj(j, cands);
+        jstr(j, o, "namespace", c->namespace_);
+        jstr(j, o, "pod", c->name);
+        jstr(j, o, "node", c->node);
+        jstr(j, o, "instanceType", c->instance_type);
+        jstr(j, o, "spotPolicy", c->policy);
+        jnum(j, o, "costPerHour", c->cost);
+        /* null where the type has no spot price */
+        jnum(j, o, "spotCostPerHour", c->spot_cost >= 0 ? c->spot_cost : NAN);
+        jnum(j, o, "savingPerHour", c->spot_cost >= 0 ? c->cost - c->spot_cost : NAN);
+    }
+}
+
 static bool render_json(const struct cost_allocation *a, const struct report_meta *m,
                         struct buf *out)
 {
@@ -127,30 +174,7 @@ static bool render_json(const struct cost_allocation *a, const struct report_met
     jstr(&j, pr, "file", m->pricing_path);
     jstr(&j, pr, "source", m->pricing ? m->pricing->source : NULL);
     jstr(&j, pr, "date", m->pricing ? m->pricing->date : NULL);
-    cJSON *t = cJSON_AddObjectToObject(root, "totals");
-    j.failed |= !t;
-    jnum(&j, t, "nodes", (double)a->nodes);
-    jnum(&j, t, "pods", (double)a->pods);
-    jnum(&j, t, "nodeCostPerHour", a->node_cost);
-    jnum(&j, t, "podCostPerHour", a->pod_cost);
-    jnum(&j, t, "idleCostPerHour", a->idle_cost);
-    jnum(&j, t, "spotShare", a->spot_share);
-    jnum(&j, t, "spotCandidatePods", (double)a->spot_candidate_pods);
-    jnum(&j, t, "spotCandidateCostPerHour", a->spot_candidate_cost);
-    jnum(&j, t, "unpricedNodes", (double)a->unpriced_nodes);
-    jnum(&j, t, "unpricedPods", (double)a->unpriced_pods);
-    jnum(&j, t, "hoursPerMonth", REPORT_HOURS_PER_MONTH);
-    cJSON *caps = jarr(&j, root, "capacityTypes");
-    for (int k = 0; caps && k < COST_CAPACITY_TYPES; k++) {
-        const struct cost_capacity *c = &a->capacity[k];
-        cJSON *o = jobj(&j, caps);
-        jstr(&j, o, "capacityType", capacity_names[k]);
-        jnum(&j, o, "nodes", (double)c->nodes);
-        jnum(&j, o, "pods", (double)c->pods);
-        jnum(&j, o, "nodeCostPerHour", c->node_cost);
-        jnum(&j, o, "podCostPerHour", c->pod_cost);
-        jnum(&j, o, "idleCostPerHour", c->idle_cost);
-    }
+    json_totals(&j, root, a);
     json_groups(&j, root, "namespaces", "namespace", a->namespaces, a->n_namespaces, a->pod_cost,
                 false);
     json_groups(&j, root, "queues", "queue", a->queues, a->n_queues, a->pod_cost, false);
@@ -165,24 +189,7 @@ static bool render_json(const struct cost_allocation *a, const struct report_met
     }
     json_groups(&j, root, "instanceTypes", "instanceType", a->instance_types, a->n_instance_types,
                 a->pod_cost, true);
-    cJSON *cands = jarr(&j, root, "spotCandidates");
-    for (size_t i = 0; cands && i < a->n_candidates; i++) {
-        const struct cost_spot_candidate *c = &a->candidates[i];
-        cJSON *o = jobj(&j, cands);
-        jstr(&j, o, "namespace", c->namespace_);
-        jstr(&j, o, "pod", c->name);
-        jstr(&j, o, "node", c->node);
-        jstr(&j, o, "instanceType", c->instance_type);
-        jstr(&j, o, "spotPolicy", c->policy);
-        jnum(&j, o, "costPerHour", c->cost);
-        if (c->spot_cost >= 0) {
-            jnum(&j, o, "spotCostPerHour", c->spot_cost);
-            jnum(&j, o, "savingPerHour", c->cost - c->spot_cost);
-        } else {
-            jstr(&j, o, "spotCostPerHour", NULL);
-            jstr(&j, o, "savingPerHour", NULL);
-        }
-    }
+    json_candidates(&j, root, a);
     char *text = j.failed ? NULL : cJSON_Print(root);
     cJSON_Delete(root);
     if (!text)
@@ -383,19 +390,9 @@ static void md_groups(struct buf *b, const char *title, const char *what,
         buf_printf(b, "\n%zu %s in all; the last line sums the smallest.\n", all, title);
 }
 
-static bool render_markdown(const struct cost_allocation *a, const struct report_meta *m,
-                            struct buf *b)
+static void md_totals(struct buf *b, const struct cost_allocation *a)
 {
-    char when[40];
-    format_time(m->generated_ms, when, sizeof(when));
     const char *cur = a->currency;
-    buf_printf(b, "# Cost report, %s\n\n", when);
-    buf_printf(b, "Source: %s. Pricing: %s", m->source ? m->source : "",
-               m->pricing_path ? m->pricing_path : "");
-    if (m->pricing && m->pricing->date)
-        buf_printf(b, " (prices of %s)", m->pricing->date);
-    buf_puts(b, ". Each pod pays its node's list price times its dominant share of the node "
-                "(README.md, \"Cost metrics\"); a month is 730 hours.\n\n");
     buf_printf(b, "| | %s/h | %s/month |\n| --- | ---: | ---: |\n", cur, cur);
     buf_printf(b, "| nodes (%zu) |", a->nodes);
     md_money(b, a->node_cost);
@@ -414,6 +411,60 @@ static bool render_markdown(const struct cost_allocation *a, const struct report
         buf_printf(b, "Not priced: %zu nodes (instance type not in the table, or unusable "
                       "facts) and the %zu pods on them or on unknown nodes.\n",
                    a->unpriced_nodes, a->unpriced_pods);
+}
+
+static void md_candidates(struct buf *b, const struct cost_allocation *a)
+{
+    const char *cur = a->currency;
+    buf_puts(b, "\n## On-demand pods that could run on spot\n\n");
+    if (!a->spot_candidate_pods) {
+        buf_puts(b, "None: no pod on an on-demand node allows spot (cost-extender.io/spot is "
+                    "never, or the cluster default is).\n");
+        return;
+    }
+    if (!a->n_candidates) {
+        buf_printf(b, "%zu pods; none listed (--top 0).\n", a->spot_candidate_pods);
+        return;
+    }
+    buf_printf(b, "The most expensive, by their cost-extender.io/spot policy (absent: the "
+                  "cluster default). \"On spot\" prices the same share of the same type as spot."
+                  "\n\n| pod | node | instance type | spot policy | %s/h | on spot %s/h | "
+                  "saving %s/month |\n| --- | --- | --- | --- | ---: | ---: | ---: |\n",
+               cur, cur, cur);
+    for (size_t i = 0; i < a->n_candidates; i++) {
+        const struct cost_spot_candidate *c = &a->candidates[i];
+        char name[600];
+        snprintf(name, sizeof(name), "%s/%s", c->namespace_, c->name);
+        buf_putc(b, '|');
+        md_cell(b, name);
+        md_cell(b, c->node);
+        md_cell(b, c->instance_type);
+        md_cell(b, c->policy);
+        md_money(b, c->cost);
+        if (c->spot_cost >= 0) {
+            md_money(b, c->spot_cost);
+            md_money(b, (c->cost - c->spot_cost) * REPORT_HOURS_PER_MONTH);
+        } else {
+            buf_puts(b, " no spot price | |");
+        }
+        buf_putc(b, '\n');
+    }
+}
+
+static bool render_markdown(const struct cost_allocation *a, const struct report_meta *m,
+                            struct buf *b)
+{
+    char when[40];
+    format_time(m->generated_ms, when, sizeof(when));
+    const char *cur = a->currency;
+    buf_printf(b, "# Cost report, %s\n\n", when);
+    buf_printf(b, "Source: %s. Pricing: %s", m->source ? m->source : "",
+               m->pricing_path ? m->pricing_path : "");
+    if (m->pricing && m->pricing->date)
+        buf_printf(b, " (prices of %s)", m->pricing->date);
+    buf_puts(b, ". Each pod pays its node's list price times its dominant share of the node "
+                "(README.md, \"Cost metrics\"); a month is 730 hours.\n\n");
+    md_totals(b, a);
     buf_printf(b, "\n## Capacity types\n\n| capacity type | nodes | pods | nodes %s/h | pods "
                   "%s/h | idle %s/h |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
                cur, cur, cur);
@@ -441,35 +492,7 @@ static bool render_markdown(const struct cost_allocation *a, const struct report
         md_money(b, g->idle_cost);
         buf_putc(b, '\n');
     }
-    buf_puts(b, "\n## On-demand pods that could run on spot\n\n");
-    if (!a->n_candidates) {
-        buf_puts(b, "None: no pod on an on-demand node allows spot (cost-extender.io/spot is "
-                    "never, or the cluster default is).\n");
-        return !buf_failed(b);
-    }
-    buf_printf(b, "The most expensive, by their cost-extender.io/spot policy (absent: the "
-                  "cluster default). \"On spot\" prices the same share of the same type as spot."
-                  "\n\n| pod | node | instance type | spot policy | %s/h | on spot %s/h | "
-                  "saving %s/month |\n| --- | --- | --- | --- | ---: | ---: | ---: |\n",
-               cur, cur, cur);
-    for (size_t i = 0; i < a->n_candidates; i++) {
-        const struct cost_spot_candidate *c = &a->candidates[i];
-        char name[600];
-        snprintf(name, sizeof(name), "%s/%s", c->namespace_, c->name);
-        buf_putc(b, '|');
-        md_cell(b, name);
-        md_cell(b, c->node);
-        md_cell(b, c->instance_type);
-        md_cell(b, c->policy);
-        md_money(b, c->cost);
-        if (c->spot_cost >= 0) {
-            md_money(b, c->spot_cost);
-            md_money(b, (c->cost - c->spot_cost) * REPORT_HOURS_PER_MONTH);
-        } else {
-            buf_puts(b, " no spot price | |");
-        }
-        buf_putc(b, '\n');
-    }
+    md_candidates(b, a);
     return !buf_failed(b);
 }
 
