@@ -385,9 +385,10 @@ static bool load_tables(struct config *cfg, struct pricing_table **t, struct que
     }
     struct pricing_error perr;
     *t = pricing_load_file(cfg->pricing_path, &perr);
+    char where[1200];
     if (!*t) {
-        fprintf(stderr, "cost-extender report: pricing table %s:%d:%d: %s\n", perr.file,
-                perr.line, perr.column, perr.msg);
+        file_error_format(where, sizeof(where), perr.file, perr.line, perr.column, perr.msg);
+        fprintf(stderr, "cost-extender report: pricing table: %s\n", where);
         return false;
     }
     if (!cfg->queues_path)
@@ -395,8 +396,8 @@ static bool load_tables(struct config *cfg, struct pricing_table **t, struct que
     struct queue_config_error qerr;
     *q = queue_config_load_file(cfg->queues_path, &qerr);
     if (!*q) {
-        fprintf(stderr, "cost-extender report: queue config %s:%d:%d: %s\n", qerr.file,
-                qerr.line, qerr.column, qerr.msg);
+        file_error_format(where, sizeof(where), qerr.file, qerr.line, qerr.column, qerr.msg);
+        fprintf(stderr, "cost-extender report: queue config: %s\n", where);
         return false;
     }
     return true;
