@@ -22,7 +22,7 @@ static void family(struct buf *b, const char *name, const char *text)
  * and line feed escaped. */
 static void label_value(struct buf *b, const char *s)
 {
-    for (; *s; s++) {
+    for (; s && *s; s++) {
         if (*s == '\\' || *s == '"')
             buf_putc(b, '\\');
         if (*s == '\n')
