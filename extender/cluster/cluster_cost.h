@@ -7,7 +7,7 @@
  * allocation (cost/cost_allocation.h) is built from the cluster state and
  * published into a snapshot slot that /metrics reads. At most one build
  * per interval: a build reads every pod under the state's lock (about
- * 30 ms at 150,000 pods, see BENCHMARKS.md), and gauges scraped every 30 s
+ * 50 ms at 150,000 pods, BENCHMARKS.md), and gauges scraped every 30 s
  * need no fresher figures.
  */
 #ifndef CE_CLUSTER_COST_H
