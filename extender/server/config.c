@@ -48,6 +48,9 @@ void config_defaults(struct config *c)
     c->list_page_size = INFORMER_DEFAULT_PAGE_SIZE;
     c->relist_interval_s = INFORMER_DEFAULT_RELIST_INTERVAL_S;
     c->watch_list = true;
+    c->cost_metrics_interval_ms = 5000;
+    c->metrics_max_namespaces = 200;
+    c->metrics_max_instance_types = 100;
     c->reload_poll_ms = 2000;
     c->shutdown_grace_s = 10;
     cost_config_defaults(&c->cost);
@@ -168,6 +171,23 @@ static const struct setting SETTINGS[] = {
      AT(relist_interval_s), 0, 604800, "seconds, 0 to 604800",
      "Also read the whole state again every S seconds (plus up to a tenth at random); 0: "
      "only when the watch says its version is gone.",
+     NULL},
+
+    {"Cost metrics (from the cluster connection; README.md, \"Cost metrics\")",
+     "cost-metrics-interval", "metrics.costIntervalSeconds", "S", SETTING_SECONDS,
+     AT(cost_metrics_interval_ms), 0.05, 3600, "seconds, 0.05 to 3600",
+     "The cost gauges are computed again when pods, nodes, the pricing table or the queues "
+     "change, at most this often.",
+     NULL},
+    {NULL, "metrics-max-namespaces", "metrics.maxNamespaces", "N", SETTING_COUNT,
+     AT(metrics_max_namespaces), 1, 100000, "1 to 100000",
+     "Namespaces (and queues) the cost gauges name, the most expensive first; the rest are "
+     "summed under namespace=\"_other\".",
+     NULL},
+    {NULL, "metrics-max-instance-types", "metrics.maxInstanceTypes", "N", SETTING_COUNT,
+     AT(metrics_max_instance_types), 1, 100000, "1 to 100000",
+     "Instance types the cost gauges name, the most expensive first; the rest under "
+     "instance_type=\"_other\".",
      NULL},
 
     {"Cost policy", "default-spot", "policy.defaultSpot", "POLICY", SETTING_SPOT,
@@ -597,6 +617,7 @@ void config_usage(FILE *out)
     struct config defaults;
     config_defaults(&defaults);
     fputs("Usage: cost-extender [FLAGS]\n"
+          "       cost-extender report [FLAGS]   the cost report (see report --help)\n"
           "\n"
           "A Kubernetes scheduler extender that filters and scores nodes by what a pod\n"
           "would cost on them. kube-scheduler calls POST /filter and /prioritize;\n"

@@ -55,6 +55,9 @@ struct config {
     int list_page_size;
     int relist_interval_s; /* 0: no periodic relist */
     bool watch_list;       /* stream the initial state where the server can */
+    /* cost gauges (cluster connection only) */
+    int cost_metrics_interval_ms;
+    size_t metrics_max_namespaces, metrics_max_instance_types;
     /* reload */
     int reload_poll_ms;
     /* shutdown */

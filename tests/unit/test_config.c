@@ -164,6 +164,9 @@ static const struct flag_case FLAGS[] = {
     {"list-page-size", "cluster.listPageSize", "250", {"0", "100001", "x"}},
     {"watch-list", "cluster.watchList", "false", {"no", "auto", "", "1", "TRUE"}},
     {"relist-interval", "cluster.relistIntervalSeconds", "3600", {"-1", "604801", "1.5", "x"}},
+    {"cost-metrics-interval", "metrics.costIntervalSeconds", "30", {"0.01", "3601", "x", ""}},
+    {"metrics-max-namespaces", "metrics.maxNamespaces", "50", {"0", "100001", "x", "-1"}},
+    {"metrics-max-instance-types", "metrics.maxInstanceTypes", "20", {"0", "100001", "1.5"}},
     {"packing-weight", "policy.packingWeight", "0.25", {"-0.1", "1.01", "nan", "x", ""}},
     {"log-level", "logLevel", "debug", {"verbose", "DEBUG", "", "5", "warning"}},
     {"max-body-bytes", "http.maxBodyBytes", "256Mi", {"1023", "-1", "abc", "1e3", "", "1.5.5"}},
@@ -244,6 +247,12 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_false(c->watch_list);
     else if (!strcmp(f, "relist-interval"))
         assert_int_equal(c->relist_interval_s, 3600);
+    else if (!strcmp(f, "cost-metrics-interval"))
+        assert_int_equal(c->cost_metrics_interval_ms, 30000);
+    else if (!strcmp(f, "metrics-max-namespaces"))
+        assert_int_equal(c->metrics_max_namespaces, 50);
+    else if (!strcmp(f, "metrics-max-instance-types"))
+        assert_int_equal(c->metrics_max_instance_types, 20);
     else if (!strcmp(f, "packing-weight"))
         assert_true(c->cost.packing_weight == 0.25);
     else if (!strcmp(f, "log-level"))
@@ -392,6 +401,9 @@ static void test_defaults(void **state)
     assert_true(c.watch_list == inf.watch_list);
     assert_int_equal(c.relist_interval_s, 0); /* no periodic relist */
     assert_true(c.watch_list);
+    assert_int_equal(c.cost_metrics_interval_ms, 5000);
+    assert_int_equal(c.metrics_max_namespaces, 200);
+    assert_int_equal(c.metrics_max_instance_types, 100);
     assert_int_equal(c.cost.default_spot, SPOT_ALLOW);
     assert_true(c.cost.spot_risk_weight == 1.0);
     assert_null(c.capacity_label.key);
@@ -554,6 +566,10 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "  listPageSize: 250\n"
                                 "  watchList: false\n"
                                 "  relistIntervalSeconds: 3600\n"
+                                "metrics:\n"
+                                "  costIntervalSeconds: 30\n"
+                                "  maxNamespaces: 50\n"
+                                "  maxInstanceTypes: 20\n"
                                 "http:\n"
                                 "  maxBodyBytes: 256Mi\n"
                                 "  maxHeaderBytes: 1Mi\n"
