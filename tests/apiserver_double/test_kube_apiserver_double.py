@@ -667,6 +667,73 @@ def test_watch_send_initial_events_ends_with_marked_bookmark(fx_api):
     s.close()
 
 
+def test_watch_list_checks_and_server_kinds(fx_api):
+    """The real server's checks on sendInitialEvents; a server without the
+    WatchList feature refuses it with 422; an old one ignores it; the
+    initial-events-end bookmark comes without periodic bookmarks too."""
+    c = Http(fx_api)
+    for q in ("sendInitialEvents=true&allowWatchBookmarks=true",
+              "sendInitialEvents=true&resourceVersionMatch=NotOlderThan"):
+        status, _, st = c.json("/api/v1/nodes?watch=1&" + q)
+        assert status == 422 and st["reason"] == "Invalid", st
+    assert fx_api.watch_list_counts["nodes"] == 0
+    wl = ("/api/v1/nodes?watch=1&sendInitialEvents=true&allowWatchBookmarks=true"
+          "&resourceVersionMatch=NotOlderThan&timeoutSeconds=2")
+    with KubeApiServerDouble(bookmark_interval=None) as quiet:
+        for n in inputs()[0]:
+            quiet.add_node(n)
+        s = Stream(quiet, wl)
+        evs = [decode(s.next_line()) for _ in range(7)]
+        assert evs[-1]["type"] == "BOOKMARK", evs[-1]
+        assert evs[-1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+        s.close()
+        assert quiet.watch_list_counts["nodes"] == 1
+    with KubeApiServerDouble(watch_list=False) as off:
+        status, _, st = Http(off).json(wl)
+        assert status == 422 and "WatchList feature gate" in st["message"], st
+    with KubeApiServerDouble(watch_list="ignore", bookmark_interval=0.2) as old:
+        old.add_node(old.make_node("a"))
+        s = Stream(old, wl)
+        evs = [decode(s.next_line()) for _ in range(2)]
+        assert evs[0]["type"] == "ADDED" and evs[1]["type"] == "BOOKMARK", evs
+        assert "annotations" not in evs[1]["object"]["metadata"], evs[1]
+        s.close()
+    c.close()
+
+
+def test_continue_with_a_resource_version_is_400_and_rv0_may_be_unpaged():
+    with KubeApiServerDouble(ignore_limit_on_rv0=True) as api:
+        for i in range(5):
+            api.add_node(api.make_node("n%d" % i))
+        c = Http(api)
+        status, _, page = c.json("/api/v1/nodes?limit=2")
+        cont = page["metadata"]["continue"]
+        status, _, st = c.json("/api/v1/nodes?limit=2&resourceVersion=%s&continue=%s"
+                               % (page["metadata"]["resourceVersion"], cont))
+        assert status == 400 and "not allowed when using continue" in st["message"], st
+        assert c.json("/api/v1/nodes?limit=2&resourceVersion=0&continue=" + cont)[0] == 200
+        status, _, whole = c.json("/api/v1/nodes?limit=2&resourceVersion=0")
+        assert len(whole["items"]) == 5 and "continue" not in whole["metadata"], whole["metadata"]
+        c.close()
+
+
+def test_fail_patches_fails_one_pod_until_cleared(api):
+    api.add_pod(api.make_pod("ml", "a"))
+    api.add_pod(api.make_pod("ml", "b"))
+    api.fail_patches("ml", "a", status=500)
+    c = Http(api)
+    body = json.dumps({"metadata": {"labels": {"x": "1"}}})
+    for _ in range(3):
+        status, st = c.patch("/api/v1/namespaces/ml/pods/a", body)
+        assert status == 500 and st["reason"] == "InternalError", st
+    assert c.patch("/api/v1/namespaces/ml/pods/b", body)[0] == 200
+    assert c.patch("/api/v1/namespaces/ml/pods/nope", body)[0] == 404  # found first
+    assert api.stats()["failed_patches"] == 3
+    api.clear_faults()
+    assert c.patch("/api/v1/namespaces/ml/pods/a", body)[0] == 200
+    c.close()
+
+
 def test_watch_replays_history_after_rv(api):
     rv0 = api.add_node(api.make_node("a"))
     api.add_node(api.make_node("b"))
