@@ -43,7 +43,7 @@ struct cluster {
 void cluster_options_defaults(struct cluster_options *o)
 {
     informer_config_defaults(&o->informer);
-    o->publish_interval_ms = 100;
+    o->publish_interval_ms = CLUSTER_DEFAULT_PUBLISH_INTERVAL_MS;
     o->capacity_label = NULL;
     o->max_json_depth = 0;
     o->cost_interval_ms = 5000;

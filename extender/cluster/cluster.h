@@ -17,6 +17,9 @@
 struct capacity_label_config;
 struct gang_engine;
 
+/* The default publish interval, here and nowhere else (config.c reads it). */
+#define CLUSTER_DEFAULT_PUBLISH_INTERVAL_MS 100
+
 struct cluster_options {
     struct informer_config informer;
     int publish_interval_ms; /* how often a changed state becomes a new view */

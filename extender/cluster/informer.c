@@ -53,7 +53,7 @@ struct informer {
     struct buf line;
     char *rv;
     bool gone;
-    bool broken;      /* a line too long: drop the stream */
+    const char *broken; /* why the stream is dropped (a line too long...); NULL */
     bool delivered;   /* this watch delivered at least one event or bookmark */
     bool error_event; /* this watch ended with an ERROR event other than 410 */
     /* A watch-list stream: initial is true until its initial events end
@@ -526,22 +526,35 @@ static bool on_stream(void *arg, const char *data, size_t len)
             log_kv(LOG_WARN, "watch event over the size limit, restarting the watch",
                    "resource", cluster_kind_name(inf->kind), NULL);
             metrics_cluster_event(inf->kind, WEV_SKIPPED, 1);
-            inf->broken = true;
+            inf->broken = "event too large";
             return false;
         }
-        if (!nl) {
-            buf_append(&inf->line, data, len);
-            return !buf_failed(&inf->line);
+        if (inf->line.len || !nl)
+            buf_append(&inf->line, data, take);
+        if (buf_failed(&inf->line)) {
+            /* The event is lost with the stream: the watch resumes from the
+             * last version, which brings it again. */
+            log_kv(LOG_ERROR, "out of memory reading a watch event, restarting the watch",
+                   "resource", cluster_kind_name(inf->kind), NULL);
+            metrics_out_of_memory(OOM_CLUSTER_STATE);
+            buf_free(&inf->line);
+            inf->broken = "out of memory";
+            return false;
         }
+        if (!nl)
+            return true;
         bool more;
         if (inf->line.len) {
-            buf_append(&inf->line, data, take);
             more = handle_line(inf, inf->line.data, inf->line.len);
             buf_reset(&inf->line);
         } else {
             more = handle_line(inf, data, take);
         }
         if (!more)
+            return false;
+        /* A relist asked for by --relist-interval ends a healthy watch at
+         * the next whole line (a bookmark comes about once a minute). */
+        if (!inf->initial && inf->next_relist_ms && clock_mono_ms() >= inf->next_relist_ms)
             return false;
         data += take + 1;
         len -= take + 1;
@@ -600,7 +613,7 @@ static void watch_list_failed(struct informer *inf, struct kube_response *r, boo
     if (r->stalled)
         snprintf(r->error, sizeof(r->error), "stalled");
     else if (inf->broken)
-        snprintf(r->error, sizeof(r->error), "event too large");
+        snprintf(r->error, sizeof(r->error), "%s", inf->broken);
     else if (got && r->status == 200)
         snprintf(r->error, sizeof(r->error),
                  "the stream ended before its initial events did");
@@ -645,7 +658,7 @@ static void watch_ended(struct informer *inf, struct kube_response *r, bool got,
         if (inf->delivered)
             *backoff = 0;
         log_kv(LOG_WARN, "watch dropped, resuming from the last version", "resource", res,
-               "error", inf->broken ? "event too large" : r->error, "resource_version",
+               "error", inf->broken ? inf->broken : r->error, "resource_version",
                inf->rv ? inf->rv : "", NULL);
         metrics_cluster_watch_restart(inf->kind, WRR_DROPPED);
         if (!got)
@@ -668,7 +681,7 @@ static void do_watch(struct informer *inf, struct kube_conn *conn, bool initial,
     char *path = watch_path(inf, initial);
     buf_reset(&inf->line);
     inf->gone = false;
-    inf->broken = false;
+    inf->broken = NULL;
     inf->delivered = false;
     inf->error_event = false;
     inf->initial = initial;

@@ -13,6 +13,7 @@
 #include "../base/jscan.h"
 #include "../base/quantity.h"
 #include "../base/ytree.h"
+#include "../cluster/cluster.h"
 #include "../cluster/informer.h"
 #include "../version.h"
 
@@ -42,7 +43,7 @@ void config_defaults(struct config *c)
     c->max_nodes_per_request = 100000;
     c->max_containers_per_pod = POD_MAX_CONTAINERS_DEFAULT;
     c->service_account_dir = strdup(CONFIG_DEFAULT_SA_DIR);
-    c->view_publish_ms = 100;
+    c->view_publish_ms = CLUSTER_DEFAULT_PUBLISH_INTERVAL_MS;
     c->watch_stall_s = INFORMER_DEFAULT_STALL_S;
     c->watch_timeout_s = INFORMER_DEFAULT_WATCH_TIMEOUT_S;
     c->list_page_size = INFORMER_DEFAULT_PAGE_SIZE;

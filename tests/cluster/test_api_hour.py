@@ -62,3 +62,28 @@ def test_state_reads_over_a_simulated_hour(api, cluster_extender, server):
     # Still right after the hour.
     pod = request_pod("web-1")
     assert prioritize_names(ext, pod, sorted(nodes)) == expected_scores(pod, list(nodes.values()))
+
+
+def test_relist_interval_reads_the_state_on_a_timer(api, cluster_extender):
+    """--relist-interval 1: besides the first read, the state is read again
+    about every second (1 to 1.1 s, the jitter), each logged; without the
+    flag there is none (test_state_reads_over_a_simulated_hour)."""
+    a = api(bookmark_interval=0.2)
+    load_fixture_cluster(a)
+    ext = cluster_extender(a, "--relist-interval", "1", "--log-level", "info")
+    ext.wait_log(lambda r: r["msg"] == "periodic relist to reconcile (--relist-interval)"
+                 and r.get("resource") == "nodes", timeout=10)
+    import time
+    time.sleep(3.5)
+    stamps = [r["ts"] for r in ext.logs(strict=False)
+              if r["msg"] == "periodic relist to reconcile (--relist-interval)"
+              and r.get("resource") == "nodes"]
+    assert 3 <= len(stamps) <= 6, stamps
+
+    def secs(ts):  # 2026-12-02T18:47:13.442Z
+        h, m, s = ts[11:23].split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+    gaps = [secs(b) - secs(a_) for a_, b in zip(stamps, stamps[1:])]
+    # Each read takes a moment too, so a gap is the interval and a little.
+    assert all(0.99 <= g <= 1.6 for g in gaps), gaps
+    assert state_reads(a)["nodes"]["watch_lists"] == len(stamps) + 1

@@ -10,6 +10,7 @@
  */
 #include "test_util.h"
 
+#include "cluster/cluster.h"
 #include "cluster/informer.h"
 #include "server/config.h"
 #include "version.h"
@@ -391,7 +392,11 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_containers_per_pod, 4096);
     assert_int_equal(c.reload_poll_ms, 2000);
     assert_int_equal(c.shutdown_grace_s, 10);
-    /* The cluster settings are the informer's own defaults (one source). */
+    /* The cluster settings are the cluster connection's own defaults (one
+     * source). */
+    struct cluster_options co;
+    cluster_options_defaults(&co);
+    assert_int_equal(c.view_publish_ms, co.publish_interval_ms);
     struct informer_config inf;
     informer_config_defaults(&inf);
     assert_int_equal(c.watch_stall_s, inf.stall_s);
