@@ -596,7 +596,8 @@ static void watch_list_failed(struct informer *inf, struct kube_response *r, boo
     const char *res = cluster_kind_name(inf->kind);
     bool clean_end = got && r->status == 200 && !inf->broken && !r->stalled &&
                      !inf->error_event && !inf->gone;
-    metrics_cluster_list(inf->kind, false);
+    /* A refusal is the answer to a question, not a failed read: it shows
+     * as the API error and the log line, and the list follows at once. */
     if (inf->initial_ignored || clean_end || r->status == 400 || r->status == 422) {
         char code[16];
         snprintf(code, sizeof(code), "%ld", r->status);
@@ -610,6 +611,7 @@ static void watch_list_failed(struct informer *inf, struct kube_response *r, boo
         inf->watch_list = false;
         return;
     }
+    metrics_cluster_list(inf->kind, false);
     if (r->stalled)
         snprintf(r->error, sizeof(r->error), "stalled");
     else if (inf->broken)

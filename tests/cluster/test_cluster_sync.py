@@ -115,7 +115,10 @@ def test_initial_sync_readyz_scores_metrics_and_wire(api, cluster_extender, serv
         assert int(wq.get("timeoutSeconds", "0")) > 0, wq
         assert wh.get("authorization") == token
     assert plain_watches(a, "pods")[0][0].get("fieldSelector") == POD_SELECTOR
-    assert ext.metrics().get("cost_extender_cluster_api_errors_total", code="422") == 2
+    m = ext.metrics()
+    assert m.get("cost_extender_cluster_api_errors_total", code="422") == 2
+    # The refusal is not a failed read of the state.
+    assert m.get("cost_extender_cluster_lists_total", resource="nodes", result="error") == 0
     refused = [r for r in ext.logs() if r["msg"] ==
                "the API server refuses a watch-list; listing instead"]
     assert sorted(r["resource"] for r in refused) == ["nodes", "pods"], refused
