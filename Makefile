@@ -9,14 +9,15 @@
 # Debian packages are installed with apt-get when missing (needs root).
 
 CC       ?= cc
-PKGS     := libmicrohttpd yaml-0.1 libcurl gnutls
+PKGS     := libmicrohttpd yaml-0.1 libcurl gnutls libcjson
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wpointer-arith -Wformat=2 \
             -Wno-missing-field-initializers -pthread $(CFLAGS_EXTRA)
 LDLIBS   += -pthread -lm
 
-BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev libgnutls28-dev
-TEST_DEBS  := $(BUILD_DEBS) libcmocka-dev libcjson-dev python3 python3-pytest \
+BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev libgnutls28-dev \
+              libcjson-dev
+TEST_DEBS  := $(BUILD_DEBS) libcmocka-dev python3 python3-pytest \
               python3-yaml openssl wrk
 BENCH_DEBS := $(BUILD_DEBS) python3
 
@@ -87,7 +88,7 @@ build/asan/%.o: %.c $(HDR) Makefile
 build/asan/tests/%: tests/unit/%.c tests/unit/test_util.h $(ASAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -Iextender -o $@ $< $(ASAN_LIB) \
-	  $(PKG_LIBS) -lcmocka -lcjson $(LDLIBS)
+	  $(PKG_LIBS) -lcmocka $(LDLIBS)
 
 # It includes the fuzz targets themselves.
 build/asan/tests/test_fuzz_regressions: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
