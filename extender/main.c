@@ -19,6 +19,7 @@
 #include "server/metrics.h"
 #include "server/reload.h"
 #include "server/tls.h"
+#include "sim/sim_cli.h"
 #include "version.h"
 
 #include <signal.h>
@@ -164,6 +165,9 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
+    /* Subcommands: the what-if tools, each with its own --help. */
+    if (argc > 1 && !strcmp(argv[1], "simulate"))
+        return sim_cli_main(argc - 1, argv + 1);
     struct config cfg;
     enum config_result cr = config_from_args(&cfg, argc, argv, stdout, stderr);
     if (cr != CONFIG_RUN) {

@@ -73,6 +73,19 @@ struct gang_decision {
 void gang_engine_decide(struct gang_engine *e, const struct gang_env *env,
                         const struct pod_info *pod, struct gang_decision *out);
 
+/* Which gang a pod belongs to, as the engine groups pods (the conventions
+ * in README.md, "Gang admission"), and the queue it counts against: its
+ * own queue label, else the config's defaultQueue (qc may be NULL). False
+ * when the pod is in no gang and names no queue. */
+struct gang_identity {
+    char key[300];   /* namespace/name of the gang (a lone pod in a queue: namespace/pod:name) */
+    char queue[256]; /* "" when none */
+    int min_member;  /* 1 when the annotation is missing */
+    bool min_member_missing;
+};
+bool gang_pod_identity(const struct pod_info *pod, const struct queue_config *qc,
+                       struct gang_identity *out);
+
 /* Capacity held for admitted gangs' unbound members, per node: an
  * immutable snapshot, so that filtering an ordinary pod takes no lock.
  * NULL when nothing is held anywhere. */

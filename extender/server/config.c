@@ -273,6 +273,12 @@ static bool apply(struct config *c, const char *name, const char *v, char *err, 
 #undef BAD
 }
 
+bool config_apply_flag(struct config *c, const char *flag, const char *value, char *err,
+                       size_t errlen)
+{
+    return apply(c, flag, value, err, errlen);
+}
+
 /* Config file keys -> flag names. Nested keys are written "parent.child". */
 static const struct {
     const char *key;

@@ -67,6 +67,12 @@ enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_ERROR };
 enum config_result config_from_args(struct config *c, int argc, char **argv, FILE *out,
                                     FILE *err);
 
+/* Applies one setting by its flag name without dashes ("packing-weight"),
+ * with the same checks as the flag; for the subcommands (explain,
+ * simulate) that take the daemon's policy flags. */
+bool config_apply_flag(struct config *c, const char *flag, const char *value, char *err,
+                       size_t errlen);
+
 /* Loads a YAML config file into c (over what is there). */
 bool config_load_file(struct config *c, const char *path, char *err, size_t errlen);
 

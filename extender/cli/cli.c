@@ -1,0 +1,150 @@
+/*
+ * cli.c - settings and files shared by the subcommands; see cli.h.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char cli_shared_usage[] =
+    "Settings shared with the daemon (same meaning, defaults and config keys as\n"
+    "`cost-extender --help` lists them):\n"
+    "  --config FILE             The daemon's YAML config file: its pricing, queues,\n"
+    "                            policy and capacityTypeLabel settings apply.\n"
+    "  --pricing FILE            Pricing table (default: the installed AWS us-east-1\n"
+    "                            table, else pricing/tables/aws-us-east-1.yaml next to\n"
+    "                            the binary's folder).\n"
+    "  --queues FILE             Queues for gang admission (YAML).\n"
+    "  --default-spot POLICY     never, allow, prefer or only (default allow).\n"
+    "  --spot-risk-weight W      (default 1)\n"
+    "  --packing-weight W        (default 0.5)\n"
+    "  --capacity-label KEY      and --capacity-label-{spot,on-demand,reserved}-values V,V\n"
+    "  --kubeconfig FILE         Read nodes and pods live from this cluster (list only).\n"
+    "  --context NAME            Kubeconfig context (default: its current-context).\n";
+
+bool cli_settings_init(struct cli_settings *s, const char *prog, int argc, char **argv)
+{
+    memset(s, 0, sizeof(*s));
+    config_defaults(&s->cfg);
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            path = argv[++i];
+        else if (!strncmp(argv[i], "--config=", 9))
+            path = argv[i] + 9;
+    }
+    if (!path)
+        return true;
+    char err[700];
+    if (!config_load_file(&s->cfg, path, err, sizeof(err))) {
+        fprintf(stderr, "%s: config file: %s\n", prog, err);
+        return false;
+    }
+    return true;
+}
+
+void cli_settings_free(struct cli_settings *s)
+{
+    if (s->pricing)
+        snapshot_release(&s->pricing->snap);
+    if (s->queues)
+        snapshot_release(&s->queues->snap);
+    config_free(&s->cfg);
+    memset(s, 0, sizeof(*s));
+}
+
+bool cli_apply_shared(struct cli_settings *s, const char *prog, const char *flag,
+                      const char *value)
+{
+    if (!strcmp(flag, "config"))
+        return true; /* read first, by cli_settings_init */
+    char err[400];
+    if (!config_apply_flag(&s->cfg, flag, value, err, sizeof(err))) {
+        fprintf(stderr, "%s: --%s\n", prog, err);
+        return false;
+    }
+    return true;
+}
+
+/* The bundled table of a build that is run from its repository:
+ * <binary's folder>/../pricing/tables/aws-us-east-1.yaml. */
+static bool bundled_table(char *out, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len <= 0)
+        return false;
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return false;
+    *slash = '\0';
+    char *dir = strrchr(exe, '/'); /* the repository: bin/'s parent */
+    if (!dir)
+        return false;
+    *dir = '\0';
+    snprintf(out, n, "%s/pricing/tables/aws-us-east-1.yaml", exe[0] ? exe : "/");
+    return access(out, R_OK) == 0;
+}
+
+bool cli_load_files(struct cli_settings *s, const char *prog)
+{
+    char bundled[PATH_MAX + 64];
+    const char *path = s->cfg.pricing_path;
+    if (!strcmp(path, CONFIG_DEFAULT_PRICING) && access(path, R_OK) != 0 &&
+        bundled_table(bundled, sizeof(bundled)))
+        path = bundled;
+    struct pricing_error perr;
+    s->pricing = pricing_load_file(path, &perr);
+    if (!s->pricing) {
+        fprintf(stderr, "%s: pricing table %s:%d:%d: %s\n", prog, perr.file, perr.line,
+                perr.column, perr.msg);
+        return false;
+    }
+    if (s->cfg.queues_path) {
+        struct queue_config_error qerr;
+        s->queues = queue_config_load_file(s->cfg.queues_path, &qerr);
+        if (!s->queues) {
+            fprintf(stderr, "%s: queue config %s:%d:%d: %s\n", prog, qerr.file, qerr.line,
+                    qerr.column, qerr.msg);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool cli_write_output(const struct cli_settings *s, const char *prog, const char *text,
+                      size_t len)
+{
+    FILE *f = s->out_path ? fopen(s->out_path, "w") : stdout;
+    if (!f) {
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, s->out_path, strerror(errno));
+        return false;
+    }
+    bool ok = fwrite(text, 1, len, f) == len;
+    if (s->out_path)
+        ok = fclose(f) == 0 && ok;
+    else
+        ok = fflush(f) == 0 && ok;
+    if (!ok)
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, s->out_path ? s->out_path : "stdout",
+                strerror(errno));
+    return ok;
+}
+
+bool cli_parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
