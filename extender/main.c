@@ -9,6 +9,7 @@
  */
 #include "base/log.h"
 #include "cluster/cluster.h"
+#include "explain/explain_cli.h"
 #include "cost/pricing_table.h"
 #include "gang/gang.h"
 #include "gang/queue_config.h"
@@ -168,6 +169,8 @@ int main(int argc, char **argv)
     /* Subcommands: the what-if tools, each with its own --help. */
     if (argc > 1 && !strcmp(argv[1], "simulate"))
         return sim_cli_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "explain"))
+        return explain_cli_main(argc - 1, argv + 1);
     struct config cfg;
     enum config_result cr = config_from_args(&cfg, argc, argv, stdout, stderr);
     if (cr != CONFIG_RUN) {

@@ -86,7 +86,7 @@ bool decision_evaluate(const struct decision_env *env, const struct pod_info *po
         return false;
     cost_pod_policy(pod, env->cost, &out->policy);
     cost_evaluate_nodes(env->pricing, env->cost, pod, &out->policy, nodes, n, out->costs);
-    if (env->gangs)
+    if (env->gangs && !env->read_only)
         apply_gangs(env, pod, arena, out);
     return true;
 }

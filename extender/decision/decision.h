@@ -30,6 +30,9 @@ struct decision_env {
     /* Gang admission; NULL: none (no cluster connection). When set, the
      * decision may admit the pod's gang (gang_engine_decide). */
     struct gang_engine *gangs;
+    /* Look at gang admission without acting on it (explain): the engine
+     * says what it would decide, and nothing is admitted or held. */
+    bool read_only;
     const struct queue_config *queues; /* may be NULL */
     const struct node_view *view;      /* what the gang engine places on; may be NULL */
     int64_t now_ms;
