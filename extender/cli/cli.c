@@ -3,6 +3,8 @@
  */
 #include "cli.h"
 
+#include "../base/log.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -30,6 +32,9 @@ bool cli_settings_init(struct cli_settings *s, const char *prog, int argc, char 
 {
     memset(s, 0, sizeof(*s));
     config_defaults(&s->cfg);
+    /* The gang engine's info lines ("gang admitted") are for the daemon's
+     * log; a subcommand reports in its output. */
+    log_set_level(LOG_WARN);
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--"))

@@ -70,14 +70,17 @@ static bool failf(char *err, size_t n, const char *fmt, ...)
     return false;
 }
 
+/* Arrays that grow: malloc'd (not in the arena, which would keep every
+ * outgrown copy), freed by sim_input_free. */
 static void *grow(struct sim_input *in, void *p, size_t *cap, size_t need, size_t size)
 {
+    (void)in;
     if (need <= *cap)
         return p;
     size_t cap2 = *cap ? *cap * 2 : 64;
     while (cap2 < need)
         cap2 *= 2;
-    void *q = arena_realloc(in->arena, p, *cap * size, cap2 * size);
+    void *q = realloc(p, cap2 * size);
     if (q)
         *cap = cap2;
     return q;
@@ -161,6 +164,7 @@ void sim_input_init(struct sim_input *in, const struct capacity_label_config *la
     in->label = label;
     in->max_depth = 128;
     in->arena = arena_new(1u << 20);
+    in->scratch = arena_new(64u << 10);
     strmap_init(&in->class_by_key, 64);
     strmap_init(&in->node_by_name, 1024);
     strmap_init(&in->pod_by_key, 4096);
@@ -168,10 +172,16 @@ void sim_input_init(struct sim_input *in, const struct capacity_label_config *la
 
 void sim_input_free(struct sim_input *in)
 {
+    free(in->nodes);
+    free(in->pods);
+    free(in->classes);
+    free(in->deferred);
+    free(in->notes);
     strmap_free(&in->class_by_key);
     strmap_free(&in->node_by_name);
     strmap_free(&in->pod_by_key);
     arena_free(in->arena);
+    arena_free(in->scratch);
     memset(in, 0, sizeof(*in));
 }
 
@@ -341,13 +351,40 @@ static bool read_selector(struct sim_input *in, const cJSON *sel, struct ksched_
 
 /* The pod spec's constraints, shared by every pod of the same shape: the
  * key is the three parts as cJSON prints them. */
+/* The node a DaemonSet pod is pinned to: the DaemonSet controller's
+ * required affinity, one term with only matchFields metadata.name In [node].
+ * Read as a pin rather than as a shape of its own, so that a DaemonSet's
+ * thousand pods share one shape. */
+static const char *daemonset_pin(const cJSON *required)
+{
+    const cJSON *terms = cJSON_GetObjectItemCaseSensitive(required, "nodeSelectorTerms");
+    if (cJSON_GetArraySize(terms) != 1)
+        return NULL;
+    const cJSON *term = cJSON_GetArrayItem(terms, 0);
+    const cJSON *exprs = cJSON_GetObjectItemCaseSensitive(term, "matchExpressions");
+    const cJSON *fields = cJSON_GetObjectItemCaseSensitive(term, "matchFields");
+    if ((exprs && !cJSON_IsNull(exprs) && cJSON_GetArraySize(exprs)) ||
+        cJSON_GetArraySize(fields) != 1)
+        return NULL;
+    const cJSON *f = cJSON_GetArrayItem(fields, 0);
+    const char *key = jstring(f, "key"), *op = jstring(f, "operator");
+    const cJSON *values = cJSON_GetObjectItemCaseSensitive(f, "values");
+    if (!key || !op || strcmp(key, "metadata.name") || strcmp(op, "In") ||
+        cJSON_GetArraySize(values) != 1 || !cJSON_IsString(cJSON_GetArrayItem(values, 0)))
+        return NULL;
+    return cJSON_GetArrayItem(values, 0)->valuestring;
+}
+
 static bool constraints_of(struct sim_input *in, const cJSON *spec, const char *where,
-                           uint32_t *class_out, char *err, size_t errlen)
+                           uint32_t *class_out, const char **pin, char *err, size_t errlen)
 {
     const cJSON *parts[3] = {cJSON_GetObjectItemCaseSensitive(spec, "nodeSelector"),
                              jpath(spec, "affinity", "nodeAffinity",
                                    "requiredDuringSchedulingIgnoredDuringExecution"),
                              cJSON_GetObjectItemCaseSensitive(spec, "tolerations")};
+    *pin = parts[1] ? daemonset_pin(parts[1]) : NULL;
+    if (*pin)
+        parts[1] = NULL;
     char *printed[3] = {NULL, NULL, NULL};
     size_t len = 3;
     for (int i = 0; i < 3; i++) {
@@ -372,7 +409,7 @@ static bool constraints_of(struct sim_input *in, const cJSON *spec, const char *
     if (!c)
         return failf(err, errlen, "out of memory");
     if (!read_selector(in, parts[0], c, where, err, errlen) ||
-        !read_affinity(in, spec, c, where, err, errlen) ||
+        (parts[1] && !read_affinity(in, spec, c, where, err, errlen)) ||
         !read_tolerations(in, parts[2], c, where, err, errlen))
         return false;
     struct ksched_constraints **cl =
@@ -492,11 +529,16 @@ static bool decode_pod(struct sim_input *in, const char *json, size_t len, const
                        const char *where, struct sim_pod *p, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
-    struct pod_decode_opts o = {.arena = in->arena, .copy_strings = true};
+    /* Decoding needs room for every container's requests; only the result
+     * is kept, its strings copied out of the scratch arena. */
+    arena_reset(in->scratch);
+    struct pod_decode_opts o = {.arena = in->scratch};
     struct jscan s;
     jscan_init(&s, json, len, in->max_depth);
     if (!pod_info_decode(&s, &o, &p->info))
         return failf(err, errlen, "%s: not a Pod: %s", where, s.error ? s.error : "?");
+    if (!pod_info_copy_strings(&p->info, in->arena))
+        return failf(err, errlen, "out of memory");
     if (p->info.invalid)
         return failf(err, errlen, "%s: %s", where, p->info.invalid);
     if (!p->info.namespace_.len)
@@ -507,10 +549,16 @@ static bool decode_pod(struct sim_input *in, const char *json, size_t len, const
     const cJSON *containers = cJSON_GetObjectItemCaseSensitive(spec, "containers");
     if (!cJSON_IsArray(containers) || cJSON_GetArraySize(containers) == 0)
         return failf(err, errlen, "%s: spec.containers is missing or empty", where);
-    if (!constraints_of(in, spec, where, &p->sched_class, err, errlen))
+    const char *pin;
+    if (!constraints_of(in, spec, where, &p->sched_class, &pin, err, errlen))
         return false;
     p->sched = in->classes[p->sched_class];
     p->pinned = -1;
+    if (pin) {
+        /* resolved in finish, like a mirror pod's node */
+        p->pinned = -2;
+        p->info.node_name = (struct str){adup(in, pin), strlen(pin)};
+    }
     p->where = adup(in, where);
     /* A static pod's mirror belongs to its node (kubelet runs it there,
      * no scheduler places it); a DaemonSet's pod is pinned by its
@@ -1011,6 +1059,19 @@ static bool read_yaml(struct sim_input *in, enum role role, const char *file, co
 
 /* --- files and folders ----------------------------------------------------------------------- */
 
+static bool read_text(struct sim_input *in, enum role role, const char *name, const char *data,
+                      size_t len, size_t *count, char *err, size_t errlen)
+{
+    size_t i = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
+        i++;
+    if (i == len)
+        return failf(err, errlen, "%s: the file is empty", name);
+    if (data[i] == '{' || data[i] == '[')
+        return read_json(in, role, name, data, len, count, err, errlen);
+    return read_yaml(in, role, name, data, len, count, err, errlen);
+}
+
 static bool read_file(struct sim_input *in, enum role role, const char *path, size_t *count,
                       char *err, size_t errlen)
 {
@@ -1019,18 +1080,18 @@ static bool read_file(struct sim_input *in, enum role role, const char *path, si
     char ferr[400];
     if (!file_read_all(path, INPUT_MAX_FILE_BYTES, &data, &len, ferr, sizeof(ferr)))
         return failf(err, errlen, "%s", ferr);
-    size_t i = 0;
-    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r'))
-        i++;
-    bool ok;
-    if (i == len)
-        ok = failf(err, errlen, "%s: the file is empty", path);
-    else if (data[i] == '{' || data[i] == '[')
-        ok = read_json(in, role, path, data, len, count, err, errlen);
-    else
-        ok = read_yaml(in, role, path, data, len, count, err, errlen);
+    bool ok = read_text(in, role, path, data, len, count, err, errlen);
     free(data);
     return ok;
+}
+
+bool sim_input_read_text(struct sim_input *in, bool nodes, const char *text, size_t len,
+                         const char *name, char *err, size_t errlen)
+{
+    size_t count = 0;
+    if (!in->arena || !in->scratch)
+        return failf(err, errlen, "out of memory");
+    return read_text(in, nodes ? ROLE_NODES : ROLE_PODS, name, text, len, &count, err, errlen);
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -1094,7 +1155,7 @@ static bool read_path(struct sim_input *in, enum role role, const char *path, si
 bool sim_input_read_nodes(struct sim_input *in, const char *path, char *err, size_t errlen)
 {
     size_t count = 0;
-    if (!in->arena)
+    if (!in->arena || !in->scratch)
         return failf(err, errlen, "out of memory");
     return read_path(in, ROLE_NODES, path, &count, err, errlen);
 }
@@ -1102,7 +1163,7 @@ bool sim_input_read_nodes(struct sim_input *in, const char *path, char *err, siz
 bool sim_input_read_pods(struct sim_input *in, const char *path, char *err, size_t errlen)
 {
     size_t count = 0;
-    if (!in->arena)
+    if (!in->arena || !in->scratch)
         return failf(err, errlen, "out of memory");
     return read_path(in, ROLE_PODS, path, &count, err, errlen);
 }
@@ -1110,7 +1171,7 @@ bool sim_input_read_pods(struct sim_input *in, const char *path, char *err, size
 bool sim_input_read_one_pod(struct sim_input *in, const char *path, char *err, size_t errlen)
 {
     size_t count = 0, before = in->n_pods;
-    if (!in->arena)
+    if (!in->arena || !in->scratch)
         return failf(err, errlen, "out of memory");
     if (!read_file(in, ROLE_ONE_POD, path, &count, err, errlen))
         return false;
@@ -1126,7 +1187,7 @@ bool sim_input_add_pod_json(struct sim_input *in, const char *json, size_t len,
                             const char *where, char *err, size_t errlen)
 {
     size_t count = 0, before = in->n_pods;
-    if (!in->arena)
+    if (!in->arena || !in->scratch)
         return failf(err, errlen, "out of memory");
     struct jscan s;
     jscan_init(&s, json, len, in->max_depth);
@@ -1264,7 +1325,8 @@ static bool expand_daemonset(struct sim_input *in, const struct sim_deferred *d,
     if (!c || !tol || !cl)
         return failf(err, errlen, "out of memory");
     *c = *base;
-    memcpy(tol, base->tolerations, base->n_tolerations * sizeof(*tol));
+    if (base->n_tolerations)
+        memcpy(tol, base->tolerations, base->n_tolerations * sizeof(*tol));
     memcpy(tol + base->n_tolerations, daemonset_tolerations, sizeof(daemonset_tolerations));
     c->tolerations = tol;
     c->n_tolerations = base->n_tolerations + N_DS_TOLERATIONS;
@@ -1367,7 +1429,7 @@ static bool date_undated(struct sim_input *in, char *err, size_t errlen)
 
 bool sim_input_finish(struct sim_input *in, bool need_nodes, char *err, size_t errlen)
 {
-    if (!in->arena)
+    if (!in->arena || !in->scratch)
         return failf(err, errlen, "out of memory");
     for (size_t i = 0; i < in->n_deferred; i++) {
         const struct sim_deferred *d = &in->deferred[i];
@@ -1387,7 +1449,8 @@ bool sim_input_finish(struct sim_input *in, bool need_nodes, char *err, size_t e
     }
     if (!date_undated(in, err, errlen))
         return false;
-    qsort(in->pods, in->n_pods, sizeof(*in->pods), cmp_pods);
+    if (in->n_pods)
+        qsort(in->pods, in->n_pods, sizeof(*in->pods), cmp_pods);
     for (size_t i = 0; i < in->n_pods; i++) {
         char key[600];
         int kl = snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(in->pods[i].info.namespace_),

@@ -46,7 +46,8 @@ struct sim_pod {
 };
 
 struct sim_input {
-    struct arena *arena; /* owns everything below */
+    struct arena *arena;   /* owns everything below */
+    struct arena *scratch; /* decoding one pod */
     const struct capacity_label_config *label;
     int max_depth;
     struct sim_node *nodes;
@@ -85,6 +86,11 @@ bool sim_input_read_pods(struct sim_input *in, const char *path, char *err, size
 /* The one pod of a file (a Pod, or the pod template of a workload), for
  * explain: the file must hold exactly one object. */
 bool sim_input_read_one_pod(struct sim_input *in, const char *path, char *err, size_t errlen);
+
+/* Nodes (nodes true) or pods and workloads from JSON or YAML text in
+ * memory; name stands for the file in messages. */
+bool sim_input_read_text(struct sim_input *in, bool nodes, const char *text, size_t len,
+                         const char *name, char *err, size_t errlen);
 
 /* One Pod given as JSON text (POST /explain): same rules. */
 bool sim_input_add_pod_json(struct sim_input *in, const char *json, size_t len,

@@ -224,7 +224,7 @@ static size_t find_feasible(struct sim_run *r, size_t pi, bool retrying)
     if (!codes || !n_all)
         return 0;
     if (p->pinned == -2) {
-        r->diag.special = "its node is not in the input (a static pod stays on its node)";
+        r->diag.special = "the node it is pinned to (a static or DaemonSet pod) is not in the input";
         return 0;
     }
     if (p->pinned >= 0) {
@@ -518,6 +518,16 @@ static bool run_policy(const struct sim_config *cfg, const struct sim_input *in,
         if (cfg->progress && (pi + 1) % 4096 == 0)
             cfg->progress(cfg->progress_ctx, policy->name, pi + 1, in->n_pods);
     }
+    /* kube-scheduler moves pods it could not place back into its active
+     * queue at least every 5 minutes (podMaxInUnschedulablePodsDuration):
+     * one last try for each, so that a gang member waiting on its gang
+     * says what the gang waits for now. */
+    for (size_t pi = 0; ok && pi < in->n_pods; pi++) {
+        if (res->placement[pi] >= 0)
+            continue;
+        schedule_one(&r, pi, true);
+        drain_retries(&r);
+    }
     if (ok) {
         summarise(&r, rep, res);
         if (cfg->progress)
@@ -701,7 +711,8 @@ static void sort_reasons(struct sim_result *res, size_t n_pods)
         sorted[k] = res->reasons[order[k]];
         new_of[order[k]] = k;
     }
-    memcpy(res->reasons, sorted, n * sizeof(*sorted));
+    if (n)
+        memcpy(res->reasons, sorted, n * sizeof(*sorted));
     while (res->n_reasons && res->reasons[res->n_reasons - 1].pods == 0)
         free(res->reasons[--res->n_reasons].text);
     for (size_t i = 0; i < n_pods; i++) {
