@@ -77,25 +77,26 @@ bool cli_apply_shared(struct cli_settings *s, const char *prog, const char *flag
     return true;
 }
 
-/* The bundled table of a build that is run from its repository:
- * <binary's folder>/../pricing/tables/aws-us-east-1.yaml. */
+/* The bundled table of a build run from its repository: the first
+ * pricing/tables/aws-us-east-1.yaml found going up from the binary's folder
+ * (bin/, build/asan/, ...), at most three levels. */
 static bool bundled_table(char *out, size_t n)
 {
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    char dir[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
     if (len <= 0)
         return false;
-    exe[len] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return false;
-    *slash = '\0';
-    char *dir = strrchr(exe, '/'); /* the repository: bin/'s parent */
-    if (!dir)
-        return false;
-    *dir = '\0';
-    snprintf(out, n, "%s/pricing/tables/aws-us-east-1.yaml", exe[0] ? exe : "/");
-    return access(out, R_OK) == 0;
+    dir[len] = '\0';
+    for (int up = 0; up < 3; up++) {
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            return false;
+        *slash = '\0';
+        snprintf(out, n, "%s/pricing/tables/aws-us-east-1.yaml", dir);
+        if (access(out, R_OK) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool cli_load_files(struct cli_settings *s, const char *prog)

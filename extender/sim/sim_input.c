@@ -779,6 +779,8 @@ static bool add_object(struct sim_input *in, enum role role, const char *json, s
         kind = !strcmp(r->list_kind, "NodeList") ? "Node"
                : !strcmp(r->list_kind, "PodList") ? "Pod"
                                                   : NULL;
+    if (!kind && role == ROLE_ONE_POD)
+        kind = "Pod"; /* the Pod of an extender request carries none */
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
     const char *ns = jstring(meta, "namespace"), *name = jstring(meta, "name");
     describe(r, kind ? kind : "no kind", kind && !strcmp(kind, "Node") ? NULL : ns, name);

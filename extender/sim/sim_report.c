@@ -12,6 +12,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static double r6(double v)
@@ -757,7 +758,9 @@ void sim_report_html(const cJSON *doc, struct buf *b)
     struct buf head;
     buf_init(&head, 512);
     text_header(doc, &head);
-    for (char *line = head.data, *nl; line && *line; line = nl + 1) {
+    size_t len;
+    char *text = buf_steal(&head, &len);
+    for (char *line = text, *nl; line && *line; line = nl + 1) {
         nl = strchr(line, '\n');
         if (nl)
             *nl = '\0';
@@ -766,7 +769,7 @@ void sim_report_html(const cJSON *doc, struct buf *b)
         if (!nl)
             break;
     }
-    buf_free(&head);
+    free(text);
     buf_puts(b, "</p>\n");
     html_saving(doc, b);
     html_table(doc, b);
