@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "cluster/cluster.h"
 #include "explain/explain_cli.h"
+#include "explain/explain_http.h"
 #include "cost/pricing_table.h"
 #include "gang/gang.h"
 #include "gang/queue_config.h"
@@ -202,6 +203,7 @@ int main(int argc, char **argv)
 
     struct app app;
     app_init(&app, &cfg);
+    app.explain = explain_http_handle;
 
     struct kube_auth auth;
     char serr[600];

@@ -33,6 +33,9 @@ void config_defaults(struct config *c)
     c->max_connections_per_client = 100;
     c->max_json_depth = 64;
     c->max_nodes_per_request = 100000;
+    /* explain costs every node of the view and is for people, not for the
+     * scheduler: a handful a second is plenty. */
+    c->explain_rate = 5;
     c->service_account_dir = strdup(CONFIG_DEFAULT_SA_DIR);
     c->view_publish_ms = 100;
     c->watch_stall_s = 90;
@@ -240,6 +243,12 @@ static bool apply(struct config *c, const char *name, const char *v, char *err, 
         if (!parse_int(v, 1, 10000000, &n))
             BAD("want 1 to 10000000");
         c->max_nodes_per_request = (size_t)n;
+    } else if (!strcmp(name, "explain-rate")) {
+        char *end;
+        double r = strtod(v, &end);
+        if (!*v || *end || !isfinite(r) || r < 0 || r > 10000)
+            BAD("want calls per second, 0 (off) to 10000");
+        c->explain_rate = r;
     } else if (!strcmp(name, "reload-interval")) {
         if (!parse_seconds_ms(v, &c->reload_poll_ms))
             BAD("want seconds, 0.05 to 86400");
@@ -310,6 +319,7 @@ static const struct {
     {"http.maxConnectionsPerClient", "max-connections-per-client"},
     {"http.maxJsonDepth", "max-json-depth"},
     {"http.maxNodesPerRequest", "max-nodes"},
+    {"http.explainRatePerSecond", "explain-rate"},
     {"reload.pollIntervalSeconds", "reload-interval"},
     {"policy.defaultSpot", "default-spot"},
     {"policy.spotRiskWeight", "spot-risk-weight"},
@@ -432,6 +442,7 @@ static const struct option long_opts[] = {
     {"max-connections-per-client", required_argument, 0, 1},
     {"max-json-depth", required_argument, 0, 1},
     {"max-nodes", required_argument, 0, 1},
+    {"explain-rate", required_argument, 0, 1},
     {"reload-interval", required_argument, 0, 1},
     {"shutdown-grace", required_argument, 0, 1},
     {"default-spot", required_argument, 0, 1},
@@ -534,6 +545,9 @@ void config_usage(FILE *out)
 "  --max-connections-per-client N  Connections at once from one IP address; 0: no\n"
 "                            limit. [http.maxConnectionsPerClient] (default 100)\n"
 "  --threads N               Request threads; 0: one per CPU. [http.threads]\n"
+"  --explain-rate N          GET/POST /explain calls a second (bursts of twice that;\n"
+"                            over it: 429); 0 turns /explain off.\n"
+"                            [http.explainRatePerSecond] (default 5)\n"
 "\n"
 "Operations:\n"
 "  --reload-interval S       How often files are checked for changes besides\n"

@@ -37,6 +37,7 @@ struct config {
     int max_connections_per_client;
     int max_json_depth;
     size_t max_nodes_per_request;
+    double explain_rate; /* GET/POST /explain calls per second (burst twice that); 0: off */
     /* cluster connection */
     char *kubeconfig;          /* --kubeconfig; NULL: $KUBECONFIG, then in-cluster */
     char *kube_context;        /* NULL: the kubeconfig's current-context */

@@ -24,6 +24,7 @@ enum metric_verb {
     VERB_HEALTHZ,
     VERB_READYZ,
     VERB_METRICS,
+    VERB_EXPLAIN,
     VERB_OTHER,
     VERB_COUNT
 };
@@ -46,6 +47,7 @@ enum request_error {
     RERR_TOO_MANY_CONNECTIONS,
     RERR_BAD_HTTP,
     RERR_UNAUTHORIZED,
+    RERR_RATE_LIMITED,
     RERR_COUNT
 };
 

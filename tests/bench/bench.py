@@ -144,6 +144,7 @@ def main():
 
     gang_admission(nodes)
     cluster_sync_and_watch()
+    simulate()
 
 
 def gang_admission(nodes):
@@ -179,6 +180,14 @@ def cluster_sync_and_watch():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_cluster
     bench_cluster.run(out=lambda s: print("  " + s.replace("\n", "\n  "), flush=True))
+
+
+def simulate():
+    """Issue 13's Speed section (tests/bench/bench_simulate.py)."""
+    print("\nsimulate (issue #13, bench_simulate.py):", flush=True)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_simulate
+    bench_simulate.run(out=lambda s: print("  " + s, flush=True))
 
 
 if __name__ == "__main__":
