@@ -127,6 +127,53 @@ DEFAULT_TOLERATIONS = [
 ]
 
 
+def quantity(q):
+    """A Kubernetes quantity as the generator writes them (m, Ki, Mi, Gi)."""
+    for suffix, factor in (("m", 0.001), ("Ki", 2**10), ("Mi", 2**20), ("Gi", 2**30)):
+        if q.endswith(suffix):
+            return float(q[:-len(suffix)]) * factor
+    return float(q)
+
+
+class Placer:
+    """Where the pods run in the snapshot: as a scheduler without
+    cost-extender might have put them, round robin over the nodes they fit
+    and tolerate. (simulate ignores it and empties the nodes; explain --pods
+    counts what runs on each node.)"""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+        self.free = [{k: quantity(v) for k, v in n["status"]["allocatable"].items()} for n in nodes]
+        self.next = 0
+
+    def fits(self, i, pod):
+        n, free = self.nodes[i], self.free[i]
+        spec = pod["spec"]
+        tol = {t.get("key") for t in spec.get("tolerations", [])}
+        for t in n["spec"].get("taints", []):
+            if t["key"] not in tol and None not in tol:
+                return False
+        for k, v in spec.get("nodeSelector", {}).items():
+            if n["metadata"]["labels"].get(k) != v:
+                return False
+        req = spec["containers"][0]["resources"]["requests"]
+        return all(free.get(k, 0) >= quantity(v) for k, v in req.items()) and free["pods"] >= 1
+
+    def place(self, pod):
+        for k in range(len(self.nodes)):
+            i = (self.next + k) % len(self.nodes)
+            if self.fits(i, pod):
+                for r, v in pod["spec"]["containers"][0]["resources"]["requests"].items():
+                    self.free[i][r] -= quantity(v)
+                self.free[i]["pods"] -= 1
+                self.next = i + 1
+                pod["spec"]["nodeName"] = self.nodes[i]["metadata"]["name"]
+                return
+        # No room: it is pending, as the scheduler left it.
+        del pod["spec"]["nodeName"]
+        pod["status"] = {"phase": "Pending", "qosClass": "Burstable"}
+
+
 class PodMaker:
     def __init__(self, nodes, rng):
         self.nodes = nodes
@@ -275,7 +322,14 @@ def main():
     facts = load_facts()
     nodes = make_nodes(a.nodes, rng, facts)
     mk = PodMaker(nodes, rng)
-    pods = daemonset_pods(mk, nodes) + workload_pods(mk, rng, a.pods, gpu_count(nodes))
+    pods = daemonset_pods(mk, nodes)
+    placer = Placer(nodes)
+    for p in pods:
+        placer.place(p)
+    work = workload_pods(mk, rng, a.pods, gpu_count(nodes))
+    for p in work:
+        placer.place(p)
+    pods += work
     os.makedirs(a.out, exist_ok=True)
     for fname, items in (("nodes.json", nodes), ("pods.json", pods)):
         with open(os.path.join(a.out, fname), "w") as f:

@@ -38,7 +38,12 @@ static void apply_gangs(const struct decision_env *env, const struct pod_info *p
                             .pricing = env->pricing,
                             .cost = env->cost,
                             .now_ms = env->now_ms};
-    gang_engine_decide(env->gangs, &genv, pod, &d->gang);
+    if (env->read_only) {
+        gang_engine_describe(env->gangs, &genv, pod, &d->status);
+        d->gang = d->status.d;
+    } else {
+        gang_engine_decide(env->gangs, &genv, pod, &d->gang);
+    }
     d->gang_ran = true;
     switch (d->gang.verdict) {
     case GANG_WAITING:
@@ -86,7 +91,7 @@ bool decision_evaluate(const struct decision_env *env, const struct pod_info *po
         return false;
     cost_pod_policy(pod, env->cost, &out->policy);
     cost_evaluate_nodes(env->pricing, env->cost, pod, &out->policy, nodes, n, out->costs);
-    if (env->gangs && !env->read_only)
+    if (env->gangs)
         apply_gangs(env, pod, arena, out);
     return true;
 }

@@ -47,6 +47,7 @@ struct decision {
     struct node_cost *costs; /* per candidate, in the arena */
     bool gang_ran;
     struct gang_decision gang;   /* when gang_ran */
+    struct gang_status status;   /* read_only: the gang's state (status.d == gang) */
     struct gang_held_view *held; /* acquired: capacity held for gangs (release!) */
     const char **held_by;        /* per candidate: the gang holding its room, or NULL */
 };

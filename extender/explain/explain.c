@@ -13,6 +13,7 @@
 #include "../base/arena.h"
 #include "../base/buf.h"
 #include "../cost/pricing_table.h"
+#include "../gang/queue_config.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -118,7 +119,7 @@ static bool decide(const struct decision_env *env, const struct explain_input *i
     decision_scores(&d, scores);
     out->policy = d.policy;
     out->gang_ran = d.gang_ran;
-    out->gang = d.gang;
+    out->gang = d.status;
     for (size_t k = 0; k < nc; k++) {
         struct explain_row *r = &out->rows[row_of[k]];
         r->cost = d.costs[k];
@@ -164,6 +165,7 @@ bool explain_pod(const struct decision_env *env, const struct explain_input *in,
     out->weight = in->weight;
     out->packing_weight = env->cost->packing_weight;
     out->pricing = env->pricing;
+    out->queues = env->queues;
     out->sources = in->sources;
     out->n = in->n;
     out->rows = arena_calloc(arena, in->n ? in->n : 1, sizeof(*out->rows));
@@ -259,6 +261,61 @@ static cJSON *row_json(const struct explain *e, const struct explain_row *r)
     return o;
 }
 
+static const char *gang_state(const struct gang_status *g)
+{
+    return g->would_admit ? "admitted by the next filter call"
+           : g->d.verdict == GANG_ADMITTED ? "admitted"
+                                           : "waiting";
+}
+
+/* The gang's state, its members, and its queue's use against the caps. */
+static cJSON *gang_json(const struct explain *e)
+{
+    const struct gang_status *s = &e->gang;
+    cJSON *g = cJSON_CreateObject();
+    cJSON_AddStringToObject(g, "name", s->d.gang);
+    cJSON_AddStringToObject(g, "state", gang_state(s));
+    cJSON_AddStringToObject(g, "waitingFor", s->d.verdict == GANG_WAITING ? s->d.reason : "");
+    cJSON_AddStringToObject(g, "plannedNode", s->d.node);
+    cJSON_AddNumberToObject(g, "members", (double)s->members);
+    cJSON_AddNumberToObject(g, "minMember", (double)s->min_member);
+    cJSON_AddNumberToObject(g, "bound", (double)s->bound);
+    if (!s->queue[0])
+        return g;
+    cJSON *q = cJSON_AddObjectToObject(g, "queue");
+    cJSON_AddStringToObject(q, "name", s->queue);
+    const struct queue_spec *spec =
+        e->queues ? queue_config_find(e->queues, (struct str){s->queue, strlen(s->queue)}) : NULL;
+    cJSON *used = cJSON_AddObjectToObject(q, "used"), *cap = cJSON_AddObjectToObject(q, "capacity");
+    cJSON_AddNumberToObject(used, "cpu", s->used.cpu_milli / 1000.0);
+    cJSON_AddNumberToObject(used, "memoryBytes", (double)s->used.memory);
+    cJSON_AddNumberToObject(used, "pods", (double)s->used.pods);
+    for (int i = 0; i < s->used.n_ext; i++) {
+        char name[300];
+        snprintf(name, sizeof(name), "%.*s", STR_FMT(s->used.ext[i].name));
+        cJSON_AddNumberToObject(used, name, (double)s->used.ext[i].value);
+    }
+    cJSON_AddNumberToObject(q, "spendPerHour", r6(s->spend));
+    if (!spec) {
+        cJSON_AddStringToObject(q, "config", "no such queue in the queue config");
+        return g;
+    }
+    if (spec->limit_cpu)
+        cJSON_AddNumberToObject(cap, "cpu", spec->capacity.cpu_milli / 1000.0);
+    if (spec->limit_memory)
+        cJSON_AddNumberToObject(cap, "memoryBytes", (double)spec->capacity.memory);
+    if (spec->limit_pods)
+        cJSON_AddNumberToObject(cap, "pods", (double)spec->capacity.pods);
+    for (int i = 0; i < spec->capacity.n_ext; i++) {
+        char name[300];
+        snprintf(name, sizeof(name), "%.*s", STR_FMT(spec->capacity.ext[i].name));
+        cJSON_AddNumberToObject(cap, name, (double)spec->capacity.ext[i].value);
+    }
+    if (spec->has_budget)
+        cJSON_AddNumberToObject(q, "budgetPerHour", spec->budget_per_hour);
+    return g;
+}
+
 cJSON *explain_json(const struct explain *e)
 {
     cJSON *doc = cJSON_CreateObject();
@@ -285,14 +342,8 @@ cJSON *explain_json(const struct explain *e)
         cJSON_AddStringToObject(doc, "schedulerWouldPick", e->chosen);
     else
         cJSON_AddNullToObject(doc, "schedulerWouldPick");
-    if (e->gang_ran && e->gang.verdict != GANG_UNMANAGED) {
-        cJSON *g = cJSON_AddObjectToObject(doc, "gang");
-        cJSON_AddStringToObject(g, "name", e->gang.gang);
-        cJSON_AddStringToObject(g, "state",
-                                e->gang.verdict == GANG_ADMITTED ? "admitted" : "waiting");
-        cJSON_AddStringToObject(g, "waitingFor", e->gang.reason);
-        cJSON_AddStringToObject(g, "plannedNode", e->gang.node);
-    }
+    if (e->gang_ran && e->gang.d.verdict != GANG_UNMANAGED)
+        cJSON_AddItemToObject(doc, "gang", gang_json(e));
     if (e->sources)
         cJSON_AddStringToObject(doc, "sources", e->sources);
     cJSON *rows = cJSON_AddArrayToObject(doc, "rows");
@@ -312,10 +363,19 @@ void explain_table(const struct explain *e, struct buf *b)
     if (e->chosen)
         buf_printf(b, "; kube-scheduler would pick %s (weight %d)", e->chosen, e->weight);
     buf_putc(b, '\n');
-    if (e->gang_ran && e->gang.verdict != GANG_UNMANAGED)
-        buf_printf(b, "gang %s: %s%s%s\n", e->gang.gang,
-                   e->gang.verdict == GANG_ADMITTED ? "admitted, planned on " : "waiting: ",
-                   e->gang.verdict == GANG_ADMITTED ? e->gang.node : e->gang.reason, "");
+    if (e->gang_ran && e->gang.d.verdict != GANG_UNMANAGED) {
+        const struct gang_status *g = &e->gang;
+        buf_printf(b, "gang %s (%zu of %zu members, %zu bound): %s", g->d.gang, g->members,
+                   g->min_member, g->bound, gang_state(g));
+        if (g->d.verdict == GANG_ADMITTED)
+            buf_printf(b, ", this member on %s", g->d.node);
+        else
+            buf_printf(b, ": %s", g->d.reason);
+        if (g->queue[0])
+            buf_printf(b, "; queue %s uses cpu %.3g, %lld GPUs, %.4g/h", g->queue,
+                       g->used.cpu_milli / 1000.0, (long long)resources_gpus(&g->used), g->spend);
+        buf_putc(b, '\n');
+    }
     buf_printf(b, "\n%-30s %-13s %-9s %-11s %9s %7s %9s %7s %6s %5s %5s  %s\n", "NODE", "TYPE",
                "CAPACITY", "ZONE", "NODE $/H", "SHARE", "POD $/H", "PACK", "RISK", "SCORE",
                "TOTAL", "VERDICT / PRICED BY");

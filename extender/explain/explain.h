@@ -72,7 +72,8 @@ struct explain {
     struct explain_row *rows; /* passing first (cheapest first), then refused */
     size_t n, candidates, passing;
     bool gang_ran;
-    struct gang_decision gang;
+    struct gang_status gang; /* gang.d is what the filter would answer */
+    const struct queue_config *queues;
     int weight;
     double packing_weight; /* the cost config's: packing factor = 1 - w * utilisation */
     const char *chosen; /* the node kube-scheduler would pick, or NULL */

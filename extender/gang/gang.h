@@ -73,6 +73,22 @@ struct gang_decision {
 void gang_engine_decide(struct gang_engine *e, const struct gang_env *env,
                         const struct pod_info *pod, struct gang_decision *out);
 
+/* What gang_engine_decide would answer for pod now, changing nothing: no
+ * timeout runs, nothing is admitted, planned, held or recorded (explain).
+ * A gang the next filter call would admit is ADMITTED (the member's node
+ * where that call would plan it) with would_admit set. Also the gang's
+ * members and its queue's use (bound and held). */
+struct gang_status {
+    struct gang_decision d;
+    bool would_admit;
+    size_t members, min_member, bound, planned;
+    char queue[256]; /* "" when none */
+    struct resources used; /* the queue's: bound and held for admitted gangs */
+    double spend;          /* the queue's, per hour */
+};
+void gang_engine_describe(struct gang_engine *e, const struct gang_env *env,
+                          const struct pod_info *pod, struct gang_status *out);
+
 /* Which gang a pod belongs to, as the engine groups pods (the conventions
  * in README.md, "Gang admission"), and the queue it counts against: its
  * own queue label, else the config's defaultQueue (qc may be NULL). False
