@@ -158,6 +158,18 @@ static int run_check(const struct config *cfg)
     return rc;
 }
 
+/* The cluster connection, for GET /explain's pod lookups: set once it is
+ * started, while requests may already be served. */
+static _Atomic(struct cluster *) live_cluster;
+
+static bool find_pod(void *ctx, struct str ns, struct str name, struct arena *arena,
+                     struct pod_info *out)
+{
+    (void)ctx;
+    struct cluster *c = atomic_load(&live_cluster);
+    return c && cluster_find_pod(c, ns, name, arena, out);
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -249,6 +261,8 @@ int main(int argc, char **argv)
         app_reload_queues(&app);
     reloader_start(rl);
 
+    if (src == SOURCE_CLUSTER)
+        app.find_pod = find_pod;
     char err[512];
     struct http_server *srv = http_start(&app, tls, err, sizeof(err));
     if (!srv) {
@@ -271,6 +285,7 @@ int main(int argc, char **argv)
         copts.informer.watch_timeout_s = cfg.watch_timeout_s;
         copts.informer.page_size = cfg.list_page_size;
         cluster = cluster_start(&app, &auth, &copts, serr, sizeof(serr));
+        atomic_store(&live_cluster, cluster);
         if (!cluster) {
             log_kv(LOG_ERROR, "cannot start the cluster connection", "error", serr, NULL);
             kube_auth_free(&auth);

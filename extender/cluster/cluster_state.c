@@ -28,10 +28,62 @@ struct pod_entry {
     char *key;  /* namespace/name */
     char *node; /* spec.nodeName, NULL while pending */
     int64_t cpu_milli, memory;
+    int64_t score_cpu_milli, score_memory; /* with the scheduler's defaults */
     int n_ext;
     struct resource_ext *ext; /* names interned in the state */
+    /* The cost-extender, gang and queue keys the pod sets (pod_key: role
+     * byte, 2-byte length, value), for GET /explain; NULL: none (most). */
+    char *keys;
+    size_t keys_len;
     unsigned mark;
 };
+
+/* The pod's keys as an entry keeps them, malloc'd (NULL, 0: none). */
+static bool pack_keys(const struct pod_info *pod, char **out, size_t *len)
+{
+    size_t n = 0;
+    for (int k = 0; k < PK_COUNT; k++)
+        if (str_is_set(pod->keys[k]))
+            n += 3 + (pod->keys[k].len > 0xffff ? 0xffff : pod->keys[k].len);
+    *out = NULL;
+    *len = n;
+    if (!n)
+        return true;
+    char *b = malloc(n), *o = b;
+    if (!b)
+        return false;
+    for (int k = 0; k < PK_COUNT; k++) {
+        if (!str_is_set(pod->keys[k]))
+            continue;
+        size_t l = pod->keys[k].len > 0xffff ? 0xffff : pod->keys[k].len;
+        *o++ = (char)k;
+        *o++ = (char)(l >> 8);
+        *o++ = (char)(l & 0xff);
+        memcpy(o, pod->keys[k].ptr, l);
+        o += l;
+    }
+    *out = b;
+    return true;
+}
+
+/* What an unchanged pod's update may still change: its keys (a new
+ * annotation) and its scoring requests. Usage stays as it was. */
+static void refresh_entry(struct pod_entry *have, const struct pod_info *pod)
+{
+    char *keys;
+    size_t len;
+    have->score_cpu_milli = pod->score_requests.cpu_milli;
+    have->score_memory = pod->score_requests.memory;
+    if (!pack_keys(pod, &keys, &len))
+        return;
+    if (len == have->keys_len && (!len || !memcmp(keys, have->keys, len))) {
+        free(keys);
+        return;
+    }
+    free(have->keys);
+    have->keys = keys;
+    have->keys_len = len;
+}
 
 /* Requests summed per node name (the node may not be known yet).
  *
@@ -141,6 +193,7 @@ static void pod_entry_free(struct pod_entry *p)
         free(p->key);
         free(p->node);
         free(p->ext);
+        free(p->keys);
         free(p);
     }
 }
@@ -316,6 +369,7 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
     struct pod_entry *have = strmap_get(&st->pods, key, (size_t)kl);
     if (have && same_usage(st, have, &pod)) {
         have->mark = st->mark[CLUSTER_PODS];
+        refresh_entry(have, &pod);
         if (st->hook)
             st->hook(st->hook_ctx, key, (size_t)kl, &pod);
         return true;
@@ -333,6 +387,7 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
     }
     p->cpu_milli = pod.requests.cpu_milli;
     p->memory = pod.requests.memory;
+    refresh_entry(p, &pod);
     if (pod.requests.n_ext) {
         p->ext = calloc((size_t)pod.requests.n_ext, sizeof(*p->ext));
         for (int i = 0; p->ext && i < pod.requests.n_ext; i++) {
@@ -539,4 +594,53 @@ struct node_view *cluster_state_snapshot(struct cluster_state *st)
         return NULL;
     }
     return node_view_builder_finish(b);
+}
+
+bool cluster_state_find_pod(struct cluster_state *st, struct str ns, struct str name,
+                            struct arena *arena, struct pod_info *out)
+{
+    char key[600];
+    int kl = snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(ns), STR_FMT(name));
+    if (kl <= 0 || (size_t)kl >= sizeof(key))
+        return false;
+    memset(out, 0, sizeof(*out));
+    bool ok = false;
+    pthread_mutex_lock(&st->mu);
+    const struct pod_entry *p = strmap_get(&st->pods, key, (size_t)kl);
+    if (!p)
+        goto out;
+    char *k = arena_strndup(arena, p->key, (size_t)kl);
+    char *node = p->node ? arena_strndup(arena, p->node, strlen(p->node)) : NULL;
+    if (!k || (p->node && !node))
+        goto out;
+    out->namespace_ = (struct str){k, ns.len};
+    out->name = (struct str){k + ns.len + 1, name.len};
+    if (node)
+        out->node_name = (struct str){node, strlen(node)};
+    out->requests.cpu_milli = p->cpu_milli;
+    out->requests.memory = p->memory;
+    out->requests.pods = 1;
+    for (int i = 0; i < p->n_ext; i++) {
+        char *n = arena_strndup(arena, p->ext[i].name.ptr, p->ext[i].name.len);
+        if (!n)
+            goto out;
+        resources_ext_set(&out->requests, (struct str){n, p->ext[i].name.len}, p->ext[i].value);
+    }
+    out->score_requests = out->requests;
+    out->score_requests.cpu_milli = p->score_cpu_milli;
+    out->score_requests.memory = p->score_memory;
+    for (size_t o = 0; o + 3 <= p->keys_len;) {
+        int role = (unsigned char)p->keys[o];
+        size_t l = ((size_t)(unsigned char)p->keys[o + 1] << 8) | (unsigned char)p->keys[o + 2];
+        char *v = arena_strndup(arena, p->keys + o + 3, l);
+        if (!v)
+            goto out;
+        if (role < PK_COUNT)
+            out->keys[role] = (struct str){v, l};
+        o += 3 + l;
+    }
+    ok = true;
+out:
+    pthread_mutex_unlock(&st->mu);
+    return ok;
 }

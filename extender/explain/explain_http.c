@@ -113,6 +113,25 @@ static bool all_nodes(const struct node_view *v, struct arena *arena, struct exp
     return true;
 }
 
+/* A bound pod's own requests are in its node's sum: that node as it was
+ * before the pod landed, so that the pod is explained as when it was
+ * placed. */
+static bool without_itself(struct explain_input *in, const struct pod_info *pod,
+                           struct arena *arena)
+{
+    for (size_t i = 0; pod->node_name.len && i < in->n; i++) {
+        if (!str_eq(in->names[i], pod->node_name))
+            continue;
+        struct node_facts *copy = arena_alloc(arena, sizeof(*copy));
+        if (!copy)
+            return false;
+        *copy = *in->nodes[i];
+        resources_sub(&copy->requested, &pod->requests);
+        ((const struct node_facts **)in->nodes)[i] = copy;
+    }
+    return true;
+}
+
 static void explain_get(struct app *app, const struct explain_call *call, struct state *st,
                         struct explain_input *in, struct arena *arena, struct reply *out)
 {
@@ -137,7 +156,7 @@ static void explain_get(struct app *app, const struct explain_call *call, struct
         return;
     }
     in->pod = pod;
-    if (!all_nodes(st->view, arena, in)) {
+    if (!all_nodes(st->view, arena, in) || !without_itself(in, pod, arena)) {
         reply_error(out, 500, RERR_INTERNAL, "out of memory");
         return;
     }
