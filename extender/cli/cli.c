@@ -32,6 +32,7 @@ bool cli_settings_init(struct cli_settings *s, const char *prog, int argc, char 
 {
     memset(s, 0, sizeof(*s));
     config_defaults(&s->cfg);
+    s->weight = 5;
     /* The gang engine's info lines ("gang admitted") are for the daemon's
      * log; a subcommand reports in its output. */
     log_set_level(LOG_WARN);
@@ -64,14 +65,45 @@ void cli_settings_free(struct cli_settings *s)
     memset(s, 0, sizeof(*s));
 }
 
-bool cli_apply_shared(struct cli_settings *s, const char *prog, const char *flag,
-                      const char *value)
+int cli_common_flag(struct cli_settings *s, const char *prog, int opt,
+                    const struct option *opts, int idx, char **argv)
 {
-    if (!strcmp(flag, "config"))
-        return true; /* read first, by cli_settings_init */
     char err[400];
-    if (!config_apply_flag(&s->cfg, flag, value, err, sizeof(err))) {
-        fprintf(stderr, "%s: --%s\n", prog, err);
+    long v;
+    switch (opt) {
+    case CLI_SHARED:
+        if (!strcmp(opts[idx].name, "config"))
+            return 1; /* read first, by cli_settings_init */
+        if (!config_apply_flag(&s->cfg, opts[idx].name, optarg, err, sizeof(err))) {
+            fprintf(stderr, "%s: --%s\n", prog, err);
+            return -1;
+        }
+        return 1;
+    case CLI_OUT:
+        s->out_path = optarg;
+        return 1;
+    case CLI_WEIGHT:
+        if (!config_parse_int(optarg, 1, 100000, &v)) {
+            fprintf(stderr, "%s: --weight: want a positive whole number (kube-scheduler "
+                            "requires one), got \"%s\"\n", prog, optarg);
+            return -1;
+        }
+        s->weight = (int)v;
+        return 1;
+    case '?':
+    case ':':
+        fprintf(stderr, "%s: %s: %s (see --help)\n", prog,
+                opt == ':' ? "flag needs a value" : "unknown flag", argv[optind - 1]);
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+bool cli_no_arguments(const char *prog, int argc, char **argv)
+{
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument \"%s\" (see --help)\n", prog, argv[optind]);
         return false;
     }
     return true;
@@ -142,15 +174,4 @@ bool cli_write_output(const struct cli_settings *s, const char *prog, const char
         fprintf(stderr, "%s: cannot write %s: %s\n", prog, s->out_path ? s->out_path : "stdout",
                 strerror(errno));
     return ok;
-}
-
-bool cli_parse_int(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
 }

@@ -35,6 +35,14 @@
         {"kubeconfig", required_argument, 0, CLI_SHARED},                                      \
         {"context", required_argument, 0, CLI_SHARED}
 
+/* The flags every subcommand takes: the shared settings, --out and
+ * --weight (answered by cli_common_flag). */
+#define CLI_OUT 3
+#define CLI_WEIGHT 4
+#define CLI_COMMON_OPTIONS                                                                     \
+    {"out", required_argument, 0, CLI_OUT}, {"weight", required_argument, 0, CLI_WEIGHT},      \
+        CLI_SHARED_OPTIONS
+
 /* Their --help text. */
 extern const char cli_shared_usage[];
 
@@ -43,6 +51,7 @@ struct cli_settings {
     struct pricing_table *pricing; /* loaded by cli_load_files */
     struct queue_config *queues;   /* NULL without --queues */
     const char *out_path;          /* NULL: stdout */
+    int weight; /* the extender's weight in the scheduler config (deploy/: 5) */
 };
 
 /* Defaults, then the config file named by --config anywhere in argv.
@@ -50,10 +59,15 @@ struct cli_settings {
 bool cli_settings_init(struct cli_settings *s, const char *prog, int argc, char **argv);
 void cli_settings_free(struct cli_settings *s);
 
-/* A shared flag seen by the subcommand's getopt loop. False (message
- * printed) when its value is wrong. */
-bool cli_apply_shared(struct cli_settings *s, const char *prog, const char *flag,
-                      const char *value);
+/* What getopt_long returned (opt, and idx into opts), when it is a flag
+ * every subcommand takes or no flag at all: 1 when it was handled, 0 when
+ * it is the subcommand's own, -1 (message printed) when it is wrong or
+ * unknown. */
+int cli_common_flag(struct cli_settings *s, const char *prog, int opt,
+                    const struct option *opts, int idx, char **argv);
+
+/* After the flags: false (message printed) when arguments are left. */
+bool cli_no_arguments(const char *prog, int argc, char **argv);
 
 /* Loads the pricing table (--pricing; the bundled AWS table when none is
  * given and the installed default is missing) and the queue config.
@@ -63,8 +77,5 @@ bool cli_load_files(struct cli_settings *s, const char *prog);
 /* Writes the output to --out or stdout; false (message printed) on error. */
 bool cli_write_output(const struct cli_settings *s, const char *prog, const char *text,
                       size_t len);
-
-/* Parses a whole number within lo..hi. */
-bool cli_parse_int(const char *s, long lo, long hi, long *out);
 
 #endif

@@ -72,7 +72,6 @@ struct args {
     const char *pods[MAX_INPUTS];
     size_t n_pods;
     const char *format;
-    int weight;
 };
 
 static const struct option long_opts[] = {
@@ -82,19 +81,21 @@ static const struct option long_opts[] = {
     {"nodes-file", required_argument, 0, 'n'},
     {"pods", required_argument, 0, 'p'},
     {"output", required_argument, 0, 'o'},
-    {"out", required_argument, 0, 'O'},
-    {"weight", required_argument, 0, 'w'},
-    CLI_SHARED_OPTIONS,
+    CLI_COMMON_OPTIONS,
     {0, 0, 0, 0},
 };
 
 static int parse_args(int argc, char **argv, struct args *a, struct cli_settings *s)
 {
     int opt, idx;
-    long v;
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":ho:", long_opts, &idx)) != -1) {
+        int common = cli_common_flag(s, PROG, opt, long_opts, idx, argv);
+        if (common < 0)
+            return 2;
+        if (common)
+            continue;
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -122,31 +123,10 @@ static int parse_args(int argc, char **argv, struct args *a, struct cli_settings
             }
             a->format = optarg;
             break;
-        case 'O':
-            s->out_path = optarg;
-            break;
-        case 'w':
-            if (!cli_parse_int(optarg, 1, 100000, &v)) {
-                fprintf(stderr, PROG ": --weight: want a positive whole number, got \"%s\"\n",
-                        optarg);
-                return 2;
-            }
-            a->weight = (int)v;
-            break;
-        case CLI_SHARED:
-            if (!cli_apply_shared(s, PROG, long_opts[idx].name, optarg))
-                return 2;
-            break;
-        default:
-            fprintf(stderr, PROG ": %s: %s (see --help)\n",
-                    opt == ':' ? "flag needs a value" : "unknown flag", argv[optind - 1]);
-            return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument \"%s\" (see --help)\n", argv[optind]);
+    if (!cli_no_arguments(PROG, argc, argv))
         return 2;
-    }
     if (!a->pod == !a->request) {
         fprintf(stderr, PROG ": give --pod or --request (see --help)\n");
         return 2;
@@ -313,7 +293,7 @@ static int explain_pod_file(const struct args *a, struct cli_settings *s)
                                .sched = sched,
                                .usage = cv.usage,
                                .scheduler_filters = true,
-                               .weight = a->weight,
+                               .weight = s->weight,
                                .sources = sources};
     struct decision_env env = {.pricing = s->pricing,
                                .cost = &s->cfg.cost,
@@ -384,7 +364,7 @@ static int explain_request(const struct args *a, struct cli_settings *s)
                                .nodes = nodes,
                                .names = names,
                                .scheduler_filters = false,
-                               .weight = a->weight,
+                               .weight = s->weight,
                                .sources = sources};
     struct decision_env env = {.pricing = s->pricing, .cost = &s->cfg.cost, .view = view,
                                .now_ms = now_ms()};
@@ -405,7 +385,7 @@ out:
 int explain_cli_main(int argc, char **argv)
 {
     struct cli_settings s;
-    struct args a = {.format = "table", .weight = 5};
+    struct args a = {.format = "table"};
     if (!cli_settings_init(&s, PROG, argc, argv)) {
         cli_settings_free(&s);
         return 2;

@@ -116,6 +116,11 @@ static bool parse_int(const char *s, long lo, long hi, long *out)
     return true;
 }
 
+bool config_parse_int(const char *s, long lo, long hi, long *out)
+{
+    return parse_int(s, lo, hi, out);
+}
+
 static bool parse_bytes(const char *s, size_t lo, size_t *out)
 {
     int64_t v;

@@ -74,6 +74,9 @@ enum config_result config_from_args(struct config *c, int argc, char **argv, FIL
 bool config_apply_flag(struct config *c, const char *flag, const char *value, char *err,
                        size_t errlen);
 
+/* A whole number from lo to hi, as the settings take them. */
+bool config_parse_int(const char *s, long lo, long hi, long *out);
+
 /* Loads a YAML config file into c (over what is there). */
 bool config_load_file(struct config *c, const char *path, char *err, size_t errlen);
 

@@ -133,13 +133,11 @@ static const struct option long_opts[] = {
     {"nodes", required_argument, 0, 'n'},
     {"pods", required_argument, 0, 'p'},
     {"policy", required_argument, 0, 'P'},
-    {"weight", required_argument, 0, 'w'},
     {"scoring", required_argument, 0, 's'},
     {"percentage-of-nodes-to-score", required_argument, 0, '%'},
     {"output", required_argument, 0, 'o'},
-    {"out", required_argument, 0, 'O'},
     {"quiet", no_argument, 0, 'q'},
-    CLI_SHARED_OPTIONS,
+    CLI_COMMON_OPTIONS,
     {0, 0, 0, 0},
 };
 
@@ -152,6 +150,11 @@ static int parse_args(int argc, char **argv, struct args *a, struct cli_settings
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":ho:", long_opts, &idx)) != -1) {
+        int common = cli_common_flag(s, PROG, opt, long_opts, idx, argv);
+        if (common < 0)
+            return 2;
+        if (common)
+            continue;
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -171,14 +174,6 @@ static int parse_args(int argc, char **argv, struct args *a, struct cli_settings
             if (!parse_policies(a, optarg))
                 return 2;
             break;
-        case 'w':
-            if (!cli_parse_int(optarg, 1, 100000, &v)) {
-                fprintf(stderr, PROG ": --weight: want a positive whole number (kube-scheduler "
-                                "requires one), got \"%s\"\n", optarg);
-                return 2;
-            }
-            cfg->weight = (int)v;
-            break;
         case 's':
             if (!strcmp(optarg, "least-allocated") || !strcmp(optarg, "most-allocated")) {
                 cfg->profile.fit_strategy =
@@ -189,7 +184,7 @@ static int parse_args(int argc, char **argv, struct args *a, struct cli_settings
                             "\"%s\"\n", optarg);
             return 2;
         case '%':
-            if (!cli_parse_int(optarg, 0, 100, &v)) {
+            if (!config_parse_int(optarg, 0, 100, &v)) {
                 fprintf(stderr, PROG ": --percentage-of-nodes-to-score: want 0 to 100, got "
                                 "\"%s\"\n", optarg);
                 return 2;
@@ -204,26 +199,14 @@ static int parse_args(int argc, char **argv, struct args *a, struct cli_settings
             }
             a->format = optarg;
             break;
-        case 'O':
-            s->out_path = optarg;
-            break;
         case 'q':
             a->quiet = true;
             break;
-        case CLI_SHARED:
-            if (!cli_apply_shared(s, PROG, long_opts[idx].name, optarg))
-                return 2;
-            break;
-        default:
-            fprintf(stderr, PROG ": %s: %s (see --help)\n",
-                    opt == ':' ? "flag needs a value" : "unknown flag", argv[optind - 1]);
-            return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument \"%s\" (see --help)\n", argv[optind]);
+    if (!cli_no_arguments(PROG, argc, argv))
         return 2;
-    }
+    cfg->weight = s->weight;
     bool files = a->n_nodes || a->n_pods;
     if (files == (s->cfg.kubeconfig != NULL) || (files && !a->n_nodes)) {
         fprintf(stderr, PROG ": give --nodes (and --pods), or --kubeconfig (see --help)\n");

@@ -20,7 +20,6 @@
 #include "../cluster/kubeconfig.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -326,26 +325,29 @@ static bool read_tolerations(struct sim_input *in, const cJSON *arr,
     return true;
 }
 
-static bool read_selector(struct sim_input *in, const cJSON *sel, struct ksched_constraints *c,
-                          const char *where, char *err, size_t errlen)
+/* A map of strings (labels, a nodeSelector) into key/value pairs. */
+static bool read_string_map(struct sim_input *in, const cJSON *map, const char *what,
+                            const char *where, struct ksched_label **out, size_t *n, char *err,
+                            size_t errlen)
 {
-    if (!sel || cJSON_IsNull(sel))
+    *out = NULL;
+    *n = 0;
+    if (!map || cJSON_IsNull(map))
         return true;
-    if (!cJSON_IsObject(sel))
-        return failf(err, errlen, "%s: spec.nodeSelector must be a map", where);
-    size_t n = (size_t)cJSON_GetArraySize(sel);
-    c->selector = arena_calloc(in->arena, n ? n : 1, sizeof(*c->selector));
-    if (!c->selector)
+    if (!cJSON_IsObject(map))
+        return failf(err, errlen, "%s: %s must be a map", where, what);
+    size_t k = (size_t)cJSON_GetArraySize(map);
+    struct ksched_label *v = arena_calloc(in->arena, k ? k : 1, sizeof(*v));
+    if (!v)
         return failf(err, errlen, "out of memory");
     const cJSON *e;
-    cJSON_ArrayForEach(e, sel)
+    cJSON_ArrayForEach(e, map)
     {
         if (!cJSON_IsString(e))
-            return failf(err, errlen, "%s: spec.nodeSelector.%s must be a string", where,
-                         e->string);
-        c->selector[c->n_selector++] = (struct ksched_label){adup(in, e->string),
-                                                             adup(in, e->valuestring)};
+            return failf(err, errlen, "%s: %s.%s must be a string", where, what, e->string);
+        v[(*n)++] = (struct ksched_label){adup(in, e->string), adup(in, e->valuestring)};
     }
+    *out = v;
     return true;
 }
 
@@ -408,7 +410,8 @@ static bool constraints_of(struct sim_input *in, const cJSON *spec, const char *
     struct ksched_constraints *c = arena_calloc(in->arena, 1, sizeof(*c));
     if (!c)
         return failf(err, errlen, "out of memory");
-    if (!read_selector(in, parts[0], c, where, err, errlen) ||
+    if (!read_string_map(in, parts[0], "spec.nodeSelector", where, &c->selector,
+                         &c->n_selector, err, errlen) ||
         (parts[1] && !read_affinity(in, spec, c, where, err, errlen)) ||
         !read_tolerations(in, parts[2], c, where, err, errlen))
         return false;
@@ -428,22 +431,9 @@ static bool constraints_of(struct sim_input *in, const cJSON *spec, const char *
 static bool read_node_extras(struct sim_input *in, const cJSON *obj, struct ksched_node *n,
                              const char *where, char *err, size_t errlen)
 {
-    const cJSON *labels = jpath(obj, "metadata", "labels", NULL);
-    if (cJSON_IsObject(labels)) {
-        size_t k = (size_t)cJSON_GetArraySize(labels);
-        n->labels = arena_calloc(in->arena, k ? k : 1, sizeof(*n->labels));
-        if (!n->labels)
-            return failf(err, errlen, "out of memory");
-        const cJSON *e;
-        cJSON_ArrayForEach(e, labels)
-        {
-            if (!cJSON_IsString(e))
-                return failf(err, errlen, "%s: metadata.labels.%s must be a string", where,
-                             e->string);
-            n->labels[n->n_labels++] = (struct ksched_label){adup(in, e->string),
-                                                             adup(in, e->valuestring)};
-        }
-    }
+    if (!read_string_map(in, jpath(obj, "metadata", "labels", NULL), "metadata.labels", where,
+                         &n->labels, &n->n_labels, err, errlen))
+        return false;
     const cJSON *unsched = jpath(obj, "spec", "unschedulable", NULL);
     n->unschedulable = cJSON_IsTrue(unsched);
     const cJSON *taints = jpath(obj, "spec", "taints", NULL);
@@ -1096,16 +1086,9 @@ bool sim_input_read_text(struct sim_input *in, bool nodes, const char *text, siz
     return read_text(in, nodes ? ROLE_NODES : ROLE_PODS, name, text, len, &count, err, errlen);
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static bool wanted_file(const char *name)
 {
     size_t l = strlen(name);
-    if (name[0] == '.')
-        return false;
     return (l > 5 && !strcmp(name + l - 5, ".json")) || (l > 5 && !strcmp(name + l - 5, ".yaml")) ||
            (l > 4 && !strcmp(name + l - 4, ".yml"));
 }
@@ -1119,36 +1102,17 @@ static bool read_path(struct sim_input *in, enum role role, const char *path, si
         return failf(err, errlen, "cannot read %s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return read_file(in, role, path, count, err, errlen);
-    DIR *d = opendir(path);
-    if (!d)
-        return failf(err, errlen, "cannot open folder %s: %s", path, strerror(errno));
-    char **names = NULL;
-    size_t n = 0, cap = 0;
+    char **names;
+    size_t n;
+    if (!file_list_folder(path, wanted_file, INPUT_MAX_FILES, &names, &n, err, errlen))
+        return false;
     bool ok = true;
-    struct dirent *de;
-    while (ok && (de = readdir(d))) {
-        if (!wanted_file(de->d_name))
-            continue;
-        char **nn = n == cap ? realloc(names, (cap = cap ? cap * 2 : 64) * sizeof(*names)) : names;
-        if (!nn || n >= INPUT_MAX_FILES || !(nn[n] = strdup(de->d_name))) {
-            names = nn ? nn : names;
-            ok = failf(err, errlen, "%s: too many files or out of memory", path);
-            break;
-        }
-        names = nn;
-        n++;
-    }
-    closedir(d);
-    if (ok && n)
-        qsort(names, n, sizeof(*names), cmp_names);
     for (size_t i = 0; ok && i < n; i++) {
         char full[4096];
         snprintf(full, sizeof(full), "%s/%s", path, names[i]);
         ok = read_file(in, role, full, count, err, errlen);
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    file_names_free(names, n);
     if (ok && n == 0)
         ok = failf(err, errlen, "%s: no .json, .yaml or .yml files in the folder", path);
     return ok;
