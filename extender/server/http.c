@@ -12,9 +12,9 @@
 
 #include "../base/arena.h"
 #include "../base/log.h"
+#include "../base/metrics.h"
 #include "handlers.h"
 #include "tls.h"
-#include "metrics.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>

@@ -144,6 +144,7 @@ def main():
 
     gang_admission(nodes)
     cluster_sync_and_watch()
+    pricing_import()
     simulate()
 
 
@@ -188,6 +189,13 @@ def simulate():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_simulate
     bench_simulate.run(out=lambda s: print("  " + s, flush=True))
+
+
+def pricing_import():
+    """Issue 15: streaming a 200 MB AWS offer file (bench_pricing.py)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_pricing
+    bench_pricing.main()
 
 
 if __name__ == "__main__":
