@@ -260,6 +260,35 @@ static size_t ahead_of(struct gang_engine *e, const struct gang *g, const char *
     return n;
 }
 
+/* Admits g with its members planned where placed (todo[i] on where[i]),
+ * holding their room and recording the plans; false when out of memory. */
+static bool commit_admission(struct gang_engine *e, const struct gang_env *env, struct gang *g,
+                             const char *queue, struct tpod **todo,
+                             const struct node_facts **where, size_t n_todo, double cost)
+{
+    for (size_t i = 0; i < n_todo; i++) {
+        char node[256];
+        snprintf(node, sizeof(node), "%.*s", STR_FMT(where[i]->name));
+        if (!gang_plan_add(e, g, todo[i], node)) {
+            gang_plan_clear(e, g);
+            return false;
+        }
+    }
+    g->admitted = true;
+    g->admitted_ms = env->now_ms;
+    g->record_ms = env->now_ms;
+    for (size_t i = 0; i < n_todo; i++)
+        gang_record_plan(e, g, todo[i], gang_plan_node(g, todo[i]));
+    e->admissions++;
+    record_wait(e, g, env->now_ms);
+    char pods[24], costs[32];
+    snprintf(pods, sizeof(pods), "%zu", n_todo);
+    snprintf(costs, sizeof(costs), "%.4g", cost);
+    log_kv(LOG_INFO, "gang admitted", "gang", g->key, "queue", queue ? queue : "", "pods", pods,
+           "cost_per_hour", costs, NULL);
+    return true;
+}
+
 /* Tries to admit g now; false with the reason in why. Without commit only
  * says whether it would (explain), and where member p would go (into
  * p_node): nothing is planned or recorded. */
@@ -334,30 +363,10 @@ static bool try_admit(struct gang_engine *e, const struct gang_env *env, struct 
         for (size_t i = 0; i < n_todo; i++)
             if (todo[i] == p)
                 snprintf(p_node, p_node_n, "%.*s", STR_FMT(where[i]->name));
-        ok = true;
+    } else if (!commit_admission(e, env, g, queue, todo, where, n_todo, cost)) {
+        snprintf(why, n, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < n_todo; i++) {
-        char node[256];
-        snprintf(node, sizeof(node), "%.*s", STR_FMT(where[i]->name));
-        if (!gang_plan_add(e, g, todo[i], node)) {
-            gang_plan_clear(e, g);
-            snprintf(why, n, "out of memory");
-            goto out;
-        }
-    }
-    g->admitted = true;
-    g->admitted_ms = env->now_ms;
-    g->record_ms = env->now_ms;
-    for (size_t i = 0; i < n_todo; i++)
-        gang_record_plan(e, g, todo[i], gang_plan_node(g, todo[i]));
-    e->admissions++;
-    record_wait(e, g, env->now_ms);
-    char pods[24], costs[32];
-    snprintf(pods, sizeof(pods), "%zu", n_todo);
-    snprintf(costs, sizeof(costs), "%.4g", cost);
-    log_kv(LOG_INFO, "gang admitted", "gang", g->key, "queue", queue ? queue : "", "pods", pods,
-           "cost_per_hour", costs, NULL);
     ok = true;
 out:
     free(todo);

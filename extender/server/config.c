@@ -463,10 +463,16 @@ void config_usage(FILE *out)
 {
     fprintf(out,
 "Usage: cost-extender [FLAGS]\n"
+"       cost-extender explain --help | simulate --help\n"
 "\n"
 "A Kubernetes scheduler extender that filters and scores nodes by what a pod\n"
 "would cost on them. kube-scheduler calls POST /filter and /prioritize;\n"
-"GET /healthz, /readyz and /metrics are for probes and Prometheus.\n"
+"GET /healthz, /readyz and /metrics are for probes and Prometheus;\n"
+"GET/POST /explain says why a pod would land where.\n"
+"\n"
+"Subcommands (each with its own --help):\n"
+"  explain                   Why a pod would land where, per node, and what it costs.\n"
+"  simulate                  What cost-extender would save on a cluster snapshot.\n"
 "\n"
 "Settings come from defaults, then the config file (--config), then flags.\n"
 "Config file keys are given in [brackets].\n"

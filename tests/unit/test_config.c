@@ -180,6 +180,7 @@ static const struct flag_case FLAGS[] = {
     {"max-connections-per-client", "http.maxConnectionsPerClient", "0", {"-1", "1000001", "x"}},
     {"max-json-depth", "http.maxJsonDepth", "100", {"15", "513", "0", "x"}},
     {"max-nodes", "http.maxNodesPerRequest", "5000", {"0", "10000001", "-5", "lots"}},
+    {"explain-rate", "http.explainRatePerSecond", "0.5", {"-1", "10001", "nan", "x", ""}},
     {"reload-interval", "reload.pollIntervalSeconds", "0.5", {"0.04", "0", "86401", "x", "nan"}},
     {"shutdown-grace", "shutdownGraceSeconds", "0", {"-1", "3601", "soon"}},
     {"default-spot", "policy.defaultSpot", "prefer", {"sometimes", "", "yes"}},
@@ -265,6 +266,8 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_int_equal(c->max_json_depth, 100);
     else if (!strcmp(f, "max-nodes"))
         assert_int_equal(c->max_nodes_per_request, 5000);
+    else if (!strcmp(f, "explain-rate"))
+        assert_true(c->explain_rate == 0.5);
     else if (!strcmp(f, "reload-interval"))
         assert_int_equal(c->reload_poll_ms, 500);
     else if (!strcmp(f, "shutdown-grace"))
@@ -562,6 +565,7 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "  maxConnectionsPerClient: 0\n"
                                 "  maxJsonDepth: 100\n"
                                 "  maxNodesPerRequest: 5000\n"
+                                "  explainRatePerSecond: 0.5\n"
                                 "reload:\n"
                                 "  pollIntervalSeconds: 0.5\n"
                                 "policy:\n"
