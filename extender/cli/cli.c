@@ -3,6 +3,8 @@
  */
 #include "cli.h"
 
+#include "../server/startup.h"
+
 #include "../base/log.h"
 
 #include <errno.h>
@@ -75,7 +77,7 @@ int cli_common_flag(struct cli_settings *s, const char *prog, int opt,
         if (!strcmp(opts[idx].name, "config"))
             return 1; /* read first, by cli_settings_init */
         if (!config_apply_flag(&s->cfg, opts[idx].name, optarg, err, sizeof(err))) {
-            fprintf(stderr, "%s: --%s\n", prog, err);
+            fprintf(stderr, "%s: %s\n", prog, err);
             return -1;
         }
         return 1;
@@ -109,35 +111,22 @@ bool cli_no_arguments(const char *prog, int argc, char **argv)
     return true;
 }
 
-/* The bundled table of a build run from its repository: the first
- * pricing/tables/aws-us-east-1.yaml found going up from the binary's folder
- * (bin/, build/asan/, ...), at most three levels. */
-static bool bundled_table(char *out, size_t n)
-{
-    char dir[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
-    if (len <= 0)
-        return false;
-    dir[len] = '\0';
-    for (int up = 0; up < 3; up++) {
-        char *slash = strrchr(dir, '/');
-        if (!slash)
-            return false;
-        *slash = '\0';
-        snprintf(out, n, "%s/pricing/tables/aws-us-east-1.yaml", dir);
-        if (access(out, R_OK) == 0)
-            return true;
-    }
-    return false;
-}
-
 bool cli_load_files(struct cli_settings *s, const char *prog)
 {
-    char bundled[PATH_MAX + 64];
+    /* No --pricing: the bundled table, looked for as the daemon looks. */
+    char found[PATH_MAX + 64], tried[4 * PATH_MAX];
     const char *path = s->cfg.pricing_path;
-    if (!strcmp(path, CONFIG_DEFAULT_PRICING) && access(path, R_OK) != 0 &&
-        bundled_table(bundled, sizeof(bundled)))
-        path = bundled;
+    if (!path) {
+        char exe[PATH_MAX];
+        ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        exe[len > 0 ? len : 0] = '\0';
+        if (!startup_find_default_pricing(exe, found, sizeof(found), tried, sizeof(tried))) {
+            fprintf(stderr, "%s: pricing table: no --pricing given and the bundled %s is not in "
+                            "any of %s\n", prog, STARTUP_DEFAULT_TABLE, tried);
+            return false;
+        }
+        path = found;
+    }
     struct pricing_error perr;
     s->pricing = pricing_load_file(path, &perr);
     if (!s->pricing) {

@@ -285,8 +285,10 @@ static enum MHD_Result start_request(struct MHD_Connection *conn, struct request
     size_t hbytes = strlen(url) + strlen(method) + 12;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hbytes);
     if (hbytes > cfg->max_header_bytes) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "request line and headers of %zu bytes are over the limit of %zu",
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "request line and headers of %zu bytes are over the limit of %zu (limit: "
+                 "header bytes; raise it with --max-header-bytes)",
                  hbytes, cfg->max_header_bytes);
         return early_error(conn, ctx, 431, RERR_HEADERS_TOO_LARGE, msg);
     }
@@ -346,8 +348,10 @@ static enum MHD_Result start_request(struct MHD_Connection *conn, struct request
         char *end;
         unsigned long long v = strtoull(clen, &end, 10);
         if (*end || v > cfg->max_body_bytes) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "request body of %.30s bytes is over the limit of %zu",
+            char msg[200];
+            snprintf(msg, sizeof(msg),
+                     "request body of %.30s bytes is over the limit of %zu (limit: body bytes; "
+                     "raise it with --max-body-bytes)",
                      clen, cfg->max_body_bytes);
             return early_error(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
         }
@@ -374,7 +378,7 @@ static enum MHD_Result take_body(struct MHD_Connection *conn, struct request_ctx
     unsigned int left = seconds_left(ctx, cfg);
     if (left == 0) {
         log_kv(LOG_WARN, "request cut off: body too slow", "verb", metric_verb_name(ctx->verb),
-               NULL);
+               "limit", "time to send the body; raise it with --request-timeout", NULL);
         metrics_request_error(ctx->verb, RERR_TIMEOUT);
         metrics_request_done(ctx->verb, 408, elapsed_s(&ctx->start));
         ctx->responded = true; /* counted: on_completed must not count it again */
@@ -432,8 +436,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (ctx->responded)
         return MHD_YES;
     if (ctx->too_large) {
-        char msg[128];
-        snprintf(msg, sizeof(msg), "request body is over the limit of %zu bytes",
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "request body is over the limit of %zu bytes (limit: body bytes; raise it "
+                 "with --max-body-bytes)",
                  srv->app->cfg->max_body_bytes);
         return early_error(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
     }
@@ -574,11 +580,12 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     const char *why = NULL;
     pthread_mutex_lock(&l->mu);
     if (l->total >= cfg->max_connections) {
-        why = "too many connections";
+        why = "too many connections (limit: connections; raise it with --max-connections)";
     } else if (cfg->max_connections_per_client > 0) {
         struct client_count *e = client_entry(l, addr, false);
         if (e && e->count >= cfg->max_connections_per_client)
-            why = "too many connections from this client";
+            why = "too many connections from this client (limit: connections per client; "
+                  "raise it with --max-connections-per-client)";
     }
     bool log_now = false;
     unsigned long suppressed = 0;

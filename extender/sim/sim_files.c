@@ -26,30 +26,15 @@
 #define INPUT_MAX_FILE_BYTES (1u << 30)
 #define INPUT_MAX_FILES 100000
 
-/* Line and column of byte off in text (1-based). */
-static void line_col(const char *text, size_t off, int *line, int *col)
-{
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off && text[i]; i++) {
-        if (text[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
-}
-
 /* --- JSON files ---------------------------------------------------------------------------- */
 
-static bool json_syntax_error(const char *file, const char *text, const struct jscan *s,
-                              char *err, size_t errlen)
+static bool json_syntax_error(const char *file, const char *text, size_t len,
+                              const struct jscan *s, char *err, size_t errlen)
 {
     int line, col;
-    line_col(text, s->error_at, &line, &col);
+    file_position(text, len, s->error_at, &line, &col);
     return sim_fail(err, errlen, "%s:%d:%d: invalid JSON: %s", file, line, col,
-                 s->error ? s->error : "unexpected end");
+                    s->error ? s->error : "unexpected end");
 }
 
 /* A top-level object: a list ({"items": [...]}) or one object. The first
@@ -77,7 +62,7 @@ static bool read_json_object(struct sim_input *in, enum role role, const char *f
         }
     }
     if (s.error || !jscan_finish(&s))
-        return json_syntax_error(file, text, &s, err, errlen);
+        return json_syntax_error(file, text, len, &s, err, errlen);
     struct objref r = {.file = file, .index = -1, .list_kind = list_kind};
     if (!is_list) {
         (*count)++;
@@ -115,10 +100,10 @@ static bool read_json(struct sim_input *in, enum role role, const char *file, co
     if (jscan_peek(&s) != JT_ARRAY) {
         if (!s.error)
             jscan_fail(&s, "want an object or a list of objects");
-        return json_syntax_error(file, text, &s, err, errlen);
+        return json_syntax_error(file, text, len, &s, err, errlen);
     }
     if (!jscan_skip(&s, NULL) || !jscan_finish(&s))
-        return json_syntax_error(file, text, &s, err, errlen);
+        return json_syntax_error(file, text, len, &s, err, errlen);
     jscan_init(&s, text, len, in->max_depth);
     jscan_begin_array(&s);
     struct objref r = {.file = file, .index = 0};
@@ -391,7 +376,7 @@ bool sim_input_add_pod_json(struct sim_input *in, const char *json, size_t len,
     if (jscan_peek(&s) != JT_OBJECT || !jscan_skip(&s, NULL) || !jscan_finish(&s)) {
         if (!s.error)
             jscan_fail(&s, "want a Pod object");
-        return json_syntax_error(where, json, &s, err, errlen);
+        return json_syntax_error(where, json, len, &s, err, errlen);
     }
     struct objref r = {.file = where, .index = -1};
     count = 1;
