@@ -515,7 +515,7 @@ static bool run_policy(const struct sim_config *cfg, const struct sim_input *in,
             policy->pod_created(&r, pi);
         schedule_one(&r, pi, false);
         drain_retries(&r);
-        if (cfg->progress && (pi + 1) % 4096 == 0)
+        if (cfg->progress && (pi + 1) % 256 == 0)
             cfg->progress(cfg->progress_ctx, policy->name, pi + 1, in->n_pods);
     }
     /* kube-scheduler moves pods it could not place back into its active

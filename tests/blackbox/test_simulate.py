@@ -193,18 +193,30 @@ def test_html_parses_and_holds_the_json_figures(example_json, tmp_path):
     assert any("Pods per queue" in t for t in titles)
 
 
-def test_progress_on_stderr_for_long_runs():
-    start = time.monotonic()
-    proc = simulate(*example_args(), "-o", "json")
-    took = time.monotonic() - start
+def test_progress_on_stderr_for_long_runs(tmp_path):
+    # 1,500 nodes and 15,000 pods take the sanitizer build well over a
+    # second: progress lines, a second apart, each run's end among them.
+    subprocess.run([sys.executable, str(EXAMPLE / "generate.py"), "--nodes", "1500", "--pods",
+                    "12000", "--out", str(tmp_path)], check=True, capture_output=True)
+    args = ["--nodes", tmp_path / "nodes.json", "--pods", tmp_path / "pods.json", "--pricing",
+            PRICING, "-o", "json", "--out", tmp_path / "r.json"]
+    proc = simulate(*args)
     lines = [l for l in proc.stderr.splitlines() if l]
-    if took > 1.5:
-        assert any(re.fullmatch(r"simulate: (cost|spread): \d+/\d+ pods \(\d+%\), [\d.]+ s", l)
-                   for l in lines), proc.stderr
-    elif took < 0.9:
-        assert not lines, proc.stderr
-    quiet = simulate(*example_args(), "-o", "json", "--quiet")
-    assert quiet.stderr == ""
+    progress = [re.fullmatch(r"simulate: (cost|spread): (\d+)/(\d+) pods \((\d+)%\), ([\d.]+) s", l)
+                for l in lines if not l.startswith("simulate: read ")]
+    assert progress and all(progress), proc.stderr
+    for name in ("cost", "spread"):
+        ends = [m for m in progress if m.group(1) == name and m.group(2) == m.group(3)]
+        assert ends and ends[-1].group(4) == "100", proc.stderr
+    times = [float(m.group(5)) for m in progress]
+    assert times == sorted(times) and times[0] >= 1.0, times
+    assert simulate(*args, "--quiet").stderr == ""
+
+
+def test_no_progress_for_short_runs(tmp_path):
+    (tmp_path / "n.json").write_text(json.dumps({"kind": "List", "items": [NODE]}))
+    proc = simulate("--nodes", tmp_path / "n.json", "--pricing", PRICING)
+    assert proc.stderr == "", proc.stderr
 
 
 def test_weight_and_policy_flags(tmp_path):
