@@ -600,10 +600,18 @@ void config_usage(FILE *out)
     struct config defaults;
     config_defaults(&defaults);
     fputs("Usage: cost-extender [FLAGS]\n"
+          "       cost-extender explain|simulate [FLAGS]   (each with its own --help)\n"
           "\n"
           "A Kubernetes scheduler extender that filters and scores nodes by what a pod\n"
           "would cost on them. kube-scheduler calls POST /filter and /prioritize;\n"
-          "GET /healthz, /readyz and /metrics are for probes and Prometheus.\n"
+          "GET /healthz, /readyz and /metrics are for probes and Prometheus; GET and\n"
+          "POST /explain say why a pod would land where.\n"
+          "\n"
+          "Subcommands:\n"
+          "  explain                     Why a pod would land where, per node, and what it\n"
+          "                              costs there.\n"
+          "  simulate                    What cost-extender would save on a cluster\n"
+          "                              snapshot.\n"
           "\n"
           "Settings come from defaults, then the config file (--config), then flags;\n"
           "each flag's config file key and default follow its description.\n",
