@@ -15,20 +15,26 @@
 #include <unistd.h>
 
 const char cli_shared_usage[] =
-    "Settings shared with the daemon (same meaning, defaults and config keys as\n"
-    "`cost-extender --help` lists them):\n"
-    "  --config FILE             The daemon's YAML config file: its pricing, queues,\n"
-    "                            policy and capacityTypeLabel settings apply.\n"
-    "  --pricing FILE            Pricing table (default: the installed AWS us-east-1\n"
-    "                            table, else pricing/tables/aws-us-east-1.yaml next to\n"
-    "                            the binary's folder).\n"
-    "  --queues FILE             Queues for gang admission (YAML).\n"
-    "  --default-spot POLICY     never, allow, prefer or only (default allow).\n"
-    "  --spot-risk-weight W      (default 1)\n"
-    "  --packing-weight W        (default 0.5)\n"
-    "  --capacity-label KEY      and --capacity-label-{spot,on-demand,reserved}-values V,V\n"
-    "  --kubeconfig FILE         Read nodes and pods live from this cluster (list only).\n"
-    "  --context NAME            Kubeconfig context (default: its current-context).\n";
+"Settings shared with the daemon (same meaning, defaults and config keys as\n"
+"`cost-extender --help` lists them):\n"
+"  --config FILE             The daemon's YAML config file: its pricing,\n"
+"                            queues, policy and capacityTypeLabel settings\n"
+"                            apply.\n"
+"  --pricing FILE            Pricing table (default: the bundled\n"
+"                            aws-us-east-1.yaml, looked for as the daemon\n"
+"                            looks for it).\n"
+"  --queues FILE             Queues for gang admission (YAML).\n"
+"  --default-spot POLICY     never, allow, prefer or only (default allow).\n"
+"  --spot-risk-weight W      (default 1)\n"
+"  --packing-weight W        (default 0.5)\n"
+"  --capacity-label KEY      Your own capacity-type label; its values with\n"
+"                            --capacity-label-spot-values V,V,\n"
+"                            --capacity-label-on-demand-values V,V and\n"
+"                            --capacity-label-reserved-values V,V.\n"
+"  --kubeconfig FILE         Read nodes and pods live from this cluster\n"
+"                            (lists only).\n"
+"  --context NAME            Kubeconfig context (default: its\n"
+"                            current-context).\n";
 
 bool cli_settings_init(struct cli_settings *s, const char *prog, int argc, char **argv)
 {

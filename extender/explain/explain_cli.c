@@ -32,28 +32,30 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-"Usage: cost-extender explain --pod FILE (--nodes-file PATH | --kubeconfig FILE) [FLAGS]\n"
+"Usage: cost-extender explain --pod FILE (--nodes-file PATH | --kubeconfig FILE)\n"
+"                             [FLAGS]\n"
 "       cost-extender explain --request FILE [--nodes-file PATH] [FLAGS]\n"
 "\n"
-"Why a pod would land where it lands, and what it costs there: one row per node\n"
-"with kube-scheduler's verdict (taints, node affinity, resource fit) and\n"
-"cost-extender's: instance and capacity type, zone, the node's price per hour and\n"
-"the pricing-table entry that gave it, the pod's dominant share and its cost\n"
-"there, the packing and spot-risk terms, the 0..10 score, kube-scheduler's total,\n"
-"and every reason a node is refused (as kubectl describe pod shows it). Passing\n"
-"nodes first, cheapest first. The verdicts and scores are the ones the daemon's\n"
-"filter and prioritize give; gang admission is looked at, never acted on.\n"
+"Why a pod would land where it lands, and what it costs there: one row per\n"
+"node with kube-scheduler's verdict (taints, node affinity, resource fit) and\n"
+"cost-extender's: instance and capacity type, zone, the node's price per hour\n"
+"and the pricing-table entry that gave it, the pod's dominant share and its\n"
+"cost there, the packing and spot-risk terms, the 0..10 score,\n"
+"kube-scheduler's total, and every reason a node is refused (as kubectl\n"
+"describe pod shows it). Passing nodes first, cheapest first. The verdicts and\n"
+"scores are the ones the daemon's filter and prioritize give; gang admission\n"
+"is looked at, never acted on.\n"
 "\n"
 "Inputs (JSON or YAML):\n"
 "  --pod FILE                The pod: a Pod, or a Deployment, ReplicaSet,\n"
 "                            StatefulSet, Job or DaemonSet (its pod template).\n"
 "  --request FILE            Or an extender call as kube-scheduler sent it\n"
-"                            (ExtenderArgs: Pod and Nodes or NodeNames): explains\n"
-"                            the daemon's answer to that call.\n"
-"  --nodes-file PATH         Nodes: kubectl get nodes -o json (a file or folder).\n"
+"                            (ExtenderArgs: Pod and Nodes or NodeNames):\n"
+"                            explains the daemon's answer to that call.\n"
+"  --nodes-file PATH         Nodes: kubectl get nodes -o json (file or folder).\n"
 "  --pods PATH               The cluster's pods (kubectl get pods -A -o json):\n"
-"                            what runs on each node, and the other members of a\n"
-"                            gang. Repeatable.\n"
+"                            what runs on each node, and the other members of\n"
+"                            a gang. Repeatable.\n"
 "  --kubeconfig FILE         Nodes and pods live from the cluster instead.\n"
 "\n"
 "Output:\n"
@@ -63,7 +65,7 @@ static void usage(FILE *out)
 "                            (default 5, as in deploy/).\n"
 "  -h, --help                Print this help and exit.\n"
 "\n"
-"%s",
+"%s\n",
             cli_shared_usage);
 }
 
