@@ -15,26 +15,26 @@
 #include <unistd.h>
 
 const char cli_shared_usage[] =
-"Settings shared with the daemon (same meaning, defaults and config keys as\n"
-"`cost-extender --help` lists them):\n"
-"  --config FILE             The daemon's YAML config file: its pricing,\n"
-"                            queues, policy and capacityTypeLabel settings\n"
-"                            apply.\n"
-"  --pricing FILE            Pricing table (default: the bundled\n"
-"                            aws-us-east-1.yaml, looked for as the daemon\n"
-"                            looks for it).\n"
-"  --queues FILE             Queues for gang admission (YAML).\n"
-"  --default-spot POLICY     never, allow, prefer or only (default allow).\n"
-"  --spot-risk-weight W      (default 1)\n"
-"  --packing-weight W        (default 0.5)\n"
-"  --capacity-label KEY      Your own capacity-type label; its values with\n"
-"                            --capacity-label-spot-values V,V,\n"
-"                            --capacity-label-on-demand-values V,V and\n"
-"                            --capacity-label-reserved-values V,V.\n"
-"  --kubeconfig FILE         Read nodes and pods live from this cluster\n"
-"                            (lists only).\n"
-"  --context NAME            Kubeconfig context (default: its\n"
-"                            current-context).\n";
+    "Settings shared with the daemon (same meaning, defaults and config keys as\n"
+    "`cost-extender --help` lists them):\n"
+    "  --config FILE             The daemon's YAML config file: its pricing,\n"
+    "                            queues, policy and capacityTypeLabel settings\n"
+    "                            apply.\n"
+    "  --pricing FILE            Pricing table (default: the bundled\n"
+    "                            aws-us-east-1.yaml, looked for as the daemon\n"
+    "                            looks for it).\n"
+    "  --queues FILE             Queues for gang admission (YAML).\n"
+    "  --default-spot POLICY     never, allow, prefer or only (default allow).\n"
+    "  --spot-risk-weight W      (default 1)\n"
+    "  --packing-weight W        (default 0.5)\n"
+    "  --capacity-label KEY      Your own capacity-type label; its values with\n"
+    "                            --capacity-label-spot-values V,V,\n"
+    "                            --capacity-label-on-demand-values V,V and\n"
+    "                            --capacity-label-reserved-values V,V.\n"
+    "  --kubeconfig FILE         Read nodes and pods live from this cluster\n"
+    "                            (lists only).\n"
+    "  --context NAME            Kubeconfig context (default: its\n"
+    "                            current-context).\n";
 
 bool cli_settings_init(struct cli_settings *s, const char *prog, int argc, char **argv)
 {
@@ -73,8 +73,8 @@ void cli_settings_free(struct cli_settings *s)
     memset(s, 0, sizeof(*s));
 }
 
-int cli_common_flag(struct cli_settings *s, const char *prog, int opt,
-                    const struct option *opts, int idx, char **argv)
+int cli_common_flag(struct cli_settings *s, const char *prog, int opt, const struct option *opts,
+                    int idx, char **argv)
 {
     char err[400];
     long v;
@@ -92,8 +92,10 @@ int cli_common_flag(struct cli_settings *s, const char *prog, int opt,
         return 1;
     case CLI_WEIGHT:
         if (!config_parse_int(optarg, 1, 100000, &v)) {
-            fprintf(stderr, "%s: --weight: want a positive whole number (kube-scheduler "
-                            "requires one), got \"%s\"\n", prog, optarg);
+            fprintf(stderr,
+                    "%s: --weight: want a positive whole number (kube-scheduler "
+                    "requires one), got \"%s\"\n",
+                    prog, optarg);
             return -1;
         }
         s->weight = (int)v;
@@ -127,8 +129,10 @@ bool cli_load_files(struct cli_settings *s, const char *prog)
         ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
         exe[len > 0 ? len : 0] = '\0';
         if (!startup_find_default_pricing(exe, found, sizeof(found), tried, sizeof(tried))) {
-            fprintf(stderr, "%s: pricing table: no --pricing given and the bundled %s is not in "
-                            "any of %s\n", prog, STARTUP_DEFAULT_TABLE, tried);
+            fprintf(stderr,
+                    "%s: pricing table: no --pricing given and the bundled %s is not in "
+                    "any of %s\n",
+                    prog, STARTUP_DEFAULT_TABLE, tried);
             return false;
         }
         path = found;
@@ -136,8 +140,8 @@ bool cli_load_files(struct cli_settings *s, const char *prog)
     struct pricing_error perr;
     s->pricing = pricing_load_file(path, &perr);
     if (!s->pricing) {
-        fprintf(stderr, "%s: pricing table %s:%d:%d: %s\n", prog, perr.file, perr.line,
-                perr.column, perr.msg);
+        fprintf(stderr, "%s: pricing table %s:%d:%d: %s\n", prog, perr.file, perr.line, perr.column,
+                perr.msg);
         return false;
     }
     if (s->cfg.queues_path) {
@@ -152,8 +156,7 @@ bool cli_load_files(struct cli_settings *s, const char *prog)
     return true;
 }
 
-bool cli_write_output(const struct cli_settings *s, const char *prog, const char *text,
-                      size_t len)
+bool cli_write_output(const struct cli_settings *s, const char *prog, const char *text, size_t len)
 {
     FILE *f = s->out_path ? fopen(s->out_path, "w") : stdout;
     if (!f) {

@@ -22,25 +22,27 @@
 #define CLI_SHARED 2 /* getopt_long val of a shared flag */
 
 /* The shared flags, for a subcommand's option table. */
-#define CLI_SHARED_OPTIONS                                                                     \
-    {"config", required_argument, 0, CLI_SHARED}, {"pricing", required_argument, 0, CLI_SHARED}, \
-        {"queues", required_argument, 0, CLI_SHARED},                                          \
-        {"default-spot", required_argument, 0, CLI_SHARED},                                    \
-        {"spot-risk-weight", required_argument, 0, CLI_SHARED},                                \
-        {"packing-weight", required_argument, 0, CLI_SHARED},                                  \
-        {"capacity-label", required_argument, 0, CLI_SHARED},                                  \
-        {"capacity-label-spot-values", required_argument, 0, CLI_SHARED},                      \
-        {"capacity-label-on-demand-values", required_argument, 0, CLI_SHARED},                 \
-        {"capacity-label-reserved-values", required_argument, 0, CLI_SHARED},                  \
-        {"kubeconfig", required_argument, 0, CLI_SHARED},                                      \
-        {"context", required_argument, 0, CLI_SHARED}
+#define CLI_SHARED_OPTIONS                                                                         \
+    {"config", required_argument, 0, CLI_SHARED}, {"pricing", required_argument, 0, CLI_SHARED},   \
+        {"queues", required_argument, 0, CLI_SHARED},                                              \
+        {"default-spot", required_argument, 0, CLI_SHARED},                                        \
+        {"spot-risk-weight", required_argument, 0, CLI_SHARED},                                    \
+        {"packing-weight", required_argument, 0, CLI_SHARED},                                      \
+        {"capacity-label", required_argument, 0, CLI_SHARED},                                      \
+        {"capacity-label-spot-values", required_argument, 0, CLI_SHARED},                          \
+        {"capacity-label-on-demand-values", required_argument, 0, CLI_SHARED},                     \
+        {"capacity-label-reserved-values", required_argument, 0, CLI_SHARED},                      \
+        {"kubeconfig", required_argument, 0, CLI_SHARED},                                          \
+    {                                                                                              \
+        "context", required_argument, 0, CLI_SHARED                                                \
+    }
 
 /* The flags every subcommand takes: the shared settings, --out and
  * --weight (answered by cli_common_flag). */
 #define CLI_OUT 3
 #define CLI_WEIGHT 4
-#define CLI_COMMON_OPTIONS                                                                     \
-    {"out", required_argument, 0, CLI_OUT}, {"weight", required_argument, 0, CLI_WEIGHT},      \
+#define CLI_COMMON_OPTIONS                                                                         \
+    {"out", required_argument, 0, CLI_OUT}, {"weight", required_argument, 0, CLI_WEIGHT},          \
         CLI_SHARED_OPTIONS
 
 /* Their --help text. */
@@ -51,7 +53,7 @@ struct cli_settings {
     struct pricing_table *pricing; /* loaded by cli_load_files */
     struct queue_config *queues;   /* NULL without --queues */
     const char *out_path;          /* NULL: stdout */
-    int weight; /* the extender's weight in the scheduler config (deploy/: 5) */
+    int weight;                    /* the extender's weight in the scheduler config (deploy/: 5) */
 };
 
 /* Defaults, then the config file named by --config anywhere in argv.
@@ -63,8 +65,8 @@ void cli_settings_free(struct cli_settings *s);
  * every subcommand takes or no flag at all: 1 when it was handled, 0 when
  * it is the subcommand's own, -1 (message printed) when it is wrong or
  * unknown. */
-int cli_common_flag(struct cli_settings *s, const char *prog, int opt,
-                    const struct option *opts, int idx, char **argv);
+int cli_common_flag(struct cli_settings *s, const char *prog, int opt, const struct option *opts,
+                    int idx, char **argv);
 
 /* After the flags: false (message printed) when arguments are left. */
 bool cli_no_arguments(const char *prog, int argc, char **argv);
@@ -75,7 +77,6 @@ bool cli_no_arguments(const char *prog, int argc, char **argv);
 bool cli_load_files(struct cli_settings *s, const char *prog);
 
 /* Writes the output to --out or stdout; false (message printed) on error. */
-bool cli_write_output(const struct cli_settings *s, const char *prog, const char *text,
-                      size_t len);
+bool cli_write_output(const struct cli_settings *s, const char *prog, const char *text, size_t len);
 
 #endif

@@ -29,8 +29,8 @@ static void describe_price(const struct pricing_table *t, const struct node_fact
     const struct pricing_instance_type *it = pricing_find_type(t, nf->instance_type);
     if (!it) {
         if (!str_is_set(nf->instance_type))
-            snprintf(out, n, "no instance-type label: %s", ok ? "the table's default price"
-                                                               : "unknown types are unschedulable");
+            snprintf(out, n, "no instance-type label: %s",
+                     ok ? "the table's default price" : "unknown types are unschedulable");
         else
             snprintf(out, n, "%.*s not in the table: %s", STR_FMT(nf->instance_type),
                      ok ? "its default price (unknownInstanceTypes)"
@@ -211,8 +211,9 @@ static double r6(double v)
 
 static const char *verdict_text(const struct explain_row *r)
 {
-    return r->passes ? "passes" : r->candidate ? "refused by cost-extender"
-                                               : "refused by kube-scheduler";
+    return r->passes      ? "passes"
+           : r->candidate ? "refused by cost-extender"
+                          : "refused by kube-scheduler";
 }
 
 static cJSON *row_json(const struct explain *e, const struct explain_row *r)
@@ -244,10 +245,9 @@ static cJSON *row_json(const struct explain *e, const struct explain_row *r)
     cJSON_AddStringToObject(o, "pricedBy", r->priced_by);
     cJSON_AddNumberToObject(o, "nodePricePerHour", r6(r->cost.node_price));
     cJSON_AddNumberToObject(o, "effectivePricePerHour", r6(r->cost.effective_price));
-    cJSON_AddNumberToObject(o, "spotRiskFactor",
-                            r->cost.node_price > 0
-                                ? r6(r->cost.effective_price / r->cost.node_price)
-                                : 1);
+    cJSON_AddNumberToObject(
+        o, "spotRiskFactor",
+        r->cost.node_price > 0 ? r6(r->cost.effective_price / r->cost.node_price) : 1);
     cJSON_AddStringToObject(o, "dominantResource", r->cost.dominant ? r->cost.dominant : "");
     cJSON_AddNumberToObject(o, "share", r6(r->cost.share));
     cJSON_AddNumberToObject(o, "podPricePerHour", r6(r->cost.node_price * r->cost.share));
@@ -263,7 +263,7 @@ static cJSON *row_json(const struct explain *e, const struct explain_row *r)
 
 static const char *gang_state(const struct gang_status *g)
 {
-    return g->would_admit ? "admitted by the next filter call"
+    return g->would_admit                  ? "admitted by the next filter call"
            : g->d.verdict == GANG_ADMITTED ? "admitted"
                                            : "waiting";
 }
@@ -377,8 +377,8 @@ void explain_table(const struct explain *e, struct buf *b)
         buf_putc(b, '\n');
     }
     buf_printf(b, "\n%-30s %-13s %-9s %-11s %9s %7s %9s %7s %6s %5s %5s  %s\n", "NODE", "TYPE",
-               "CAPACITY", "ZONE", "NODE $/H", "SHARE", "POD $/H", "PACK", "RISK", "SCORE",
-               "TOTAL", "VERDICT / PRICED BY");
+               "CAPACITY", "ZONE", "NODE $/H", "SHARE", "POD $/H", "PACK", "RISK", "SCORE", "TOTAL",
+               "VERDICT / PRICED BY");
     for (size_t i = 0; i < e->n; i++) {
         const struct explain_row *r = &e->rows[i];
         const struct node_facts *nf = r->node;
@@ -400,8 +400,7 @@ void explain_table(const struct explain *e, struct buf *b)
                    nf ? capacity_type_name(nf->capacity) : "?",
                    nf ? (int)(nf->zone.len > 11 ? 11 : nf->zone.len) : 0,
                    nf && nf->zone.ptr ? nf->zone.ptr : "", r->cost.node_price, share,
-                   r->cost.node_price * r->cost.share, pack, risk, score, total,
-                   verdict_text(r));
+                   r->cost.node_price * r->cost.share, pack, risk, score, total, verdict_text(r));
         if (r->sched_reason[0])
             buf_printf(b, "%30s   kube-scheduler: %s\n", "", r->sched_reason);
         if (r->reason[0])

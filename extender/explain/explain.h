@@ -35,12 +35,13 @@ struct explain_input {
     size_t n;
     const struct node_facts *const *nodes; /* NULL entries: names nobody knows */
     const struct str *names;
-    const struct ksched_node *const *sched; /* labels and taints per node; NULL or NULL entries: unknown */
-    const struct ksched_usage *usage;       /* per node, for kube-scheduler's scores; may be NULL */
+    const struct ksched_node *const
+        *sched; /* labels and taints per node; NULL or NULL entries: unknown */
+    const struct ksched_usage *usage; /* per node, for kube-scheduler's scores; may be NULL */
     /* Run kube-scheduler's filters first (false: the nodes are the
      * candidates kube-scheduler sent, as in a recorded request). */
     bool scheduler_filters;
-    int weight; /* the extender's weight, for kube-scheduler's totals */
+    int weight;          /* the extender's weight, for kube-scheduler's totals */
     const char *sources; /* where nodes and pods came from, for the report */
 };
 
@@ -76,7 +77,7 @@ struct explain {
     const struct queue_config *queues;
     int weight;
     double packing_weight; /* the cost config's: packing factor = 1 - w * utilisation */
-    const char *chosen; /* the node kube-scheduler would pick, or NULL */
+    const char *chosen;    /* the node kube-scheduler would pick, or NULL */
     const struct pricing_table *pricing;
     const char *sources;
 };

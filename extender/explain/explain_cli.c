@@ -32,40 +32,40 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-"Usage: cost-extender explain --pod FILE (--nodes-file PATH | --kubeconfig FILE)\n"
-"                             [FLAGS]\n"
-"       cost-extender explain --request FILE [--nodes-file PATH] [FLAGS]\n"
-"\n"
-"Why a pod would land where it lands, and what it costs there: one row per\n"
-"node with kube-scheduler's verdict (taints, node affinity, resource fit) and\n"
-"cost-extender's: instance and capacity type, zone, the node's price per hour\n"
-"and the pricing-table entry that gave it, the pod's dominant share and its\n"
-"cost there, the packing and spot-risk terms, the 0..10 score,\n"
-"kube-scheduler's total, and every reason a node is refused (as kubectl\n"
-"describe pod shows it). Passing nodes first, cheapest first. The verdicts and\n"
-"scores are the ones the daemon's filter and prioritize give; gang admission\n"
-"is looked at, never acted on.\n"
-"\n"
-"Inputs (JSON or YAML):\n"
-"  --pod FILE                The pod: a Pod, or a Deployment, ReplicaSet,\n"
-"                            StatefulSet, Job or DaemonSet (its pod template).\n"
-"  --request FILE            Or an extender call as kube-scheduler sent it\n"
-"                            (ExtenderArgs: Pod and Nodes or NodeNames):\n"
-"                            explains the daemon's answer to that call.\n"
-"  --nodes-file PATH         Nodes: kubectl get nodes -o json (file or folder).\n"
-"  --pods PATH               The cluster's pods (kubectl get pods -A -o json):\n"
-"                            what runs on each node, and the other members of\n"
-"                            a gang. Repeatable.\n"
-"  --kubeconfig FILE         Nodes and pods live from the cluster instead.\n"
-"\n"
-"Output:\n"
-"  -o, --output FORMAT       table (default) or json.\n"
-"  --out FILE                Write there instead of stdout.\n"
-"  --weight N                The extender's weight, for kube-scheduler's totals\n"
-"                            (default 5, as in deploy/).\n"
-"  -h, --help                Print this help and exit.\n"
-"\n"
-"%s\n",
+            "Usage: cost-extender explain --pod FILE (--nodes-file PATH | --kubeconfig FILE)\n"
+            "                             [FLAGS]\n"
+            "       cost-extender explain --request FILE [--nodes-file PATH] [FLAGS]\n"
+            "\n"
+            "Why a pod would land where it lands, and what it costs there: one row per\n"
+            "node with kube-scheduler's verdict (taints, node affinity, resource fit) and\n"
+            "cost-extender's: instance and capacity type, zone, the node's price per hour\n"
+            "and the pricing-table entry that gave it, the pod's dominant share and its\n"
+            "cost there, the packing and spot-risk terms, the 0..10 score,\n"
+            "kube-scheduler's total, and every reason a node is refused (as kubectl\n"
+            "describe pod shows it). Passing nodes first, cheapest first. The verdicts and\n"
+            "scores are the ones the daemon's filter and prioritize give; gang admission\n"
+            "is looked at, never acted on.\n"
+            "\n"
+            "Inputs (JSON or YAML):\n"
+            "  --pod FILE                The pod: a Pod, or a Deployment, ReplicaSet,\n"
+            "                            StatefulSet, Job or DaemonSet (its pod template).\n"
+            "  --request FILE            Or an extender call as kube-scheduler sent it\n"
+            "                            (ExtenderArgs: Pod and Nodes or NodeNames):\n"
+            "                            explains the daemon's answer to that call.\n"
+            "  --nodes-file PATH         Nodes: kubectl get nodes -o json (file or folder).\n"
+            "  --pods PATH               The cluster's pods (kubectl get pods -A -o json):\n"
+            "                            what runs on each node, and the other members of\n"
+            "                            a gang. Repeatable.\n"
+            "  --kubeconfig FILE         Nodes and pods live from the cluster instead.\n"
+            "\n"
+            "Output:\n"
+            "  -o, --output FORMAT       table (default) or json.\n"
+            "  --out FILE                Write there instead of stdout.\n"
+            "  --weight N                The extender's weight, for kube-scheduler's totals\n"
+            "                            (default 5, as in deploy/).\n"
+            "  -h, --help                Print this help and exit.\n"
+            "\n"
+            "%s\n",
             cli_shared_usage);
 }
 
@@ -143,7 +143,7 @@ static int parse_args(int argc, char **argv, struct args *a, struct cli_settings
     }
     if (a->request && (s->cfg.kubeconfig || a->n_pods)) {
         fprintf(stderr, PROG ": --request takes its nodes from the request (names through "
-                        "--nodes-file); --kubeconfig and --pods do not apply\n");
+                             "--nodes-file); --kubeconfig and --pods do not apply\n");
         return 2;
     }
     return 0;
@@ -221,8 +221,8 @@ static bool build_view(const struct sim_input *c, const struct pod_info *target,
         int kl = snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(p->namespace_), STR_FMT(p->name));
         if (cv->gangs)
             gang_engine_pod_changed(cv->gangs, key, (size_t)kl, p);
-        int32_t n = p->node_name.len ? sim_input_node_index(c, p->node_name.ptr, p->node_name.len)
-                                     : -1;
+        int32_t n =
+            p->node_name.len ? sim_input_node_index(c, p->node_name.ptr, p->node_name.len) : -1;
         if (n < 0)
             continue;
         resources_add(&cv->view->nodes[n].requested, &p->requests);
@@ -285,8 +285,8 @@ static int explain_pod_file(const struct args *a, struct cli_settings *s)
     }
     char sources[1200];
     snprintf(sources, sizeof(sources), "pod %s; nodes %s%s%s", a->pod,
-             a->nodes_file ? a->nodes_file : s->cfg.kubeconfig,
-             a->n_pods ? "; pods " : "", a->n_pods ? a->pods[0] : "");
+             a->nodes_file ? a->nodes_file : s->cfg.kubeconfig, a->n_pods ? "; pods " : "",
+             a->n_pods ? a->pods[0] : "");
     struct explain_input in = {.pod = &pod->info,
                                .constraints = pod->sched,
                                .n = n,
@@ -335,9 +335,8 @@ static int explain_request(const struct args *a, struct cli_settings *s)
         fprintf(stderr, PROG ": %s\n", err);
         return 1;
     }
-    if (a->nodes_file &&
-        !(view = node_view_load(a->nodes_file, &s->cfg.capacity_label, s->cfg.max_json_depth, err,
-                                sizeof(err)))) {
+    if (a->nodes_file && !(view = node_view_load(a->nodes_file, &s->cfg.capacity_label,
+                                                 s->cfg.max_json_depth, err, sizeof(err)))) {
         fprintf(stderr, PROG ": nodes file: %s\n", err);
         goto out;
     }
@@ -368,8 +367,8 @@ static int explain_request(const struct args *a, struct cli_settings *s)
                                .scheduler_filters = false,
                                .weight = s->weight,
                                .sources = sources};
-    struct decision_env env = {.pricing = s->pricing, .cost = &s->cfg.cost, .view = view,
-                               .now_ms = now_ms()};
+    struct decision_env env = {
+        .pricing = s->pricing, .cost = &s->cfg.cost, .view = view, .now_ms = now_ms()};
     struct explain e;
     if (!explain_pod(&env, &in, arena, &e)) {
         fprintf(stderr, PROG ": out of memory\n");

@@ -71,8 +71,8 @@ static void state_release(struct state *st)
     snapshot_release(st->queues ? &st->queues->snap : NULL);
 }
 
-static void answer(struct app *app, struct state *st, struct explain_input *in,
-                   struct arena *arena, struct reply *out)
+static void answer(struct app *app, struct state *st, struct explain_input *in, struct arena *arena,
+                   struct reply *out)
 {
     struct decision_env env = {.pricing = st->pricing,
                                .cost = &app->cfg->cost,
@@ -191,8 +191,8 @@ static void explain_post(struct app *app, const struct explain_call *call, struc
         struct protocol_limits limits = {.max_depth = cfg->max_json_depth,
                                          .max_nodes = cfg->max_nodes_per_request};
         enum protocol_status ps =
-            args ? protocol_decode_args(call->body, call->len, &limits, &cfg->capacity_label,
-                                        arena, args, err, sizeof(err))
+            args ? protocol_decode_args(call->body, call->len, &limits, &cfg->capacity_label, arena,
+                                        args, err, sizeof(err))
                  : PROTOCOL_NO_MEMORY;
         if (ps != PROTOCOL_OK) {
             reply_error(out, ps == PROTOCOL_NO_MEMORY ? 500 : 400,
@@ -215,8 +215,7 @@ static void explain_post(struct app *app, const struct explain_call *call, struc
     struct sim_input pod;
     sim_input_init(&pod, &cfg->capacity_label);
     pod.max_depth = cfg->max_json_depth;
-    if (!sim_input_add_pod_json(&pod, call->body, call->len, "POST /explain", err,
-                                sizeof(err))) {
+    if (!sim_input_add_pod_json(&pod, call->body, call->len, "POST /explain", err, sizeof(err))) {
         sim_input_free(&pod);
         reply_error(out, 400, RERR_BAD_REQUEST, err);
         return;

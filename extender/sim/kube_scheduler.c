@@ -88,8 +88,8 @@ static bool parse_int64(const char *s, int64_t *out)
 
 static bool requirement_holds(const struct ksched_requirement *r, const struct ksched_node *n)
 {
-    const char *v = r->field ? (!strcmp(r->key, "metadata.name") ? n->name : NULL)
-                             : label_of(n, r->key);
+    const char *v =
+        r->field ? (!strcmp(r->key, "metadata.name") ? n->name : NULL) : label_of(n, r->key);
     switch (r->op) {
     case KS_IN:
     case KS_NOT_IN: {
@@ -198,8 +198,8 @@ bool ksched_fits(const struct resources *req, const struct resources *alloc,
         int64_t want = req->ext[i].value;
         if (want <= 0)
             continue;
-        int64_t left = resources_ext_get(alloc, req->ext[i].name) -
-                       resources_ext_get(used, req->ext[i].name);
+        int64_t left =
+            resources_ext_get(alloc, req->ext[i].name) - resources_ext_get(used, req->ext[i].name);
         if (want > left) {
             *what = req->ext[i].name;
             return false;
@@ -273,8 +273,8 @@ static int64_t fit_score(enum ksched_fit_strategy s, const struct pod_info *pod,
         weights++;
     }
     if (alloc->memory > 0) {
-        total += fit_resource_score(s, u->nonzero_memory + pod->score_requests.memory,
-                                    alloc->memory);
+        total +=
+            fit_resource_score(s, u->nonzero_memory + pod->score_requests.memory, alloc->memory);
         weights++;
     }
     return weights ? total / weights : 0;
@@ -293,8 +293,8 @@ static int64_t balanced_score(const struct pod_info *pod, const struct resources
     double f[2];
     int n = 0;
     if (alloc->cpu_milli > 0)
-        f[n++] = fmin(1.0, (double)(u->cpu_milli + pod->requests.cpu_milli) /
-                               (double)alloc->cpu_milli);
+        f[n++] =
+            fmin(1.0, (double)(u->cpu_milli + pod->requests.cpu_milli) / (double)alloc->cpu_milli);
     if (alloc->memory > 0)
         f[n++] = fmin(1.0, (double)(u->memory + pod->requests.memory) / (double)alloc->memory);
     double std = n == 2 ? fabs((f[0] - f[1]) / 2) : 0;

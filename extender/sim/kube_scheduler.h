@@ -72,8 +72,8 @@ struct ksched_term {
 };
 
 struct ksched_toleration {
-    const char *key;  /* "" with exists: every taint */
-    bool exists;      /* operator Exists (else Equal) */
+    const char *key; /* "" with exists: every taint */
+    bool exists;     /* operator Exists (else Equal) */
     const char *value;
     enum ksched_effect effect; /* KS_ANY_EFFECT when empty */
 };

@@ -21,59 +21,59 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-"Usage: cost-extender simulate --nodes NODES --pods PODS [FLAGS]\n"
-"       cost-extender simulate --kubeconfig FILE [FLAGS]\n"
-"\n"
-"What cost-extender would save on a cluster: its nodes are emptied and its\n"
-"pods replayed onto them in creation order, once per policy, through an\n"
-"imitation of kube-scheduler v1.32: its filters (taints and tolerations,\n"
-"nodeSelector and required node affinity, resource fit), its default scores\n"
-"(NodeResourcesFit LeastAllocated, BalancedAllocation) and its node sampling.\n"
-"The cost policy adds cost-extender's own filter and scores at the extender\n"
-"weight, gangs admitted all-or-nothing within their queues by the real gang\n"
-"engine; spread is the same loop without cost-extender (the default\n"
-"scheduler alone). Per policy: pods placed and unschedulable (with reasons),\n"
-"occupied nodes and their cost, pods' cost by capacity type, spot share,\n"
-"spot: never pods on spot, gangs, queue over-commit; and the saving of cost\n"
-"against spread.\n"
-"\n"
-"Inputs (JSON or YAML; a file, or a folder of *.json, *.yaml, *.yml;\n"
-"repeatable):\n"
-"  --nodes PATH              Nodes: kubectl get nodes -o json.\n"
-"  --pods PATH               Pods: kubectl get pods -A -o json, and/or\n"
-"                            workloads (Deployment, ReplicaSet, StatefulSet,\n"
-"                            Job, DaemonSet: expanded by their replicas) and\n"
-"                            Volcano PodGroups. Finished pods are left out;\n"
-"                            DaemonSet and static pods stay on their nodes and\n"
-"                            do not make a node occupied.\n"
-"  --kubeconfig FILE         Instead, list nodes and pods live from a cluster.\n"
-"\n"
-"Simulation:\n"
-"  --policy LIST             Policies to run, comma-separated: %s\n"
-"                            (default cost,spread).\n"
-"  --weight N                The extender's weight in the scheduler config:\n"
-"                            its 0..10 score adds score * N * 10 (default 5,\n"
-"                            as in deploy/).\n"
-"  --scoring STRATEGY        NodeResourcesFit scoring: least-allocated\n"
-"                            (default) or most-allocated.\n"
-"  --percentage-of-nodes-to-score N\n"
-"                            0..100; 0 (default) is kube-scheduler's adaptive\n"
-"                            default: every node below 100, else\n"
-"                            50 - nodes/125 %%, at least 5 %% and 100 nodes.\n"
-"\n"
-"Output:\n"
-"  -o, --output FORMAT       table (default), json, or html (self-contained,\n"
-"                            with inline SVG charts).\n"
-"  --out FILE                Write there instead of stdout.\n"
-"  --quiet                   No progress on stderr (said for runs over a\n"
-"                            second).\n"
-"  -h, --help                Print this help and exit.\n"
-"\n"
-"%s\n"
-"Example (the snapshot shipped in examples/):\n"
-"  cost-extender simulate --nodes examples/snapshot/nodes.json \\\n"
-"    --pods examples/snapshot/pods.json --queues examples/snapshot/queues.yaml \\\n"
-"    -o html --out report.html\n",
+            "Usage: cost-extender simulate --nodes NODES --pods PODS [FLAGS]\n"
+            "       cost-extender simulate --kubeconfig FILE [FLAGS]\n"
+            "\n"
+            "What cost-extender would save on a cluster: its nodes are emptied and its\n"
+            "pods replayed onto them in creation order, once per policy, through an\n"
+            "imitation of kube-scheduler v1.32: its filters (taints and tolerations,\n"
+            "nodeSelector and required node affinity, resource fit), its default scores\n"
+            "(NodeResourcesFit LeastAllocated, BalancedAllocation) and its node sampling.\n"
+            "The cost policy adds cost-extender's own filter and scores at the extender\n"
+            "weight, gangs admitted all-or-nothing within their queues by the real gang\n"
+            "engine; spread is the same loop without cost-extender (the default\n"
+            "scheduler alone). Per policy: pods placed and unschedulable (with reasons),\n"
+            "occupied nodes and their cost, pods' cost by capacity type, spot share,\n"
+            "spot: never pods on spot, gangs, queue over-commit; and the saving of cost\n"
+            "against spread.\n"
+            "\n"
+            "Inputs (JSON or YAML; a file, or a folder of *.json, *.yaml, *.yml;\n"
+            "repeatable):\n"
+            "  --nodes PATH              Nodes: kubectl get nodes -o json.\n"
+            "  --pods PATH               Pods: kubectl get pods -A -o json, and/or\n"
+            "                            workloads (Deployment, ReplicaSet, StatefulSet,\n"
+            "                            Job, DaemonSet: expanded by their replicas) and\n"
+            "                            Volcano PodGroups. Finished pods are left out;\n"
+            "                            DaemonSet and static pods stay on their nodes and\n"
+            "                            do not make a node occupied.\n"
+            "  --kubeconfig FILE         Instead, list nodes and pods live from a cluster.\n"
+            "\n"
+            "Simulation:\n"
+            "  --policy LIST             Policies to run, comma-separated: %s\n"
+            "                            (default cost,spread).\n"
+            "  --weight N                The extender's weight in the scheduler config:\n"
+            "                            its 0..10 score adds score * N * 10 (default 5,\n"
+            "                            as in deploy/).\n"
+            "  --scoring STRATEGY        NodeResourcesFit scoring: least-allocated\n"
+            "                            (default) or most-allocated.\n"
+            "  --percentage-of-nodes-to-score N\n"
+            "                            0..100; 0 (default) is kube-scheduler's adaptive\n"
+            "                            default: every node below 100, else\n"
+            "                            50 - nodes/125 %%, at least 5 %% and 100 nodes.\n"
+            "\n"
+            "Output:\n"
+            "  -o, --output FORMAT       table (default), json, or html (self-contained,\n"
+            "                            with inline SVG charts).\n"
+            "  --out FILE                Write there instead of stdout.\n"
+            "  --quiet                   No progress on stderr (said for runs over a\n"
+            "                            second).\n"
+            "  -h, --help                Print this help and exit.\n"
+            "\n"
+            "%s\n"
+            "Example (the snapshot shipped in examples/):\n"
+            "  cost-extender simulate --nodes examples/snapshot/nodes.json \\\n"
+            "    --pods examples/snapshot/pods.json --queues examples/snapshot/queues.yaml \\\n"
+            "    -o html --out report.html\n",
             sim_policy_names(), cli_shared_usage);
 }
 
@@ -185,21 +185,24 @@ static int parse_args(int argc, char **argv, struct args *a, struct cli_settings
                     optarg[0] == 'l' ? KS_LEAST_ALLOCATED : KS_MOST_ALLOCATED;
                 break;
             }
-            fprintf(stderr, PROG ": --scoring: want least-allocated or most-allocated, got "
-                            "\"%s\"\n", optarg);
+            fprintf(stderr,
+                    PROG ": --scoring: want least-allocated or most-allocated, got "
+                         "\"%s\"\n",
+                    optarg);
             return 2;
         case '%':
             if (!config_parse_int(optarg, 0, 100, &v)) {
-                fprintf(stderr, PROG ": --percentage-of-nodes-to-score: want 0 to 100, got "
-                                "\"%s\"\n", optarg);
+                fprintf(stderr,
+                        PROG ": --percentage-of-nodes-to-score: want 0 to 100, got "
+                             "\"%s\"\n",
+                        optarg);
                 return 2;
             }
             cfg->profile.percentage_of_nodes_to_score = (int)v;
             break;
         case 'o':
             if (strcmp(optarg, "table") && strcmp(optarg, "json") && strcmp(optarg, "html")) {
-                fprintf(stderr, PROG ": --output: want table, json or html, got \"%s\"\n",
-                        optarg);
+                fprintf(stderr, PROG ": --output: want table, json or html, got \"%s\"\n", optarg);
                 return 2;
             }
             a->format = optarg;
@@ -225,8 +228,7 @@ static bool read_inputs(const struct args *a, struct cli_settings *s, struct sim
     char err[1024];
     bool ok = true;
     if (s->cfg.kubeconfig)
-        ok = sim_input_read_cluster(in, s->cfg.kubeconfig, s->cfg.kube_context, err,
-                                    sizeof(err));
+        ok = sim_input_read_cluster(in, s->cfg.kubeconfig, s->cfg.kube_context, err, sizeof(err));
     for (size_t i = 0; ok && i < a->n_nodes; i++)
         ok = sim_input_read_nodes(in, a->nodes[i], err, sizeof(err));
     for (size_t i = 0; ok && i < a->n_pods; i++)

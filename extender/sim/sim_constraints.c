@@ -41,16 +41,16 @@ static bool read_strings(struct sim_input *in, const cJSON *arr, const char ***o
 }
 
 static bool read_requirements(struct sim_input *in, const cJSON *arr, bool field,
-                              struct ksched_term *t, const char *what, const char *where,
-                              char *err, size_t errlen)
+                              struct ksched_term *t, const char *what, const char *where, char *err,
+                              size_t errlen)
 {
     if (!arr || cJSON_IsNull(arr))
         return true;
     if (!cJSON_IsArray(arr))
         return sim_fail(err, errlen, "%s: %s must be a list", where, what);
     size_t n = (size_t)cJSON_GetArraySize(arr), k = t->n_reqs;
-    struct ksched_requirement *r = arena_realloc(in->arena, t->reqs, k * sizeof(*r),
-                                                 (k + n + 1) * sizeof(*r));
+    struct ksched_requirement *r =
+        arena_realloc(in->arena, t->reqs, k * sizeof(*r), (k + n + 1) * sizeof(*r));
     if (!r)
         return sim_fail(err, errlen, "out of memory");
     t->reqs = r;
@@ -65,13 +65,14 @@ static bool read_requirements(struct sim_input *in, const cJSON *arr, bool field
         memset(q, 0, sizeof(*q));
         if (!key || !op)
             return sim_fail(err, errlen, "%s: %s needs key and operator", where, at);
-        if (!ksched_op_parse(op, &q->op) ||
-            (field && q->op != KS_IN && q->op != KS_NOT_IN))
+        if (!ksched_op_parse(op, &q->op) || (field && q->op != KS_IN && q->op != KS_NOT_IN))
             return sim_fail(err, errlen, "%s: %s.operator: \"%s\" is not %s", where, at, op,
-                         field ? "In or NotIn" : "In, NotIn, Exists, DoesNotExist, Gt or Lt");
+                            field ? "In or NotIn" : "In, NotIn, Exists, DoesNotExist, Gt or Lt");
         if (field && strcmp(key, "metadata.name") != 0)
-            return sim_fail(err, errlen, "%s: %s.key: matchFields supports metadata.name only, "
-                         "not \"%s\"", where, at, key);
+            return sim_fail(err, errlen,
+                            "%s: %s.key: matchFields supports metadata.name only, "
+                            "not \"%s\"",
+                            where, at, key);
         q->key = sim_adup(in, key);
         q->field = field;
         if (!read_strings(in, cJSON_GetObjectItemCaseSensitive(e, "values"), &q->values,
@@ -86,13 +87,15 @@ static bool read_affinity(struct sim_input *in, const cJSON *spec, struct ksched
                           const char *where, char *err, size_t errlen)
 {
     const cJSON *req = sim_jpath(spec, "affinity", "nodeAffinity",
-                             "requiredDuringSchedulingIgnoredDuringExecution");
+                                 "requiredDuringSchedulingIgnoredDuringExecution");
     if (!req || cJSON_IsNull(req))
         return true;
     const cJSON *terms = cJSON_GetObjectItemCaseSensitive(req, "nodeSelectorTerms");
     if (!cJSON_IsArray(terms))
-        return sim_fail(err, errlen, "%s: spec.affinity.nodeAffinity.required...: "
-                     "nodeSelectorTerms must be a list", where);
+        return sim_fail(err, errlen,
+                        "%s: spec.affinity.nodeAffinity.required...: "
+                        "nodeSelectorTerms must be a list",
+                        where);
     size_t n = (size_t)cJSON_GetArraySize(terms);
     c->terms = arena_calloc(in->arena, n ? n : 1, sizeof(*c->terms));
     if (!c->terms)
@@ -102,19 +105,17 @@ static bool read_affinity(struct sim_input *in, const cJSON *spec, struct ksched
     cJSON_ArrayForEach(t, terms)
     {
         struct ksched_term *term = &c->terms[c->n_terms++];
-        if (!read_requirements(in, cJSON_GetObjectItemCaseSensitive(t, "matchExpressions"),
-                               false, term, "nodeSelectorTerms[].matchExpressions", where, err,
-                               errlen) ||
-            !read_requirements(in, cJSON_GetObjectItemCaseSensitive(t, "matchFields"), true,
-                               term, "nodeSelectorTerms[].matchFields", where, err, errlen))
+        if (!read_requirements(in, cJSON_GetObjectItemCaseSensitive(t, "matchExpressions"), false,
+                               term, "nodeSelectorTerms[].matchExpressions", where, err, errlen) ||
+            !read_requirements(in, cJSON_GetObjectItemCaseSensitive(t, "matchFields"), true, term,
+                               "nodeSelectorTerms[].matchFields", where, err, errlen))
             return false;
     }
     return true;
 }
 
-static bool read_tolerations(struct sim_input *in, const cJSON *arr,
-                             struct ksched_constraints *c, const char *where, char *err,
-                             size_t errlen)
+static bool read_tolerations(struct sim_input *in, const cJSON *arr, struct ksched_constraints *c,
+                             const char *where, char *err, size_t errlen)
 {
     if (!arr || cJSON_IsNull(arr))
         return true;
@@ -132,15 +133,19 @@ static bool read_tolerations(struct sim_input *in, const cJSON *arr,
         const char *key = sim_jstring(e, "key"), *op = sim_jstring(e, "operator");
         const char *value = sim_jstring(e, "value"), *effect = sim_jstring(e, "effect");
         if (op && strcmp(op, "Exists") != 0 && strcmp(op, "Equal") != 0)
-            return sim_fail(err, errlen, "%s: spec.tolerations[%d].operator: want Exists or "
-                         "Equal, got \"%s\"", where, i, op);
+            return sim_fail(err, errlen,
+                            "%s: spec.tolerations[%d].operator: want Exists or "
+                            "Equal, got \"%s\"",
+                            where, i, op);
         t->exists = op && !strcmp(op, "Exists");
         t->key = sim_adup(in, key ? key : "");
         t->value = sim_adup(in, value ? value : "");
         t->effect = KS_ANY_EFFECT;
         if (effect && *effect && !ksched_effect_parse(effect, &t->effect))
-            return sim_fail(err, errlen, "%s: spec.tolerations[%d].effect: want NoSchedule, "
-                         "PreferNoSchedule or NoExecute, got \"%s\"", where, i, effect);
+            return sim_fail(err, errlen,
+                            "%s: spec.tolerations[%d].effect: want NoSchedule, "
+                            "PreferNoSchedule or NoExecute, got \"%s\"",
+                            where, i, effect);
         if (!t->key || !t->value)
             return sim_fail(err, errlen, "out of memory");
         i++;
@@ -150,8 +155,8 @@ static bool read_tolerations(struct sim_input *in, const cJSON *arr,
 
 /* A map of strings (labels, a nodeSelector) into key/value pairs. */
 bool sim_read_string_map(struct sim_input *in, const cJSON *map, const char *what,
-                            const char *where, struct ksched_label **out, size_t *n, char *err,
-                            size_t errlen)
+                         const char *where, struct ksched_label **out, size_t *n, char *err,
+                         size_t errlen)
 {
     *out = NULL;
     *n = 0;
@@ -201,11 +206,11 @@ static const char *daemonset_pin(const cJSON *required)
 }
 
 bool sim_constraints_of(struct sim_input *in, const cJSON *spec, const char *where,
-                           uint32_t *class_out, const char **pin, char *err, size_t errlen)
+                        uint32_t *class_out, const char **pin, char *err, size_t errlen)
 {
     const cJSON *parts[3] = {cJSON_GetObjectItemCaseSensitive(spec, "nodeSelector"),
                              sim_jpath(spec, "affinity", "nodeAffinity",
-                                   "requiredDuringSchedulingIgnoredDuringExecution"),
+                                       "requiredDuringSchedulingIgnoredDuringExecution"),
                              cJSON_GetObjectItemCaseSensitive(spec, "tolerations")};
     *pin = parts[1] ? daemonset_pin(parts[1]) : NULL;
     if (*pin)
@@ -233,8 +238,8 @@ bool sim_constraints_of(struct sim_input *in, const cJSON *spec, const char *whe
     struct ksched_constraints *c = arena_calloc(in->arena, 1, sizeof(*c));
     if (!c)
         return sim_fail(err, errlen, "out of memory");
-    if (!sim_read_string_map(in, parts[0], "spec.nodeSelector", where, &c->selector,
-                         &c->n_selector, err, errlen) ||
+    if (!sim_read_string_map(in, parts[0], "spec.nodeSelector", where, &c->selector, &c->n_selector,
+                             err, errlen) ||
         (parts[1] && !read_affinity(in, spec, c, where, err, errlen)) ||
         !read_tolerations(in, parts[2], c, where, err, errlen))
         return false;

@@ -28,8 +28,8 @@
 
 /* --- JSON files ---------------------------------------------------------------------------- */
 
-static bool json_syntax_error(const char *file, const char *text, size_t len,
-                              const struct jscan *s, char *err, size_t errlen)
+static bool json_syntax_error(const char *file, const char *text, size_t len, const struct jscan *s,
+                              char *err, size_t errlen)
 {
     int line, col;
     file_position(text, len, s->error_at, &line, &col);
@@ -37,12 +37,25 @@ static bool json_syntax_error(const char *file, const char *text, size_t len,
                     s->error ? s->error : "unexpected end");
 }
 
+/* Every object of an array the scanner has begun (the text is valid). */
+static bool add_items(struct sim_input *in, enum role role, struct jscan *s, struct objref *r,
+                      size_t *count, char *err, size_t errlen)
+{
+    for (r->index = 0; jscan_next_item(s); r->index++) {
+        struct jstr span;
+        jscan_skip(s, &span);
+        (*count)++;
+        if (!sim_add_json_object(in, role, span.ptr, span.len, r, err, errlen))
+            return false;
+    }
+    return true;
+}
+
 /* A top-level object: a list ({"items": [...]}) or one object. The first
  * pass validates the whole text and finds the list's kind, which
  * kubectl writes after the items. */
 static bool read_json_object(struct sim_input *in, enum role role, const char *file,
-                             const char *text, size_t len, size_t *count, char *err,
-                             size_t errlen)
+                             const char *text, size_t len, size_t *count, char *err, size_t errlen)
 {
     struct jscan s;
     jscan_init(&s, text, len, in->max_depth);
@@ -79,13 +92,8 @@ static bool read_json_object(struct sim_input *in, enum role role, const char *f
             sim_describe(&r, NULL, NULL, NULL);
             return sim_fail(err, errlen, "%s: items must be a list", file);
         }
-        for (r.index = 0; jscan_next_item(&s); r.index++) {
-            struct jstr span;
-            jscan_skip(&s, &span);
-            (*count)++;
-            if (!sim_add_json_object(in, role, span.ptr, span.len, &r, err, errlen))
-                return false;
-        }
+        if (!add_items(in, role, &s, &r, count, err, errlen))
+            return false;
     }
     return true;
 }
@@ -106,15 +114,8 @@ static bool read_json(struct sim_input *in, enum role role, const char *file, co
         return json_syntax_error(file, text, len, &s, err, errlen);
     jscan_init(&s, text, len, in->max_depth);
     jscan_begin_array(&s);
-    struct objref r = {.file = file, .index = 0};
-    for (; jscan_next_item(&s); r.index++) {
-        struct jstr span;
-        jscan_skip(&s, &span);
-        (*count)++;
-        if (!sim_add_json_object(in, role, span.ptr, span.len, &r, err, errlen))
-            return false;
-    }
-    return true;
+    struct objref r = {.file = file};
+    return add_items(in, role, &s, &r, count, err, errlen);
 }
 
 /* --- YAML files ---------------------------------------------------------------------------- */
@@ -203,9 +204,8 @@ static bool add_yaml_object(struct sim_input *in, enum role role, const struct y
     return ok;
 }
 
-static bool read_yaml_doc(struct sim_input *in, enum role role, const char *file,
-                          const char *doc, size_t len, int line_offset, size_t *count,
-                          char *err, size_t errlen)
+static bool read_yaml_doc(struct sim_input *in, enum role role, const char *file, const char *doc,
+                          size_t len, int line_offset, size_t *count, char *err, size_t errlen)
 {
     struct arena *a = arena_new(len + 4096);
     struct ytree_limits lim = {.max_depth = 64, .max_nodes = 20000000};
@@ -215,11 +215,12 @@ static bool read_yaml_doc(struct sim_input *in, enum role role, const char *file
     bool ok = a && ytree_parse(doc, len, &lim, a, &root, &yerr);
     if (!ok) {
         sim_fail(err, errlen, "%s:%d:%d: %s", file, yerr.line + line_offset, yerr.column,
-              a ? yerr.msg : "out of memory");
+                 a ? yerr.msg : "out of memory");
     } else if (root) {
         struct ynode *items = ymap_get(root, "items");
         const struct ynode *kind = ymap_get(root, "kind");
-        struct objref r = {.file = file, .index = -1,
+        struct objref r = {.file = file,
+                           .index = -1,
                            .list_kind = kind && kind->kind == YN_SCALAR ? kind->str : NULL};
         if (root->kind == YN_MAP && items && items->kind == YN_SEQ) {
             for (size_t i = 0; ok && i < items->count; i++, (*count)++) {
@@ -359,14 +360,14 @@ bool sim_input_read_one_pod(struct sim_input *in, const char *path, char *err, s
         return false;
     if (count != 1)
         return sim_fail(err, errlen, "%s: holds %zu objects; give one Pod (or one workload)", path,
-                     count);
+                        count);
     if (in->n_pods != before + 1)
         return sim_fail(err, errlen, "%s: the pod has finished (phase Succeeded or Failed)", path);
     return true;
 }
 
-bool sim_input_add_pod_json(struct sim_input *in, const char *json, size_t len,
-                            const char *where, char *err, size_t errlen)
+bool sim_input_add_pod_json(struct sim_input *in, const char *json, size_t len, const char *where,
+                            char *err, size_t errlen)
 {
     size_t count = 0, before = in->n_pods;
     if (!in->arena || !in->scratch)
@@ -412,8 +413,8 @@ static bool list_all(struct kube_conn *k, struct sim_input *in, enum role role, 
                      const char *what, char *err, size_t errlen)
 {
     struct list_ctx c = {.in = in, .role = role, .err = err, .errlen = errlen};
-    c.r = (struct objref){.file = what, .index = 0,
-                          .list_kind = role == ROLE_NODES ? "NodeList" : "PodList"};
+    c.r = (struct objref){
+        .file = what, .index = 0, .list_kind = role == ROLE_NODES ? "NodeList" : "PodList"};
     char *cont = NULL;
     bool ok = true;
     do {
@@ -434,7 +435,7 @@ static bool list_all(struct kube_conn *k, struct sim_input *in, enum role role, 
             ok = sim_fail(err, errlen, "listing %s: %s", what, resp.error);
         } else if (resp.status != 200) {
             ok = sim_fail(err, errlen, "listing %s: HTTP %ld from the API server: %.300s", what,
-                       resp.status, resp.body.data ? resp.body.data : "");
+                          resp.status, resp.body.data ? resp.body.data : "");
         } else {
             char *rv = NULL, perr[300];
             if (!informer_parse_list(resp.body.data, resp.body.len, in->max_depth, list_item, &c,

@@ -156,8 +156,8 @@ int32_t sim_input_node_index(const struct sim_input *in, const char *name, size_
 static bool read_node_extras(struct sim_input *in, const cJSON *obj, struct ksched_node *n,
                              const char *where, char *err, size_t errlen)
 {
-    if (!sim_read_string_map(in, sim_jpath(obj, "metadata", "labels", NULL), "metadata.labels", where,
-                         &n->labels, &n->n_labels, err, errlen))
+    if (!sim_read_string_map(in, sim_jpath(obj, "metadata", "labels", NULL), "metadata.labels",
+                             where, &n->labels, &n->n_labels, err, errlen))
         return false;
     const cJSON *unsched = sim_jpath(obj, "spec", "unschedulable", NULL);
     n->unschedulable = cJSON_IsTrue(unsched);
@@ -178,8 +178,10 @@ static bool read_node_extras(struct sim_input *in, const cJSON *obj, struct ksch
             struct ksched_taint *kt = &n->taints[n->n_taints];
             if (!key || !effect || !ksched_effect_parse(effect, &kt->effect) ||
                 kt->effect == KS_ANY_EFFECT)
-                return sim_fail(err, errlen, "%s: spec.taints[%d] needs a key and an effect "
-                             "(NoSchedule, PreferNoSchedule or NoExecute)", where, i);
+                return sim_fail(err, errlen,
+                                "%s: spec.taints[%d] needs a key and an effect "
+                                "(NoSchedule, PreferNoSchedule or NoExecute)",
+                                where, i);
             kt->key = sim_adup(in, key);
             kt->value = sim_adup(in, value ? value : "");
             n->n_taints++;
@@ -192,8 +194,8 @@ static bool read_node_extras(struct sim_input *in, const cJSON *obj, struct ksch
 static bool add_node(struct sim_input *in, const char *json, size_t len, const cJSON *obj,
                      const struct objref *r, char *err, size_t errlen)
 {
-    struct node_decode_opts o = {.capacity_label = in->label, .arena = in->arena,
-                                 .copy_strings = true};
+    struct node_decode_opts o = {
+        .capacity_label = in->label, .arena = in->arena, .copy_strings = true};
     struct jscan s;
     jscan_init(&s, json, len, in->max_depth);
     struct node_facts nf;
@@ -206,7 +208,8 @@ static bool add_node(struct sim_input *in, const char *json, size_t len, const c
     nf.json = STR_NULL;
     if (sim_input_node_index(in, nf.name.ptr, nf.name.len) >= 0)
         return sim_fail(err, errlen, "%s: node %.*s appears twice", r->where, STR_FMT(nf.name));
-    struct sim_node *nodes = sim_grow(in, in->nodes, &in->cap_nodes, in->n_nodes + 1, sizeof(*nodes));
+    struct sim_node *nodes =
+        sim_grow(in, in->nodes, &in->cap_nodes, in->n_nodes + 1, sizeof(*nodes));
     if (!nodes)
         return sim_fail(err, errlen, "out of memory");
     in->nodes = nodes;
@@ -292,14 +295,14 @@ static bool decode_pod(struct sim_input *in, const char *json, size_t len, const
 static bool push_pod(struct sim_input *in, const struct sim_pod *p, char *err, size_t errlen)
 {
     char key[600];
-    int kl = snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(p->info.namespace_),
-                      STR_FMT(p->info.name));
+    int kl =
+        snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(p->info.namespace_), STR_FMT(p->info.name));
     if (kl <= 0 || (size_t)kl >= sizeof(key))
         return sim_fail(err, errlen, "%s: pod name too long", p->where);
     uintptr_t dup = (uintptr_t)strmap_get(&in->pod_by_key, key, (size_t)kl);
     if (dup)
         return sim_fail(err, errlen, "%s: pod %s appears twice (also %s)", p->where, key,
-                     in->pods[dup - 1].where);
+                        in->pods[dup - 1].where);
     char *k = arena_strndup(in->arena, key, (size_t)kl);
     struct sim_pod *pods = sim_grow(in, in->pods, &in->cap_pods, in->n_pods + 1, sizeof(*pods));
     if (!k || !pods)
@@ -342,7 +345,7 @@ static bool replicas_of(const char *kind, const cJSON *spec, int64_t *out, const
         if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > INPUT_MAX_REPLICAS ||
             v->valuedouble != (double)(int64_t)v->valuedouble)
             return sim_fail(err, errlen, "%s: spec.%s must be a whole number from 0 to %d", where,
-                         field, INPUT_MAX_REPLICAS);
+                            field, INPUT_MAX_REPLICAS);
         *out = (int64_t)v->valuedouble;
     }
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(spec, "completions");
@@ -363,8 +366,8 @@ static char *template_pod_json(const cJSON *obj, const cJSON *tmpl, const char *
     cJSON_DeleteItemFromObjectCaseSensitive(meta, "namespace");
     cJSON_DeleteItemFromObjectCaseSensitive(meta, "creationTimestamp");
     cJSON_AddStringToObject(meta, "namespace", ns);
-    const char *created = sim_jstring(cJSON_GetObjectItemCaseSensitive(obj, "metadata"),
-                                  "creationTimestamp");
+    const char *created =
+        sim_jstring(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "creationTimestamp");
     if (created)
         cJSON_AddStringToObject(meta, "creationTimestamp", created);
     cJSON_AddStringToObject(pod, "apiVersion", "v1");
@@ -375,6 +378,24 @@ static char *template_pod_json(const cJSON *obj, const cJSON *tmpl, const char *
     char *text = cJSON_PrintUnformatted(pod);
     cJSON_Delete(pod);
     return text;
+}
+
+/* A DaemonSet or PodGroup, to take effect once everything is read; NULL
+ * when out of memory. */
+static struct sim_deferred *push_deferred(struct sim_input *in, enum deferred_kind kind,
+                                          const char *where, const char *name)
+{
+    struct sim_deferred *d =
+        sim_grow(in, in->deferred, &in->cap_deferred, in->n_deferred + 1, sizeof(*d));
+    if (!d)
+        return NULL;
+    in->deferred = d;
+    d = &in->deferred[in->n_deferred++];
+    memset(d, 0, sizeof(*d));
+    d->kind = kind;
+    d->where = sim_adup(in, where);
+    d->name = sim_adup(in, name);
+    return d;
 }
 
 /* A Deployment, ReplicaSet, StatefulSet, Job or DaemonSet: its pod
@@ -409,16 +430,9 @@ static bool add_workload(struct sim_input *in, const char *kind, const cJSON *ob
     if (!ok)
         return pod_obj ? false : sim_fail(err, errlen, "out of memory");
     if (daemonset && role != ROLE_ONE_POD) {
-        struct sim_deferred *d =
-            sim_grow(in, in->deferred, &in->cap_deferred, in->n_deferred + 1, sizeof(*d));
+        struct sim_deferred *d = push_deferred(in, DEFER_DAEMONSET, r->where, name);
         if (!d)
             return sim_fail(err, errlen, "out of memory");
-        in->deferred = d;
-        d = &in->deferred[in->n_deferred++];
-        memset(d, 0, sizeof(*d));
-        d->kind = DEFER_DAEMONSET;
-        d->where = sim_adup(in, r->where);
-        d->name = sim_adup(in, name);
         d->pod = p;
         d->pod.daemon = true;
         return true;
@@ -437,15 +451,16 @@ static bool add_workload(struct sim_input *in, const char *kind, const cJSON *ob
 
 /* A Volcano PodGroup (scheduling.volcano.sh): its minMember and queue go
  * to the pods that name it, once everything is read. */
-static bool add_podgroup(struct sim_input *in, const cJSON *obj, const struct objref *r,
-                         char *err, size_t errlen)
+static bool add_podgroup(struct sim_input *in, const cJSON *obj, const struct objref *r, char *err,
+                         size_t errlen)
 {
     const char *api = sim_jstring(obj, "apiVersion");
     if (!api || strncmp(api, "scheduling.volcano.sh/", 22) != 0)
-        return sim_fail(err, errlen, "%s: PodGroup of %s: only Volcano's "
-                     "(scheduling.volcano.sh) names the members' gang the way cost-extender "
-                     "reads it (annotation scheduling.k8s.io/group-name)", r->where,
-                     api ? api : "no apiVersion");
+        return sim_fail(err, errlen,
+                        "%s: PodGroup of %s: only Volcano's "
+                        "(scheduling.volcano.sh) names the members' gang the way cost-extender "
+                        "reads it (annotation scheduling.k8s.io/group-name)",
+                        r->where, api ? api : "no apiVersion");
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "metadata");
     const char *name = sim_jstring(meta, "name"), *ns = sim_jstring(meta, "namespace");
     const cJSON *mm = sim_jpath(obj, "spec", "minMember", NULL);
@@ -453,25 +468,18 @@ static bool add_podgroup(struct sim_input *in, const cJSON *obj, const struct ob
         return sim_fail(err, errlen, "%s: a PodGroup needs metadata.name", r->where);
     if (!cJSON_IsNumber(mm) || mm->valuedouble < 1 || mm->valuedouble > INPUT_MAX_REPLICAS)
         return sim_fail(err, errlen, "%s: spec.minMember must be a whole number of at least 1",
-                     r->where);
-    struct sim_deferred *d =
-        sim_grow(in, in->deferred, &in->cap_deferred, in->n_deferred + 1, sizeof(*d));
+                        r->where);
+    struct sim_deferred *d = push_deferred(in, DEFER_PODGROUP, r->where, name);
     if (!d)
         return sim_fail(err, errlen, "out of memory");
-    in->deferred = d;
-    d = &in->deferred[in->n_deferred++];
-    memset(d, 0, sizeof(*d));
-    d->kind = DEFER_PODGROUP;
-    d->where = sim_adup(in, r->where);
     d->namespace_ = sim_adup(in, ns ? ns : "default");
-    d->name = sim_adup(in, name);
     d->min_member = (int64_t)mm->valuedouble;
     d->queue = sim_adup(in, sim_jstring(cJSON_GetObjectItemCaseSensitive(obj, "spec"), "queue"));
     return true;
 }
 
-static const char *const workload_kinds[] = {"Deployment", "ReplicaSet", "StatefulSet", "Job",
-                                             "DaemonSet", NULL};
+static const char *const workload_kinds[] = {"Deployment", "ReplicaSet", "StatefulSet",
+                                             "Job",        "DaemonSet",  NULL};
 
 static bool is_workload(const char *kind)
 {
@@ -483,7 +491,7 @@ static bool is_workload(const char *kind)
 
 /* One object, as JSON bytes and as its cJSON tree. */
 bool sim_add_object(struct sim_input *in, enum role role, const char *json, size_t len,
-                       const cJSON *obj, struct objref *r, char *err, size_t errlen)
+                    const cJSON *obj, struct objref *r, char *err, size_t errlen)
 {
     if (!cJSON_IsObject(obj)) {
         sim_describe(r, NULL, NULL, NULL);
@@ -491,7 +499,7 @@ bool sim_add_object(struct sim_input *in, enum role role, const char *json, size
     }
     const char *kind = sim_jstring(obj, "kind");
     if (!kind && r->list_kind) /* items of a NodeList or PodList carry no kind */
-        kind = !strcmp(r->list_kind, "NodeList") ? "Node"
+        kind = !strcmp(r->list_kind, "NodeList")  ? "Node"
                : !strcmp(r->list_kind, "PodList") ? "Pod"
                                                   : NULL;
     if (!kind && role == ROLE_ONE_POD)
@@ -503,8 +511,10 @@ bool sim_add_object(struct sim_input *in, enum role role, const char *json, size
         return sim_fail(err, errlen, "%s: the object has no kind", r->where);
     if (role == ROLE_NODES) {
         if (strcmp(kind, "Node") != 0)
-            return sim_fail(err, errlen, "%s: a %s in the nodes input: want Node objects "
-                         "(kubectl get nodes -o json)", r->where, kind);
+            return sim_fail(err, errlen,
+                            "%s: a %s in the nodes input: want Node objects "
+                            "(kubectl get nodes -o json)",
+                            r->where, kind);
         return add_node(in, json, len, obj, r, err, errlen);
     }
     if (!strcmp(kind, "Pod"))
@@ -514,16 +524,16 @@ bool sim_add_object(struct sim_input *in, enum role role, const char *json, size
     if (!strcmp(kind, "PodGroup") && role == ROLE_PODS)
         return add_podgroup(in, obj, r, err, errlen);
     return sim_fail(err, errlen, "%s: kind %s is not %s", r->where, kind,
-                 role == ROLE_ONE_POD
-                     ? "a Pod or a workload with a pod template (Deployment, ReplicaSet, "
-                       "StatefulSet, Job, DaemonSet)"
-                     : "one simulate reads: Pod, Deployment, ReplicaSet, StatefulSet, Job, "
-                       "DaemonSet, PodGroup (scheduling.volcano.sh), or a List of them");
+                    role == ROLE_ONE_POD
+                        ? "a Pod or a workload with a pod template (Deployment, ReplicaSet, "
+                          "StatefulSet, Job, DaemonSet)"
+                        : "one simulate reads: Pod, Deployment, ReplicaSet, StatefulSet, Job, "
+                          "DaemonSet, PodGroup (scheduling.volcano.sh), or a List of them");
 }
 
 /* An object's bytes: parsed by cJSON here, then added. */
 bool sim_add_json_object(struct sim_input *in, enum role role, const char *json, size_t len,
-                            struct objref *r, char *err, size_t errlen)
+                         struct objref *r, char *err, size_t errlen)
 {
     cJSON *obj = cJSON_ParseWithLengthOpts(json, len, NULL, false);
     if (!obj) {
@@ -619,11 +629,12 @@ static bool apply_podgroup(struct sim_input *in, const struct sim_deferred *d, c
     }
     if (!members)
         sim_note(in, "%s: no pod names this PodGroup (annotation scheduling.k8s.io/group-name)",
-             d->where);
+                 d->where);
     else if (given)
-        sim_note(in, "%s: %zu of its %zu pods got cost-extender.io/gang-min-member: %s from it "
-             "(the daemon reads no PodGroup objects: put the annotation on the pod template)",
-             d->where, given, members, mm);
+        sim_note(in,
+                 "%s: %zu of its %zu pods got cost-extender.io/gang-min-member: %s from it "
+                 "(the daemon reads no PodGroup objects: put the annotation on the pod template)",
+                 d->where, given, members, mm);
     return true;
 }
 
@@ -698,7 +709,8 @@ bool sim_input_finish(struct sim_input *in, bool need_nodes, char *err, size_t e
             return sim_fail(err, errlen, "out of memory");
     }
     if (need_nodes && in->n_nodes == 0)
-        return sim_fail(err, errlen, "no nodes in the input: give at least one Node "
-                     "(kubectl get nodes -o json)");
+        return sim_fail(err, errlen,
+                        "no nodes in the input: give at least one Node "
+                        "(kubectl get nodes -o json)");
     return true;
 }

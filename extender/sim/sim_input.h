@@ -35,11 +35,11 @@ struct sim_node {
 };
 
 struct sim_pod {
-    struct pod_info info; /* strings in the arena; node_name as in the snapshot */
+    struct pod_info info;                   /* strings in the arena; node_name as in the snapshot */
     const struct ksched_constraints *sched; /* shared by pods of one shape */
     uint32_t sched_class;                   /* index of that shape in classes */
-    int32_t pinned;    /* node index it must run on (mirror or DaemonSet pod), or -1 */
-    bool daemon;       /* a DaemonSet or static (mirror) pod: does not make a node occupied */
+    int32_t pinned; /* node index it must run on (mirror or DaemonSet pod), or -1 */
+    bool daemon;    /* a DaemonSet or static (mirror) pod: does not make a node occupied */
     int64_t created_ms;
     uint32_t order;    /* position in the input, for equal creation times */
     const char *where; /* the object it came from, for messages */
@@ -93,8 +93,8 @@ bool sim_input_read_text(struct sim_input *in, bool nodes, const char *text, siz
                          const char *name, char *err, size_t errlen);
 
 /* One Pod given as JSON text (POST /explain): same rules. */
-bool sim_input_add_pod_json(struct sim_input *in, const char *json, size_t len,
-                            const char *where, char *err, size_t errlen);
+bool sim_input_add_pod_json(struct sim_input *in, const char *json, size_t len, const char *where,
+                            char *err, size_t errlen);
 
 /* Nodes and pods listed live from the API server of a kubeconfig
  * (context NULL: its current context). */

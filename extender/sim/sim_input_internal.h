@@ -21,8 +21,8 @@ enum role { ROLE_NODES, ROLE_PODS, ROLE_ONE_POD };
 /* Where an object is, while it is read. */
 struct objref {
     const char *file;
-    int index;       /* in its list, or -1 */
-    int line;        /* YAML: the object's line; JSON: 0 */
+    int index; /* in its list, or -1 */
+    int line;  /* YAML: the object's line; JSON: 0 */
     const char *list_kind;
     char where[512];
 };

@@ -95,8 +95,8 @@ static bool cost_begin(struct sim_run *run, char *err, size_t errlen)
     st->scores = malloc(nn);
     st->pending_of = calloc(np, sizeof(*st->pending_of));
     st->last = calloc(np, sizeof(*st->last));
-    if (!st->gangs || !st->scratch || !st->cand || !st->names || !st->scores ||
-        !st->pending_of || !st->last || !strmap_init(&st->pending_by_gang, 64)) {
+    if (!st->gangs || !st->scratch || !st->cand || !st->names || !st->scores || !st->pending_of ||
+        !st->last || !strmap_init(&st->pending_by_gang, 64)) {
         snprintf(err, errlen, "out of memory");
         return false;
     }

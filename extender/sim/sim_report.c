@@ -156,7 +156,8 @@ static cJSON *pods_json(const struct sim_report *r, size_t max_pods)
             if (node < 0) {
                 cJSON_AddNullToObject(x, "node");
                 cJSON_AddStringToObject(
-                    x, "reason", res->reason_of[i] >= 0 ? res->reasons[res->reason_of[i]].text : "");
+                    x, "reason",
+                    res->reason_of[i] >= 0 ? res->reasons[res->reason_of[i]].text : "");
                 continue;
             }
             const struct node_facts *nf = &in->nodes[node].facts;
@@ -181,9 +182,9 @@ cJSON *sim_report_json(const struct sim_report *r, size_t max_pods)
     cJSON_AddStringToObject(doc, "generatedBy", "cost-extender " CE_VERSION);
     cJSON_AddItemToObject(doc, "inputs", inputs_json(r));
     cJSON *s = cJSON_AddObjectToObject(doc, "scheduler");
-    cJSON_AddStringToObject(s, "fitScoring", r->profile.fit_strategy == KS_MOST_ALLOCATED
-                                                 ? "MostAllocated"
-                                                 : "LeastAllocated");
+    cJSON_AddStringToObject(s, "fitScoring",
+                            r->profile.fit_strategy == KS_MOST_ALLOCATED ? "MostAllocated"
+                                                                         : "LeastAllocated");
     cJSON_AddNumberToObject(s, "extenderWeight", r->weight);
     cJSON_AddNumberToObject(s, "percentageOfNodesToScore", r->profile.percentage_of_nodes_to_score);
     cJSON_AddNumberToObject(s, "nodesLookedForPerPod",
@@ -210,9 +211,9 @@ cJSON *sim_report_json(const struct sim_report *r, size_t max_pods)
     } else {
         cJSON_AddNullToObject(doc, "saving");
     }
-    cJSON_AddNumberToObject(doc, "podsListed",
-                            (double)(max_pods && max_pods < r->in->n_pods ? max_pods
-                                                                          : r->in->n_pods));
+    cJSON_AddNumberToObject(
+        doc, "podsListed",
+        (double)(max_pods && max_pods < r->in->n_pods ? max_pods : r->in->n_pods));
     cJSON_AddItemToObject(doc, "pods", pods_json(r, max_pods));
     return doc;
 }
@@ -264,7 +265,7 @@ static const char *money_unit(const cJSON *doc)
 enum row_kind { ROW_COUNT, ROW_MONEY_H, ROW_MONEY_M, ROW_PERCENT, ROW_GANGS };
 struct row {
     const char *label;
-    const char *key;  /* in the policy object (a.b for nested) */
+    const char *key; /* in the policy object (a.b for nested) */
     enum row_kind kind;
 };
 
@@ -331,13 +332,16 @@ static void text_header(const cJSON *doc, struct buf *out)
         buf_printf(out, " (%.0f finished pods left out)", num(in, "finishedPodsLeftOut"));
     buf_printf(out, "\npricing: %s (%s, %s)\n", str(pricing, "file"), str(pricing, "source"),
                str(pricing, "date"));
-    buf_printf(out, "scheduler: NodeResourcesFit %s + BalancedAllocation, extender weight %.0f, "
+    buf_printf(out,
+               "scheduler: NodeResourcesFit %s + BalancedAllocation, extender weight %.0f, "
                "%.0f feasible nodes looked for per pod\n",
                str(sched, "fitScoring"), num(sched, "extenderWeight"),
                num(sched, "nodesLookedForPerPod"));
     if (num(in, "unpricedNodes") > 0)
-        buf_printf(out, "warning: %.0f nodes have an instance type the pricing table does not "
-                   "list\n", num(in, "unpricedNodes"));
+        buf_printf(out,
+                   "warning: %.0f nodes have an instance type the pricing table does not "
+                   "list\n",
+                   num(in, "unpricedNodes"));
 }
 
 static void text_table(const cJSON *doc, struct buf *out)
@@ -483,7 +487,8 @@ static void svg_bars(struct buf *b, const char *title, const struct bar *bars, s
     for (size_t i = 0; i < n; i++)
         max = fmax(max, bars[i].value);
     int row = 24, top = 30, label_w = 260, bar_w = 420, h = top + (int)n * row + 10;
-    buf_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+    buf_printf(b,
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"",
                label_w + bar_w + 120, h, label_w + bar_w + 120, h);
     esc(b, title);
@@ -495,10 +500,11 @@ static void svg_bars(struct buf *b, const char *title, const struct bar *bars, s
     for (size_t i = 0; i < n; i++) {
         int y = top + (int)i * row;
         double w = max > 0 ? bars[i].value / max * bar_w : 0;
-        buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">",
-                   label_w - 6, y + 15);
+        buf_printf(b, "<text x=\"%d\" y=\"%d\" font-size=\"12\" text-anchor=\"end\">", label_w - 6,
+                   y + 15);
         esc(b, bars[i].label);
-        buf_printf(b, "</text><rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" "
+        buf_printf(b,
+                   "</text><rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" "
                    "fill=\"%s\"/><text x=\"%.1f\" y=\"%d\" font-size=\"12\">",
                    label_w, y + 3, w, row - 6, bars[i].colour, label_w + w + 6, y + 15);
         esc(b, bars[i].shown);
@@ -751,7 +757,8 @@ static const char html_style[] =
 void sim_report_html(const cJSON *doc, struct buf *b)
 {
     const cJSON *in = obj(doc, "inputs");
-    buf_printf(b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    buf_printf(b,
+               "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                "<title>cost-extender simulation</title><style>%s</style></head><body>\n",
                html_style);
     buf_puts(b, "<h1>What cost-extender would save</h1>\n<p>");

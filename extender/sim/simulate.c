@@ -224,7 +224,8 @@ static size_t find_feasible(struct sim_run *r, size_t pi, bool retrying)
     if (!codes || !n_all)
         return 0;
     if (p->pinned == -2) {
-        r->diag.special = "the node it is pinned to (a static or DaemonSet pod) is not in the input";
+        r->diag.special =
+            "the node it is pinned to (a static or DaemonSet pod) is not in the input";
         return 0;
     }
     if (p->pinned >= 0) {
@@ -342,8 +343,8 @@ static void record_reason(struct sim_run *r, size_t pi, char *text)
         r->cap_reasons = cap;
     }
     res->reasons[res->n_reasons] = (struct sim_reason){text, 0, pi};
-    if (!strmap_put(&r->reason_index, text, strlen(text),
-                    (void *)(uintptr_t)(res->n_reasons + 1), NULL)) {
+    if (!strmap_put(&r->reason_index, text, strlen(text), (void *)(uintptr_t)(res->n_reasons + 1),
+                    NULL)) {
         free(text);
         return;
     }
@@ -387,8 +388,8 @@ static bool schedule_one(struct sim_run *r, size_t pi, bool retrying)
     int64_t ext_factor = r->policy->uses_extender ? (int64_t)r->cfg->weight * 10 : 0;
     for (size_t j = 0; j < k; j++) {
         uint32_t i = r->feasible[j];
-        int64_t s = ksched_score(&r->cfg->profile, &p->info, &r->view->nodes[i].allocatable,
-                                 &r->usage[i]);
+        int64_t s =
+            ksched_score(&r->cfg->profile, &p->info, &r->view->nodes[i].allocatable, &r->usage[i]);
         if (ext_factor)
             s += (int64_t)r->ext_scores[j] * ext_factor;
         if (s > best) {
@@ -607,8 +608,8 @@ static void check_queue(struct sim_queue_use *u, const struct queue_spec *q)
     for (int i = 0; !w[0] && i < q->capacity.n_ext; i++) {
         int64_t used = resources_ext_get(&u->used, q->capacity.ext[i].name);
         if (used > q->capacity.ext[i].value)
-            snprintf(w, n, "%.*s %lld of %lld", STR_FMT(q->capacity.ext[i].name),
-                     (long long)used, (long long)q->capacity.ext[i].value);
+            snprintf(w, n, "%.*s %lld of %lld", STR_FMT(q->capacity.ext[i].name), (long long)used,
+                     (long long)q->capacity.ext[i].value);
     }
     u->over = w[0] != '\0';
 }
@@ -659,9 +660,8 @@ static void count_groups(struct sim_run *r, struct sim_report *rep, struct sim_r
         const struct node_facts *nf = &r->in->nodes[i].facts;
         const char *type = nf->instance_type.ptr ? nf->instance_type.ptr : "(no instance type)";
         size_t g = 0;
-        while (g < res->n_groups &&
-               (strcmp(res->groups[g].instance_type, type) != 0 ||
-                res->groups[g].capacity != nf->capacity))
+        while (g < res->n_groups && (strcmp(res->groups[g].instance_type, type) != 0 ||
+                                     res->groups[g].capacity != nf->capacity))
             g++;
         if (g == res->n_groups)
             res->groups[res->n_groups++] = (struct sim_node_group){type, nf->capacity, 0, 0};

@@ -45,8 +45,7 @@ struct sim_policy {
      * found feasible: keeps the passing ones at the front of nodes[]
      * (in order), writes their 0..10 scores to scores[], returns how many
      * passed. When none does, it says why with sim_refused(). */
-    size_t (*extend)(struct sim_run *run, size_t pod, uint32_t *nodes, size_t n,
-                     uint8_t *scores);
+    size_t (*extend)(struct sim_run *run, size_t pod, uint32_t *nodes, size_t n, uint8_t *scores);
     void (*bound)(struct sim_run *run, size_t pod, uint32_t node);
     void (*unschedulable)(struct sim_run *run, size_t pod);
 };
@@ -109,7 +108,7 @@ struct sim_result {
     double occupied_cost; /* $/h of the nodes running pods other than DaemonSet/static ones */
     double pod_cost[3];   /* $/h of the placed pods by capacity type (enum capacity_type) */
     size_t pods_on[3];
-    double spot_share;        /* placed pods on spot / placed pods */
+    double spot_share;         /* placed pods on spot / placed pods */
     size_t spot_never_on_spot; /* pods whose policy is spot: never, placed on spot */
     size_t gangs, gangs_admitted, gangs_partial, gangs_waiting;
     struct sim_queue_use *queues;
@@ -118,9 +117,9 @@ struct sim_result {
     size_t pods_without_queue;
     struct sim_node_group *groups; /* occupied nodes, by instance and capacity type */
     size_t n_groups;
-    int32_t *placement;      /* per pod: node index, or -1 */
-    int32_t *reason_of;      /* per pod: index into reasons, or -1 */
-    double *pod_price;       /* per pod: $/h where placed (node price x dominant share) */
+    int32_t *placement; /* per pod: node index, or -1 */
+    int32_t *reason_of; /* per pod: index into reasons, or -1 */
+    double *pod_price;  /* per pod: $/h where placed (node price x dominant share) */
 };
 
 /* A reference cost the policies are measured against (a lower bound,

@@ -41,8 +41,7 @@ static bool fz_simulate_setup(void)
         return true;
     log_set_level(LOG_ERROR);
     struct pricing_error perr;
-    fz_simulate_table =
-        pricing_load_file(CE_FUZZ_ROOT "/pricing/tables/aws-us-east-1.yaml", &perr);
+    fz_simulate_table = pricing_load_file(CE_FUZZ_ROOT "/pricing/tables/aws-us-east-1.yaml", &perr);
     static const char q[] = "apiVersion: cost-extender.io/v1alpha1\nkind: QueueConfig\n"
                             "defaultQueue: ml\nqueues:\n  ml: {capacity: {nvidia.com/gpu: 2, "
                             "cpu: \"8\"}, budgetPerHour: 5}\n";
@@ -97,11 +96,19 @@ static void fz_simulate_explain(const struct sim_input *in, const struct cost_co
         pod_info_ref(&in->pods[i].info, key, sizeof(key));
         gang_engine_pod_changed(e, key, strlen(key), &in->pods[i].info);
     }
-    struct explain_input ei = {.pod = &in->pods[0].info, .constraints = in->pods[0].sched,
-                               .n = in->n_nodes, .nodes = nodes, .names = names,
-                               .sched = sched, .scheduler_filters = true, .weight = 5};
-    struct decision_env env = {.pricing = fz_simulate_table, .cost = cost, .gangs = e,
-                               .queues = fz_simulate_queues, .now_ms = 1767225600000LL};
+    struct explain_input ei = {.pod = &in->pods[0].info,
+                               .constraints = in->pods[0].sched,
+                               .n = in->n_nodes,
+                               .nodes = nodes,
+                               .names = names,
+                               .sched = sched,
+                               .scheduler_filters = true,
+                               .weight = 5};
+    struct decision_env env = {.pricing = fz_simulate_table,
+                               .cost = cost,
+                               .gangs = e,
+                               .queues = fz_simulate_queues,
+                               .now_ms = 1767225600000LL};
     struct explain x;
     FUZZ_CHECK(explain_pod(&env, &ei, a, &x));
     FUZZ_CHECK(x.n == in->n_nodes);
@@ -132,14 +139,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct sim_input in;
     sim_input_init(&in, &label);
     char err[600];
-    bool ok = sim_input_read_text(&in, true, nodes, n_len, "nodes", err, sizeof(err)) &&
-              (!pods || sim_input_read_text(&in, false, pods, strlen(pods), "pods", err,
-                                            sizeof(err))) &&
-              sim_input_finish(&in, true, err, sizeof(err));
+    bool ok =
+        sim_input_read_text(&in, true, nodes, n_len, "nodes", err, sizeof(err)) &&
+        (!pods || sim_input_read_text(&in, false, pods, strlen(pods), "pods", err, sizeof(err))) &&
+        sim_input_finish(&in, true, err, sizeof(err));
     /* Keep each run small: the loop is quadratic in the worst case. */
     if (ok && in.n_nodes <= 64 && in.n_pods <= 256) {
-        struct sim_config cfg = {.pricing = fz_simulate_table, .cost = &cost,
-                                 .queues = fz_simulate_queues, .weight = 5};
+        struct sim_config cfg = {
+            .pricing = fz_simulate_table, .cost = &cost, .queues = fz_simulate_queues, .weight = 5};
         ksched_profile_defaults(&cfg.profile);
         const struct sim_policy *pols[] = {&sim_policy_cost, &sim_policy_spread};
         struct sim_report rep;

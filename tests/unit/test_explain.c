@@ -23,9 +23,10 @@ static const char TABLE[] =
     "instanceTypes:\n  g.one: {vcpu: 8, memory: 32Gi, gpus: 1, onDemand: 1.00, spot: 0.50}\n"
     "  m.big: {vcpu: 8, memory: 32Gi, onDemand: 0.40, spot: 0.16}\n";
 
-#define NODE(name, type, cap, gpu)                                                             \
-    "- kind: Node\n  metadata:\n    name: " name "\n    labels: {node.kubernetes.io/instance-type: " \
-    type ", karpenter.sh/capacity-type: " cap "}\n  status: {allocatable: {cpu: \"8\", "      \
+#define NODE(name, type, cap, gpu)                                                                 \
+    "- kind: Node\n  metadata:\n    name: " name                                                   \
+    "\n    labels: {node.kubernetes.io/instance-type: " type ", karpenter.sh/capacity-type: " cap  \
+    "}\n  status: {allocatable: {cpu: \"8\", "                                                     \
     "memory: 32Gi, pods: \"110\"" gpu "}}\n"
 
 /* g1 on-demand, g2 spot, and m1 without a GPU; m1 first in the list. */
@@ -33,10 +34,10 @@ static const char NODES[] = "kind: NodeList\nitems:\n" NODE("m1", "m.big", "spot
     NODE("g1", "g.one", "on-demand", ", nvidia.com/gpu: \"1\"")
         NODE("g2", "g.one", "spot", ", nvidia.com/gpu: \"1\"");
 
-#define MEMBER(i)                                                                              \
-    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a-" #i "\n  namespace: ml\n"                \
-    "  labels: {cost-extender.io/gang: a}\n  annotations: {cost-extender.io/gang-min-member: " \
-    "\"2\"}\nspec:\n  containers: [{name: c, resources: {requests: {cpu: \"1\", memory: 4Gi, " \
+#define MEMBER(i)                                                                                  \
+    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a-" #i "\n  namespace: ml\n"                    \
+    "  labels: {cost-extender.io/gang: a}\n  annotations: {cost-extender.io/gang-min-member: "     \
+    "\"2\"}\nspec:\n  containers: [{name: c, resources: {requests: {cpu: \"1\", memory: 4Gi, "     \
     "nvidia.com/gpu: \"1\"}}}]\n---\n"
 
 struct world {
@@ -59,8 +60,7 @@ static void world_init(struct world *w)
     sim_input_init(&w->in, &w->label);
     static const char pods[] = MEMBER(0) MEMBER(1);
     char err[500];
-    if (!sim_input_read_text(&w->in, true, NODES, strlen(NODES), "nodes.yaml", err,
-                             sizeof(err)) ||
+    if (!sim_input_read_text(&w->in, true, NODES, strlen(NODES), "nodes.yaml", err, sizeof(err)) ||
         !sim_input_read_text(&w->in, false, pods, strlen(pods), "pods.yaml", err, sizeof(err)) ||
         !sim_input_finish(&w->in, true, err, sizeof(err)))
         fail_msg("%s", err);
@@ -105,8 +105,11 @@ static void explain_member(struct world *w, size_t pod, struct explain *e)
                                .sched = sched,
                                .scheduler_filters = true,
                                .weight = 5};
-    struct decision_env env = {.pricing = w->t, .cost = &w->cost, .gangs = w->gangs,
-                               .view = w->view, .now_ms = 1767225600000LL};
+    struct decision_env env = {.pricing = w->t,
+                               .cost = &w->cost,
+                               .gangs = w->gangs,
+                               .view = w->view,
+                               .now_ms = 1767225600000LL};
     assert_true(explain_pod(&env, &in, w->arena, e));
 }
 
@@ -146,8 +149,8 @@ static void test_gang_looked_at_not_admitted(void **state)
     explain_member(&w, 0, &again);
     assert_string_equal(again.gang.d.node, "g2");
     /* And the real decision does what explain said. */
-    struct gang_env genv = {.view = w.view, .pricing = w.t, .cost = &w.cost,
-                            .now_ms = 1767225600000LL};
+    struct gang_env genv = {
+        .view = w.view, .pricing = w.t, .cost = &w.cost, .now_ms = 1767225600000LL};
     struct gang_decision d;
     gang_engine_decide(w.gangs, &genv, &w.in.pods[0].info, &d);
     assert_int_equal(d.verdict, GANG_ADMITTED);

@@ -130,8 +130,8 @@ static void test_scores(void **state)
     pod.requests.cpu_milli = 1000;
     pod.requests.memory = 2 * GI;
     pod.score_requests = pod.requests;
-    struct ksched_usage u = {.cpu_milli = 1000, .memory = 2 * GI, .nonzero_cpu_milli = 1500,
-                             .nonzero_memory = 2 * GI};
+    struct ksched_usage u = {
+        .cpu_milli = 1000, .memory = 2 * GI, .nonzero_cpu_milli = 1500, .nonzero_memory = 2 * GI};
     /* LeastAllocated over the non-zero requests: cpu (4000 - 2500) * 100 /
      * 4000 = 37 (37.5), memory (16 - 4) / 16 = 75; (37 + 75) / 2 = 56.
      * Balanced over the requests: cpu 2000/4000 = .5, memory 4/16 = .25,
@@ -173,10 +173,8 @@ static void test_nodes_to_find(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tolerations),
-        cmocka_unit_test(test_static_filters_in_order),
-        cmocka_unit_test(test_resource_fit),
-        cmocka_unit_test(test_scores),
+        cmocka_unit_test(test_tolerations),   cmocka_unit_test(test_static_filters_in_order),
+        cmocka_unit_test(test_resource_fit),  cmocka_unit_test(test_scores),
         cmocka_unit_test(test_nodes_to_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -26,11 +26,11 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 
-#define assert_near(a, b)                                                                      \
-    do {                                                                                       \
-        double a_ = (a), b_ = (b);                                                             \
-        if (!(fabs(a_ - b_) <= 1e-9 * fmax(1.0, fabs(b_))))                                    \
-            fail_msg("%s = %.12g, want %.12g", #a, a_, b_);                                    \
+#define assert_near(a, b)                                                                          \
+    do {                                                                                           \
+        double a_ = (a), b_ = (b);                                                                 \
+        if (!(fabs(a_ - b_) <= 1e-9 * fmax(1.0, fabs(b_))))                                        \
+            fail_msg("%s = %.12g, want %.12g", #a, a_, b_);                                        \
     } while (0)
 
 /* Per hour, no interruption rates (spot prices are not raised). */
@@ -127,10 +127,10 @@ static const char *reason(const struct world *w, const char *policy, const char 
     return NULL;
 }
 
-#define NODE(name, type, cap, extra)                                                           \
-    "- kind: Node\n  metadata:\n    name: " name "\n    labels: {node.kubernetes.io/instance-type: " \
-    type ", karpenter.sh/capacity-type: " cap "}\n" extra                                     \
-    "  status: {allocatable: {cpu: \"8\", memory: 32Gi, pods: \"110\"" 
+#define NODE(name, type, cap, extra)                                                               \
+    "- kind: Node\n  metadata:\n    name: " name                                                   \
+    "\n    labels: {node.kubernetes.io/instance-type: " type ", karpenter.sh/capacity-type: " cap  \
+    "}\n" extra "  status: {allocatable: {cpu: \"8\", memory: 32Gi, pods: \"110\""
 
 /* --- a spot node and two on-demand nodes ---------------------------------------------------
  *
@@ -255,21 +255,20 @@ static void test_cost_against_spread(void **state)
  *   anywhere. occupied 2.00/h; gang b partly placed; queue q holds 3 GPUs
  *   of 2: over-committed.
  */
-#define GPU_NODE(name, cap)                                                                    \
-    NODE(name, "g.one", cap,                                                                   \
-         "  spec: {taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]}\n")   \
+#define GPU_NODE(name, cap)                                                                        \
+    NODE(name, "g.one", cap,                                                                       \
+         "  spec: {taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]}\n")        \
     ", nvidia.com/gpu: \"1\"}}\n"
 
-static const char GPU_NODES[] =
-    "kind: NodeList\nitems:\n" GPU_NODE("g1", "on-demand") GPU_NODE("g2", "spot")
-        GPU_NODE("g3", "spot");
+static const char GPU_NODES[] = "kind: NodeList\nitems:\n" GPU_NODE("g1", "on-demand")
+    GPU_NODE("g2", "spot") GPU_NODE("g3", "spot");
 
-#define MEMBER(gang, i)                                                                        \
-    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " gang "-" #i "\n  namespace: ml\n"          \
-    "  labels: {cost-extender.io/gang: " gang ", cost-extender.io/queue: q}\n"                  \
-    "  annotations: {cost-extender.io/gang-min-member: \"2\"}\n"                                \
-    "spec:\n  tolerations: [{key: nvidia.com/gpu, operator: Exists}]\n"                       \
-    "  containers: [{name: c, resources: {requests: {cpu: \"1\", memory: 4Gi, "               \
+#define MEMBER(gang, i)                                                                            \
+    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " gang "-" #i "\n  namespace: ml\n"             \
+    "  labels: {cost-extender.io/gang: " gang ", cost-extender.io/queue: q}\n"                     \
+    "  annotations: {cost-extender.io/gang-min-member: \"2\"}\n"                                   \
+    "spec:\n  tolerations: [{key: nvidia.com/gpu, operator: Exists}]\n"                            \
+    "  containers: [{name: c, resources: {requests: {cpu: \"1\", memory: 4Gi, "                    \
     "nvidia.com/gpu: \"1\"}}}]\n---\n"
 
 static const char GANG_PODS[] = MEMBER("a", 0) MEMBER("a", 1) MEMBER("b", 0) MEMBER("b", 1);
@@ -325,13 +324,14 @@ static void test_taints_selectors_and_pins(void **state)
      * nothing, to c2; a DaemonSet runs one pod on every node its template
      * tolerates (the controller adds tolerations for node conditions, not
      * for team=x), each pinned to its node. */
-    static const char nodes[] =
-        "kind: NodeList\nitems:\n" NODE("d", "m.big", "spot",
-                                        "  spec: {taints: [{key: team, value: x, effect: "
-                                        "NoSchedule}]}\n") "}}\n"
-        "- kind: Node\n  metadata:\n    name: c1\n    labels: {node.kubernetes.io/instance-type: "
-        "m.big, zone: a}\n  status: {allocatable: {cpu: \"8\", memory: 32Gi, pods: \"110\"}}\n"
-        NODE("c2", "m.big", "on-demand", "") "}}\n";
+    static const char nodes[] = "kind: NodeList\nitems:\n" NODE(
+        "d", "m.big", "spot",
+        "  spec: {taints: [{key: team, value: x, effect: "
+        "NoSchedule}]}\n") "}}\n"
+                           "- kind: Node\n  metadata:\n    name: c1\n    labels: "
+                           "{node.kubernetes.io/instance-type: "
+                           "m.big, zone: a}\n  status: {allocatable: {cpu: \"8\", memory: 32Gi, "
+                           "pods: \"110\"}}\n" NODE("c2", "m.big", "on-demand", "") "}}\n";
     static const char pods[] =
         "kind: Pod\nmetadata: {name: sel}\nspec:\n  nodeSelector: {zone: a}\n"
         "  containers: [{name: c, resources: {requests: {cpu: \"1\"}}}]\n---\n"
@@ -364,11 +364,11 @@ static void expect_input_error(const char *nodes, const char *pods, const char *
     struct sim_input in;
     sim_input_init(&in, &label);
     char err[600] = "";
-    bool ok = sim_input_read_text(&in, true, nodes, strlen(nodes), "nodes.yaml", err,
-                                  sizeof(err)) &&
-              (!pods || sim_input_read_text(&in, false, pods, strlen(pods), "pods.json", err,
-                                            sizeof(err))) &&
-              sim_input_finish(&in, true, err, sizeof(err));
+    bool ok =
+        sim_input_read_text(&in, true, nodes, strlen(nodes), "nodes.yaml", err, sizeof(err)) &&
+        (!pods ||
+         sim_input_read_text(&in, false, pods, strlen(pods), "pods.json", err, sizeof(err))) &&
+        sim_input_finish(&in, true, err, sizeof(err));
     assert_false(ok);
     if (!strstr(err, want))
         fail_msg("error \"%s\" does not say \"%s\"", err, want);
@@ -378,9 +378,10 @@ static void expect_input_error(const char *nodes, const char *pods, const char *
 static void test_bad_input_names_file_and_object(void **state)
 {
     (void)state;
-    static const char one_node[] = "kind: NodeList\nitems:\n" NODE("n1", "m.big", "spot", "") "}}\n";
-    expect_input_error(one_node, "{\"kind\": \"PodList\", \"items\": [{\"metadata\": ",
-                       "pods.json:1:");
+    static const char one_node[] =
+        "kind: NodeList\nitems:\n" NODE("n1", "m.big", "spot", "") "}}\n";
+    expect_input_error(one_node,
+                       "{\"kind\": \"PodList\", \"items\": [{\"metadata\": ", "pods.json:1:");
     expect_input_error(one_node,
                        "{\"kind\": \"List\", \"items\": [{\"kind\": \"ConfigMap\", "
                        "\"metadata\": {\"name\": \"x\", \"namespace\": \"d\"}}]}",
