@@ -34,7 +34,8 @@ const char cli_shared_usage[] =
     "  --kubeconfig FILE         Read nodes and pods live from this cluster\n"
     "                            (lists only).\n"
     "  --context NAME            Kubeconfig context (default: its\n"
-    "                            current-context).\n";
+    "                            current-context).\n"
+    "  --list-page-size N        Objects per list page (default 500).\n";
 
 bool cli_settings_init(struct cli_settings *s, const char *prog, int argc, char **argv)
 {

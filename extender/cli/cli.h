@@ -22,6 +22,7 @@
 #define CLI_SHARED 2 /* getopt_long val of a shared flag */
 
 /* The shared flags, for a subcommand's option table. */
+/* clang-format off */
 #define CLI_SHARED_OPTIONS                                                                         \
     {"config", required_argument, 0, CLI_SHARED}, {"pricing", required_argument, 0, CLI_SHARED},   \
         {"queues", required_argument, 0, CLI_SHARED},                                              \
@@ -33,9 +34,9 @@
         {"capacity-label-on-demand-values", required_argument, 0, CLI_SHARED},                     \
         {"capacity-label-reserved-values", required_argument, 0, CLI_SHARED},                      \
         {"kubeconfig", required_argument, 0, CLI_SHARED},                                          \
-    {                                                                                              \
-        "context", required_argument, 0, CLI_SHARED                                                \
-    }
+        {"context", required_argument, 0, CLI_SHARED},                                             \
+        {"list-page-size", required_argument, 0, CLI_SHARED}
+/* clang-format on */
 
 /* The flags every subcommand takes: the shared settings, --out and
  * --weight (answered by cli_common_flag). */

@@ -254,8 +254,8 @@ static int explain_pod_file(const struct args *a, struct cli_settings *s)
     bool ok = arena && sim_input_read_one_pod(&target, a->pod, err, sizeof(err)) &&
               sim_input_finish(&target, false, err, sizeof(err));
     if (ok && s->cfg.kubeconfig)
-        ok = sim_input_read_cluster(&cluster, s->cfg.kubeconfig, s->cfg.kube_context, err,
-                                    sizeof(err));
+        ok = sim_input_read_cluster(&cluster, s->cfg.kubeconfig, s->cfg.kube_context,
+                                    s->cfg.list_page_size, err, sizeof(err));
     if (ok && a->nodes_file)
         ok = sim_input_read_nodes(&cluster, a->nodes_file, err, sizeof(err));
     for (size_t i = 0; ok && i < a->n_pods; i++)

@@ -228,7 +228,8 @@ static bool read_inputs(const struct args *a, struct cli_settings *s, struct sim
     char err[1024];
     bool ok = true;
     if (s->cfg.kubeconfig)
-        ok = sim_input_read_cluster(in, s->cfg.kubeconfig, s->cfg.kube_context, err, sizeof(err));
+        ok = sim_input_read_cluster(in, s->cfg.kubeconfig, s->cfg.kube_context,
+                                    s->cfg.list_page_size, err, sizeof(err));
     for (size_t i = 0; ok && i < a->n_nodes; i++)
         ok = sim_input_read_nodes(in, a->nodes[i], err, sizeof(err));
     for (size_t i = 0; ok && i < a->n_pods; i++)

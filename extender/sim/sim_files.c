@@ -410,7 +410,7 @@ static void list_item(void *arg, const char *json, size_t len)
 
 /* Every page of a list (limit/continue), items added as they come. */
 static bool list_all(struct kube_conn *k, struct sim_input *in, enum role role, const char *base,
-                     const char *what, char *err, size_t errlen)
+                     const char *what, int page_size, char *err, size_t errlen)
 {
     struct list_ctx c = {.in = in, .role = role, .err = err, .errlen = errlen};
     c.r = (struct objref){
@@ -420,22 +420,26 @@ static bool list_all(struct kube_conn *k, struct sim_input *in, enum role role, 
     do {
         struct buf path;
         buf_init(&path, 256);
-        buf_printf(&path, "%s%slimit=500", base, strchr(base, '?') ? "&" : "?");
+        buf_printf(&path, "%s%slimit=%d", base, strchr(base, '?') ? "&" : "?",
+                   page_size > 0 ? page_size : 500);
         if (cont) {
             buf_puts(&path, "&continue=");
             kube_query_escape(&path, cont);
         }
         free(cont);
         cont = NULL;
+        size_t path_len;
+        char *url = buf_steal(&path, &path_len); /* NUL-terminated, as kube_get wants */
         struct kube_response resp;
         kube_response_init(&resp);
-        if (buf_failed(&path)) {
+        if (!url) {
             ok = sim_fail(err, errlen, "out of memory");
-        } else if (!kube_get(k, path.data, 512u << 20, 120, NULL, &resp)) {
+        } else if (!kube_get(k, url, 512u << 20, 120, NULL, &resp)) {
             ok = sim_fail(err, errlen, "listing %s: %s", what, resp.error);
         } else if (resp.status != 200) {
-            ok = sim_fail(err, errlen, "listing %s: HTTP %ld from the API server: %.300s", what,
-                          resp.status, resp.body.data ? resp.body.data : "");
+            int shown = resp.body.len > 300 ? 300 : (int)resp.body.len;
+            ok = sim_fail(err, errlen, "listing %s: HTTP %ld from the API server: %.*s", what,
+                          resp.status, shown, resp.body.data ? resp.body.data : "");
         } else {
             char *rv = NULL, perr[300];
             if (!informer_parse_list(resp.body.data, resp.body.len, in->max_depth, list_item, &c,
@@ -446,14 +450,14 @@ static bool list_all(struct kube_conn *k, struct sim_input *in, enum role role, 
             free(rv);
         }
         kube_response_free(&resp);
-        buf_free(&path);
+        free(url);
     } while (ok && cont);
     free(cont);
     return ok;
 }
 
 bool sim_input_read_cluster(struct sim_input *in, const char *kubeconfig, const char *context,
-                            char *err, size_t errlen)
+                            int page_size, char *err, size_t errlen)
 {
     struct kube_auth auth;
     if (!kube_auth_from_kubeconfig(kubeconfig, context, &auth, err, errlen))
@@ -466,11 +470,11 @@ bool sim_input_read_cluster(struct sim_input *in, const char *kubeconfig, const 
         return false;
     }
     struct kube_conn *k = kube_conn_new(&client);
-    bool ok = k && list_all(k, in, ROLE_NODES, "/api/v1/nodes", "cluster nodes", err, errlen) &&
+    bool ok = k && list_all(k, in, ROLE_NODES, "/api/v1/nodes", "cluster nodes", page_size, err, errlen) &&
               list_all(k, in, ROLE_PODS,
                        "/api/v1/pods?fieldSelector=status.phase%21%3DSucceeded%2C"
                        "status.phase%21%3DFailed",
-                       "cluster pods", err, errlen);
+                       "cluster pods", page_size, err, errlen);
     if (!k)
         sim_fail(err, errlen, "out of memory");
     if (ok)

@@ -97,9 +97,9 @@ bool sim_input_add_pod_json(struct sim_input *in, const char *json, size_t len, 
                             char *err, size_t errlen);
 
 /* Nodes and pods listed live from the API server of a kubeconfig
- * (context NULL: its current context). */
+ * (context NULL: its current context), page_size objects a page. */
 bool sim_input_read_cluster(struct sim_input *in, const char *kubeconfig, const char *context,
-                            char *err, size_t errlen);
+                            int page_size, char *err, size_t errlen);
 
 /* After reading: DaemonSets get their pods, PodGroups their members'
  * min-member, pods are put in creation order, and there must be at least

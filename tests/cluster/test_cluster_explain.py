@@ -97,3 +97,58 @@ def test_gang_member_looked_at_not_admitted(api, cluster_extender, workdir):
     assert r.json()["NodeNames"] == [planned], r.json()
     assert metric(ext, "cost_extender_gang_admissions_total") == 1
     assert explain(ext, "ml", "train-0")[1]["gang"]["state"] == "admitted"
+
+
+def run_cli(*args):
+    import subprocess
+    from cluster_harness import BINARY, PRICING_SRC
+    from extender_harness import binary_env
+    return subprocess.run([str(BINARY), *map(str, args), "--pricing", str(PRICING_SRC)],
+                          capture_output=True, text=True, timeout=120, env=binary_env())
+
+
+def test_simulate_and_explain_take_a_live_snapshot(api, workdir):
+    """--kubeconfig: nodes and pods listed from the API server (paged, the
+    field selector leaving finished pods out), as kubectl would dump them."""
+    from cluster_harness import write_kubeconfig
+    a = api()
+    a.add_node(make_node("od", instance_type="m5.xlarge", capacity_type="on-demand", cpu="4",
+                         memory="16Gi"))
+    a.add_node(make_node("sp", instance_type="m5.xlarge", capacity_type="spot", cpu="4",
+                         memory="16Gi"))
+    for i in range(3):
+        a.add_pod(make_pod("default", "web-%d" % i, node_name="od", cpu="500m", memory="1Gi"))
+    a.add_pod(make_pod("default", "done-1", node_name="od", cpu="1", phase="Succeeded"))
+    kc = write_kubeconfig(workdir / "kc", {"c": {"server": a.url, "certificate-authority":
+                                                 a.ca_file}},
+                          {"u": {"token": a.token}}, {"x": ("c", "u")}, "x")
+    from cluster_harness import api_calls
+    proc = run_cli("simulate", "--kubeconfig", kc, "-o", "json", "--list-page-size", "2")
+    assert proc.returncode == 0, proc.stderr
+    # Paged: the pods came in two pages, the second asked with its token.
+    pod_lists = [q for q, _ in api_calls(a, "pods", watch=False)]
+    assert all(q.get("limit") == "2" for q in pod_lists), pod_lists
+    assert any("continue" in q for q in pod_lists), pod_lists
+    assert all(q.get("fieldSelector") == "status.phase!=Succeeded,status.phase!=Failed"
+               for q in pod_lists), pod_lists
+    doc = json.loads(proc.stdout)
+    assert doc["inputs"]["nodes"] == 2 and doc["inputs"]["pods"] == 3
+    assert any("read live from" in n for n in doc["inputs"]["notes"])
+    cost = next(p for p in doc["policies"] if p["name"] == "cost")
+    # On spot at a third of the price, every pod goes there under cost.
+    assert cost["placed"] == 3 and cost["podsByCapacityType"]["spot"] == 3
+    pod = workdir / "pod.json"
+    pod.write_text(json.dumps(make_pod("default", "new", cpu="1", memory="1Gi")))
+    proc = run_cli("explain", "--pod", pod, "--kubeconfig", kc, "-o", "json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    by = {r["node"]: r for r in doc["rows"]}
+    # od runs the three web pods (1500m of 3910m): packing lowers its cost.
+    assert by["od"]["utilisation"] > 0.3 and by["sp"]["utilisation"] == 0
+    assert by["od"]["packingFactor"] < 1
+    # A kubeconfig that does not work says so.
+    bad = write_kubeconfig(workdir / "bad", {"c": {"server": a.url, "certificate-authority":
+                                                   a.ca_file}},
+                           {"u": {"token": "wrong"}}, {"x": ("c", "u")}, "x")
+    proc = run_cli("simulate", "--kubeconfig", bad)
+    assert proc.returncode == 1 and "listing cluster nodes: HTTP 401" in proc.stderr, proc.stderr
