@@ -57,6 +57,10 @@
 #undef LLVMFuzzerTestOneInput
 #undef LLVMFuzzerInitialize
 
+#define LLVMFuzzerTestOneInput fz_simulate_one
+#include "../fuzz/fuzz_simulate.c"
+#undef LLVMFuzzerTestOneInput
+
 typedef int (*fuzz_one_fn)(const uint8_t *data, size_t size);
 
 /* Replays every file in tests/fuzz/<where>/<target>/ (sorted, for a
@@ -113,6 +117,7 @@ REPLAY_TEST(watch, fz_watch_one)
 REPLAY_TEST(ytree, fz_ytree_one_input)
 REPLAY_TEST(jscan, fz_jscan_one)
 REPLAY_TEST(config, fz_config_one)
+REPLAY_TEST(simulate, fz_simulate_one)
 
 /* The fixes, stated directly (the crashers above go through the whole
  * request path; these say what the fixed functions now promise). */
@@ -172,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_replay_ytree),
         cmocka_unit_test(test_replay_jscan),
         cmocka_unit_test(test_replay_config),
+        cmocka_unit_test(test_replay_simulate),
         cmocka_unit_test(test_fixed_gpu_sum_saturates),
         cmocka_unit_test(test_fixed_resource_names_validated),
     };
