@@ -12,6 +12,8 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "cluster/cluster.h"
+#include "explain/explain_cli.h"
+#include "explain/explain_http.h"
 #include "cost/pricing_table.h"
 #include "gang/gang.h"
 #include "gang/queue_config.h"
@@ -23,6 +25,7 @@
 #include "server/reload.h"
 #include "server/startup.h"
 #include "server/tls.h"
+#include "sim/sim_cli.h"
 #include "version.h"
 
 #include <signal.h>
@@ -110,10 +113,27 @@ static int run_check(struct config *cfg)
     return rc;
 }
 
+/* The cluster connection, for GET /explain's pod lookups: set once it is
+ * started, while requests may already be served. */
+static _Atomic(struct cluster *) live_cluster;
+
+static bool find_pod(void *ctx, struct str ns, struct str name, struct arena *arena,
+                     struct pod_info *out)
+{
+    (void)ctx;
+    struct cluster *c = atomic_load(&live_cluster);
+    return c && cluster_find_pod(c, ns, name, arena, out);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "report"))
         return report_main(argc - 1, argv + 1);
+    /* Subcommands: the what-if tools, each with its own --help. */
+    if (argc > 1 && !strcmp(argv[1], "simulate"))
+        return sim_cli_main(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "explain"))
+        return explain_cli_main(argc - 1, argv + 1);
     struct config cfg;
     enum config_result cr = config_from_args(&cfg, argc, argv, stdout, stderr);
     if (cr != CONFIG_RUN) {
@@ -149,6 +169,7 @@ int main(int argc, char **argv)
 
     struct app app;
     app_init(&app, &cfg);
+    app.explain = explain_http_handle;
     struct tls_store *tls = st.tls;
     if (tls) {
         metrics_reload_enable(RELOAD_TLS);
@@ -176,6 +197,8 @@ int main(int argc, char **argv)
         app_reload_queues(&app);
     reloader_start(rl);
 
+    if (src == STARTUP_SOURCE_CLUSTER)
+        app.find_pod = find_pod;
     char err[512];
     struct http_server *srv = http_start(&app, tls, err, sizeof(err));
     if (!srv) {
@@ -215,6 +238,7 @@ int main(int argc, char **argv)
                                       .view_status = cluster_view_status_cb,
                                       .tick = cluster_tick_cb};
         cluster = cluster_start(&hooks, &st.auth, &copts, serr, sizeof(serr));
+        atomic_store(&live_cluster, cluster);
         if (!cluster) {
             log_kv(LOG_ERROR, "cannot start the cluster connection", "error", serr, NULL);
             http_stop(srv);

@@ -3,6 +3,7 @@
  */
 #include "fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -81,6 +82,65 @@ bool file_read_all(const char *path, size_t max, char **data, size_t *len, char 
     buf[n] = '\0';
     *data = buf;
     *len = n;
+    return true;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void file_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+bool file_list_folder(const char *dir, bool (*want)(const char *name), size_t max,
+                      char ***names_out, size_t *n_out, char *err, size_t errlen)
+{
+    *names_out = NULL;
+    *n_out = 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "cannot open folder %s: %s", dir, strerror(errno));
+        return false;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    bool ok = true;
+    struct dirent *de;
+    while (ok && (de = readdir(d))) {
+        if (de->d_name[0] == '.' || !want(de->d_name))
+            continue;
+        if (n == max) {
+            snprintf(err, errlen, "%s holds more than %zu files", dir, max);
+            ok = false;
+        } else if (n == cap) {
+            size_t c = cap ? cap * 2 : 64;
+            char **nn = realloc(names, c * sizeof(*names));
+            if (nn) {
+                names = nn;
+                cap = c;
+            }
+        }
+        if (ok && (n == cap || !(names[n] = strdup(de->d_name)))) {
+            snprintf(err, errlen, "out of memory");
+            ok = false;
+        }
+        if (ok)
+            n++;
+    }
+    closedir(d);
+    if (!ok) {
+        file_names_free(names, n);
+        return false;
+    }
+    if (n)
+        qsort(names, n, sizeof(*names), cmp_names);
+    *names_out = names;
+    *n_out = n;
     return true;
 }
 

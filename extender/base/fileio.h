@@ -14,6 +14,14 @@
 bool file_read_all(const char *path, size_t max, char **data, size_t *len, char *err,
                    size_t errlen);
 
+/* The names of the files in folder dir that want() accepts (dotfiles
+ * never: a ConfigMap mount's ..data entries), sorted by name; more than max
+ * is an error. Free them with file_names_free. False with a message in
+ * err when the folder cannot be read. */
+bool file_list_folder(const char *dir, bool (*want)(const char *name), size_t max,
+                      char ***names, size_t *n, char *err, size_t errlen);
+void file_names_free(char **names, size_t n);
+
 /* Formats a problem found in a file: "FILE:LINE:COL: MSG" at a position
  * (1-based), or "FILE: MSG" for a problem of the whole file (line 0), or
  * just MSG when it names the file already (a read error). */

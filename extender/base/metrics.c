@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 static const char *const verb_names[VERB_COUNT] = {
-    "filter", "prioritize", "bind", "healthz", "readyz", "metrics", "other",
+    "filter", "prioritize", "bind", "healthz", "readyz", "metrics", "explain", "other",
 };
 
 static const char *const error_names[RERR_COUNT] = {
@@ -35,10 +35,11 @@ static const char *const error_names[RERR_COUNT] = {
     [RERR_TOO_MANY_CONNECTIONS] = "too_many_connections",
     [RERR_BAD_HTTP] = "bad_http",
     [RERR_UNAUTHORIZED] = "unauthorized",
+    [RERR_RATE_LIMITED] = "rate_limited",
 };
 
 /* Status codes we send, by index; anything else counts as "other". */
-static const int status_codes[] = {200, 400, 401, 404, 405, 408, 413, 415, 431, 500, 501, 503};
+static const int status_codes[] = {200, 400, 401, 404, 405, 408, 413, 415, 429, 431, 500, 501, 503};
 #define N_STATUS (sizeof(status_codes) / sizeof(status_codes[0]) + 1)
 
 /* Latency buckets in seconds: fine below a millisecond, where names-only

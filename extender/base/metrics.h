@@ -22,6 +22,7 @@ enum metric_verb {
     VERB_HEALTHZ,
     VERB_READYZ,
     VERB_METRICS,
+    VERB_EXPLAIN,
     VERB_OTHER,
     VERB_COUNT
 };
@@ -44,6 +45,7 @@ enum request_error {
     RERR_TOO_MANY_CONNECTIONS,
     RERR_BAD_HTTP,
     RERR_UNAUTHORIZED,
+    RERR_RATE_LIMITED,
     RERR_COUNT
 };
 

@@ -409,3 +409,9 @@ void cluster_stop(struct cluster *c)
     pthread_cond_destroy(&c->rec_cond);
     free(c);
 }
+
+bool cluster_find_pod(void *c, struct str ns, struct str name, struct arena *arena,
+                      struct pod_info *out)
+{
+    return cluster_state_find_pod(((struct cluster *)c)->st, ns, name, arena, out);
+}

@@ -66,4 +66,12 @@ struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_aut
                               const struct cluster_options *opts, char *err, size_t errlen);
 void cluster_stop(struct cluster *c);
 
+/* A pod from the cluster cache (cluster_state_find_pod); c is void * so
+ * that it fits struct app's find_pod. */
+struct arena;
+struct pod_info;
+struct str;
+bool cluster_find_pod(void *c, struct str ns, struct str name, struct arena *arena,
+                      struct pod_info *out);
+
 #endif

@@ -748,3 +748,52 @@ struct cost_allocation *cluster_state_allocate(struct cluster_state *st,
     free(pod);
     return a;
 }
+
+bool cluster_state_find_pod(struct cluster_state *st, struct str ns, struct str name,
+                            struct arena *arena, struct pod_info *out)
+{
+    char key[600];
+    int kl = snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(ns), STR_FMT(name));
+    if (kl <= 0 || (size_t)kl >= sizeof(key))
+        return false;
+    memset(out, 0, sizeof(*out));
+    bool ok = false;
+    pthread_mutex_lock(&st->mu);
+    const struct pod_entry *p = strmap_get(&st->pods, key, (size_t)kl);
+    if (!p)
+        goto out;
+    char *k = arena_strndup(arena, p->key, (size_t)kl);
+    char *node = p->node ? arena_strndup(arena, p->node, strlen(p->node)) : NULL;
+    if (!k || (p->node && !node))
+        goto out;
+    out->namespace_ = (struct str){k, ns.len};
+    out->name = (struct str){k + ns.len + 1, name.len};
+    if (node)
+        out->node_name = (struct str){node, strlen(node)};
+    out->requests.cpu_milli = p->cpu_milli;
+    out->requests.memory = p->memory;
+    out->requests.pods = 1;
+    for (int i = 0; i < p->n_ext; i++) {
+        char *n = arena_strndup(arena, p->ext[i].name.ptr, p->ext[i].name.len);
+        if (!n)
+            goto out;
+        resources_ext_set(&out->requests, (struct str){n, p->ext[i].name.len}, p->ext[i].value);
+    }
+    out->score_requests = out->requests;
+    out->score_requests.cpu_milli = p->score_cpu_milli;
+    out->score_requests.memory = p->score_memory;
+    for (size_t o = 0; o + 3 <= p->keys_len;) {
+        int role = (unsigned char)p->keys[o];
+        size_t l = ((size_t)(unsigned char)p->keys[o + 1] << 8) | (unsigned char)p->keys[o + 2];
+        char *v = arena_strndup(arena, p->keys + o + 3, l);
+        if (!v)
+            goto out;
+        if (role < PK_COUNT)
+            out->keys[role] = (struct str){v, l};
+        o += 3 + l;
+    }
+    ok = true;
+out:
+    pthread_mutex_unlock(&st->mu);
+    return ok;
+}

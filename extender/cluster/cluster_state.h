@@ -60,6 +60,13 @@ typedef void (*cluster_pod_hook)(void *ctx, const char *key, size_t key_len,
                                  const struct pod_info *pod);
 void cluster_state_set_pod_hook(struct cluster_state *st, cluster_pod_hook fn, void *ctx);
 
+/* A pod as the state keeps it (requests, node, and the cost-extender,
+ * gang and queue keys it sets), for GET /explain; strings in arena. False
+ * when there is no such pod (or out of memory). */
+struct arena;
+bool cluster_state_find_pod(struct cluster_state *st, struct str ns, struct str name,
+                            struct arena *arena, struct pod_info *out);
+
 /* True (and cleared) when something changed since the last call. */
 bool cluster_state_take_dirty(struct cluster_state *st);
 

@@ -84,6 +84,35 @@ struct gang_decision {
 void gang_engine_decide(struct gang_engine *e, const struct gang_env *env,
                         const struct pod_info *pod, struct gang_decision *out);
 
+/* What gang_engine_decide would answer for pod now, changing nothing: no
+ * timeout runs, nothing is admitted, planned, held or recorded (explain).
+ * A gang the next filter call would admit is ADMITTED (the member's node
+ * where that call would plan it) with would_admit set. Also the gang's
+ * members and its queue's use (bound and held). */
+struct gang_status {
+    struct gang_decision d;
+    bool would_admit;
+    size_t members, min_member, bound, planned;
+    char queue[256]; /* "" when none */
+    struct resources used; /* the queue's: bound and held for admitted gangs */
+    double spend;          /* the queue's, per hour */
+};
+void gang_engine_describe(struct gang_engine *e, const struct gang_env *env,
+                          const struct pod_info *pod, struct gang_status *out);
+
+/* Which gang a pod belongs to, as the engine groups pods (the conventions
+ * in README.md, "Gang admission"), and the queue it counts against: its
+ * own queue label, else the config's defaultQueue (qc may be NULL). False
+ * when the pod is in no gang and names no queue. */
+struct gang_identity {
+    char key[300];   /* namespace/name of the gang (a lone pod in a queue: namespace/pod:name) */
+    char queue[256]; /* "" when none */
+    int min_member;  /* 1 when the annotation is missing */
+    bool min_member_missing;
+};
+bool gang_pod_identity(const struct pod_info *pod, const struct queue_config *qc,
+                       struct gang_identity *out);
+
 /* Capacity held for admitted gangs' unbound members, per node: an
  * immutable snapshot, so that filtering an ordinary pod takes no lock.
  * NULL when nothing is held anywhere. */

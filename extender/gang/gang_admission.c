@@ -280,8 +280,42 @@ static size_t ahead_of(struct gang_engine *e, const struct gang *g, const char *
     return n;
 }
 
-/* Tries to admit g now; false with the reason in why. */
+/* Admits g with its members planned where placed (todo[i] on where[i]),
+ * holding their room and recording the plans; false when out of memory. */
+static bool commit_admission(struct gang_engine *e, const struct gang_env *env, struct gang *g,
+                             const char *queue, struct tpod **todo,
+                             const struct node_facts **where, size_t n_todo, double cost)
+{
+    for (size_t i = 0; i < n_todo; i++) {
+        char node[256];
+        snprintf(node, sizeof(node), "%.*s", STR_FMT(where[i]->name));
+        if (!gang_plan_add(e, g, todo[i], node)) {
+            gang_plan_clear(e, g);
+            return false;
+        }
+    }
+    g->admitted = true;
+    g->found_running = false;
+    g->admitted_from_record = false;
+    g->admitted_ms = env->now_ms;
+    g->record_ms = gang_env_wall_ms(env);
+    for (size_t i = 0; i < n_todo; i++)
+        gang_record_plan(e, g, todo[i], gang_plan_node(g, todo[i]));
+    e->admissions++;
+    record_wait(e, g, env->now_ms);
+    char pods[24], costs[32];
+    snprintf(pods, sizeof(pods), "%zu", n_todo);
+    snprintf(costs, sizeof(costs), "%.4g", cost);
+    log_kv(LOG_INFO, "gang admitted", "gang", g->key, "queue", queue ? queue : "", "pods", pods,
+           "cost_per_hour", costs, NULL);
+    return true;
+}
+
+/* Tries to admit g now; false with the reason in why. Without commit only
+ * says whether it would (explain), and where member p would go (into
+ * p_node): nothing is planned or recorded. */
 static bool try_admit(struct gang_engine *e, const struct gang_env *env, struct gang *g,
+                      bool commit, const struct tpod *p, char *p_node, size_t p_node_n,
                       char *why, size_t n)
 {
     const struct queue_config *qc = env->queues;
@@ -347,29 +381,14 @@ static bool try_admit(struct gang_engine *e, const struct gang_env *env, struct 
             goto out;
         }
     }
-    for (size_t i = 0; i < n_todo; i++) {
-        char node[256];
-        snprintf(node, sizeof(node), "%.*s", STR_FMT(where[i]->name));
-        if (!gang_plan_add(e, g, todo[i], node)) {
-            gang_plan_clear(e, g);
-            snprintf(why, n, "out of memory");
-            goto out;
-        }
+    if (!commit) {
+        for (size_t i = 0; i < n_todo; i++)
+            if (todo[i] == p)
+                snprintf(p_node, p_node_n, "%.*s", STR_FMT(where[i]->name));
+    } else if (!commit_admission(e, env, g, queue, todo, where, n_todo, cost)) {
+        snprintf(why, n, "out of memory");
+        goto out;
     }
-    g->admitted = true;
-    g->found_running = false;
-    g->admitted_from_record = false;
-    g->admitted_ms = env->now_ms;
-    g->record_ms = gang_env_wall_ms(env);
-    for (size_t i = 0; i < n_todo; i++)
-        gang_record_plan(e, g, todo[i], gang_plan_node(g, todo[i]));
-    e->admissions++;
-    record_wait(e, g, env->now_ms);
-    char pods[24], costs[32];
-    snprintf(pods, sizeof(pods), "%zu", n_todo);
-    snprintf(costs, sizeof(costs), "%.4g", cost);
-    log_kv(LOG_INFO, "gang admitted", "gang", g->key, "queue", queue ? queue : "", "pods", pods,
-           "cost_per_hour", costs, NULL);
     ok = true;
 out:
     free(todo);
@@ -380,7 +399,8 @@ out:
 /* An admitted gang's member without a planned node (it came late, or the
  * gang was found running after a restart): plan it alone. */
 static bool plan_late_member(struct gang_engine *e, const struct gang_env *env, struct gang *g,
-                             struct tpod *p, char *why, size_t n)
+                             struct tpod *p, bool commit, char *node_out, size_t node_n,
+                             char *why, size_t n)
 {
     const char *queue = gang_effective_queue(g, env->queues);
     const struct queue_spec *q =
@@ -426,6 +446,9 @@ static bool plan_late_member(struct gang_engine *e, const struct gang_env *env, 
     }
     char node[256];
     snprintf(node, sizeof(node), "%.*s", STR_FMT(where->name));
+    snprintf(node_out, node_n, "%s", node);
+    if (!commit)
+        return true;
     if (!gang_plan_add(e, g, p, node)) {
         snprintf(why, n, "out of memory");
         return false;
@@ -434,22 +457,24 @@ static bool plan_late_member(struct gang_engine *e, const struct gang_env *env, 
     return true;
 }
 
-void gang_engine_decide(struct gang_engine *e, const struct gang_env *env,
-                        const struct pod_info *pod, struct gang_decision *out)
+/* gang_engine_decide's work, the engine locked. Without commit (explain)
+ * nothing changes: no timeout runs, nothing is admitted, planned, held or
+ * recorded; out says what a filter call would answer now, and *would_admit
+ * whether that call would admit the gang. */
+static void decide_locked(struct gang_engine *e, const struct gang_env *env,
+                          const struct pod_info *pod, bool commit, struct gang_decision *out,
+                          bool *would_admit)
 {
-    memset(out, 0, sizeof(*out));
     struct str queue;
     int min_member;
     bool min_missing;
-    if (!gang_identify(pod, out->gang, sizeof(out->gang), &queue, &min_member, &min_missing)) {
-        out->verdict = GANG_UNMANAGED;
-        return;
-    }
+    *would_admit = false;
+    gang_identify(pod, out->gang, sizeof(out->gang), &queue, &min_member, &min_missing);
     out->verdict = GANG_WAITING;
     char key[600];
     snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(pod->namespace_), STR_FMT(pod->name));
-    pthread_mutex_lock(&e->mu);
-    tick_locked(e, env);
+    if (commit)
+        tick_locked(e, env);
     struct tpod *p = strmap_get(&e->pods, key, strlen(key));
     struct gang *g = p ? p->g : gang_get(e, out->gang, false);
     if (!g || !p) {
@@ -457,42 +482,99 @@ void gang_engine_decide(struct gang_engine *e, const struct gang_env *env,
         snprintf(out->reason, sizeof(out->reason),
                  "gang %.200s waiting for members: %zu/%d (pod not seen in the cluster yet)",
                  out->gang, g ? g->n_members : 0, min_member);
-        goto out;
+        return;
     }
     if (g->admitted) {
+        char late[256] = "";
         const char *node = gang_plan_node(g, p);
-        if (!node && !p->node && plan_late_member(e, env, g, p, out->reason, sizeof(out->reason)))
-            node = gang_plan_node(g, p);
+        if (!node && !p->node &&
+            plan_late_member(e, env, g, p, commit, late, sizeof(late), out->reason,
+                             sizeof(out->reason)))
+            node = commit ? gang_plan_node(g, p) : late;
         if (node || p->node) {
             out->verdict = GANG_ADMITTED;
             snprintf(out->node, sizeof(out->node), "%s", node ? node : p->node);
         }
-        goto out;
+        return;
     }
     if (g->min_member_missing && !str_is_set(pod->keys[PK_KUEUE_GROUP])) {
         snprintf(out->reason, sizeof(out->reason),
                  "gang %s has no cost-extender.io/gang-min-member annotation", g->key);
-        goto out;
+        return;
     }
     if (g->n_members < (size_t)g->min_member) {
         snprintf(out->reason, sizeof(out->reason), "gang %s waiting for members: %zu/%d", g->key,
                  g->n_members, g->min_member);
-        goto out;
+        return;
     }
-    if (!g->waiting_since_ms)
+    if (commit && !g->waiting_since_ms)
         g->waiting_since_ms = env->now_ms;
     if (env->now_ms < g->backoff_until_ms) {
         snprintf(out->reason, sizeof(out->reason),
                  "gang %s backing off after an admission timeout, retry in %llds", g->key,
                  (long long)((g->backoff_until_ms - env->now_ms + 999) / 1000));
-        goto out;
+        return;
     }
-    if (try_admit(e, env, g, out->reason, sizeof(out->reason))) {
-        const char *node = gang_plan_node(g, p);
+    if (!try_admit(e, env, g, commit, p, out->node, sizeof(out->node), out->reason,
+                   sizeof(out->reason)))
+        return;
+    if (!commit) {
+        /* The next filter call admits it and steers this member there. */
+        *would_admit = true;
         out->verdict = GANG_ADMITTED;
-        snprintf(out->node, sizeof(out->node), "%s", node ? node : (p->node ? p->node : ""));
+        return;
     }
-out:
+    const char *node = gang_plan_node(g, p);
+    out->verdict = GANG_ADMITTED;
+    snprintf(out->node, sizeof(out->node), "%s", node ? node : (p->node ? p->node : ""));
+}
+
+void gang_engine_decide(struct gang_engine *e, const struct gang_env *env,
+                        const struct pod_info *pod, struct gang_decision *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct str queue;
+    int min_member;
+    bool min_missing, would;
+    if (!gang_identify(pod, out->gang, sizeof(out->gang), &queue, &min_member, &min_missing)) {
+        out->verdict = GANG_UNMANAGED;
+        return;
+    }
+    pthread_mutex_lock(&e->mu);
+    decide_locked(e, env, pod, true, out, &would);
     gang_held_publish(e);
     pthread_mutex_unlock(&e->mu);
 }
+
+void gang_engine_describe(struct gang_engine *e, const struct gang_env *env,
+                          const struct pod_info *pod, struct gang_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct str queue;
+    int min_member;
+    bool min_missing;
+    if (!gang_identify(pod, out->d.gang, sizeof(out->d.gang), &queue, &min_member, &min_missing)) {
+        out->d.verdict = GANG_UNMANAGED;
+        return;
+    }
+    pthread_mutex_lock(&e->mu);
+    decide_locked(e, env, pod, false, &out->d, &out->would_admit);
+    const struct gang *g = gang_get(e, out->d.gang, false);
+    out->min_member = min_member;
+    if (g) {
+        out->members = g->n_members;
+        out->bound = bound_count(g);
+        out->min_member = (size_t)g->min_member;
+        out->planned = g->n_plan;
+        const char *q = gang_effective_queue(g, env->queues);
+        if (q) {
+            snprintf(out->queue, sizeof(out->queue), "%s", q);
+            struct resources held;
+            gang_queue_used(e, env->queues, q, &out->used, &held);
+            resources_add(&out->used, &held);
+            out->spend = gang_queue_spend(e, env, q);
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+

@@ -110,6 +110,21 @@ struct str gang_pod_queue(const struct pod_info *pod, const struct queue_config 
                                    : STR_NULL;
 }
 
+bool gang_pod_identity(const struct pod_info *pod, const struct queue_config *qc,
+                       struct gang_identity *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct str queue = STR_NULL;
+    if (!gang_identify(pod, out->key, sizeof(out->key), &queue, &out->min_member,
+                       &out->min_member_missing))
+        return false;
+    if (queue.len)
+        snprintf(out->queue, sizeof(out->queue), "%.*s", STR_FMT(queue));
+    else if (qc && qc->default_queue)
+        snprintf(out->queue, sizeof(out->queue), "%s", qc->default_queue);
+    return true;
+}
+
 struct queue_usage *gang_usage_of(struct gang_engine *e, const char *label, bool create)
 {
     const char *l = label ? label : "";

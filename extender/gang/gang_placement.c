@@ -190,7 +190,8 @@ bool gang_place(const struct gang_env *env, struct candidate *c, size_t nc, stru
                 c[i].spend = costs[i].effective_price * costs[i].share;
                 n_ranked += costs[i].verdict == COST_FITS;
             }
-            qsort(c, m, sizeof(*c), cmp_candidates); /* the refused (INFINITY) sort last */
+            if (m) /* c is NULL when there is no view: qsort may not be given NULL */
+                qsort(c, m, sizeof(*c), cmp_candidates); /* the refused (INFINITY) sort last */
             ranked_for = p;
         }
         bool done = false;

@@ -7,7 +7,6 @@
 #include "../base/clock.h"
 #include "../base/fileio.h"
 
-#include <dirent.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
@@ -247,9 +246,10 @@ struct node_view *node_view_parse(const char *json, size_t len,
     return b.v;
 }
 
-static int cmp_names(const void *a, const void *b)
+static bool is_json_name(const char *name)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    size_t l = strlen(name);
+    return l >= 6 && strcmp(name + l - 5, ".json") == 0;
 }
 
 static bool load_file(struct builder *b, const char *path,
@@ -284,45 +284,11 @@ struct node_view *node_view_load(const char *path, const struct capacity_label_c
     } else {
         /* A folder: every *.json file in it, in name order (a ConfigMap
          * mount's ..data entries and dotfiles are skipped). */
-        DIR *d = opendir(path);
-        if (!d) {
-            snprintf(err, errlen, "cannot open folder %s: %s", path, strerror(errno));
-            ok = false;
-        }
-        char **names = NULL;
-        size_t n = 0, cap = 0;
-        struct dirent *de;
-        while (ok && (de = readdir(d))) {
-            size_t l = strlen(de->d_name);
-            if (de->d_name[0] == '.' || l < 6 || strcmp(de->d_name + l - 5, ".json") != 0)
-                continue;
-            if (n == NODE_VIEW_MAX_FILES) {
-                snprintf(err, errlen, "%s holds more than %d files", path, NODE_VIEW_MAX_FILES);
-                ok = false;
-                break;
-            }
-            if (n == cap) {
-                cap = cap ? cap * 2 : 64;
-                char **nn = realloc(names, cap * sizeof(*names));
-                if (!nn) {
-                    ok = false;
-                    snprintf(err, errlen, "out of memory");
-                    break;
-                }
-                names = nn;
-            }
-            names[n] = strdup(de->d_name);
-            if (!names[n]) {
-                ok = false;
-                snprintf(err, errlen, "out of memory");
-                break;
-            }
-            n++;
-        }
-        if (d)
-            closedir(d);
-        if (ok && n)
-            qsort(names, n, sizeof(*names), cmp_names);
+        char **names;
+        size_t n;
+        bool listed =
+            file_list_folder(path, is_json_name, NODE_VIEW_MAX_FILES, &names, &n, err, errlen);
+        ok = listed;
         for (size_t i = 0; ok && i < n; i++) {
             char full[4096];
             size_t pl = strlen(path);
@@ -330,9 +296,8 @@ struct node_view *node_view_load(const char *path, const struct capacity_label_c
                      names[i]);
             ok = load_file(&b, full, label, max_depth, err, errlen);
         }
-        for (size_t i = 0; i < n; i++)
-            free(names[i]);
-        free(names);
+        if (listed)
+            file_names_free(names, n);
     }
     strmap_free(&b.interned);
     if (!ok) {

@@ -366,6 +366,57 @@ bool pod_info_decode(struct jscan *s, const struct pod_decode_opts *o, struct po
     return true;
 }
 
+static bool copy_str(struct str *s, struct arena *a)
+{
+    if (!s->ptr)
+        return true;
+    char *d = arena_strndup(a, s->ptr, s->len);
+    s->ptr = d;
+    return d != NULL;
+}
+
+/* Pods of one workload name the same few extended resources: the copies
+ * of requests share score_requests' names. */
+static bool copy_names(struct resources *r, struct arena *a)
+{
+    for (int i = 0; i < r->n_ext; i++)
+        if (!copy_str(&r->ext[i].name, a))
+            return false;
+    return true;
+}
+
+bool pod_info_copy_strings(struct pod_info *p, struct arena *a)
+{
+    struct str *fields[] = {&p->name, &p->namespace_, &p->uid, &p->node_name, &p->phase,
+                            &p->created};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (!copy_str(fields[i], a))
+            return false;
+    for (int k = 0; k < PK_COUNT; k++)
+        if (!copy_str(&p->keys[k], a))
+            return false;
+    if (!copy_names(&p->requests, a))
+        return false;
+    for (int i = 0; i < p->score_requests.n_ext; i++) {
+        struct str *n = &p->score_requests.ext[i].name;
+        struct str same = STR_NULL;
+        for (int j = 0; j < p->requests.n_ext; j++)
+            if (str_eq(p->requests.ext[j].name, *n))
+                same = p->requests.ext[j].name;
+        if (same.ptr)
+            *n = same;
+        else if (!copy_str(n, a))
+            return false;
+    }
+    if (p->invalid) {
+        char *d = arena_strndup(a, p->invalid, strlen(p->invalid));
+        if (!d)
+            return false;
+        p->invalid = d;
+    }
+    return true;
+}
+
 int64_t pod_created_ms(const struct pod_info *p)
 {
     char tmp[48];

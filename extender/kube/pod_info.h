@@ -100,6 +100,11 @@ extern const char POD_ERR_TOO_MANY_CONTAINERS[]; /* the scanner's error, compare
  * out->invalid. */
 bool pod_info_decode(struct jscan *s, const struct pod_decode_opts *opts, struct pod_info *out);
 
+/* Copies every string p refers to (identity, keys, extended resource names,
+ * invalid) into arena, so that p outlives the buffer and arena it was
+ * decoded from. False when out of memory. */
+bool pod_info_copy_strings(struct pod_info *p, struct arena *arena);
+
 /* metadata.creationTimestamp as Unix milliseconds; 0 when absent or not
  * RFC 3339 ("2026-11-24T01:07:57Z", optionally with fractions or an offset). */
 int64_t pod_created_ms(const struct pod_info *p);

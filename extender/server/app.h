@@ -9,6 +9,19 @@
 #include "config.h"
 
 struct gang_engine;
+struct arena;
+struct pod_info;
+struct reply;
+struct str;
+
+/* A call of GET or POST /explain, as the transport hands it on. */
+struct explain_call {
+    bool post;
+    const char *namespace_, *pod; /* GET: the query's namespace and pod (may be NULL) */
+    const char *weight;           /* the query's weight, or NULL */
+    const char *body;             /* POST: the body (NUL-terminated) */
+    size_t len;
+};
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,6 +39,18 @@ struct app {
     char nodes_error[1024];
     char queues_error[1024];
     atomic_bool shutting_down;
+    /* GET/POST /explain (explain/explain_http.c), wired by main: the
+     * server layer knows only this call. NULL: no such endpoint. */
+    void (*explain)(struct app *app, const struct explain_call *call, struct arena *arena,
+                    struct reply *out);
+    /* A pod from the cluster cache (namespace, name), for GET /explain;
+     * NULL without a cluster connection. */
+    bool (*find_pod)(void *ctx, struct str ns, struct str name, struct arena *arena,
+                     struct pod_info *out);
+    void *find_pod_ctx;
+    /* /explain's own rate limit (token bucket), guarded by mu */
+    double explain_tokens;
+    double explain_refilled_s;
 };
 
 void app_init(struct app *app, const struct config *cfg);

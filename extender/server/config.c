@@ -42,6 +42,9 @@ void config_defaults(struct config *c)
     c->max_json_depth = 64;
     c->max_nodes_per_request = 100000;
     c->max_containers_per_pod = POD_MAX_CONTAINERS_DEFAULT;
+    /* explain costs every node of the view and is for people, not for the
+     * scheduler: a handful a second is plenty. */
+    c->explain_rate = 5;
     c->service_account_dir = strdup(CONFIG_DEFAULT_SA_DIR);
     c->view_publish_ms = CLUSTER_DEFAULT_PUBLISH_INTERVAL_MS;
     c->watch_stall_s = INFORMER_DEFAULT_STALL_S;
@@ -233,6 +236,11 @@ static const struct setting SETTINGS[] = {
     {NULL, "max-containers-per-pod", "http.maxContainersPerPod", "N", SETTING_INT,
      AT(max_containers_per_pod), 1, 1000000, "1 to 1000000",
      "Most containers and init containers in the Pod of one request; 400 above.", NULL},
+    {NULL, "explain-rate", "http.explainRatePerSecond", "N", SETTING_NUMBER, AT(explain_rate), 0,
+     10000, "calls per second, 0 (off) to 10000",
+     "GET/POST /explain calls a second (bursts of twice that; 429 over it); 0 turns "
+     "/explain off.",
+     NULL},
     {NULL, "connection-timeout", "http.connectionTimeoutSeconds", "S", SETTING_INT,
      AT(connection_timeout_s), 1, 3600, "seconds, 1 to 3600", "Close connections idle this long.",
      NULL},
@@ -409,6 +417,24 @@ static bool apply(struct config *c, const struct setting *s, const char *name, c
     if (!ok)
         snprintf(err, errlen, "%s: want %s, got \"%s\"", name, s->want, v);
     return ok;
+}
+
+bool config_apply_flag(struct config *c, const char *flag, const char *value, char *err,
+                       size_t errlen)
+{
+    const struct setting *s = config_setting(flag);
+    if (!s || s->kind == SETTING_ACTION) {
+        snprintf(err, errlen, "--%s: not a setting", flag);
+        return false;
+    }
+    char name[96];
+    snprintf(name, sizeof(name), "--%s", flag);
+    return apply(c, s, name, value, err, errlen);
+}
+
+bool config_parse_int(const char *s, long lo, long hi, long *out)
+{
+    return parse_long(s, (double)lo, (double)hi, out);
 }
 
 static void format_bytes(size_t v, char *buf, size_t n)
@@ -619,10 +645,18 @@ void config_usage(FILE *out)
     config_defaults(&defaults);
     fputs("Usage: cost-extender [FLAGS]\n"
           "       cost-extender report [FLAGS]   the cost report (see report --help)\n"
+          "       cost-extender explain|simulate [FLAGS]   (each with its own --help)\n"
           "\n"
           "A Kubernetes scheduler extender that filters and scores nodes by what a pod\n"
           "would cost on them. kube-scheduler calls POST /filter and /prioritize;\n"
-          "GET /healthz, /readyz and /metrics are for probes and Prometheus.\n"
+          "GET /healthz, /readyz and /metrics are for probes and Prometheus; GET and\n"
+          "POST /explain say why a pod would land where.\n"
+          "\n"
+          "Subcommands:\n"
+          "  explain                     Why a pod would land where, per node, and what it\n"
+          "                              costs there.\n"
+          "  simulate                    What cost-extender would save on a cluster\n"
+          "                              snapshot.\n"
           "\n"
           "Settings come from defaults, then the config file (--config), then flags;\n"
           "each flag's config file key and default follow its description.\n",

@@ -45,6 +45,7 @@ struct config {
     int max_json_depth;
     size_t max_nodes_per_request;
     int max_containers_per_pod; /* containers + init containers of one pod */
+    double explain_rate;        /* GET/POST /explain calls per second (burst twice that); 0: off */
     /* cluster connection */
     char *kubeconfig;          /* --kubeconfig; NULL: $KUBECONFIG, then in-cluster */
     char *kube_context;        /* NULL: the kubeconfig's current-context */
@@ -79,6 +80,15 @@ enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_ERROR };
  * and returns CONFIG_EXIT_ERROR on a bad flag or file. */
 enum config_result config_from_args(struct config *c, int argc, char **argv, FILE *out,
                                     FILE *err);
+
+/* Applies one setting by its flag name without dashes ("packing-weight"),
+ * with the same checks and messages as the flag; for the subcommands
+ * (explain, simulate) that take the daemon's policy flags. */
+bool config_apply_flag(struct config *c, const char *flag, const char *value, char *err,
+                       size_t errlen);
+
+/* A whole number from lo to hi, as the settings take them. */
+bool config_parse_int(const char *s, long lo, long hi, long *out);
 
 /* Loads a YAML config file into c (over what is there). Errors read
  * "FILE:LINE:COL: message" at the offending key or value. */

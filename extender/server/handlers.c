@@ -2,7 +2,7 @@
  * handlers.c - filter, prioritize and the probes; see handlers.h.
  *
  * Data flows one way: body -> protocol_decode_args -> pod_info + node_facts
- * -> cost_evaluate_node / cost_score_nodes -> reply text.
+ * -> decision_evaluate (cost model, gang admission) -> reply text.
  */
 #include "handlers.h"
 
@@ -13,6 +13,7 @@
 #include "../cost/cost_allocation.h"
 #include "../cost/cost_model.h"
 #include "../cost/pricing_table.h"
+#include "../decision/decision.h"
 #include "../gang/gang.h"
 #include "../gang/queue_config.h"
 #include "../kube/node_view.h"
@@ -63,109 +64,24 @@ void reply_error(struct reply *r, int status, enum request_error e, const char *
     r->error = e;
 }
 
-/* What filter and prioritize share: the decoded request and a verdict per
- * candidate node. */
+/* What filter and prioritize share: the decoded request and the decision
+ * over its candidate nodes. */
 struct evaluation {
     struct extender_args args;
-    struct pod_policy policy;
     const struct node_facts **nodes; /* per candidate; NULL when unknown */
+    struct str *names;               /* per candidate, as sent */
     size_t n;
-    struct node_cost *costs;
+    struct decision d;
     struct pricing_table *pricing; /* acquired */
     struct node_view *view;        /* acquired (cluster view or nodes file) */
-    struct gang_decision gang;     /* when gang admission runs */
-    struct gang_held_view *held;   /* acquired: capacity held for gangs */
-    const char **held_by;          /* per candidate: the gang holding its room */
     char pod_ref[320];
 };
 
 static void evaluation_release(struct evaluation *ev)
 {
+    decision_release(&ev->d);
     snapshot_release(ev->pricing ? &ev->pricing->snap : NULL);
     snapshot_release(ev->view ? &ev->view->snap : NULL);
-    gang_held_release(ev->held);
-}
-
-/* Gang admission on top of the cost verdicts: a waiting gang's member is
- * refused everywhere, an admitted one is steered to its planned node, and
- * other pods may not take room held for an admitted gang. */
-static void apply_gangs(struct app *app, struct evaluation *ev, struct arena *arena)
-{
-    struct queue_config *q = (struct queue_config *)snapshot_acquire(&app->queues);
-    struct gang_env env = {.queues = q,
-                           .view = ev->view,
-                           .pricing = ev->pricing,
-                           .cost = &app->cfg->cost,
-                           .now_ms = clock_mono_ms(),
-                           .wall_ms = clock_wall_ms()};
-    gang_engine_decide(app->gangs, &env, &ev->args.pod, &ev->gang);
-    snapshot_release(q ? &q->snap : NULL);
-    switch (ev->gang.verdict) {
-    case GANG_WAITING:
-        for (size_t i = 0; i < ev->n; i++)
-            ev->costs[i].verdict = COST_REJECT_GANG_WAITING;
-        break;
-    case GANG_ADMITTED:
-        for (size_t i = 0; i < ev->n; i++) {
-            struct str name = ev->args.full_nodes ? ev->args.nodes[i].name : ev->args.names[i];
-            if (!str_eq_lit(name, ev->gang.node) && ev->costs[i].verdict == COST_FITS)
-                ev->costs[i].verdict = COST_REJECT_GANG_ELSEWHERE;
-        }
-        break;
-    case GANG_UNMANAGED:
-        ev->held = gang_engine_held_acquire(app->gangs);
-        if (!ev->held)
-            break;
-        ev->held_by = arena_calloc(arena, ev->n ? ev->n : 1, sizeof(*ev->held_by));
-        for (size_t i = 0; ev->held_by && i < ev->n; i++) {
-            const struct node_facts *nf = ev->nodes[i];
-            struct resources held;
-            const char *gang;
-            if (!nf || ev->costs[i].verdict != COST_FITS ||
-                !gang_held_lookup(ev->held, nf->name, &held, &gang))
-                continue;
-            /* What is left for this pod once the gang's members land. */
-            struct resources room = nf->allocatable;
-            struct resources taken = nf->requested;
-            resources_add(&taken, &held);
-            room.cpu_milli -= taken.cpu_milli;
-            room.memory -= taken.memory;
-            room.pods -= taken.pods;
-            for (int k = 0; k < taken.n_ext; k++)
-                resources_ext_set(&room, taken.ext[k].name,
-                                  resources_ext_get(&room, taken.ext[k].name) -
-                                      taken.ext[k].value);
-            if (!resources_fit(&ev->args.pod.requests, &room)) {
-                ev->costs[i].verdict = COST_REJECT_HELD_FOR_GANG;
-                ev->held_by[i] = gang;
-            }
-        }
-        break;
-    }
-}
-
-/* The reason shown for a refused candidate. */
-static size_t candidate_reason(const struct evaluation *ev, size_t i, char *buf, size_t n)
-{
-    int w;
-    switch (ev->costs[i].verdict) {
-    case COST_REJECT_GANG_WAITING:
-        w = snprintf(buf, n, "%s", ev->gang.reason);
-        break;
-    case COST_REJECT_GANG_ELSEWHERE:
-        w = snprintf(buf, n, "gang %s admitted: this pod is planned on %s", ev->gang.gang,
-                     ev->gang.node);
-        break;
-    case COST_REJECT_HELD_FOR_GANG:
-        w = snprintf(buf, n, "room on this node is held for gang %s",
-                     ev->held_by && ev->held_by[i] ? ev->held_by[i] : "?");
-        break;
-    default:
-        return cost_reason(&ev->costs[i], &ev->policy, ev->nodes[i], ev->pricing, buf, n);
-    }
-    if (w < 0)
-        w = 0;
-    return (size_t)w < n ? (size_t)w : n - 1;
 }
 
 static bool evaluate(struct app *app, enum metric_verb verb, const char *body, size_t len,
@@ -196,43 +112,28 @@ static bool evaluate(struct app *app, enum metric_verb verb, const char *body, s
         reply_error(out, 503, RERR_NOT_READY, "cost-extender has no pricing table loaded");
         return false;
     }
-    struct extender_args *a = &ev->args;
-    ev->n = a->full_nodes ? a->n_nodes : a->n_names;
-    /* Every entry is written below: no need to zero them. */
-    ev->nodes = arena_alloc(arena, (ev->n ? ev->n : 1) * sizeof(*ev->nodes));
-    ev->costs = arena_alloc(arena, (ev->n ? ev->n : 1) * sizeof(*ev->costs));
-    if (!ev->nodes || !ev->costs) {
+    ev->view = (struct node_view *)snapshot_acquire(&app->nodes);
+    if (!protocol_candidates(&ev->args, ev->view, arena, &ev->nodes, &ev->names, &ev->n)) {
         reply_error(out, 500, RERR_INTERNAL, "out of memory");
         return false;
     }
-    ev->view = (struct node_view *)snapshot_acquire(&app->nodes);
-    if (a->full_nodes) {
-        /* The request has the nodes' facts; what already runs on them (for
-         * packing) only the cluster view knows. */
-        if (ev->view) {
-            for (size_t i = 0; i < ev->n; i++) {
-                const struct node_facts *known = node_view_find(ev->view, a->nodes[i].name);
-                if (known)
-                    a->nodes[i].requested = known->requested;
-            }
-        }
-        for (size_t i = 0; i < ev->n; i++)
-            ev->nodes[i] = &a->nodes[i];
-    } else {
-        node_view_find_many(ev->view, a->names, ev->n, ev->nodes);
+    struct queue_config *q =
+        app->gangs ? (struct queue_config *)snapshot_acquire(&app->queues) : NULL;
+    struct decision_env env = {.pricing = ev->pricing,
+                               .cost = &cfg->cost,
+                               .gangs = app->gangs,
+                               .queues = q,
+                               .view = ev->view,
+                               .now_ms = clock_mono_ms(),
+                               .wall_ms = clock_wall_ms()};
+    bool ok = decision_evaluate(&env, &ev->args.pod, ev->nodes, ev->names, ev->n, arena, &ev->d);
+    snapshot_release(q ? &q->snap : NULL);
+    if (!ok) {
+        reply_error(out, 500, RERR_INTERNAL, "out of memory");
+        return false;
     }
-    cost_pod_policy(&a->pod, &cfg->cost, &ev->policy);
-    cost_evaluate_nodes(ev->pricing, &cfg->cost, &a->pod, &ev->policy, ev->nodes, ev->n,
-                        ev->costs);
-    if (app->gangs)
-        apply_gangs(app, ev, arena);
     metrics_nodes_evaluated(verb, ev->n);
     return true;
-}
-
-static struct str candidate_name(const struct evaluation *ev, size_t i)
-{
-    return ev->args.full_nodes ? ev->args.nodes[i].name : ev->args.names[i];
 }
 
 /* Appends "FailedAndUnresolvableNodes":{...} and counts the reasons. */
@@ -243,12 +144,12 @@ static size_t write_failed(struct buf *b, const struct evaluation *ev)
     bool debug = log_enabled(LOG_DEBUG);
     buf_puts(b, "\"FailedNodes\":{},\"FailedAndUnresolvableNodes\":{");
     for (size_t i = 0; i < ev->n; i++) {
-        const struct node_cost *c = &ev->costs[i];
+        const struct node_cost *c = &ev->d.costs[i];
         if (c->verdict == COST_FITS)
             continue;
         char reason[400];
-        size_t rl = candidate_reason(ev, i, reason, sizeof(reason));
-        struct str name = candidate_name(ev, i);
+        size_t rl = decision_reason(&ev->d, i, reason, sizeof(reason));
+        struct str name = ev->names[i];
         if (failed++)
             buf_putc(b, ',');
         buf_json_string(b, name.ptr ? name.ptr : "", name.len);
@@ -275,7 +176,7 @@ static void log_outcome(const struct evaluation *ev, const char *verb, size_t pa
         /* The pod will not schedule through us: worth an info line. */
         char n[24], why[400];
         snprintf(n, sizeof(n), "%zu", ev->n);
-        candidate_reason(ev, 0, why, sizeof(why));
+        decision_reason(&ev->d, 0, why, sizeof(why));
         log_kv(LOG_INFO, "no candidate node passed", "verb", verb, "pod", ev->pod_ref,
                "candidates", n, "first_reason", why, NULL);
     } else if (log_enabled(LOG_DEBUG)) {
@@ -325,12 +226,12 @@ static bool encode_filter(const struct evaluation *ev, struct arena *arena, stru
     p[n++] = full ? (struct reply_piece){head_full, sizeof(head_full) - 1}
                   : (struct reply_piece){head_names, sizeof(head_names) - 1};
     for (size_t i = 0; i < ev->n;) {
-        if (ev->costs[i].verdict != COST_FITS) {
+        if (!decision_passes(&ev->d, i)) {
             i++;
             continue;
         }
         size_t j = i;
-        while (j + 1 < ev->n && ev->costs[j + 1].verdict == COST_FITS)
+        while (j + 1 < ev->n && decision_passes(&ev->d, j + 1))
             j++;
         struct str first = candidate_json(ev, i), last = candidate_json(ev, j);
         if (passed)
@@ -421,7 +322,7 @@ void handle_prioritize(struct app *app, const char *body, size_t len, struct are
     if (evaluate(app, VERB_PRIORITIZE, body, len, arena, &ev, out)) {
         uint8_t *scores = arena_alloc(arena, ev.n ? ev.n : 1);
         if (scores)
-            cost_score_nodes(ev.costs, ev.n, ev.policy.spot, scores);
+            decision_scores(&ev.d, scores);
         if (!scores || !encode_priorities(&ev, scores, out)) {
             reply_error(out, 500, RERR_INTERNAL, "out of memory");
         } else if (log_enabled(LOG_DEBUG)) {

@@ -74,6 +74,7 @@ enum route {
     ROUTE_HEALTHZ,
     ROUTE_READYZ,
     ROUTE_METRICS,
+    ROUTE_EXPLAIN, /* GET or POST; answered by app->explain */
 };
 
 struct request_ctx {
@@ -132,6 +133,8 @@ static enum route route_of(const char *url, enum metric_verb *verb)
         return *verb = VERB_READYZ, ROUTE_READYZ;
     if (!strcmp(url, "/metrics"))
         return *verb = VERB_METRICS, ROUTE_METRICS;
+    if (!strcmp(url, "/explain"))
+        return *verb = VERB_EXPLAIN, ROUTE_EXPLAIN;
     return ROUTE_NOT_FOUND;
 }
 
@@ -193,7 +196,11 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request_ct
     MHD_add_response_header(resp, "Server-Timing", timing);
     if (r->status == 405)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
-                                is_post_route(ctx->route) ? "POST" : "GET, HEAD");
+                                ctx->route == ROUTE_EXPLAIN ? "GET, HEAD, POST"
+                                : is_post_route(ctx->route) ? "POST"
+                                                            : "GET, HEAD");
+    if (r->status == 429)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     if (close_after)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned int)r->status, resp);
@@ -266,6 +273,8 @@ static enum MHD_Result start_request(struct MHD_Connection *conn, struct request
     const struct config *cfg = ctx->srv->app->cfg;
     ctx->started = true;
     ctx->route = route_of(url, &ctx->verb);
+    if (ctx->route == ROUTE_EXPLAIN && !ctx->srv->app->explain)
+        ctx->route = ROUTE_NOT_FOUND;
 
     size_t hbytes = strlen(url) + strlen(method) + 12;
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hbytes);
@@ -284,16 +293,18 @@ static enum MHD_Result start_request(struct MHD_Connection *conn, struct request
         snprintf(msg, sizeof(msg), "no such endpoint: %.100s", url);
         return early_error(conn, ctx, 404, RERR_NOT_FOUND, msg);
     }
-    if (is_post_route(ctx->route) ? !is_post : !is_get) {
+    bool explain = ctx->route == ROUTE_EXPLAIN;
+    if (explain ? !is_get && !is_post : is_post_route(ctx->route) ? !is_post : !is_get) {
         char msg[160];
         snprintf(msg, sizeof(msg), "method %.20s not allowed on %.100s", method, url);
         return early_error(conn, ctx, 405, RERR_METHOD_NOT_ALLOWED, msg);
     }
-    if (!is_post)
+    if (!is_post && !explain)
         return MHD_YES;
-    /* With a client CA, the verbs need a client certificate that chains to
-     * it (checked once per connection); probes and /metrics stay open for
-     * kubelet and Prometheus. */
+    /* With a client CA, the verbs (and /explain, which shows what they
+     * would answer) need a client certificate that chains to it (checked
+     * once per connection); probes and /metrics stay open for kubelet and
+     * Prometheus. */
     struct tls_store *tls = ctx->srv->tls;
     if (tls && tls_store_requires_client_cert(tls)) {
         const union MHD_ConnectionInfo *ci =
@@ -312,6 +323,8 @@ static enum MHD_Result start_request(struct MHD_Connection *conn, struct request
             return early_error(conn, ctx, 401, RERR_UNAUTHORIZED, why);
         }
     }
+    if (!is_post)
+        return MHD_YES;
     const char *enc =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
     if (enc && strcasecmp(enc, "identity") != 0)
@@ -427,12 +440,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
     /* The whole request is here: run the handler. */
     struct app *app = srv->app;
-    if (is_post_route(ctx->route)) {
+    if (ctx->body || ctx->route == ROUTE_EXPLAIN) {
         /* A first guess at what decoding needs; the arena grows if not. */
         ctx->arena = arena_new(ctx->len / 4 + 64 * 1024);
         if (!ctx->arena)
             return MHD_NO;
-        ctx->body[ctx->len] = '\0';
+        if (ctx->body)
+            ctx->body[ctx->len] = '\0';
     }
     switch (ctx->route) {
     case ROUTE_FILTER:
@@ -453,6 +467,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case ROUTE_METRICS:
         handle_metrics(app, &ctx->reply);
         break;
+    case ROUTE_EXPLAIN: {
+        struct explain_call call = {
+            .post = ctx->body != NULL,
+            .namespace_ = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "namespace"),
+            .pod = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "pod"),
+            .weight = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "weight"),
+            .body = ctx->body,
+            .len = ctx->len};
+        app->explain(app, &call, ctx->arena, &ctx->reply);
+        break;
+    }
     default:
         break;
     }

@@ -7,6 +7,7 @@
 #include "../base/arena.h"
 #include "../base/buf.h"
 #include "../base/jscan.h"
+#include "../kube/node_view.h"
 
 #include <stdio.h>
 
@@ -257,6 +258,34 @@ enum protocol_status protocol_decode_args(const char *body, size_t len,
     }
     a->full_nodes = has_nodes;
     return PROTOCOL_OK;
+}
+
+bool protocol_candidates(struct extender_args *a, const struct node_view *view,
+                         struct arena *arena, const struct node_facts ***nodes_out,
+                         struct str **names_out, size_t *n_out)
+{
+    size_t n = a->full_nodes ? a->n_nodes : a->n_names;
+    /* Every entry is written below: no need to zero them. */
+    const struct node_facts **nodes = arena_alloc(arena, (n ? n : 1) * sizeof(*nodes));
+    struct str *names = a->full_nodes ? arena_alloc(arena, (n ? n : 1) * sizeof(*names))
+                                      : a->names;
+    if (!nodes || !names)
+        return false;
+    if (a->full_nodes) {
+        for (size_t i = 0; i < n; i++) {
+            const struct node_facts *known = view ? node_view_find(view, a->nodes[i].name) : NULL;
+            if (known)
+                a->nodes[i].requested = known->requested;
+            nodes[i] = &a->nodes[i];
+            names[i] = a->nodes[i].name;
+        }
+    } else {
+        node_view_find_many(view, a->names, n, nodes);
+    }
+    *nodes_out = nodes;
+    *names_out = names;
+    *n_out = n;
+    return true;
 }
 
 enum protocol_status protocol_decode_binding(const char *body, size_t len, int max_depth,

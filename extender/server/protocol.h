@@ -55,6 +55,17 @@ enum protocol_status protocol_decode_args(const char *body, size_t len,
                                           struct arena *arena, struct extender_args *args,
                                           char *err, size_t errlen);
 
+/* The candidate nodes of decoded args, as the decision wants them: per
+ * candidate its facts (NULL when nobody knows the name) and its name as
+ * sent. Full-node requests carry the facts; what already runs on those
+ * nodes (for packing) only the view knows, so their requested sums are
+ * taken from it. Names-only requests are looked up in view (may be NULL).
+ * The arrays are in the arena; false when it is out of memory. */
+struct node_view;
+bool protocol_candidates(struct extender_args *args, const struct node_view *view,
+                         struct arena *arena, const struct node_facts ***nodes,
+                         struct str **names, size_t *n);
+
 /* ExtenderBindingArgs. */
 struct extender_binding {
     struct str pod_name, pod_namespace, pod_uid, node;

@@ -148,6 +148,7 @@ def main():
     cost_gauges(nodes)
     cluster_sync_and_watch()
     pricing_import()
+    simulate()
     api_server_reads()
 
 
@@ -202,6 +203,14 @@ def cluster_sync_and_watch():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_cluster
     bench_cluster.run(out=lambda s: print("  " + s.replace("\n", "\n  "), flush=True))
+
+
+def simulate():
+    """Issue 13's Speed section (tests/bench/bench_simulate.py)."""
+    print("\nsimulate (issue #13, bench_simulate.py):", flush=True)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_simulate
+    bench_simulate.run(out=lambda s: print("  " + s, flush=True))
 
 
 def pricing_import():

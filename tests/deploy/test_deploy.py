@@ -1075,7 +1075,7 @@ def test_dockerfile_runtime_packages_cover_the_binarys_libraries():
     owners = packages_of(libs.values())
     direct = {owners[libs[n]] for n in needed}
     assert direct - base_image <= set(runtime), direct
-    assert {"libmicrohttpd12", "libyaml-0-2", "libcurl4"} <= direct
+    assert {"libmicrohttpd12", "libyaml-0-2", "libcurl4", "libcjson1"} <= direct
     for soname, path in libs.items():
         assert owners[path] in image, "%s (%s, package %s) is not in the image" % (
             soname, path, owners[path])

@@ -527,18 +527,22 @@ def pricing_tool_flags():
 
 
 @functools.lru_cache(maxsize=None)
-def report_flags():
-    """The flags of `cost-extender report`, from its own --help."""
-    out = subprocess.run([str(RELEASE), "report", "--help"], capture_output=True, text=True,
-                         timeout=60).stdout
-    flags = set(re.findall(r"(--[a-z][a-z-]*)", out))
-    assert "--nodes" in flags and "--output" in flags, out
+def subcommand_flags():
+    """The flags of `cost-extender report`, `explain` and `simulate`, from
+    their own --help."""
+    flags = set()
+    for sub in ("report", "explain", "simulate"):
+        out = subprocess.run([str(BINARY), sub, "--help"], capture_output=True, text=True,
+                             timeout=20, env=binary_env()).stdout
+        found = set(re.findall(r"(--[a-z][a-z-]*)", out))
+        assert len(found) > 5, (sub, out)
+        flags |= found
     return flags
 
 
 @pytest.mark.parametrize("doc", DOCS)
 def test_flags_named_in_prose_exist(doc):
-    ours = {"--" + f for f in HELP} | report_flags()
+    ours = {"--" + f for f in HELP} | subcommand_flags()
     tool = pricing_tool_flags()
     bad = sorted({f for f in re.findall(r"`(--[a-z][a-z-]*)", prose(doc))
                   if f not in ours | tool and f not in OTHER_FLAGS and f not in dagger_flags()})

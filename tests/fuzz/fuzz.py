@@ -155,6 +155,8 @@ def seeds_for(name):
     if name == "ytree":
         return (files("pricing/tables/*.yaml", "tests/fuzz/seeds/*/*")
                 + [read(f) for f in fixture_globs(SCHED + "/inputs/*.yaml")])
+    if name == "simulate":
+        return files("tests/fuzz/seeds/simulate/*")
     if name == "jscan":
         return ([read(f) for f in fixture_globs("*/*/*.json") + fixture_globs("*/*.json")]
                 + watch_seeds())
@@ -164,11 +166,12 @@ def seeds_for(name):
 # Inputs of a few KB reach every branch of these; bigger ones only slow
 # them (bigger seeds are cut to this). Other targets get room past their
 # largest seed, which must stay whole (a pricing table, a full-node request).
-MAX_LEN = {"watch": 16384, "jscan": 16384, "ytree": 16384, "quantity": 128}
+MAX_LEN = {"watch": 16384, "jscan": 16384, "ytree": 16384, "quantity": 128, "simulate": 65536}
 
 DICTS = {"request": "json.dict", "watch": "json.dict", "jscan": "json.dict",
          "pricing": "yaml.dict", "queues": "yaml.dict", "kubeconfig": "yaml.dict",
-         "config": "yaml.dict", "ytree": "yaml.dict", "quantity": "quantity.dict"}
+         "config": "yaml.dict", "ytree": "yaml.dict", "quantity": "quantity.dict",
+         "simulate": "json.dict"}
 
 
 def write_seeds(name):

@@ -6,6 +6,7 @@ The folders of extender/ are layers, lowest first:
     kube     Kubernetes objects as plain structs (node facts, pod requests, node views)
     cost     pricing tables and the cost model
     gang     gang admission and the queue config
+    decision the extender's answer for one pod (cost verdicts, gangs, scores, reasons)
     cluster  Kubernetes API client, informers, the cluster state
     server   HTTP transport, wire protocol, handlers, config, the app's shared state
 
@@ -26,7 +27,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LAYERS = ["base", "kube", "cost", "gang", "cluster", "server"]
+LAYERS = ["base", "kube", "cost", "gang", "decision", "cluster", "server"]
 LEAVES = {"version.h"}
 MAX_LINES = 1000
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)

@@ -180,6 +180,7 @@ static const struct flag_case FLAGS[] = {
     {"max-json-depth", "http.maxJsonDepth", "100", {"15", "513", "0", "x"}},
     {"max-nodes", "http.maxNodesPerRequest", "5000", {"0", "10000001", "-5", "lots"}},
     {"max-containers-per-pod", "http.maxContainersPerPod", "8", {"0", "1000001", "-1", "x"}},
+    {"explain-rate", "http.explainRatePerSecond", "0.5", {"-1", "10001", "nan", "x", ""}},
     {"reload-interval", "reload.pollIntervalSeconds", "0.5", {"0.04", "0", "86401", "x", "nan"}},
     {"shutdown-grace", "shutdownGraceSeconds", "0", {"-1", "3601", "soon"}},
     /* Documented in lower case, so only lower case (as in the annotation). */
@@ -278,6 +279,8 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_int_equal(c->max_nodes_per_request, 5000);
     else if (!strcmp(f, "max-containers-per-pod"))
         assert_int_equal(c->max_containers_per_pod, 8);
+    else if (!strcmp(f, "explain-rate"))
+        assert_true(c->explain_rate == 0.5);
     else if (!strcmp(f, "reload-interval"))
         assert_int_equal(c->reload_poll_ms, 500);
     else if (!strcmp(f, "shutdown-grace"))
@@ -586,6 +589,7 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "  maxJsonDepth: 100\n"
                                 "  maxNodesPerRequest: 5000\n"
                                 "  maxContainersPerPod: 8\n"
+                                "  explainRatePerSecond: 0.5\n"
                                 "reload:\n"
                                 "  pollIntervalSeconds: 0.5\n"
                                 "policy:\n"

@@ -57,6 +57,10 @@
 #undef LLVMFuzzerTestOneInput
 #undef LLVMFuzzerInitialize
 
+#define LLVMFuzzerTestOneInput fz_simulate_one
+#include "../fuzz/fuzz_simulate.c"
+#undef LLVMFuzzerTestOneInput
+
 typedef int (*fuzz_one_fn)(const uint8_t *data, size_t size);
 
 /* Replays every file in tests/fuzz/<where>/<target>/ (sorted, for a
@@ -119,10 +123,11 @@ REPLAY_TEST(watch, fz_watch_one, 2)
 REPLAY_TEST(ytree, fz_ytree_one_input, 1)
 REPLAY_TEST(jscan, fz_jscan_one, 1)
 REPLAY_TEST(config, fz_config_one, 1)
+REPLAY_TEST(simulate, fz_simulate_one, 1)
 
 /* The targets replayed above; every tests/fuzz/fuzz_<name>.c must be one. */
 static const char *const REPLAYED[] = {"request", "pricing", "queues", "quantity", "kubeconfig",
-                                       "watch",   "ytree",   "jscan",  "config"};
+                                       "watch",   "ytree",   "jscan",  "config",   "simulate"};
 
 static void test_every_fuzz_target_is_replayed(void **state)
 {
@@ -206,6 +211,7 @@ int main(void)
         cmocka_unit_test(test_replay_ytree),
         cmocka_unit_test(test_replay_jscan),
         cmocka_unit_test(test_replay_config),
+        cmocka_unit_test(test_replay_simulate),
         cmocka_unit_test(test_every_fuzz_target_is_replayed),
         cmocka_unit_test(test_fixed_gpu_sum_saturates),
         cmocka_unit_test(test_fixed_resource_names_validated),

@@ -1,0 +1,420 @@
+/*
+ * test_simulate.c - `simulate` on small hand-checked clusters
+ * (extender/sim/simulate.c, sim_policies.c): the exact placement of every
+ * pod and the money per hour for both policies, gangs and queue caps
+ * included; then the report document (sim_report.c) holds those figures.
+ *
+ * Every placement below is worked out by hand in the comments, from
+ * kube-scheduler's scores (NodeResourcesFit LeastAllocated and
+ * BalancedAllocation, integer arithmetic as kube-scheduler does it) and
+ * cost-extender's (cost = price x dominant share x (1 - 0.5 x
+ * utilisation), the cheapest gets 10, others round(10 x best / cost)),
+ * the extender's score counting score x 5 x 10. None is read off the
+ * program's output.
+ */
+#include "test_util.h"
+
+#include "base/buf.h"
+#include "base/log.h"
+#include "cost/cost_model.h"
+#include "cost/pricing_table.h"
+#include "gang/queue_config.h"
+#include "sim/sim_input.h"
+#include "sim/sim_report.h"
+#include "sim/simulate.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+
+#define assert_near(a, b)                                                                          \
+    do {                                                                                           \
+        double a_ = (a), b_ = (b);                                                                 \
+        if (!(fabs(a_ - b_) <= 1e-9 * fmax(1.0, fabs(b_))))                                        \
+            fail_msg("%s = %.12g, want %.12g", #a, a_, b_);                                        \
+    } while (0)
+
+/* Per hour, no interruption rates (spot prices are not raised). */
+static const char TABLE[] =
+    "apiVersion: cost-extender.io/v1alpha1\n"
+    "kind: PricingTable\n"
+    "currency: USD\n"
+    "source: unit test\n"
+    "date: \"2026-01-01\"\n"
+    "unknownInstanceTypes: {policy: unschedulable}\n"
+    "instanceTypes:\n"
+    "  m.big: {vcpu: 8, memory: 32Gi, onDemand: 0.40, spot: 0.16}\n"
+    "  g.one: {vcpu: 8, memory: 32Gi, gpus: 1, onDemand: 1.00, spot: 0.50}\n";
+
+struct world {
+    struct capacity_label_config label;
+    struct cost_config cost;
+    struct pricing_table *t;
+    struct queue_config *q;
+    struct sim_input in;
+    struct sim_report rep;
+};
+
+static void world_run(struct world *w, const char *nodes, const char *pods, const char *queues)
+{
+    memset(w, 0, sizeof(*w));
+    cost_config_defaults(&w->cost);
+    struct pricing_error perr;
+    w->t = pricing_parse(TABLE, strlen(TABLE), "table.yaml", &perr);
+    if (!w->t)
+        fail_msg("table: %d: %s", perr.line, perr.msg);
+    if (queues) {
+        struct queue_config_error qerr;
+        w->q = queue_config_parse(queues, strlen(queues), "queues.yaml", &qerr);
+        if (!w->q)
+            fail_msg("queues: %d: %s", qerr.line, qerr.msg);
+    }
+    sim_input_init(&w->in, &w->label);
+    char err[600];
+    if (!sim_input_read_text(&w->in, true, nodes, strlen(nodes), "nodes.yaml", err, sizeof(err)) ||
+        !sim_input_read_text(&w->in, false, pods, strlen(pods), "pods.yaml", err, sizeof(err)) ||
+        !sim_input_finish(&w->in, true, err, sizeof(err)))
+        fail_msg("input: %s", err);
+    struct sim_config cfg = {.pricing = w->t, .cost = &w->cost, .queues = w->q, .weight = 5};
+    ksched_profile_defaults(&cfg.profile);
+    const struct sim_policy *pols[] = {&sim_policy_cost, &sim_policy_spread};
+    if (!sim_run_all(&cfg, &w->in, pols, 2, &w->rep, err, sizeof(err)))
+        fail_msg("run: %s", err);
+}
+
+static void world_free(struct world *w)
+{
+    sim_report_free(&w->rep);
+    sim_input_free(&w->in);
+    snapshot_release(&w->t->snap);
+    if (w->q)
+        snapshot_release(&w->q->snap);
+}
+
+static const struct sim_result *result(const struct world *w, const char *policy)
+{
+    for (size_t i = 0; i < w->rep.n_results; i++)
+        if (!strcmp(w->rep.results[i].policy->name, policy))
+            return &w->rep.results[i];
+    fail_msg("no result for %s", policy);
+    return NULL;
+}
+
+/* Where pod ns/name went ("" when unschedulable). */
+static const char *where(const struct world *w, const char *policy, const char *pod)
+{
+    const struct sim_result *r = result(w, policy);
+    for (size_t i = 0; i < w->in.n_pods; i++) {
+        char ref[300];
+        pod_info_ref(&w->in.pods[i].info, ref, sizeof(ref));
+        if (strcmp(ref, pod) != 0)
+            continue;
+        return r->placement[i] < 0 ? "" : w->in.nodes[r->placement[i]].facts.name.ptr;
+    }
+    fail_msg("no pod %s", pod);
+    return NULL;
+}
+
+static const char *reason(const struct world *w, const char *policy, const char *pod)
+{
+    const struct sim_result *r = result(w, policy);
+    for (size_t i = 0; i < w->in.n_pods; i++) {
+        char ref[300];
+        pod_info_ref(&w->in.pods[i].info, ref, sizeof(ref));
+        if (!strcmp(ref, pod))
+            return r->reason_of[i] >= 0 ? r->reasons[r->reason_of[i]].text : "";
+    }
+    fail_msg("no pod %s", pod);
+    return NULL;
+}
+
+#define NODE(name, type, cap, extra)                                                               \
+    "- kind: Node\n  metadata:\n    name: " name                                                   \
+    "\n    labels: {node.kubernetes.io/instance-type: " type ", karpenter.sh/capacity-type: " cap  \
+    "}\n" extra "  status: {allocatable: {cpu: \"8\", memory: 32Gi, pods: \"110\""
+
+/* --- a spot node and two on-demand nodes ---------------------------------------------------
+ *
+ * Nodes, in this order: d (m.big spot 0.16/h), c1 and c2 (m.big on-demand
+ * 0.40/h), each 8 cpu and 32Gi. Pods, in creation order: p4 (1 cpu, 1Gi,
+ * spot: never), then p1, p2, p3 (2 cpu, 2Gi each).
+ *
+ * kube-scheduler's own score of a node, LeastAllocated + Balanced, with
+ * R cpu and R Gi requested after the pod lands (out of 8 and 32):
+ *   R=1: cpu 7000*100/8000 = 87, mem 31/32 = 96 -> (87+96)/2 = 91; fractions
+ *        .125/.03125, std .046875 -> 95; total 186
+ *   R=2: cpu 75, mem 93 -> 84; std (.25-.0625)/2 = .09375 -> 90; total 174
+ *   R=3: cpu 62, mem 90 -> 76; std .140625 -> 85; total 161
+ *   R=4: cpu 50, mem 87 -> 68; std .1875 -> 81; total 149
+ *   R=6: cpu 25, mem 81 -> 53; std .28125 -> 71; total 124
+ *
+ * spread (no extender; the first of equal nodes wins):
+ *   p4: all empty, 186 each -> d (a spot: never pod on spot)
+ *   p1: d has 1: 161; c1, c2 174 -> c1
+ *   p2: d 161, c1 149, c2 174 -> c2
+ *   p3: d 161, c1 149, c2 149 -> d
+ *   occupied d, c1, c2: 0.16 + 0.40 + 0.40 = 0.96/h
+ *   pods' cost (price x dominant share): p4 0.16 x 1/8 = 0.02, p1 and p2
+ *   0.40 x 2/8 = 0.10 each, p3 0.16 x 2/8 = 0.04: on-demand 0.20, spot 0.06
+ *
+ * cost (extender score x 50):
+ *   p4: spot: never: d refused; c1, c2 cost 0.40 x 1/8 = 0.05 each, 10 and
+ *       10; 186 + 500 both -> c1
+ *   p1: d 0.16 x .25 = 0.04 (empty); c1 0.10 x (1 - .5 x .125) = 0.09375;
+ *       c2 0.10. Scores d 10, c1 round(4.27) = 4, c2 4. Totals d 674,
+ *       c1 161 + 200 = 361, c2 374 -> d
+ *   p2: d 0.04 x (1 - .5 x .25) = 0.035: 10; c1 round(3.73) = 4, c2
+ *       round(3.5) = 4. d 149 + 500 = 649, c1 361, c2 374 -> d
+ *   p3: d 0.04 x .75 = 0.03: 10; c1 round(3.2) = 3, c2 3. d 124 + 500 =
+ *       624, c1 311, c2 324 -> d
+ *   occupied c1, d: 0.56/h; pods' cost p4 0.05 on-demand, 3 x 0.04 spot
+ * saving: 0.96 - 0.56 = 0.40/h, 292/month (730 h), 41.67 %
+ */
+static const char SPOT_NODES[] =
+    "kind: NodeList\nitems:\n" NODE("d", "m.big", "spot", "") "}}\n" NODE(
+        "c1", "m.big", "on-demand", "") "}}\n" NODE("c2", "m.big", "on-demand", "") "}}\n";
+
+static const char SPOT_PODS[] =
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: p4, annotations: {cost-extender.io/spot: never}}\n"
+    "spec: {containers: [{name: c, resources: {requests: {cpu: \"1\", memory: 1Gi}}}]}\n"
+    "---\n"
+    "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: p, namespace: default}\n"
+    "spec:\n  replicas: 3\n  template:\n    spec:\n      containers:\n"
+    "      - {name: c, resources: {requests: {cpu: \"2\", memory: 2Gi}}}\n";
+
+static void test_cost_against_spread(void **state)
+{
+    (void)state;
+    struct world w;
+    world_run(&w, SPOT_NODES, SPOT_PODS, NULL);
+    assert_int_equal(w.in.n_pods, 4);
+    /* p-0, p-1, p-2 are p1, p2, p3 of the comment */
+    assert_string_equal(where(&w, "spread", "default/p4"), "d");
+    assert_string_equal(where(&w, "spread", "default/p-0"), "c1");
+    assert_string_equal(where(&w, "spread", "default/p-1"), "c2");
+    assert_string_equal(where(&w, "spread", "default/p-2"), "d");
+    assert_string_equal(where(&w, "cost", "default/p4"), "c1");
+    assert_string_equal(where(&w, "cost", "default/p-0"), "d");
+    assert_string_equal(where(&w, "cost", "default/p-1"), "d");
+    assert_string_equal(where(&w, "cost", "default/p-2"), "d");
+
+    const struct sim_result *s = result(&w, "spread"), *c = result(&w, "cost");
+    assert_int_equal(s->occupied_nodes, 3);
+    assert_near(s->occupied_cost, 0.96);
+    assert_near(s->pod_cost[CAPACITY_ON_DEMAND], 0.20);
+    assert_near(s->pod_cost[CAPACITY_SPOT], 0.06);
+    assert_int_equal(s->spot_never_on_spot, 1);
+    assert_near(s->spot_share, 0.5);
+    assert_int_equal(c->occupied_nodes, 2);
+    assert_near(c->occupied_cost, 0.56);
+    assert_near(c->pod_cost[CAPACITY_ON_DEMAND], 0.05);
+    assert_near(c->pod_cost[CAPACITY_SPOT], 0.12);
+    assert_int_equal(c->spot_never_on_spot, 0);
+    assert_near(c->spot_share, 0.75);
+    assert_int_equal(c->placed, 4);
+    assert_int_equal(c->unschedulable, 0);
+    assert_true(w.rep.has_saving);
+    assert_near(w.rep.saving_per_hour, 0.40);
+    assert_near(w.rep.saving_percent, 100.0 * 0.40 / 0.96);
+    assert_near(w.rep.cluster_cost, 0.96);
+
+    /* The document says the same. */
+    cJSON *doc = sim_report_json(&w.rep, 0);
+    assert_non_null(doc);
+    const cJSON *sv = cJSON_GetObjectItem(doc, "saving");
+    assert_near(cJSON_GetObjectItem(sv, "perHour")->valuedouble, 0.40);
+    assert_near(cJSON_GetObjectItem(sv, "perMonth")->valuedouble, 292.00);
+    assert_near(cJSON_GetObjectItem(sv, "percent")->valuedouble, 41.67);
+    const cJSON *pol = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "policies"), 0);
+    assert_string_equal(cJSON_GetObjectItem(pol, "name")->valuestring, "cost");
+    assert_near(cJSON_GetObjectItem(pol, "occupiedCostPerHour")->valuedouble, 0.56);
+    assert_near(cJSON_GetObjectItem(pol, "occupiedCostPerMonth")->valuedouble, 408.80);
+    cJSON_Delete(doc);
+    world_free(&w);
+}
+
+/* --- gangs, all or nothing, within the queue's GPUs ---------------------------------------
+ *
+ * Nodes g1 (g.one on-demand 1.00/h), g2 and g3 (g.one spot 0.50/h), each
+ * 8 cpu, 32Gi, 1 GPU, tainted nvidia.com/gpu=present:NoSchedule. Queue q
+ * allows 2 GPUs. Gangs a and b of two members each (1 GPU, 1 cpu, 4Gi,
+ * tolerating the taint, cost-extender.io/gang-min-member: 2, queue q),
+ * created a-0, a-1, b-0, b-1.
+ *
+ * cost: a-0 waits for its gang (1/2). a-1 completes it: the queue has 0 of
+ *   2 GPUs in use, the gang is placed cheapest first (each member's share
+ *   is its one GPU, so the cost is the node's price): g2 and g3 at 0.50
+ *   before g1 at 1.00, ties by name: a-0 -> g2, a-1 -> g3; a-1 binds to
+ *   g3, a-0 is tried again and binds to g2. b-1 completes gang b: the
+ *   queue's 2 GPUs are in use, it waits: b-0 and b-1 unschedulable, and
+ *   say so as kube-scheduler would: g2 and g3 have no GPU left (its own
+ *   filter), g1 is refused by cost-extender with the queue's reason.
+ *   occupied g2, g3: 1.00/h; 1 gang admitted, 1 waiting, no over-commit.
+ * spread: each pod on its own. Every GPU node scores the same when empty
+ *   (cpu 87, mem 87 -> 87; equal fractions -> 100; 187), the first wins:
+ *   a-0 -> g1, a-1 -> g2 (g1 has no GPU left), b-0 -> g3, b-1: no GPU
+ *   anywhere. occupied 2.00/h; gang b partly placed; queue q holds 3 GPUs
+ *   of 2: over-committed.
+ */
+#define GPU_NODE(name, cap)                                                                        \
+    NODE(name, "g.one", cap,                                                                       \
+         "  spec: {taints: [{key: nvidia.com/gpu, value: present, effect: NoSchedule}]}\n")        \
+    ", nvidia.com/gpu: \"1\"}}\n"
+
+static const char GPU_NODES[] = "kind: NodeList\nitems:\n" GPU_NODE("g1", "on-demand")
+    GPU_NODE("g2", "spot") GPU_NODE("g3", "spot");
+
+#define MEMBER(gang, i)                                                                            \
+    "apiVersion: v1\nkind: Pod\nmetadata:\n  name: " gang "-" #i "\n  namespace: ml\n"             \
+    "  labels: {cost-extender.io/gang: " gang ", cost-extender.io/queue: q}\n"                     \
+    "  annotations: {cost-extender.io/gang-min-member: \"2\"}\n"                                   \
+    "spec:\n  tolerations: [{key: nvidia.com/gpu, operator: Exists}]\n"                            \
+    "  containers: [{name: c, resources: {requests: {cpu: \"1\", memory: 4Gi, "                    \
+    "nvidia.com/gpu: \"1\"}}}]\n---\n"
+
+static const char GANG_PODS[] = MEMBER("a", 0) MEMBER("a", 1) MEMBER("b", 0) MEMBER("b", 1);
+
+static const char QUEUES[] = "apiVersion: cost-extender.io/v1alpha1\nkind: QueueConfig\n"
+                             "queues:\n  q: {capacity: {nvidia.com/gpu: 2}}\n";
+
+static void test_gangs_and_queue_caps(void **state)
+{
+    (void)state;
+    struct world w;
+    world_run(&w, GPU_NODES, GANG_PODS, QUEUES);
+    assert_string_equal(where(&w, "cost", "ml/a-0"), "g2");
+    assert_string_equal(where(&w, "cost", "ml/a-1"), "g3");
+    assert_string_equal(where(&w, "cost", "ml/b-0"), "");
+    assert_string_equal(where(&w, "cost", "ml/b-1"), "");
+    assert_string_equal(reason(&w, "cost", "ml/b-0"),
+                        "0/3 nodes are available: 2 Insufficient nvidia.com/gpu, 1 queue q: "
+                        "nvidia.com/gpu 2/2 in use, gang needs 2.");
+    assert_string_equal(where(&w, "spread", "ml/a-0"), "g1");
+    assert_string_equal(where(&w, "spread", "ml/a-1"), "g2");
+    assert_string_equal(where(&w, "spread", "ml/b-0"), "g3");
+    assert_string_equal(where(&w, "spread", "ml/b-1"), "");
+    assert_string_equal(reason(&w, "spread", "ml/b-1"),
+                        "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.");
+
+    const struct sim_result *c = result(&w, "cost"), *s = result(&w, "spread");
+    assert_near(c->occupied_cost, 1.00);
+    assert_int_equal(c->gangs, 2);
+    assert_int_equal(c->gangs_admitted, 1);
+    assert_int_equal(c->gangs_partial, 0);
+    assert_int_equal(c->gangs_waiting, 1);
+    assert_int_equal(c->queue_overcommits, 0);
+    assert_int_equal(c->n_queues, 1);
+    assert_int_equal(resources_gpus(&c->queues[0].used), 2);
+    assert_near(s->occupied_cost, 2.00);
+    assert_int_equal(s->gangs_admitted, 1);
+    assert_int_equal(s->gangs_partial, 1);
+    assert_int_equal(s->queue_overcommits, 1);
+    assert_string_equal(s->queues[0].over_what, "nvidia.com/gpu 3 of 2");
+    assert_near(w.rep.saving_per_hour, 1.00);
+    assert_near(w.rep.saving_percent, 50.0);
+    world_free(&w);
+}
+
+/* --- input the cost model must refuse, or kube-scheduler would ------------------------------ */
+
+static void test_taints_selectors_and_pins(void **state)
+{
+    (void)state;
+    /* c1 carries zone=a; d is tainted team=x. A pod selecting zone=a goes
+     * to c1 under both policies; one requiring no zone label, tolerating
+     * nothing, to c2; a DaemonSet runs one pod on every node its template
+     * tolerates (the controller adds tolerations for node conditions, not
+     * for team=x), each pinned to its node. */
+    static const char nodes[] = "kind: NodeList\nitems:\n" NODE(
+        "d", "m.big", "spot",
+        "  spec: {taints: [{key: team, value: x, effect: "
+        "NoSchedule}]}\n") "}}\n"
+                           "- kind: Node\n  metadata:\n    name: c1\n    labels: "
+                           "{node.kubernetes.io/instance-type: "
+                           "m.big, zone: a}\n  status: {allocatable: {cpu: \"8\", memory: 32Gi, "
+                           "pods: \"110\"}}\n" NODE("c2", "m.big", "on-demand", "") "}}\n";
+    static const char pods[] =
+        "kind: Pod\nmetadata: {name: sel}\nspec:\n  nodeSelector: {zone: a}\n"
+        "  containers: [{name: c, resources: {requests: {cpu: \"1\"}}}]\n---\n"
+        "kind: Pod\nmetadata: {name: aff}\nspec:\n  affinity: {nodeAffinity: "
+        "{requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: "
+        "[{matchExpressions: [{key: zone, operator: DoesNotExist}]}]}}}\n"
+        "  containers: [{name: c, resources: {requests: {cpu: \"1\"}}}]\n---\n"
+        "kind: DaemonSet\nmetadata: {name: agent, namespace: kube-system}\n"
+        "spec:\n  template:\n    spec:\n      containers: [{name: c, resources: {requests: "
+        "{cpu: 100m}}}]\n";
+    struct world w;
+    world_run(&w, nodes, pods, NULL);
+    /* the DaemonSet: on c1 and c2 only (d's team taint is not tolerated) */
+    assert_int_equal(w.in.n_pods, 4);
+    for (int p = 0; p < 2; p++) {
+        const char *pol = p ? "spread" : "cost";
+        assert_string_equal(where(&w, pol, "default/sel"), "c1");
+        /* aff: d is tainted, c1 has zone: c2 */
+        assert_string_equal(where(&w, pol, "default/aff"), "c2");
+        assert_string_equal(where(&w, pol, "kube-system/agent-c1"), "c1");
+        assert_string_equal(where(&w, pol, "kube-system/agent-c2"), "c2");
+    }
+    world_free(&w);
+}
+
+static void expect_input_error(const char *nodes, const char *pods, const char *want)
+{
+    struct capacity_label_config label;
+    memset(&label, 0, sizeof(label));
+    struct sim_input in;
+    sim_input_init(&in, &label);
+    char err[600] = "";
+    bool ok =
+        sim_input_read_text(&in, true, nodes, strlen(nodes), "nodes.yaml", err, sizeof(err)) &&
+        (!pods ||
+         sim_input_read_text(&in, false, pods, strlen(pods), "pods.json", err, sizeof(err))) &&
+        sim_input_finish(&in, true, err, sizeof(err));
+    assert_false(ok);
+    if (!strstr(err, want))
+        fail_msg("error \"%s\" does not say \"%s\"", err, want);
+    sim_input_free(&in);
+}
+
+static void test_bad_input_names_file_and_object(void **state)
+{
+    (void)state;
+    static const char one_node[] =
+        "kind: NodeList\nitems:\n" NODE("n1", "m.big", "spot", "") "}}\n";
+    expect_input_error(one_node,
+                       "{\"kind\": \"PodList\", \"items\": [{\"metadata\": ", "pods.json:1:");
+    expect_input_error(one_node,
+                       "{\"kind\": \"List\", \"items\": [{\"kind\": \"ConfigMap\", "
+                       "\"metadata\": {\"name\": \"x\", \"namespace\": \"d\"}}]}",
+                       "pods.json: items[0] (ConfigMap d/x): kind ConfigMap is not");
+    expect_input_error(one_node,
+                       "{\"items\": [{\"kind\": \"Pod\", \"metadata\": {\"name\": \"p\"}}]}",
+                       "pods.json: items[0] (Pod p): a Pod needs a spec");
+    expect_input_error(one_node,
+                       "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"namespace\":\"n\"},"
+                       "\"spec\":{\"containers\":[{\"name\":\"c\",\"resources\":{\"requests\":"
+                       "{\"cpu\":\"lots\"}}}]}}",
+                       "pods.json (Pod n/p):");
+    expect_input_error("kind: List\nitems: []\n", NULL, "no nodes in the input");
+    expect_input_error("kind: List\nitems:\n- kind: Node\n  metadata: {labels: {}}\n", NULL,
+                       "nodes.yaml:3 (Node): a Node needs metadata.name");
+    expect_input_error(one_node,
+                       "kind: Deployment\nmetadata: {name: web}\nspec: {replicas: -1, "
+                       "template: {spec: {containers: [{name: c}]}}}\n",
+                       "pods.json:1 (Deployment web): spec.replicas must be a whole number");
+    expect_input_error(one_node,
+                       "kind: Pod\nmetadata: {name: p}\nspec:\n  tolerations: [{key: a, "
+                       "operator: Maybe}]\n  containers: [{name: c}]\n",
+                       "spec.tolerations[0].operator: want Exists or Equal, got \"Maybe\"");
+}
+
+int main(void)
+{
+    log_set_level(LOG_WARN); /* the gang engine's "gang admitted" lines */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cost_against_spread),
+        cmocka_unit_test(test_gangs_and_queue_caps),
+        cmocka_unit_test(test_taints_selectors_and_pins),
+        cmocka_unit_test(test_bad_input_names_file_and_object),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
