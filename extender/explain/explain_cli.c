@@ -119,7 +119,7 @@ static int parse_args(int argc, char **argv, struct args *a, struct cli_settings
             a->pods[a->n_pods++] = optarg;
             break;
         case 'o':
-            if (strcmp(optarg, "table") && strcmp(optarg, "json")) {
+            if (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0) {
                 fprintf(stderr, PROG ": --output: want table or json, got \"%s\"\n", optarg);
                 return 2;
             }

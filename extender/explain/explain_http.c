@@ -208,11 +208,14 @@ static void explain_post(struct app *app, const struct explain_call *call, struc
         reply_error(out, 400, RERR_BAD_REQUEST, err);
         return;
     }
-    in->pod = &pod.pods[0].info;
+    /* in is this call's scratch: pod outlives its use (answer), and
+     * in->pod is cleared before pod goes. */
+    in->pod = &pod.pods[0].info; /* cppcheck-suppress autoVariables */
     if (!all_nodes(st->view, arena, in))
         reply_error(out, 500, RERR_INTERNAL, "out of memory");
     else
         answer(app, st, in, arena, out);
+    in->pod = NULL;
     sim_input_free(&pod);
 }
 

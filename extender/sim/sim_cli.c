@@ -195,7 +195,8 @@ static int parse_args(int argc, char **argv, struct args *a, struct cli_settings
             cfg->profile.percentage_of_nodes_to_score = (int)v;
             break;
         case 'o':
-            if (strcmp(optarg, "table") && strcmp(optarg, "json") && strcmp(optarg, "html")) {
+            if (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0 &&
+                strcmp(optarg, "html") != 0) {
                 fprintf(stderr, PROG ": --output: want table, json or html, got \"%s\"\n", optarg);
                 return 2;
             }

@@ -199,7 +199,7 @@ static const char *daemonset_pin(const cJSON *required)
     const cJSON *f = cJSON_GetArrayItem(fields, 0);
     const char *key = sim_jstring(f, "key"), *op = sim_jstring(f, "operator");
     const cJSON *values = cJSON_GetObjectItemCaseSensitive(f, "values");
-    if (!key || !op || strcmp(key, "metadata.name") || strcmp(op, "In") ||
+    if (!key || !op || strcmp(key, "metadata.name") != 0 || strcmp(op, "In") != 0 ||
         cJSON_GetArraySize(values) != 1 || !cJSON_IsString(cJSON_GetArrayItem(values, 0)))
         return NULL;
     return cJSON_GetArrayItem(values, 0)->valuestring;

@@ -305,9 +305,10 @@ static bool push_pod(struct sim_input *in, const struct sim_pod *p, char *err, s
                         in->pods[dup - 1].where);
     char *k = arena_strndup(in->arena, key, (size_t)kl);
     struct sim_pod *pods = sim_grow(in, in->pods, &in->cap_pods, in->n_pods + 1, sizeof(*pods));
+    if (pods) /* grown (and maybe moved) even when k failed: keep it */
+        in->pods = pods;
     if (!k || !pods)
         return sim_fail(err, errlen, "out of memory");
-    in->pods = pods;
     in->pods[in->n_pods] = *p;
     in->pods[in->n_pods].order = (uint32_t)in->n_pods;
     in->pods[in->n_pods].created_ms = pod_created_ms(&p->info);
@@ -570,6 +571,8 @@ static bool expand_daemonset(struct sim_input *in, const struct sim_deferred *d,
         arena_calloc(in->arena, base->n_tolerations + N_DS_TOLERATIONS, sizeof(*tol));
     struct ksched_constraints **cl =
         sim_grow(in, in->classes, &in->cap_classes, in->n_classes + 1, sizeof(*cl));
+    if (cl) /* grown (and maybe moved) even when c or tol failed: keep it */
+        in->classes = cl;
     if (!c || !tol || !cl)
         return sim_fail(err, errlen, "out of memory");
     *c = *base;
@@ -578,7 +581,6 @@ static bool expand_daemonset(struct sim_input *in, const struct sim_deferred *d,
     memcpy(tol + base->n_tolerations, daemonset_tolerations, sizeof(daemonset_tolerations));
     c->tolerations = tol;
     c->n_tolerations = base->n_tolerations + N_DS_TOLERATIONS;
-    in->classes = cl;
     in->classes[in->n_classes] = c;
     uint32_t cls = (uint32_t)in->n_classes++;
     size_t made = 0;

@@ -559,7 +559,7 @@ static void count_gangs(struct sim_run *r, struct sim_result *res)
             if (!g)
                 break;
             char *key = (char *)(g + 1);
-            strcpy(key, id.key);
+            memcpy(key, id.key, strlen(id.key) + 1); /* the room was allocated above */
             if (!strmap_put(&gangs, key, strlen(key), g, NULL)) {
                 free(g);
                 break;
