@@ -474,6 +474,24 @@ def test_non_utf8_path_gives_valid_json(extender):
     raw.decode("utf-8")  # every log line must be UTF-8 JSON
 
 
+@pytest.mark.parametrize("bad", [b"\xff", b"\xc3(", b"\xed\xa0\x80", b"\xc0\xaf",
+                                 b"\\ud800"],
+                         ids=["ff", "truncated", "surrogate", "overlong", "lone-escape"])
+@pytest.mark.parametrize("where", ["node-name", "pod-label"])
+def test_invalid_utf8_in_a_string_is_400_with_its_offset(extender, bad, where):
+    """RFC 8259 section 8.1: JSON between systems is UTF-8. A node name with
+    a stray byte would otherwise come back as a different name (U+FFFD)."""
+    good = args()
+    marker = b"ip-10-0-0-10.ec2.internal" if where == "node-name" else b'"web"'
+    assert marker in good
+    cut = good.index(marker) + 3
+    body = good[:cut] + bad + good[cut:]
+    for verb in ("filter", "prioritize"):
+        err = expect_rejected(extender, post(extender, verb, body), 400, verb, "bad_json")
+        assert "UTF-8" in err or "surrogate" in err, err
+        assert "byte %d" % cut in err, (cut, err)
+
+
 def test_long_utf8_path_is_not_cut_mid_character(extender):
     r = extender.request("GET", "/" + "%C3%A9" * 60)
     assert r.status == 404
