@@ -221,7 +221,7 @@ int main(int argc, char **argv)
         metrics_reload(RELOAD_TLS, true, 1, 1);
     }
 
-    struct reloader *rl = reloader_new(cfg.reload_poll_ms);
+    struct reloader *rl = reloader_new(cfg.reload_poll_ms, cfg.reload_settle_ms);
     if (!rl || !reloader_watch(rl, cfg.pricing_path, reload_pricing_cb, &app) ||
         (cfg.nodes_file && !reloader_watch(rl, cfg.nodes_file, reload_nodes_cb, &app)) ||
         (cfg.queues_path && !reloader_watch(rl, cfg.queues_path, reload_queues_cb, &app)) ||

@@ -28,7 +28,16 @@ void config_defaults(struct config *c)
     /* kube-scheduler's default httpTimeout is 5 s: a client idle for three
      * times that is gone. */
     c->connection_timeout_s = 15;
+    /* Absolute deadlines, counted from a request's first byte, that a
+     * client trickling bytes cannot push back (the connection timeout is
+     * an idle timeout that every byte resets). */
+    c->header_timeout_s = 10;
     c->request_timeout_s = 30;
+    c->min_body_rate = 16u << 10;
+    c->max_headers = 100;
+    c->max_uri_bytes = 8u << 10;
+    /* Two of the largest bodies at once, well inside a 512 MiB container. */
+    c->max_inflight_body_bytes = 256u << 20;
     c->max_connections = 1000;
     c->max_connections_per_client = 100;
     c->max_json_depth = 64;
@@ -39,6 +48,7 @@ void config_defaults(struct config *c)
     c->watch_timeout_s = 300;
     c->list_page_size = 500;
     c->reload_poll_ms = 2000;
+    c->reload_settle_ms = 500;
     c->shutdown_grace_s = 10;
     cost_config_defaults(&c->cost);
     c->capacity_label.spot_values[0] = strdup("spot");
@@ -224,6 +234,30 @@ static bool apply(struct config *c, const char *name, const char *v, char *err, 
         if (!parse_int(v, 1, 3600, &n))
             BAD("want seconds, 1 to 3600");
         c->request_timeout_s = (int)n;
+    } else if (!strcmp(name, "header-timeout")) {
+        if (!parse_int(v, 1, 3600, &n))
+            BAD("want seconds, 1 to 3600");
+        c->header_timeout_s = (int)n;
+    } else if (!strcmp(name, "min-body-rate")) {
+        if (!parse_bytes(v, 0, &c->min_body_rate))
+            BAD("want bytes a second (e.g. 16Ki), 0 for none");
+    } else if (!strcmp(name, "max-headers")) {
+        if (!parse_int(v, 8, 10000, &n))
+            BAD("want 8 to 10000");
+        c->max_headers = (size_t)n;
+    } else if (!strcmp(name, "max-uri-bytes")) {
+        if (!parse_bytes(v, 256, &c->max_uri_bytes) || c->max_uri_bytes > (1u << 20))
+            BAD("want a size between 256 and 1Mi");
+    } else if (!strcmp(name, "max-inflight-body-bytes")) {
+        if (!parse_bytes(v, 1024, &c->max_inflight_body_bytes))
+            BAD("want a size of at least 1024 bytes (e.g. 256Mi)");
+    } else if (!strcmp(name, "reload-settle")) {
+        char *end;
+        errno = 0;
+        double d = strtod(v, &end);
+        if (!*v || *end || errno || !isfinite(d) || d < 0 || d > 60)
+            BAD("want seconds, 0 to 60");
+        c->reload_settle_ms = (int)(d * 1000);
     } else if (!strcmp(name, "max-connections")) {
         if (!parse_int(v, 1, 1000000, &n))
             BAD("want 1 to 1000000");
@@ -300,6 +334,12 @@ static const struct {
     {"http.threads", "threads"},
     {"http.connectionTimeoutSeconds", "connection-timeout"},
     {"http.requestTimeoutSeconds", "request-timeout"},
+    {"http.headerTimeoutSeconds", "header-timeout"},
+    {"http.minBodyBytesPerSecond", "min-body-rate"},
+    {"http.maxHeaders", "max-headers"},
+    {"http.maxUriBytes", "max-uri-bytes"},
+    {"http.maxInflightBodyBytes", "max-inflight-body-bytes"},
+    {"reload.settleSeconds", "reload-settle"},
     {"http.maxConnections", "max-connections"},
     {"http.maxConnectionsPerClient", "max-connections-per-client"},
     {"http.maxJsonDepth", "max-json-depth"},
@@ -422,6 +462,12 @@ static const struct option long_opts[] = {
     {"threads", required_argument, 0, 1},
     {"connection-timeout", required_argument, 0, 1},
     {"request-timeout", required_argument, 0, 1},
+    {"header-timeout", required_argument, 0, 1},
+    {"min-body-rate", required_argument, 0, 1},
+    {"max-headers", required_argument, 0, 1},
+    {"max-uri-bytes", required_argument, 0, 1},
+    {"max-inflight-body-bytes", required_argument, 0, 1},
+    {"reload-settle", required_argument, 0, 1},
     {"max-connections", required_argument, 0, 1},
     {"max-connections-per-client", required_argument, 0, 1},
     {"max-json-depth", required_argument, 0, 1},
@@ -514,17 +560,37 @@ void config_usage(FILE *out)
 "Limits (each rejection is counted in cost_extender_request_errors_total):\n"
 "  --max-body-bytes SIZE     Largest request body; 413 above. Accepts 128Mi etc.\n"
 "                            [http.maxBodyBytes] (default 128Mi)\n"
-"  --max-header-bytes SIZE   Memory for a connection's request line and headers.\n"
-"                            [http.maxHeaderBytes] (default 64Ki)\n"
+"  --max-header-bytes SIZE   Largest request line and headers together; 431\n"
+"                            above. [http.maxHeaderBytes] (default 64Ki)\n"
+"  --max-headers N           Most header lines in a request; 431 above.\n"
+"                            [http.maxHeaders] (default 100)\n"
+"  --max-uri-bytes SIZE      Longest request target (URL); 414 above.\n"
+"                            [http.maxUriBytes] (default 8Ki)\n"
+"  --max-inflight-body-bytes SIZE  Memory for all request bodies being received\n"
+"                            at once; 503 when it is used up, 413 for a body\n"
+"                            that could never fit. [http.maxInflightBodyBytes]\n"
+"                            (default 256Mi)\n"
 "  --max-json-depth N        Deepest JSON nesting accepted. [http.maxJsonDepth]\n"
 "                            (default 64)\n"
 "  --max-nodes N             Most nodes or node names in one request.\n"
 "                            [http.maxNodesPerRequest] (default 100000)\n"
 "  --connection-timeout S    Close connections idle this long.\n"
 "                            [http.connectionTimeoutSeconds] (default 15)\n"
-"  --request-timeout S       Cut off a request whose body takes longer than this.\n"
+"  --header-timeout S        A request's line and headers must be complete this\n"
+"                            long after their first byte; 408 otherwise, however\n"
+"                            the bytes trickle. [http.headerTimeoutSeconds]\n"
+"                            (default 10)\n"
+"  --request-timeout S       The whole request must be in this long after its\n"
+"                            first byte; 408 otherwise.\n"
 "                            [http.requestTimeoutSeconds] (default 30)\n"
-"  --max-connections N       Connections at once. [http.maxConnections] (default 1000)\n"
+"  --min-body-rate SIZE      After a body's first second, a client sending it\n"
+"                            slower than this a second on average is cut off\n"
+"                            (408); 0: no minimum. [http.minBodyBytesPerSecond]\n"
+"                            (default 16Ki)\n"
+"  --max-connections N       Connections at once; at the limit, the oldest\n"
+"                            connection whose request is still incomplete is\n"
+"                            dropped for a new one. [http.maxConnections]\n"
+"                            (default 1000)\n"
 "  --max-connections-per-client N  Connections at once from one IP address; 0: no\n"
 "                            limit. [http.maxConnectionsPerClient] (default 100)\n"
 "  --threads N               Request threads; 0: one per CPU. [http.threads]\n"
@@ -532,6 +598,10 @@ void config_usage(FILE *out)
 "Operations:\n"
 "  --reload-interval S       How often files are checked for changes besides\n"
 "                            inotify. [reload.pollIntervalSeconds] (default 2)\n"
+"  --reload-settle S         A changed file is read once it has been left alone\n"
+"                            (and closed by its writer) this long, so a file\n"
+"                            written in pieces is never read half-way.\n"
+"                            [reload.settleSeconds] (default 0.5)\n"
 "  --shutdown-grace S        On SIGTERM, how long in-flight requests may take\n"
 "                            before exit. [shutdownGraceSeconds] (default 10)\n"
 "\n"
