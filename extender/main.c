@@ -282,7 +282,7 @@ int main(int argc, char **argv)
                                                   : "standalone: no cluster connection and no "
                                                     "--nodes-file, so only full-node requests "
                                                     "can be answered";
-    log_kv(LOG_INFO, "cost-extender started", "version", CE_VERSION, "listen", cfg.listen,
+    log_kv(LOG_INFO, "cost-extender started", "version", CE_VERSION, "listen", http_address(srv),
            "scheme", tls ? (cfg.tls_client_ca ? "https (client certificates required)" : "https")
                          : "http",
            "pricing", cfg.pricing_path, "mode", mode, NULL);
@@ -299,10 +299,10 @@ int main(int argc, char **argv)
     }
 
     /* Graceful shutdown: readiness goes false at once so a load balancer
-     * stops sending; in-flight requests get the grace period. */
+     * stops sending (the listener stays open, so /readyz answers 503
+     * rather than refusing); in-flight requests get the grace period. */
     atomic_store(&app.shutting_down, true);
-    log_kv(LOG_INFO, "shutting down: no new connections, finishing requests in flight", NULL);
-    http_quiesce(srv);
+    log_kv(LOG_INFO, "shutting down: /readyz answers 503, finishing requests in flight", NULL);
     double deadline = now_s() + cfg.shutdown_grace_s;
     while (http_in_flight(srv) > 0 && now_s() < deadline) {
         struct timespec ts = {0, 20 * 1000000L};

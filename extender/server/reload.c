@@ -13,6 +13,7 @@
  */
 #include "reload.h"
 
+#include "../base/clock.h"
 #include "../base/log.h"
 #include "../base/strmap.h"
 
@@ -59,13 +60,6 @@ struct reloader {
     pthread_t thread;
     bool started;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t mix(uint64_t h, uint64_t v)
 {
@@ -264,7 +258,7 @@ static int check_all(struct reloader *r, bool force, int64_t now)
         /* Changed while it was read: read again once it settles. */
         if (signature(w->path) != sig) {
             w->pending = true;
-            w->changed_ms = now_ms();
+            w->changed_ms = clock_mono_ms();
             if (next < 0 || r->settle_ms < next)
                 next = r->settle_ms;
         }
@@ -275,13 +269,13 @@ static int check_all(struct reloader *r, bool force, int64_t now)
 static void *reloader_main(void *arg)
 {
     struct reloader *r = arg;
-    int64_t last_poll = now_ms();
+    int64_t last_poll = clock_mono_ms();
     int next_settle = -1;
     for (;;) {
         struct pollfd fds[2] = {{.fd = r->wake[0], .events = POLLIN},
                                 {.fd = r->inotify_fd, .events = POLLIN}};
         int nfds = r->inotify_fd >= 0 ? 2 : 1;
-        int64_t now = now_ms();
+        int64_t now = clock_mono_ms();
         int timeout = (int)(last_poll + r->poll_ms - now);
         if (timeout < 0)
             timeout = 0;
@@ -297,7 +291,7 @@ static void *reloader_main(void *arg)
                 break;
             force = (c == 'r');
         }
-        now = now_ms();
+        now = clock_mono_ms();
         if (rc > 0 && nfds == 2 && (fds[1].revents & POLLIN))
             read_events(r, now);
         if (now - last_poll >= r->poll_ms)
