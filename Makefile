@@ -39,7 +39,7 @@ RUN_ARGS ?=
 DEFAULT_PRICING := pricing/tables/aws-us-east-1.yaml
 
 .PHONY: all run test bench load deps test-deps bench-deps unit blackbox clean format lint help \
-        image deploy-pricing
+        image image-refresher deploy-pricing pricing-tables
 
 all: bin/cost-extender
 
@@ -217,13 +217,21 @@ $(KUBECTL_OLD):
 deploy-pricing:
 	cp $(DEFAULT_PRICING) deploy/shared/pricing.yaml
 
+# Rebuild every table in pricing/tables from pricing/data (pricing/README.md),
+# then the deploy/ copy of the default one.
+pricing-tables:
+	python3 pricing/tools/pricing.py regenerate
+	@$(MAKE) --no-print-directory deploy-pricing
+
 # Container image. Exits 0 with a "skipped" line where no container engine
 # runs (a docker client without a daemon counts as none): `make image` is not
 # part of `make test`, and a machine without an engine is not an error.
 IMAGE            ?= ghcr.io/cost-extender/cost-extender:0.1.0
+IMAGE_REFRESHER  ?= ghcr.io/cost-extender/cost-extender-pricing:0.1.0
 CONTAINER_ENGINE ?=
 
-image:
+# $(1): make target, $(2): extra build flags, $(3): image name.
+define build_image
 	@engine="$(CONTAINER_ENGINE)"; \
 	if [ -z "$$engine" ]; then \
 	  for e in docker podman; do \
@@ -231,11 +239,20 @@ image:
 	  done; \
 	fi; \
 	if [ -z "$$engine" ]; then \
-	  echo "make image: no container engine: skipped (neither 'docker info' nor 'podman info' succeeds here; image $(IMAGE) NOT built)"; \
+	  echo "make $(1): no container engine: skipped (neither 'docker info' nor 'podman info' succeeds here; image $(3) NOT built)"; \
 	  exit 0; \
 	fi; \
-	echo "$$engine build -f deploy/Dockerfile -t $(IMAGE) ."; \
-	$$engine build -f deploy/Dockerfile -t $(IMAGE) .
+	echo "$$engine build -f deploy/Dockerfile $(2)-t $(3) ."; \
+	$$engine build -f deploy/Dockerfile $(2)-t $(3) .
+endef
+
+image:
+	$(call build_image,image,,$(IMAGE))
+
+# The pricing refresher's image (deploy/pricing-refresher): python3,
+# pricing/tools and the binary, from the Dockerfile's pricing-refresher stage.
+image-refresher:
+	$(call build_image,image-refresher,--target pricing-refresher ,$(IMAGE_REFRESHER))
 
 # --- load and fault test, longer than in make test ------------------------------
 LOAD_SECONDS ?= 30

@@ -8,6 +8,7 @@
  * exit 0. Only main exits the process.
  */
 #include "base/log.h"
+#include "base/metrics.h"
 #include "cluster/cluster.h"
 #include "cost/pricing_table.h"
 #include "gang/gang.h"
@@ -16,7 +17,6 @@
 #include "server/app.h"
 #include "server/config.h"
 #include "server/http.h"
-#include "server/metrics.h"
 #include "server/reload.h"
 #include "server/tls.h"
 #include "version.h"
@@ -41,6 +41,17 @@ static void reload_nodes_cb(void *ctx)
 static void reload_queues_cb(void *ctx)
 {
     app_reload_queues(ctx);
+}
+
+/* The cluster connection reports to the app through these. */
+static void cluster_view_status_cb(void *ctx, const char *why)
+{
+    app_set_nodes_error(ctx, why);
+}
+
+static void cluster_tick_cb(void *ctx)
+{
+    app_gang_tick(ctx);
 }
 
 static void reload_tls_cb(void *ctx)
@@ -261,7 +272,14 @@ int main(int argc, char **argv)
         copts.informer.stall_s = cfg.watch_stall_s;
         copts.informer.watch_timeout_s = cfg.watch_timeout_s;
         copts.informer.page_size = cfg.list_page_size;
-        cluster = cluster_start(&app, &auth, &copts, serr, sizeof(serr));
+        copts.capacity_label = &cfg.capacity_label;
+        copts.max_json_depth = cfg.max_json_depth;
+        struct cluster_hooks hooks = {.nodes = &app.nodes,
+                                      .gangs = app.gangs,
+                                      .ctx = &app,
+                                      .view_status = cluster_view_status_cb,
+                                      .tick = cluster_tick_cb};
+        cluster = cluster_start(&hooks, &auth, &copts, serr, sizeof(serr));
         if (!cluster) {
             log_kv(LOG_ERROR, "cannot start the cluster connection", "error", serr, NULL);
             kube_auth_free(&auth);

@@ -9,9 +9,8 @@
 
 #include "../base/buf.h"
 #include "../base/log.h"
+#include "../base/metrics.h"
 #include "../gang/gang.h"
-#include "../server/app.h"
-#include "../server/metrics.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,7 +20,7 @@
 #include <time.h>
 
 struct cluster {
-    struct app *app;
+    struct cluster_hooks hooks;
     struct kube_client client;
     struct cluster_state *st;
     struct informer *informers[CLUSTER_KIND_COUNT];
@@ -43,6 +42,8 @@ void cluster_options_defaults(struct cluster_options *o)
 {
     informer_config_defaults(&o->informer);
     o->publish_interval_ms = 100;
+    o->capacity_label = NULL;
+    o->max_json_depth = 0;
 }
 
 static void gang_hook(void *ctx, const char *key, size_t key_len, const struct pod_info *pod)
@@ -76,11 +77,12 @@ static void publish(struct cluster *c)
         return;
     }
     size_t nodes = v->n_nodes;
-    uint64_t gen = snapshot_publish(&c->app->nodes, &v->snap);
+    uint64_t gen = snapshot_publish(c->hooks.nodes, &v->snap);
     metrics_cluster_published(gen, now_s() - t0);
     if (!c->published_once) {
         c->published_once = true;
-        app_set_nodes_error(c->app, "");
+        if (c->hooks.view_status)
+            c->hooks.view_status(c->hooks.ctx, "");
         char n[24], p[24];
         snprintf(n, sizeof(n), "%zu", nodes);
         snprintf(p, sizeof(p), "%zu", cluster_state_count(c->st, CLUSTER_PODS));
@@ -114,7 +116,8 @@ static void *publisher_main(void *arg)
          * changes no view). */
         for (int k = 0; k < CLUSTER_KIND_COUNT; k++)
             metrics_cluster_objects(k, cluster_state_count(c->st, (enum cluster_kind)k));
-        app_gang_tick(c->app);
+        if (c->hooks.tick)
+            c->hooks.tick(c->hooks.ctx);
     }
     return NULL;
 }
@@ -243,7 +246,7 @@ static void *recorder_main(void *arg)
         if (atomic_load(&c->stop))
             break;
         size_t n = 0;
-        struct gang_record *r = gang_engine_take_records(c->app->gangs, &n);
+        struct gang_record *r = gang_engine_take_records(c->hooks.gangs, &n);
         if (n_retry) {
             /* Retry first (they are older); newer records go after them. */
             struct gang_record *all = realloc(retry, (n_retry + n) * sizeof(*all));
@@ -310,7 +313,7 @@ static void *recorder_main(void *arg)
     return NULL;
 }
 
-struct cluster *cluster_start(struct app *app, struct kube_auth *auth,
+struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_auth *auth,
                               const struct cluster_options *opts, char *err, size_t errlen)
 {
     struct cluster *c = calloc(1, sizeof(*c));
@@ -318,7 +321,7 @@ struct cluster *cluster_start(struct app *app, struct kube_auth *auth,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    c->app = app;
+    c->hooks = *hooks;
     c->opts = *opts;
     char source[sizeof(auth->source)];
     snprintf(source, sizeof(source), "%s", auth->source);
@@ -327,7 +330,7 @@ struct cluster *cluster_start(struct app *app, struct kube_auth *auth,
         free(c);
         return NULL;
     }
-    c->st = cluster_state_new(&app->cfg->capacity_label, app->cfg->max_json_depth);
+    c->st = cluster_state_new(opts->capacity_label, opts->max_json_depth);
     if (!c->st) {
         snprintf(err, errlen, "out of memory");
         kube_client_free(&c->client);
@@ -338,15 +341,16 @@ struct cluster *cluster_start(struct app *app, struct kube_auth *auth,
     pthread_cond_init(&c->cond, NULL);
     pthread_mutex_init(&c->rec_mu, NULL);
     pthread_cond_init(&c->rec_cond, NULL);
-    app_set_nodes_error(app, "waiting for initial node and pod lists");
-    if (app->gangs) {
-        cluster_state_set_pod_hook(c->st, gang_hook, app->gangs);
+    if (hooks->view_status)
+        hooks->view_status(hooks->ctx, "waiting for initial node and pod lists");
+    if (hooks->gangs) {
+        cluster_state_set_pod_hook(c->st, gang_hook, hooks->gangs);
         if (pthread_create(&c->recorder, NULL, recorder_main, c) != 0) {
             snprintf(err, errlen, "cannot start the gang admission record writer");
             cluster_stop(c);
             return NULL;
         }
-        gang_engine_set_record_hook(app->gangs, records_waiting, c);
+        gang_engine_set_record_hook(hooks->gangs, records_waiting, c);
     }
     metrics_cluster_enable();
     log_kv(LOG_INFO, "connecting to the Kubernetes API", "server", c->client.auth.server,
@@ -380,8 +384,8 @@ void cluster_stop(struct cluster *c)
     if (had_publisher)
         pthread_join(c->publisher, NULL);
     if (c->recorder) {
-        if (c->app->gangs)
-            gang_engine_set_record_hook(c->app->gangs, NULL, NULL);
+        if (c->hooks.gangs)
+            gang_engine_set_record_hook(c->hooks.gangs, NULL, NULL);
         pthread_mutex_lock(&c->rec_mu);
         pthread_cond_signal(&c->rec_cond);
         pthread_mutex_unlock(&c->rec_mu);

@@ -2,29 +2,55 @@
  * cluster.h - the live cluster connection: a Kubernetes API client, node
  * and pod informers feeding the cluster state, and a publisher that turns
  * the state into node views for the request path at a steady pace.
+ *
+ * It knows nothing of the application that uses it: it publishes into a
+ * snapshot slot, feeds a gang engine, and reports through the callbacks of
+ * struct cluster_hooks, which the owner of the application wires up.
  */
 #ifndef CE_CLUSTER_H
 #define CE_CLUSTER_H
 
+#include "../base/snapshot.h"
 #include "informer.h"
 #include "kubeconfig.h"
 
-struct app;
+struct capacity_label_config;
+struct gang_engine;
 
 struct cluster_options {
     struct informer_config informer;
     int publish_interval_ms; /* how often a changed state becomes a new view */
+    /* The operator's capacity label (kept by pointer: it must outlive the
+     * cluster); NULL: the well-known labels only. */
+    const struct capacity_label_config *capacity_label;
+    int max_json_depth; /* of API responses; 0: the scanner's limit */
 };
 
 void cluster_options_defaults(struct cluster_options *o);
 
+/* Where the cluster connection delivers; all owned by the caller and kept
+ * until cluster_stop returns. Either callback may be NULL; view_status is
+ * called first from cluster_start, then on the publisher thread, and tick
+ * on the publisher thread. */
+struct cluster_hooks {
+    struct snapshot_slot *nodes; /* each new struct node_view is published here */
+    struct gang_engine *gangs;   /* fed every pod, its admission records written; NULL: none */
+    void *ctx;
+    /* Why the node view is not usable yet (for /readyz); "" once the first
+     * view is published. */
+    void (*view_status)(void *ctx, const char *why);
+    /* Every publish interval, whether or not a view was published (gang
+     * admission timeouts run on it). */
+    void (*tick)(void *ctx);
+};
+
 struct cluster;
 
-/* Connects (takes ownership of *auth) and starts the informers; /readyz
- * stays 503 ("waiting for initial node and pod lists") until both lists are
- * in and the first view is published. NULL with a message in err when the
- * client cannot be set up. */
-struct cluster *cluster_start(struct app *app, struct kube_auth *auth,
+/* Connects (takes ownership of *auth) and starts the informers; the view
+ * status stays "waiting for initial node and pod lists" (so /readyz 503)
+ * until both lists are in and the first view is published. NULL with a
+ * message in err when the client cannot be set up. */
+struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_auth *auth,
                               const struct cluster_options *opts, char *err, size_t errlen);
 void cluster_stop(struct cluster *c);
 

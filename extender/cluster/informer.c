@@ -5,7 +5,7 @@
 
 #include "../base/jscan.h"
 #include "../base/log.h"
-#include "../server/metrics.h"
+#include "../base/metrics.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -75,6 +75,18 @@ bool resources_add(struct resources *a, const struct resources *b)
     return true;
 }
 
+/* r -= s, never below zero. */
+void resources_sub(struct resources *r, const struct resources *s)
+{
+    r->cpu_milli = r->cpu_milli > s->cpu_milli ? r->cpu_milli - s->cpu_milli : 0;
+    r->memory = r->memory > s->memory ? r->memory - s->memory : 0;
+    r->pods = r->pods > s->pods ? r->pods - s->pods : 0;
+    for (int i = 0; i < s->n_ext; i++) {
+        int64_t v = resources_ext_get(r, s->ext[i].name) - s->ext[i].value;
+        resources_ext_set(r, s->ext[i].name, v > 0 ? v : 0);
+    }
+}
+
 static int64_t max_i64(int64_t a, int64_t b)
 {
     return a > b ? a : b;

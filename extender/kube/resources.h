@@ -55,6 +55,9 @@ bool resources_ext_set(struct resources *r, struct str name, int64_t value);
 /* a += b, per resource; false on overflow or when the extended array is full. */
 bool resources_add(struct resources *a, const struct resources *b);
 
+/* r -= s, per resource, never below zero. */
+void resources_sub(struct resources *r, const struct resources *s);
+
 /* a = max(a, b), per resource; false when the extended array is full. */
 bool resources_max(struct resources *a, const struct resources *b);
 

@@ -4,11 +4,11 @@
 #include "app.h"
 
 #include "../base/log.h"
+#include "../base/metrics.h"
 #include "../cost/pricing_table.h"
 #include "../gang/gang.h"
 #include "../gang/queue_config.h"
 #include "../kube/node_view.h"
-#include "metrics.h"
 
 #include <stdio.h>
 #include <time.h>

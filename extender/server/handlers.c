@@ -269,7 +269,7 @@ static size_t write_failed(struct buf *b, const struct evaluation *ev)
     buf_putc(b, '}');
     for (int r = 0; r < COST_VERDICT_COUNT; r++)
         if (by_reason[r])
-            metrics_nodes_filtered((enum cost_verdict)r, by_reason[r]);
+            metrics_nodes_filtered(r, by_reason[r]);
     return failed;
 }
 
@@ -499,11 +499,20 @@ void handle_readyz(struct app *app, struct reply *out)
     reply_set_text(out, 503, text, len);
 }
 
+/* The filter reasons /metrics counts are the cost model's verdicts. */
+_Static_assert(COST_VERDICT_COUNT <= METRICS_FILTER_REASONS, "raise METRICS_FILTER_REASONS");
+
+static const char *filter_reason_label(int reason)
+{
+    return cost_verdict_label((enum cost_verdict)reason);
+}
+
 void handle_metrics(struct app *app, struct reply *out)
 {
     struct buf b;
     buf_init(&b, 16384);
-    metrics_render(&b);
+    const struct metrics_filter_reasons reasons = {COST_VERDICT_COUNT, filter_reason_label};
+    metrics_render(&b, &reasons);
     if (app->gangs) {
         struct queue_config *q = (struct queue_config *)snapshot_acquire(&app->queues);
         struct node_view *v = (struct node_view *)snapshot_acquire(&app->nodes);

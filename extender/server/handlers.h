@@ -10,7 +10,7 @@
 #define CE_HANDLERS_H
 
 #include "app.h"
-#include "metrics.h"
+#include "../base/metrics.h"
 
 #include <stddef.h>
 

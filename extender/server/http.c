@@ -22,10 +22,10 @@
 #include "../base/buf.h"
 #include "../base/clock.h"
 #include "../base/log.h"
+#include "../base/metrics.h"
 #include "handlers.h"
 #include "http_gate.h"
 #include "http_head.h"
-#include "metrics.h"
 #include "tls.h"
 
 #include <arpa/inet.h>

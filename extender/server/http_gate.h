@@ -40,7 +40,7 @@
 #define CE_HTTP_GATE_H
 
 #include "config.h"
-#include "metrics.h"
+#include "../base/metrics.h"
 
 #include <stdbool.h>
 #include <stdint.h>

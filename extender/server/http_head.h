@@ -16,7 +16,7 @@
 #ifndef CE_HTTP_HEAD_H
 #define CE_HTTP_HEAD_H
 
-#include "metrics.h"
+#include "../base/metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>

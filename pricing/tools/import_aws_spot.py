@@ -324,7 +324,7 @@ def main(argv=None):
                                + "\n  ".join(errors))
     except (RefusedInput, pricingtable.TableError, OSError, ValueError) as e:
         log(f"error: {e}")
-        return 1
+        return 3            # an input was refused (pricing/README.md, "Exit status")
 
     if args.spot_history:
         log(f"{stats['rows']} spot price rows, {stats['other_os']} for other operating "

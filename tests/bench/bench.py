@@ -144,6 +144,7 @@ def main():
 
     gang_admission(nodes)
     cluster_sync_and_watch()
+    pricing_import()
 
 
 def gang_admission(nodes):
@@ -179,6 +180,13 @@ def cluster_sync_and_watch():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_cluster
     bench_cluster.run(out=lambda s: print("  " + s.replace("\n", "\n  "), flush=True))
+
+
+def pricing_import():
+    """Issue 15: streaming a 200 MB AWS offer file (bench_pricing.py)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_pricing
+    bench_pricing.main()
 
 
 if __name__ == "__main__":

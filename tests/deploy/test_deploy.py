@@ -155,6 +155,7 @@ EXPECTED_KINDS = {
                             "Role", "RoleBinding", "ConfigMap", "Deployment",
                             "PodDisruptionBudget"},
     "secondary-scheduler/example": {"Namespace", "Deployment"},
+    "pricing-refresher": {"ServiceAccount", "Role", "RoleBinding", "CronJob"},
 }
 
 
@@ -899,15 +900,17 @@ def makefile_var(name):
 
 
 def test_dockerfile_stages_build_and_run():
-    (build_from, build), (run_from, run) = dockerfile_stages()
+    (build_from, build), (refresher_from, refresher), (run_from, run) = dockerfile_stages()
     assert re.fullmatch(r"FROM debian:\$\{DEBIAN_TAG\} AS build", build_from)
+    # The runtime stage is the last: a plain `docker build` makes the extender.
+    assert refresher_from == "FROM debian:${DEBIAN_TAG}-slim AS pricing-refresher"
     assert run_from == "FROM debian:${DEBIAN_TAG}-slim"
     assert "ARG DEBIAN_TAG=bookworm" in DOCKERFILE.read_text()
     # Built with the same Debian packages the Makefile builds with.
     assert set(makefile_var("BUILD_DEBS")) <= set(apt_installed(build))
     assert any(re.search(r"\bmake\b.*\bbin/cost-extender\b", i) for i in build)
     # Every COPY from the context exists in the repository.
-    for ins in build + run:
+    for ins in build + refresher + run:
         if ins.startswith("COPY") and "--from" not in ins:
             *srcs, _dst = ins.split()[1:]
             for s in srcs:
@@ -948,12 +951,14 @@ def dockerignore_excluded(path):
 
 def test_dockerignore_keeps_what_the_dockerfile_copies():
     needed = ["Makefile", "extender/main.c", "extender/version.h", "extender/server/config.c",
-              "pricing/tables/aws-us-east-1.yaml"]
+              "pricing/tables/aws-us-east-1.yaml", "pricing/tools/pricing.py",
+              "pricing/tools/jsonstream.py"]
     for p in needed:
         assert (REPO / p).exists()
         assert not dockerignore_excluded(p), p
     for p in ("build/asan/cost-extender", "bin/cost-extender", "tests/blackbox/conftest.py",
-              ".git/HEAD", "pricing/data/aws-instance-types.csv"):
+              ".git/HEAD", "pricing/data/aws-instance-types.csv",
+              "pricing/tools/__pycache__/pricing.cpython-311.pyc"):
         assert dockerignore_excluded(p), p
 
 
@@ -1026,10 +1031,13 @@ def test_dockerfile_runtime_packages_cover_the_binarys_libraries():
     what it needs), and every library ldd loads comes from those packages
     or their dependencies."""
     assert RELEASE_BINARY.exists(), "build it: make bin/cost-extender"
-    (_, _), (_, run) = dockerfile_stages()
+    (_, _), (_, refresher), (_, run) = dockerfile_stages()
     runtime = apt_installed(run)
     assert runtime == ["libmicrohttpd12", "libyaml-0-2", "libcurl4", "libgnutls30",
                        "ca-certificates"]
+    # The refresher runs the same binary (pricing.py validate): the same
+    # libraries, plus python3 for pricing/tools.
+    assert apt_installed(refresher) == runtime + ["python3"]
     pkgs, provides = dpkg_status()
     for p in runtime:
         assert p in pkgs, "%s is not a package of this Debian (bookworm) system" % p
@@ -1066,7 +1074,7 @@ exit 3
 """
 
 
-def run_make_image(tmp_path, info_rc):
+def run_make_image(tmp_path, info_rc, target="image"):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "calls.log"
@@ -1076,7 +1084,7 @@ def run_make_image(tmp_path, info_rc):
         f.chmod(0o755)
     env = dict(os.environ, PATH="%s:/usr/bin:/bin" % bindir)
     env.pop("CONTAINER_ENGINE", None)
-    p = subprocess.run(["make", "--no-print-directory", "image"], cwd=str(REPO), env=env,
+    p = subprocess.run(["make", "--no-print-directory", target], cwd=str(REPO), env=env,
                        capture_output=True, text=True, timeout=60)
     calls = log.read_text().splitlines() if log.exists() else []
     return p, calls
@@ -1097,6 +1105,19 @@ def test_make_image_builds_with_a_running_engine(tmp_path):
     builds = [c.split(" ", 1)[1] for c in calls if " build " in c]
     assert builds == ["build -f deploy/Dockerfile -t ghcr.io/cost-extender/cost-extender:0.1.0 ."]
     assert calls[0].endswith("docker info")
+
+
+def test_make_image_refresher_builds_the_refresher_stage(tmp_path):
+    p, calls = run_make_image(tmp_path, info_rc=0, target="image-refresher")
+    assert p.returncode == 0, p.stdout + p.stderr
+    builds = [c.split(" ", 1)[1] for c in calls if " build " in c]
+    assert builds == ["build -f deploy/Dockerfile --target pricing-refresher "
+                      "-t ghcr.io/cost-extender/cost-extender-pricing:0.1.0 ."]
+    (tmp_path / "none").mkdir()
+    p, calls = run_make_image(tmp_path / "none", info_rc=1, target="image-refresher")
+    assert p.returncode == 0
+    assert "make image-refresher: no container engine: skipped" in p.stdout
+    assert not [c for c in calls if " build " in c]
 
 
 # =================================================================== docs ==

@@ -385,7 +385,7 @@ def test_gcp_and_azure_tables_keys_and_known_prices():
     assert gcp["defaultRegion"] == "us-central1"
     assert azure["defaultRegion"] == "eastus"
     assert gcp["instanceTypes"]["n2-standard-4"]["onDemand"] == Decimal("0.194236")
-    assert gcp["instanceTypes"]["g2-standard-4"]["gpuKind"] == "nvidia-l4"
+    assert azure["instanceTypes"]["Standard_NC4as_T4_v3"]["gpuKind"] == "nvidia-t4"
     assert azure["instanceTypes"]["Standard_D4s_v5"]["onDemand"] == Decimal("0.192")
     # Spot is never cheaper than on-demand and GPU types say which GPU.
     for table in (gcp, azure):

@@ -1,5 +1,5 @@
 /*
- * test_gang.c - gang admission (extender/gang/gang.c) in scenarios, on
+ * test_gang.c - gang admission (extender/gang/) in scenarios, on
  * plain structs through the engine's API: pods are hand-built pod_info
  * structs fed as the cluster watch would (gang_engine_pod_changed), nodes
  * are hand-built node_facts in a node view, queues and prices come from

@@ -18,7 +18,7 @@
 #include "kube/node_view.h"
 #include "server/app.h"
 #include "server/handlers.h"
-#include "server/metrics.h"
+#include "base/metrics.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>

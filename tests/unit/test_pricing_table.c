@@ -236,7 +236,7 @@ static void test_shipped_gcp(void **state)
 {
     (void)state;
     struct pricing_table *t = load_shipped("gcp-us-central1.yaml");
-    assert_int_equal(t->n_types, 15);
+    assert_int_equal(t->n_types, 89);
     assert_int_equal(t->n_types, count_type_lines(TABLES "/gcp-us-central1.yaml"));
     /* n2-standard-4: {onDemand: 0.194236, spot: 0.059952} */
     struct pricing_quote q =
@@ -245,20 +245,21 @@ static void test_shipped_gcp(void **state)
     q = quote(t, "n2-standard-4", "us-central1", "us-central1-a", CAPACITY_SPOT);
     assert_near(q.price, 0.059952);
     assert_false(q.estimated_spot);
-    /* a2-highgpu-1g: {vcpu: 12, memory: 85Gi, gpus: 1, onDemand: 3.673385, spot: 1.293355} */
-    const struct pricing_instance_type *it = pricing_find_type(t, str_of("a2-highgpu-1g"));
+    /* n2-highmem-128: {vcpu: 128, memory: 864Gi, onDemand: 7.706976, spot: 2.378528} */
+    const struct pricing_instance_type *it = pricing_find_type(t, str_of("n2-highmem-128"));
     assert_non_null(it);
-    assert_int_equal(it->vcpu, 12);
-    assert_int_equal(it->memory, 85LL << 30);
-    assert_int_equal(it->gpus, 1);
-    q = quote(t, "a2-highgpu-1g", NULL, NULL, CAPACITY_SPOT);
-    assert_near(q.price, 1.293355);
+    assert_int_equal(it->vcpu, 128);
+    assert_int_equal(it->memory, 864LL << 30);
+    assert_int_equal(it->gpus, 0);
+    q = quote(t, "n2-highmem-128", NULL, NULL, CAPACITY_SPOT);
+    assert_near(q.price, 2.378528);
     /* No spot block, no unknownInstanceTypes.spot: an unknown type's spot
-     * node is priced at the unknown on-demand price. */
+     * node is priced at the unknown on-demand price (the median of the
+     * *-standard-* types, 0.92456336). */
     assert_near(t->spot_fallback_ratio, 0);
     q = quote(t, "n9-imaginary-4", "us-central1", NULL, CAPACITY_SPOT);
     assert_false(q.known_type);
-    assert_near(q.price, 0.194236);
+    assert_near(q.price, 0.92456336);
     release(t);
 }
 
@@ -266,7 +267,7 @@ static void test_shipped_azure(void **state)
 {
     (void)state;
     struct pricing_table *t = load_shipped("azure-eastus.yaml");
-    assert_int_equal(t->n_types, 10);
+    assert_int_equal(t->n_types, 33);
     assert_int_equal(t->n_types, count_type_lines(TABLES "/azure-eastus.yaml"));
     /* Standard_D2s_v5: onDemand 0.096, no spot; fallbackRatio 0.35. */
     struct pricing_quote q = quote(t, "Standard_D2s_v5", "eastus", "eastus-1", CAPACITY_ON_DEMAND);
@@ -276,9 +277,16 @@ static void test_shipped_azure(void **state)
     assert_true(q.estimated_spot);
     q = quote(t, "Standard_NC24ads_A100_v4", NULL, NULL, CAPACITY_ON_DEMAND);
     assert_near(q.price, 3.673);
-    /* Unknown: onDemand 0.295, spot 0.295 * 0.35. */
-    assert_near(t->unknown_on_demand, 0.295);
-    assert_near(t->unknown_spot, 0.295 * 0.35);
+    /* {vcpu: 24, memory: 220Gi, gpus: 1, gpuKind: nvidia-a100} */
+    const struct pricing_instance_type *it =
+        pricing_find_type(t, str_of("Standard_NC24ads_A100_v4"));
+    assert_non_null(it);
+    assert_int_equal(it->vcpu, 24);
+    assert_int_equal(it->memory, 220LL << 30);
+    assert_int_equal(it->gpus, 1);
+    /* Unknown: onDemand 0.333 (the B and D series median), spot 0.333 * 0.35. */
+    assert_near(t->unknown_on_demand, 0.333);
+    assert_near(t->unknown_spot, 0.333 * 0.35);
     /* Instance type names are case-sensitive (they are label values). */
     assert_null(pricing_find_type(t, str_of("standard_d2s_v5")));
     release(t);

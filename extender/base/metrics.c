@@ -6,7 +6,7 @@
  */
 #include "metrics.h"
 
-#include "../base/buf.h"
+#include "buf.h"
 #include "../version.h"
 
 #include <stdatomic.h>
@@ -72,7 +72,7 @@ static struct {
     atomic_uint_fast64_t hist_sum_ns[VERB_COUNT];
     atomic_uint_fast64_t hist_count[VERB_COUNT];
     atomic_uint_fast64_t nodes_evaluated[VERB_COUNT];
-    atomic_uint_fast64_t filtered[COST_VERDICT_COUNT];
+    atomic_uint_fast64_t filtered[METRICS_FILTER_REASONS];
     atomic_uint_fast64_t reloads[RELOAD_KIND_COUNT][2]; /* [ok, error] */
     atomic_uint_fast64_t generation[RELOAD_KIND_COUNT];
     atomic_uint_fast64_t objects[RELOAD_KIND_COUNT];
@@ -152,9 +152,9 @@ void metrics_nodes_evaluated(enum metric_verb verb, uint64_t n)
         ADD(M.nodes_evaluated[verb], n);
 }
 
-void metrics_nodes_filtered(enum cost_verdict reason, uint64_t n)
+void metrics_nodes_filtered(int reason, uint64_t n)
 {
-    if (reason > COST_FITS && reason < COST_VERDICT_COUNT)
+    if (reason > 0 && reason < METRICS_FILTER_REASONS)
         ADD(M.filtered[reason], n);
 }
 
@@ -267,7 +267,7 @@ static long rss_bytes(void)
 static const char *const reload_names[RELOAD_KIND_COUNT] = {"pricing", "nodes_file", "queues",
                                                             "tls"};
 
-void metrics_render(struct buf *b)
+void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
 {
     char labels[160];
 
@@ -334,8 +334,10 @@ void metrics_render(struct buf *b)
 
     help(b, "cost_extender_nodes_filtered_total", "counter",
          "Nodes removed by the filter, by reason.");
-    for (int r = COST_FITS + 1; r < COST_VERDICT_COUNT; r++) {
-        snprintf(labels, sizeof(labels), "reason=\"%s\"", cost_verdict_label(r));
+    int n_reasons = reasons->count < METRICS_FILTER_REASONS ? reasons->count
+                                                            : METRICS_FILTER_REASONS;
+    for (int r = 1; r < n_reasons; r++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", reasons->label(r));
         sample_u64(b, "cost_extender_nodes_filtered_total", labels, GET(M.filtered[r]));
     }
 

@@ -9,8 +9,6 @@
 #ifndef CE_METRICS_H
 #define CE_METRICS_H
 
-#include "../cost/cost_model.h"
-
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,7 +69,11 @@ void metrics_init(void);
 void metrics_request_done(enum metric_verb verb, int status, double seconds);
 void metrics_request_error(enum metric_verb verb, enum request_error e);
 void metrics_nodes_evaluated(enum metric_verb verb, uint64_t n);
-void metrics_nodes_filtered(enum cost_verdict reason, uint64_t n);
+/* Nodes the filter removed, by reason: the cost model's verdict (enum
+ * cost_verdict), counted here by number so that this layer needs no policy
+ * header; 0 ("fits") is not counted. The names come with metrics_render. */
+#define METRICS_FILTER_REASONS 32
+void metrics_nodes_filtered(int reason, uint64_t n);
 
 /* A reload of a file-backed snapshot (pricing table, nodes file). */
 enum reload_kind {
@@ -105,7 +107,13 @@ void metrics_cluster_published(uint64_t generation, double build_seconds);
 enum gang_record_result { GREC_WRITTEN, GREC_RETRIED, GREC_FAILED, GREC_POD_GONE, GREC_COUNT };
 void metrics_gang_record(enum gang_record_result r);
 
+/* Names the filter reasons 1..count-1 (count <= METRICS_FILTER_REASONS). */
+struct metrics_filter_reasons {
+    int count;
+    const char *(*label)(int reason);
+};
+
 /* Renders all metrics into b. */
-void metrics_render(struct buf *b);
+void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons);
 
 #endif
