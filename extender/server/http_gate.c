@@ -604,11 +604,15 @@ void http_gate_request_done(struct http_gate *g, struct gate_conn *c, struct MHD
         /* libmicrohttpd reads greedily: if it has read past the requests
          * the gate checked (a pipelined one), the next head is already in
          * its buffer and the gate would peek at the middle of a request. */
-        uint64_t read = 0;
-        if (gate_bytes_read_by_server(c->fd, &read) && read == c->accounted)
+        uint64_t lo = 0, hi = 0;
+        if (!gate_bytes_read_by_server(c->fd, &lo, &hi))
+            c->gated = false; /* cannot tell: its heads are left to libmicrohttpd */
+        else if (lo > c->accounted)
+            c->refuse = true;
+        else if (hi >= c->accounted)
             suspend = true; /* (a client that has closed its side: the gate sees it) */
         else
-            c->refuse = true;
+            c->gated = false;
     }
     pthread_mutex_unlock(&g->mu);
     if (!suspend)

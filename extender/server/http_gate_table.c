@@ -73,10 +73,6 @@ static void client_release(struct http_gate *g, const struct sockaddr *sa)
         *e = g->clients[--g->n_clients]; /* drop it: the last one takes its place */
 }
 
-/* Bytes libmicrohttpd has read from fd: what the kernel received minus
- * what is still queued, from two readings of the first around the second
- * (a segment arriving in between would spoil the difference). False when
- * unknown. */
 /* TCP bytes the kernel has received on fd so far (RFC 4898's
  * ThruOctetsReceived; the client's FIN counts one); 0 when unknown.
  * *fin: the client has closed its side. */
@@ -102,24 +98,26 @@ uint64_t gate_tcp_received(int fd)
     return tcp_info_received(fd, &fin);
 }
 
-/* Bytes libmicrohttpd has read from fd: what the kernel received (less the
- * FIN) minus what is still queued, from two readings of the first around
- * the second (a segment arriving in between would spoil the difference).
- * False when unknown. */
-bool gate_bytes_read_by_server(int fd, uint64_t *out)
+/* Bytes libmicrohttpd has read from fd, as a range [lo, hi]: what the
+ * kernel received (less the FIN) minus what is still queued. Called from
+ * libmicrohttpd's thread for the connection, so that count does not move
+ * meanwhile; but bytes still arriving move both kernel counters, so they
+ * are read received-queued-received, which brackets it. */
+bool gate_bytes_read_by_server(int fd, uint64_t *lo, uint64_t *hi)
 {
-    for (int i = 0; i < 5; i++) {
-        int inq = 0;
-        bool fin, fin2;
-        uint64_t a = tcp_info_received(fd, &fin);
-        if (ioctl(fd, FIONREAD, &inq) != 0)
-            return false;
-        if (tcp_info_received(fd, &fin2) == a && fin == fin2) {
-            *out = a - (uint64_t)inq - (fin ? 1 : 0);
-            return true;
-        }
-    }
-    return false;
+    int inq = 0;
+    bool fin1, fin2;
+    uint64_t r1 = tcp_info_received(fd, &fin1);
+    if (ioctl(fd, FIONREAD, &inq) != 0 || !r1)
+        return false;
+    uint64_t r2 = tcp_info_received(fd, &fin2);
+    r1 -= fin1 ? 1 : 0;
+    r2 -= fin2 ? 1 : 0;
+    if ((uint64_t)inq > r1 || r2 < r1)
+        return false;
+    *lo = r1 - (uint64_t)inq;
+    *hi = r2 - (uint64_t)inq;
+    return true;
 }
 
 void gate_list_unlink(struct http_gate *g, struct gate_conn *c)

@@ -108,8 +108,9 @@ enum { LIST_NONE, LIST_LINGERING, LIST_INCOMPLETE };
 size_t gate_addr_bytes(const struct sockaddr *sa, const unsigned char **bytes);
 /* TCP bytes received on fd (the FIN counts one); 0 when unknown. */
 uint64_t gate_tcp_received(int fd);
-/* Bytes libmicrohttpd has read from fd; false when unknown. */
-bool gate_bytes_read_by_server(int fd, uint64_t *out);
+/* Bytes libmicrohttpd has read from fd, within [lo, hi]; false when
+ * unknown. Only from libmicrohttpd's thread for fd. */
+bool gate_bytes_read_by_server(int fd, uint64_t *lo, uint64_t *hi);
 
 void gate_list_unlink(struct http_gate *g, struct gate_conn *c);
 void gate_list_append(struct http_gate *g, struct gate_conn *c, int which);
