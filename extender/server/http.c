@@ -159,6 +159,16 @@ static bool is_post_route(enum route r)
     return r == ROUTE_FILTER || r == ROUTE_PRIORITIZE || r == ROUTE_BIND;
 }
 
+static void log_rejected(const struct request_ctx *ctx, int status, enum request_error e,
+                         const char *msg)
+{
+    char code[8];
+    snprintf(code, sizeof(code), "%d", status);
+    log_kv_limited(&lim_rejected, LOG_WARN, "client", ctx->client, "verb",
+                   metric_verb_name(ctx->verb), "reason", request_error_name(e), "status", code,
+                   "error", msg, NULL);
+}
+
 /* Queues ctx->reply. The response holds a reference to ctx until MHD
  * destroys it. */
 static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request_ctx *ctx,
@@ -223,26 +233,19 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request_ct
     MHD_destroy_response(resp);
     ctx->responded = true;
     metrics_request_done(ctx->verb, r->status, secs);
-    if (r->failed)
+    if (r->failed) {
+        /* Every refusal is logged here, where the client is known (the
+         * handlers know no transport), rate-limited. */
+        log_rejected(ctx, r->status, r->error, r->message);
         metrics_request_error(ctx->verb, r->error);
+    }
     return ret;
-}
-
-static void log_rejected(const struct request_ctx *ctx, int status, enum request_error e,
-                         const char *msg)
-{
-    char code[8];
-    snprintf(code, sizeof(code), "%d", status);
-    log_kv_limited(&lim_rejected, LOG_WARN, "client", ctx->client, "verb",
-                   metric_verb_name(ctx->verb), "reason", request_error_name(e), "status", code,
-                   "error", msg, NULL);
 }
 
 static enum MHD_Result early_error(struct MHD_Connection *conn, struct request_ctx *ctx,
                                    int status, enum request_error e, const char *msg)
 {
     reply_error(&ctx->reply, status, e, msg);
-    log_rejected(ctx, status, e, msg);
     return send_reply(conn, ctx, true);
 }
 
