@@ -85,11 +85,27 @@ def exchange(port, raw, timeout=5.0, host="127.0.0.1", shut_wr=False):
 
 # ----------------------------------------------------------------- slowloris --
 
+class _Background:
+    """A client that runs in its own thread from start() to finish()."""
+
+    def __init__(self):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join(30)
+
+
 # Then one header value that never ends: "aaaa..." a byte a second.
 TRICKLE_HEAD = b"POST /v1/filter HTTP/1.1\r\nHost: x\r\nX-Trickle: "
 
 
-class Trickle:
+class Trickle(_Background):
     """n connections, spread over the source addresses, each sending a
     request head one byte a second and never finishing it. With reconnect,
     a connection the server closes is opened again at once, so the pressure
@@ -97,6 +113,7 @@ class Trickle:
     server kept it open."""
 
     def __init__(self, port, n=1000, sources=None, reconnect=True, interval=1.0):
+        super().__init__()
         self.port = port
         self.n = n
         self.sources = sources or ["127.0.0.%d" % i for i in range(2, 12)]
@@ -104,8 +121,6 @@ class Trickle:
         self.interval = interval
         self.lifetimes = []      # seconds from its first byte to its close, per connection
         self.connect_errors = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
         self.open_at_end = []    # ages of connections still open at stop
         self.opened = 0
 
@@ -180,16 +195,9 @@ class Trickle:
                 conns[n["sock"]] = n
                 sel.register(n["sock"], selectors.EVENT_READ, n)
 
-    def start(self):
-        self.thread.start()
-        return self
-
-    def finish(self):
-        self.stop.set()
-        self.thread.join(30)
 
 
-class GoodClient:
+class GoodClient(_Background):
     """A well-behaved client on 127.0.0.1: one request after another, each on
     a new connection (the worst case: every request needs a free slot in
     the connection table), with a per-request timeout. Records successes
@@ -197,6 +205,7 @@ class GoodClient:
 
     def __init__(self, port, body, path="/v1/filter", timeout=2.0, pause=0.02,
                  new_connection=True):
+        super().__init__()
         self.port = port
         self.body = body
         self.path = path
@@ -207,8 +216,6 @@ class GoodClient:
         self.failed = 0
         self.errors = {}
         self.latencies = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _request(self, sock):
         head = ("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -254,13 +261,6 @@ class GoodClient:
         self.failed += 1
         self.errors[why] = self.errors.get(why, 0) + 1
 
-    def start(self):
-        self.thread.start()
-        return self
-
-    def finish(self):
-        self.stop.set()
-        self.thread.join(30)
 
     def figures(self):
         lat = sorted(self.latencies)

@@ -27,6 +27,20 @@ def logs_since(ext, mark, **match):
             if all(r.get(k) == v for k, v in match.items())]
 
 
+def serving_fixture_cluster(api, cluster_extender):
+    """The fixture cluster on the double, an extender serving it (packing
+    weight 0), and the web-1 pod's expected scores, already served.
+    Returns (api, extender, nodes, pods, pod, node names, scores)."""
+    a = api()
+    nodes, pods = load_fixture_cluster(a)
+    ext = cluster_extender(a, "--packing-weight", "0")
+    names = sorted(nodes)
+    pod = request_pod("web-1")
+    want = expected_scores(pod, list(nodes.values()))
+    wait_scores(ext, pod, names, want)
+    return a, ext, nodes, pods, pod, names, want
+
+
 def test_dropped_watch_resumes_from_last_delivered_version(api, cluster_extender):
     """A watch connection cut without a clean end is resumed from the last
     resourceVersion the stream delivered for that resource (not the
@@ -171,13 +185,7 @@ def test_malformed_wrong_kind_and_bad_quantity_events_are_skipped(api, cluster_e
     kind and quantities that do not parse are logged (warn), counted as
     skipped, and change nothing: the previous facts keep serving and the
     stream goes on."""
-    a = api()
-    nodes, pods = load_fixture_cluster(a)
-    ext = cluster_extender(a, "--packing-weight", "0")
-    names = sorted(nodes)
-    pod = request_pod("web-1")
-    want = expected_scores(pod, list(nodes.values()))
-    wait_scores(ext, pod, names, want)
+    a, ext, nodes, pods, pod, names, want = serving_fixture_cluster(api, cluster_extender)
     m0 = ext.metrics()
     sk_nodes = m0.get(EVENTS, resource="nodes", type="skipped")
     sk_pods = m0.get(EVENTS, resource="pods", type="skipped")
@@ -240,13 +248,7 @@ def test_objects_with_invalid_utf8_are_skipped_and_keep_last_good_state(api, clu
     """RFC 8259 section 8.1: a node or pod whose JSON strings are not UTF-8
     (in a relist or a watch event) is skipped, logged and counted; the rest
     of the page applies, and the object keeps the state it had before."""
-    a = api()
-    nodes, pods = load_fixture_cluster(a)
-    ext = cluster_extender(a, "--packing-weight", "0")
-    names = sorted(nodes)
-    pod = request_pod("web-1")
-    want = expected_scores(pod, list(nodes.values()))
-    wait_scores(ext, pod, names, want)
+    a, ext, nodes, pods, pod, names, want = serving_fixture_cluster(api, cluster_extender)
     target = "ip-10-0-0-10.ec2.internal"
     bound = next(p for p in pods.values() if p["spec"].get("nodeName"))
     pod_key = "%s/%s" % (bound["metadata"]["namespace"], bound["metadata"]["name"])

@@ -197,6 +197,24 @@ def _fuzz_one(port, rng, tls_ctx=None):
                 s.sendall(b[i:i + 7])
         else:
             s.sendall(b)
+    def read_until(want, seconds):
+        """Reads until want responses are in (True), or the server closes or
+        the time is up (False); sets closed."""
+        nonlocal data, closed
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            resps, rest = parse_responses(data)
+            if len(resps) >= want and not rest:
+                return True
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                closed = True
+                return False
+            data += chunk
+        return False
     try:
         if pipelined:
             send(b"".join(reqs))
@@ -207,37 +225,12 @@ def _fuzz_one(port, rng, tls_ctx=None):
             if rng.random() < 0.15:
                 s.shutdown(socket.SHUT_WR)
                 break
-            if not pipelined:
-                deadline = time.monotonic() + 6
-                while time.monotonic() < deadline:
-                    resps, _ = parse_responses(data)
-                    if len(resps) > i:
-                        break
-                    try:
-                        chunk = s.recv(65536)
-                    except socket.timeout:
-                        continue
-                    if not chunk:
-                        closed = True
-                        break
-                    data += chunk
-                if closed:
-                    break
+            if not pipelined and not read_until(i + 1, 6) and closed:
+                break
         # Then whatever else comes, until the server closes (we stop
         # sending; every deadline is at most 3 s) or everything is answered.
-        deadline = time.monotonic() + 8
-        while not closed and time.monotonic() < deadline:
-            resps, rest = parse_responses(data)
-            if len(resps) >= n and not rest:
-                return n, False
-            try:
-                chunk = s.recv(65536)
-            except socket.timeout:
-                continue
-            if not chunk:
-                closed = True
-                break
-            data += chunk
+        if not closed and read_until(n, 8):
+            return n, False
     except (OSError, ssl.SSLError):
         closed = True
     finally:
