@@ -312,8 +312,9 @@ def test_api_server_faults_under_load(cluster_daemon):
     def watch_readyz():
         while not stop.is_set():
             try:
-                if get(d.port, "/readyz")[0] != 200:
-                    not_ready.append(time.time())
+                status, text = get(d.port, "/readyz")
+                if status != 200:
+                    not_ready.append((time.time(), status, text[:300]))
             except OSError as e:
                 not_ready.append(repr(e))
             stop.wait(0.1)
