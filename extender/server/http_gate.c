@@ -115,8 +115,8 @@ static void tls_first_byte(struct http_gate *g, struct gate_conn *c, unsigned ch
 static void peek_head(struct http_gate *g, struct gate_conn *c, uint32_t events)
 {
     int avail = 0;
-    if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && ioctl(c->fd, FIONREAD, &avail) == 0 &&
-        avail > 0 && (size_t)avail == c->peeked)
+    if (c->peeked && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+        ioctl(c->fd, FIONREAD, &avail) == 0 && avail > 0 && (size_t)avail == c->peeked)
         return; /* nothing new since the last look */
     ssize_t n = recv(c->fd, g->peek, g->peek_cap, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -592,12 +592,10 @@ void http_gate_request_done(struct http_gate *g, struct gate_conn *c, struct MHD
     if (!c)
         return;
     int64_t now = clock_mono_ms();
-    uint64_t rx = gate_tcp_received(c->fd);
     bool suspend = false;
     pthread_mutex_lock(&g->mu);
     c->first_byte_ms = 0;
     c->since_ms = now;
-    c->rx_mark = rx;
     c->stage = ST_IDLE;
     gate_list_unlink(g, c);
     if (!c->doomed && reused && c->gated && !atomic_load(&g->stop)) {
@@ -614,6 +612,8 @@ void http_gate_request_done(struct http_gate *g, struct gate_conn *c, struct MHD
         else
             c->gated = false;
     }
+    if (!suspend) /* libmicrohttpd reads the next head: the tick watches for its first byte */
+        c->rx_mark = gate_tcp_received(c->fd);
     pthread_mutex_unlock(&g->mu);
     if (!suspend)
         return;
