@@ -1,7 +1,9 @@
 # cost-extender - build, run, test, bench.
 #
+#   make         install what is missing, build bin/cost-extender
 #   make run     install what is missing, build, serve on 127.0.0.1:8888
 #   make test    install what is missing, build with ASan+UBSan, run every test
+#   make install PREFIX=/usr/local (DESTDIR=...): the binary, the pricing tables, the docs
 #   make bench   build optimised, measure latency and memory (prints figures)
 #   make image   container image from deploy/Dockerfile (docker or podman; says so when neither runs)
 #   make fuzz    build the libFuzzer targets (clang), run each FUZZ_SECONDS (60), report crashes
@@ -37,14 +39,19 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 RUN_ARGS ?=
 DEFAULT_PRICING := pricing/tables/aws-us-east-1.yaml
+PREFIX   ?= /usr/local
+DESTDIR  ?=
 
 .PHONY: all run test bench load deps test-deps bench-deps unit blackbox clean format lint help \
-        image image-refresher deploy-pricing pricing-tables
+        image image-refresher deploy-pricing pricing-tables install
 
-all: bin/cost-extender
+# The default target, like run, installs the build packages first: on a fresh
+# machine `make` works as it stands.
+all: deps
+	@$(MAKE) --no-print-directory bin/cost-extender
 
 help:
-	@sed -n '2,10p' Makefile
+	@sed -n '2,12p' Makefile
 
 # --- dependencies -----------------------------------------------------------
 define install_missing
@@ -93,9 +100,24 @@ build/asan/tests/%: tests/unit/%.c tests/unit/test_util.h $(ASAN_LIB)
 build/asan/tests/test_fuzz_regressions: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
 
 # --- what users run ---------------------------------------------------------
+# No --pricing: the binary finds the bundled table next to itself
+# (bin/../pricing/tables/), as any copy run from a checkout does.
 run: deps
 	@$(MAKE) --no-print-directory bin/cost-extender
-	exec ./bin/cost-extender --listen 127.0.0.1:8888 --pricing $(DEFAULT_PRICING) $(RUN_ARGS)
+	exec ./bin/cost-extender --listen 127.0.0.1:8888 $(RUN_ARGS)
+
+# PREFIX/bin/cost-extender finds PREFIX/share/cost-extender/pricing/ by its
+# own location, so the installed copy runs from any folder (and from a
+# DESTDIR staging tree too).
+install: deps
+	@$(MAKE) --no-print-directory bin/cost-extender
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/cost-extender/pricing \
+	  $(DESTDIR)$(PREFIX)/share/doc/cost-extender/pricing $(DESTDIR)$(PREFIX)/share/doc/cost-extender/deploy
+	install -m 755 bin/cost-extender $(DESTDIR)$(PREFIX)/bin/cost-extender
+	install -m 644 pricing/tables/*.yaml $(DESTDIR)$(PREFIX)/share/cost-extender/pricing/
+	install -m 644 README.md BENCHMARKS.md $(DESTDIR)$(PREFIX)/share/doc/cost-extender/
+	install -m 644 pricing/README.md $(DESTDIR)$(PREFIX)/share/doc/cost-extender/pricing/
+	install -m 644 deploy/README.md $(DESTDIR)$(PREFIX)/share/doc/cost-extender/deploy/
 
 test: test-deps
 	@$(MAKE) --no-print-directory build/asan/cost-extender $(UNIT_BIN) bin/cost-extender \

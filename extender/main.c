@@ -2,8 +2,9 @@
  * main.c - cost-extender: a Kubernetes scheduler extender that places pods
  * where they cost least.
  *
- * Start-up order: settings, signals blocked (one thread takes them with
- * sigwait), file watches, first loads, HTTP server. Shutdown on SIGTERM:
+ * Start-up order: settings, the start-up checks (server/startup.c, the same
+ * ones --check runs), signals blocked (one thread takes them with sigwait),
+ * file watches, first loads, HTTP server. Shutdown on SIGTERM:
  * stop accepting, let in-flight requests finish within the grace period,
  * exit 0. Only main exits the process.
  */
@@ -18,6 +19,7 @@
 #include "server/config.h"
 #include "server/http.h"
 #include "server/reload.h"
+#include "server/startup.h"
 #include "server/tls.h"
 #include "version.h"
 
@@ -57,112 +59,52 @@ static void cluster_tick_cb(void *ctx)
 static void reload_tls_cb(void *ctx)
 {
     static uint64_t generation = 1;
-    char err[512];
+    char err[512], gen[24];
+    snprintf(gen, sizeof(gen), "%llu", (unsigned long long)generation);
     if (tls_store_reload(ctx, err, sizeof(err))) {
-        log_kv(LOG_INFO, "TLS certificate reloaded", NULL);
-        metrics_reload(RELOAD_TLS, true, ++generation, 1);
+        snprintf(gen, sizeof(gen), "%llu", (unsigned long long)++generation);
+        log_kv(LOG_INFO, "TLS certificate reloaded", "generation", gen, NULL);
+        metrics_reload(RELOAD_TLS, true, generation, 1);
     } else {
+        /* Start-up refuses bad files, so there always is a previous pair. */
         log_kv(LOG_ERROR, "TLS certificate rejected, previous one stays in force", "error", err,
-               NULL);
+               "previous_generation", gen, NULL);
         metrics_reload(RELOAD_TLS, false, 0, 0);
     }
 }
 
-/* Where node facts come from: --nodes-file, else a kubeconfig (--kubeconfig,
- * else the first file in $KUBECONFIG), else the in-cluster service account,
- * else nowhere. Fills *auth and returns true when a cluster connection is
- * to be made; false with err set when one was asked for and is broken. */
-enum source { SOURCE_NONE, SOURCE_NODES_FILE, SOURCE_CLUSTER, SOURCE_BROKEN };
-
-static enum source node_source(const struct config *cfg, struct kube_auth *auth, char *err,
-                               size_t errlen)
+/* Start-up findings become log lines; --check prints them. */
+static void log_finding(void *ctx, enum startup_finding kind, const char *msg)
 {
-    memset(auth, 0, sizeof(*auth));
-    if (cfg->nodes_file) {
-        if (cfg->kubeconfig) {
-            snprintf(err, errlen, "give --nodes-file or --kubeconfig, not both");
-            return SOURCE_BROKEN;
-        }
-        return SOURCE_NODES_FILE;
-    }
-    char first[4096] = "";
-    const char *path = cfg->kubeconfig;
-    const char *env = getenv("KUBECONFIG");
-    if (!path && env && *env) {
-        /* $KUBECONFIG may list several files: use the first that exists. */
-        const char *p = env;
-        while (*p && !first[0]) {
-            const char *colon = strchr(p, ':');
-            size_t len = colon ? (size_t)(colon - p) : strlen(p);
-            snprintf(first, sizeof(first), "%.*s", (int)len, p);
-            if (access(first, R_OK) != 0)
-                first[0] = '\0';
-            p += len + (colon ? 1 : 0);
-        }
-        if (first[0])
-            path = first;
-    }
-    if (path)
-        return kube_auth_from_kubeconfig(path, cfg->kube_context, auth, err, errlen)
-                   ? SOURCE_CLUSTER
-                   : SOURCE_BROKEN;
-    if (kube_in_cluster_available(cfg->service_account_dir))
-        return kube_auth_in_cluster(cfg->service_account_dir, auth, err, errlen) ? SOURCE_CLUSTER
-                                                                                 : SOURCE_BROKEN;
-    return SOURCE_NONE;
+    (void)ctx;
+    if (kind == STARTUP_NOTE)
+        log_kv(LOG_WARN, msg, NULL);
+    else
+        log_kv(LOG_ERROR, "cannot start", "error", msg, NULL);
 }
 
-/* --check: load everything once, say what is wrong, exit. */
-static int run_check(const struct config *cfg)
+static void print_finding(void *ctx, enum startup_finding kind, const char *msg)
 {
-    int rc = 0;
-    struct pricing_error perr;
-    struct pricing_table *t = pricing_load_file(cfg->pricing_path, &perr);
-    if (t) {
-        printf("pricing table %s: ok, %zu instance types, currency %s\n", cfg->pricing_path,
-               t->n_types, t->currency);
-        snapshot_release(&t->snap);
-    } else {
-        printf("pricing table %s:%d:%d: %s\n", perr.file, perr.line, perr.column, perr.msg);
-        rc = 1;
+    fprintf(ctx, "%s%s\n", kind == STARTUP_NOTE ? "note: " : "", msg);
+}
+
+/* --check: the start-up checks, then the files; nothing is bound. */
+static int run_check(struct config *cfg)
+{
+    struct startup st;
+    int rc = startup_prepare(cfg, &st, print_finding, stdout);
+    if (rc == 0) {
+        printf("listen %s: ok (not bound by --check)\n", cfg->listen);
+        if (st.tls)
+            printf("TLS %s, %s%s%s: ok\n", cfg->tls_cert, cfg->tls_key,
+                   cfg->tls_client_ca ? ", client CA " : "",
+                   cfg->tls_client_ca ? cfg->tls_client_ca : "");
+        if (st.source == STARTUP_SOURCE_CLUSTER)
+            printf("cluster connection: %s, server %s (not contacted by --check)\n",
+                   st.auth.source, st.auth.server);
+        rc = startup_check_files(cfg, stdout);
     }
-    if (cfg->queues_path) {
-        struct queue_config_error qerr;
-        struct queue_config *q = queue_config_load_file(cfg->queues_path, &qerr);
-        if (q) {
-            printf("queue config %s: ok, %zu queues\n", cfg->queues_path, q->n_queues);
-            snapshot_release(&q->snap);
-        } else {
-            printf("queue config %s:%d:%d: %s\n", qerr.file, qerr.line, qerr.column, qerr.msg);
-            rc = 1;
-        }
-    }
-    struct kube_auth auth;
-    char aerr[600];
-    enum source src = node_source(cfg, &auth, aerr, sizeof(aerr));
-    if (src == SOURCE_BROKEN) {
-        printf("cluster connection: %s\n", aerr);
-        rc = 1;
-    } else if (src == SOURCE_CLUSTER) {
-        printf("cluster connection: %s, server %s (not contacted by --check)\n", auth.source,
-               auth.server);
-    }
-    kube_auth_free(&auth);
-    if (cfg->nodes_file) {
-        char err[512];
-        struct node_view *v = node_view_load(cfg->nodes_file, &cfg->capacity_label,
-                                             cfg->max_json_depth, err, sizeof(err));
-        if (v) {
-            printf("nodes file %s: ok, %zu nodes\n", cfg->nodes_file, v->n_nodes);
-            for (size_t i = 0; i < v->n_nodes; i++)
-                if (v->nodes[i].invalid)
-                    printf("  node %s: %s\n", v->nodes[i].name.ptr, v->nodes[i].invalid);
-            snapshot_release(&v->snap);
-        } else {
-            printf("nodes file: %s\n", err);
-            rc = 1;
-        }
-    }
+    startup_free(&st);
     return rc;
 }
 
@@ -181,18 +123,22 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return cr == CONFIG_EXIT_OK ? 0 : 2;
     }
-    if ((cfg.tls_cert != NULL) != (cfg.tls_key != NULL) || (cfg.tls_client_ca && !cfg.tls_cert)) {
-        fprintf(stderr, "cost-extender: --tls-cert and --tls-key go together, and "
-                        "--tls-client-ca needs them\n");
-        config_free(&cfg);
-        return 2;
-    }
     if (cfg.check_only) {
         int rc = run_check(&cfg);
         config_free(&cfg);
         return rc;
     }
     log_set_level(cfg.log_level);
+    struct startup st;
+    int rc = startup_prepare(&cfg, &st, log_finding, NULL);
+    if (rc != 0) {
+        startup_free(&st);
+        config_free(&cfg);
+        return rc;
+    }
+    if (st.pricing_default)
+        log_kv(LOG_INFO, "no --pricing given: using the bundled table", "file", cfg.pricing_path,
+               NULL);
     metrics_init();
 
     /* Every thread inherits this mask; signals are taken by sigwait below. */
@@ -206,31 +152,13 @@ int main(int argc, char **argv)
 
     struct app app;
     app_init(&app, &cfg);
-
-    struct kube_auth auth;
-    char serr[600];
-    enum source src = node_source(&cfg, &auth, serr, sizeof(serr));
-    if (src == SOURCE_BROKEN) {
-        log_kv(LOG_ERROR, "cannot set up the cluster connection", "error", serr, NULL);
-        app_destroy(&app);
-        config_free(&cfg);
-        return 1;
-    }
-
-    struct tls_store *tls = NULL;
-    if (cfg.tls_cert) {
-        struct tls_files files = {cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca};
-        char terr[512];
-        tls = tls_store_new(&files, terr, sizeof(terr));
-        if (!tls) {
-            log_kv(LOG_ERROR, "cannot load the TLS certificate", "error", terr, NULL);
-            kube_auth_free(&auth);
-            app_destroy(&app);
-            config_free(&cfg);
-            return 1;
-        }
+    struct tls_store *tls = st.tls;
+    if (tls) {
+        metrics_reload_enable(RELOAD_TLS);
         metrics_reload(RELOAD_TLS, true, 1, 1);
     }
+    enum startup_source src = st.source;
+    char serr[600];
 
     struct reloader *rl = reloader_new(cfg.reload_poll_ms, cfg.reload_settle_ms);
     if (!rl || !reloader_watch(rl, cfg.pricing_path, reload_pricing_cb, &app) ||
@@ -257,11 +185,12 @@ int main(int argc, char **argv)
         log_kv(LOG_ERROR, "cannot start HTTP server", "listen", cfg.listen, "error", err, NULL);
         reloader_stop(rl);
         app_destroy(&app);
+        startup_free(&st);
         config_free(&cfg);
         return 1;
     }
     struct cluster *cluster = NULL;
-    if (src == SOURCE_CLUSTER) {
+    if (src == STARTUP_SOURCE_CLUSTER) {
         /* Gangs need to know every member pod: only with the watch. */
         app.gangs = gang_engine_new();
         if (!app.gangs)
@@ -279,31 +208,29 @@ int main(int argc, char **argv)
                                       .ctx = &app,
                                       .view_status = cluster_view_status_cb,
                                       .tick = cluster_tick_cb};
-        cluster = cluster_start(&hooks, &auth, &copts, serr, sizeof(serr));
+        cluster = cluster_start(&hooks, &st.auth, &copts, serr, sizeof(serr));
         if (!cluster) {
             log_kv(LOG_ERROR, "cannot start the cluster connection", "error", serr, NULL);
-            kube_auth_free(&auth);
             http_stop(srv);
             reloader_stop(rl);
             app_destroy(&app);
+            startup_free(&st);
             config_free(&cfg);
             return 1;
         }
     }
-    if (src != SOURCE_CLUSTER && cfg.queues_path)
-        log_kv(LOG_WARN,
-               "gang admission needs the cluster connection: queues are loaded but not used", NULL);
-    const char *mode = src == SOURCE_CLUSTER      ? "cluster: node facts and pods from the "
-                                                    "Kubernetes API (list and watch)"
-                       : src == SOURCE_NODES_FILE ? "standalone: node facts for names-only "
-                                                    "requests from --nodes-file"
-                                                  : "standalone: no cluster connection and no "
-                                                    "--nodes-file, so only full-node requests "
-                                                    "can be answered";
+    const char *mode = src == STARTUP_SOURCE_CLUSTER ? "cluster: node facts and pods from the "
+                                                       "Kubernetes API (list and watch)"
+                       : src == STARTUP_SOURCE_NODES_FILE
+                           ? "standalone: node facts for names-only requests from --nodes-file"
+                           : "standalone: no cluster connection and no --nodes-file, so only "
+                             "full-node requests can be answered";
     log_kv(LOG_INFO, "cost-extender started", "version", CE_VERSION, "listen", http_address(srv),
            "scheme", tls ? (cfg.tls_client_ca ? "https (client certificates required)" : "https")
                          : "http",
-           "pricing", cfg.pricing_path, "mode", mode, NULL);
+           "pricing", cfg.pricing_path, "pricing_from",
+           st.pricing_default ? "bundled default (no --pricing)" : "--pricing", "mode", mode,
+           NULL);
 
     for (;;) {
         int sig = 0;
@@ -336,7 +263,7 @@ int main(int argc, char **argv)
     cluster_stop(cluster);
     gang_engine_free(app.gangs);
     reloader_stop(rl);
-    tls_store_free(tls);
+    startup_free(&st); /* the TLS store, and the kube_auth if cluster_start did not take it */
     app_destroy(&app);
     log_kv(LOG_INFO, "stopped", NULL);
     config_free(&cfg);

@@ -83,3 +83,29 @@ bool file_read_all(const char *path, size_t max, char **data, size_t *len, char 
     *len = n;
     return true;
 }
+
+void file_error_format(char *out, size_t n, const char *file, int line, int column,
+                       const char *msg)
+{
+    if (line > 0)
+        snprintf(out, n, "%s:%d:%d: %s", file, line, column, msg);
+    else if (*file && strstr(msg, file))
+        snprintf(out, n, "%s", msg);
+    else
+        snprintf(out, n, "%s: %s", file, msg);
+}
+
+void file_position(const char *data, size_t len, size_t at, int *line, int *column)
+{
+    int l = 1, c = 1;
+    for (size_t i = 0; i < at && i < len; i++) {
+        if (data[i] == '\n') {
+            l++;
+            c = 1;
+        } else if (((unsigned char)data[i] & 0xC0) != 0x80) {
+            c++; /* a UTF-8 continuation byte is not a column of its own */
+        }
+    }
+    *line = l;
+    *column = c;
+}

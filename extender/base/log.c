@@ -26,10 +26,6 @@ bool log_level_parse(const char *s, enum log_level *out)
             return true;
         }
     }
-    if (strcmp(s, "warning") == 0) {
-        *out = LOG_WARN;
-        return true;
-    }
     return false;
 }
 

@@ -14,7 +14,8 @@
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
-/* Parses "debug", "info", "warn"/"warning", "error"; false if unknown. */
+/* Parses "debug", "info", "warn" or "error" (exactly: --help documents these
+ * four); false for anything else. */
 bool log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level l);
 

@@ -79,6 +79,7 @@ static struct {
     atomic_uint_fast64_t last_reload_ms[RELOAD_KIND_COUNT];
     atomic_uint_fast64_t last_reload_ok[RELOAD_KIND_COUNT];
     atomic_uint_fast64_t last_success_ms[RELOAD_KIND_COUNT];
+    atomic_bool reload_enabled[RELOAD_KIND_COUNT];
     double start_time;
     /* cluster */
     atomic_bool cluster;
@@ -169,6 +170,11 @@ void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_
         SET(M.objects[kind], objects);
         SET(M.last_success_ms[kind], t);
     }
+}
+
+void metrics_reload_enable(enum reload_kind kind)
+{
+    atomic_store(&M.reload_enabled[kind], true);
 }
 
 void metrics_cluster_enable(void)
@@ -342,6 +348,8 @@ void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
     }
 
     for (int k = 0; k < RELOAD_KIND_COUNT; k++) {
+        if (!atomic_load(&M.reload_enabled[k]))
+            continue;
         const char *what = reload_names[k];
         char name[96];
         snprintf(name, sizeof(name), "cost_extender_%s_reloads_total", what);
@@ -361,13 +369,21 @@ void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
         help(b, name, "gauge", "Unix time of the last successful load.");
         sample_double(b, name, NULL, (double)GET(M.last_success_ms[k]) / 1000.0);
     }
-    help(b, "cost_extender_pricing_instance_types", "gauge",
-         "Instance types in the pricing table in force.");
-    sample_u64(b, "cost_extender_pricing_instance_types", NULL, GET(M.objects[RELOAD_PRICING]));
-    help(b, "cost_extender_nodes_file_nodes", "gauge", "Nodes in the nodes file in force.");
-    sample_u64(b, "cost_extender_nodes_file_nodes", NULL, GET(M.objects[RELOAD_NODES_FILE]));
-    help(b, "cost_extender_queues_queues", "gauge", "Queues in the queue config in force.");
-    sample_u64(b, "cost_extender_queues_queues", NULL, GET(M.objects[RELOAD_QUEUES]));
+    static const struct {
+        enum reload_kind kind;
+        const char *name, *help;
+    } counts[] = {
+        {RELOAD_PRICING, "cost_extender_pricing_instance_types",
+         "Instance types in the pricing table in force."},
+        {RELOAD_NODES_FILE, "cost_extender_nodes_file_nodes", "Nodes in the nodes file in force."},
+        {RELOAD_QUEUES, "cost_extender_queues_queues", "Queues in the queue config in force."},
+    };
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        if (!atomic_load(&M.reload_enabled[counts[i].kind]))
+            continue;
+        help(b, counts[i].name, "gauge", counts[i].help);
+        sample_u64(b, counts[i].name, NULL, GET(M.objects[counts[i].kind]));
+    }
 
     if (atomic_load(&M.cluster)) {
         static const char *const kinds[2] = {"nodes", "pods"};

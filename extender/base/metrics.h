@@ -84,6 +84,10 @@ enum reload_kind {
     RELOAD_KIND_COUNT
 };
 void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_t objects);
+/* Exports a kind's metrics: only features that are configured have them,
+ * so that an alert on ..._last_reload_success == 0 means a broken file, not
+ * an unused feature. Call at start-up, before serving. */
+void metrics_reload_enable(enum reload_kind kind);
 
 /* Cluster state (list and watch through the Kubernetes API), per kind
  * (0 nodes, 1 pods). */

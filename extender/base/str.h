@@ -36,6 +36,15 @@ static inline bool str_eq_lit(struct str a, const char *lit)
     return a.ptr && a.len == n && memcmp(a.ptr, lit, n) == 0;
 }
 
+/* Whether the bytes are all blanks (space, tab, CR, LF), or there are none. */
+static inline bool str_is_blank(struct str s)
+{
+    for (size_t i = 0; i < s.len; i++)
+        if (s.ptr[i] != ' ' && s.ptr[i] != '\t' && s.ptr[i] != '\r' && s.ptr[i] != '\n')
+            return false;
+    return true;
+}
+
 /* ASCII case-insensitive comparison with a literal. */
 static inline bool str_eq_lit_fold(struct str a, const char *lit)
 {

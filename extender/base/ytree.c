@@ -4,6 +4,7 @@
 #include "ytree.h"
 
 #include "arena.h"
+#include "str.h"
 #include "strmap.h"
 
 #include <errno.h>
@@ -20,6 +21,7 @@ struct frame {
     struct ynode *node;
     struct ynode **items; /* map: key, value, key, value... */
     size_t n, cap;
+    bool flow; /* [...] or {...}: closed by a bracket, not by indentation */
 };
 
 bool yfail(struct yerror *err, const struct ynode *n, const char *fmt, ...)
@@ -33,6 +35,41 @@ bool yfail(struct yerror *err, const struct ynode *n, const char *fmt, ...)
     err->line = n ? n->line : 0;
     err->column = n ? n->column : 0;
     return false;
+}
+
+/* libyaml's problem mark is where it noticed the problem; its context mark
+ * where the construct it was reading began. A construct still open at the
+ * end of the file (a quoted scalar, a flow '[' or '{') is noticed at the
+ * end, but the offending token is where it opens: the context mark for a
+ * scalar, the innermost open flow collection (open, may be NULL) for the
+ * others. */
+static void syntax_error(const yaml_parser_t *p, const char *data, size_t len,
+                         const struct ynode *open, struct yerror *err)
+{
+    yaml_mark_t at = p->problem_mark;
+    bool ctx = p->context != NULL;
+    size_t i = at.index < len ? at.index : len;
+    bool at_end = str_is_blank((struct str){data + i, len - i});
+    bool moved = true;
+    if (ctx && p->problem && strstr(p->problem, "end of stream")) {
+        at = p->context_mark;
+    } else if (at_end && open) {
+        at.line = (size_t)open->line - 1;
+        at.column = (size_t)open->column - 1;
+    } else {
+        moved = false;
+    }
+    err->line = (int)at.line + 1;
+    err->column = (int)at.column + 1;
+    /* Where the construct began, when that is not where we point. */
+    char started[48] = "";
+    if (ctx && !moved &&
+        (at.line != p->context_mark.line || at.column != p->context_mark.column))
+        snprintf(started, sizeof(started), " (started at %d:%d)", (int)p->context_mark.line + 1,
+                 (int)p->context_mark.column + 1);
+    snprintf(err->msg, sizeof(err->msg), "YAML syntax error: %s%s%s%s",
+             p->problem ? p->problem : "unknown problem", ctx ? " " : "", ctx ? p->context : "",
+             started);
 }
 
 static bool frame_push(struct frame *f, struct ynode *child)
@@ -143,11 +180,11 @@ bool ytree_parse(const char *data, size_t len, const struct ytree_limits *limits
 
     while (!done) {
         if (!yaml_parser_parse(&parser, &ev)) {
-            err->line = (int)parser.problem_mark.line + 1;
-            err->column = (int)parser.problem_mark.column + 1;
-            snprintf(err->msg, sizeof(err->msg), "YAML syntax error: %s%s%s",
-                     parser.problem ? parser.problem : "unknown problem",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
+            const struct ynode *open = NULL;
+            for (int i = depth - 1; i >= 0 && !open; i--)
+                if (stack[i].flow)
+                    open = stack[i].node;
+            syntax_error(&parser, data, len, open, err);
             goto out;
         }
         struct ynode *node = NULL;
@@ -219,6 +256,10 @@ bool ytree_parse(const char *data, size_t len, const struct ytree_limits *limits
                 stack[depth].items = NULL;
                 stack[depth].n = 0;
                 stack[depth].cap = 0;
+                stack[depth].flow =
+                    ev.type == YAML_MAPPING_START_EVENT
+                        ? ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE
+                        : ev.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
                 depth++;
             }
             break;
@@ -262,6 +303,17 @@ struct ynode *ymap_get(const struct ynode *map, const char *key)
     for (size_t i = 0; i < map->count; i++)
         if (map->keys[i]->len == n && memcmp(map->keys[i]->str, key, n) == 0)
             return map->values[i];
+    return NULL;
+}
+
+struct ynode *ymap_key(const struct ynode *map, const char *key)
+{
+    if (!map || map->kind != YN_MAP)
+        return NULL;
+    size_t n = strlen(key);
+    for (size_t i = 0; i < map->count; i++)
+        if (map->keys[i]->len == n && memcmp(map->keys[i]->str, key, n) == 0)
+            return map->keys[i];
     return NULL;
 }
 

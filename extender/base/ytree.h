@@ -36,7 +36,7 @@ struct ynode {
 };
 
 struct yerror {
-    int line, column;
+    int line, column; /* 1-based; 0: the whole file */
     char msg[256];
 };
 
@@ -53,7 +53,13 @@ bool ytree_parse(const char *data, size_t len, const struct ytree_limits *limits
 /* Map lookup by key (scalar keys only); NULL when absent or not a map. */
 struct ynode *ymap_get(const struct ynode *map, const char *key);
 
-/* Sets err at node n with a printf message; always returns false. */
+/* The key node of key in map (for messages about the entry as a whole);
+ * NULL when absent. */
+struct ynode *ymap_key(const struct ynode *map, const char *key);
+
+/* Sets err at node n with a printf message; always returns false. With n
+ * NULL the problem is the whole file's: line and column are 0, and
+ * messages print no position (file_error_format). */
 bool yfail(struct yerror *err, const struct ynode *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

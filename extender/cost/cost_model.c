@@ -9,10 +9,13 @@
 
 static const char *const spot_names[] = {"never", "allow", "prefer", "only"};
 
+/* Exactly the documented lower-case names, for the annotation and
+ * --default-spot alike: "NEVER" is refused rather than guessed at, like
+ * every other value that is not documented. */
 bool spot_policy_parse(struct str s, enum spot_policy *out)
 {
     for (int i = 0; i < 4; i++) {
-        if (str_eq_lit_fold(s, spot_names[i])) {
+        if (str_eq_lit(s, spot_names[i])) {
             *out = (enum spot_policy)i;
             return true;
         }

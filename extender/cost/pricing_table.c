@@ -139,14 +139,15 @@ static bool read_type(struct loader *L, const struct ynode *key, const struct yn
     if (!ymap_check_keys(v, type_keys, &L->yerr, "an instance type entry"))
         return false;
     const struct ynode *n;
+    /* A missing field is the entry's problem: reported at its name. */
     if (!(n = ymap_get(v, "vcpu")))
-        return yfail(&L->yerr, v, "instance type %s has no vcpu", it->name);
+        return yfail(&L->yerr, key, "instance type %s has no vcpu", it->name);
     if (!yscalar_int(n, &it->vcpu, &L->yerr, "vcpu"))
         return false;
     if (it->vcpu <= 0 || it->vcpu > 100000)
         return yfail(&L->yerr, n, "vcpu of %s must be a positive integer", it->name);
     if (!(n = ymap_get(v, "memory")))
-        return yfail(&L->yerr, v, "instance type %s has no memory", it->name);
+        return yfail(&L->yerr, key, "instance type %s has no memory", it->name);
     const char *why = "not a string";
     if (n->kind != YN_SCALAR || !quantity_parse(n->str, n->len, QUANTITY_UNITS, &it->memory, &why))
         return yfail(&L->yerr, n, "memory of %s is not a Kubernetes quantity: %s", it->name, why);
@@ -168,7 +169,7 @@ static bool read_type(struct loader *L, const struct ynode *key, const struct yn
     if (!read_prices(L, v, &it->prices))
         return false;
     if (!it->prices.has_on_demand)
-        return yfail(&L->yerr, v, "instance type %s has no onDemand price", it->name);
+        return yfail(&L->yerr, key, "instance type %s has no onDemand price", it->name);
     if ((n = ymap_get(v, "regions")) && !read_regions(L, n, it))
         return false;
     return true;
@@ -192,8 +193,8 @@ static bool need_string(struct loader *L, const struct ynode *root, const char *
                         const char **out)
 {
     const struct ynode *n = ymap_get(root, key);
-    if (!n)
-        return yfail(&L->yerr, root, "missing required field \"%s\"", key);
+    if (!n) /* a top-level field: the whole file's problem, no position */
+        return yfail(&L->yerr, NULL, "missing required field \"%s\"", key);
     if (!read_string(L, n, key, out))
         return false;
     if (!**out)
@@ -236,7 +237,7 @@ static bool read_table(struct loader *L, const struct ynode *root)
             const struct ynode *src = ymap_get(n, "fallbackSource");
             const char *tmp;
             if (!src)
-                return yfail(&L->yerr, v,
+                return yfail(&L->yerr, ymap_key(n, "fallbackRatio"),
                              "spot.fallbackRatio is an estimate: say why in spot.fallbackSource");
             if (!read_string(L, src, "spot.fallbackSource", &tmp))
                 return false;
@@ -254,19 +255,20 @@ static bool read_table(struct loader *L, const struct ynode *root)
     }
 
     if (!(n = ymap_get(root, "unknownInstanceTypes")))
-        return yfail(&L->yerr, root, "missing required field \"unknownInstanceTypes\"");
+        return yfail(&L->yerr, NULL, "missing required field \"unknownInstanceTypes\"");
+    const struct ynode *unknown_key = ymap_key(root, "unknownInstanceTypes");
     if (!ymap_check_keys(n, unknown_keys, &L->yerr, "unknownInstanceTypes"))
         return false;
     const struct ynode *pol = ymap_get(n, "policy");
     if (!pol)
-        return yfail(&L->yerr, n, "unknownInstanceTypes needs a policy");
+        return yfail(&L->yerr, unknown_key, "unknownInstanceTypes needs a policy");
     if (!read_string(L, pol, "policy", &s))
         return false;
     if (strcmp(s, "default-price") == 0) {
         t->unknown_policy = PRICING_UNKNOWN_DEFAULT_PRICE;
         const struct ynode *od = ymap_get(n, "onDemand");
         if (!od)
-            return yfail(&L->yerr, n, "policy default-price needs onDemand");
+            return yfail(&L->yerr, unknown_key, "policy default-price needs onDemand");
         if (!read_price(L, od, "unknownInstanceTypes.onDemand", &t->unknown_on_demand))
             return false;
         const struct ynode *sp = ymap_get(n, "spot");
@@ -295,9 +297,10 @@ static bool read_table(struct loader *L, const struct ynode *root)
 
     const struct ynode *types = ymap_get(root, "instanceTypes");
     if (!types)
-        return yfail(&L->yerr, root, "missing required field \"instanceTypes\"");
+        return yfail(&L->yerr, NULL, "missing required field \"instanceTypes\"");
     if (types->kind != YN_MAP || types->count == 0)
-        return yfail(&L->yerr, types, "instanceTypes must be a non-empty map");
+        return yfail(&L->yerr, yscalar_is_null(types) ? ymap_key(root, "instanceTypes") : types,
+                     "instanceTypes must be a non-empty map");
     t->n_types = types->count;
     t->types = arena_calloc(t->arena, types->count, sizeof(*t->types));
     if (!t->types || !strmap_init(&t->by_name, types->count))

@@ -166,12 +166,15 @@ static bool read_config(struct queue_config *c, const struct ynode *root, struct
         return false;
     const struct ynode *n;
     const char *s;
-    if (!(n = ymap_get(root, "apiVersion")) || !yscalar_str(n, &s, err, "apiVersion") ||
-        strcmp(s, "cost-extender.io/v1alpha1") != 0)
-        return yfail(err, n ? n : root, "apiVersion must be cost-extender.io/v1alpha1");
-    if (!(n = ymap_get(root, "kind")) || !yscalar_str(n, &s, err, "kind") ||
-        strcmp(s, "QueueConfig") != 0)
-        return yfail(err, n ? n : root, "kind must be QueueConfig");
+    /* A missing top-level field is the whole file's problem: no position. */
+    if (!(n = ymap_get(root, "apiVersion")))
+        return yfail(err, NULL, "missing required field \"apiVersion\"");
+    if (!yscalar_str(n, &s, err, "apiVersion") || strcmp(s, "cost-extender.io/v1alpha1") != 0)
+        return yfail(err, n, "apiVersion must be cost-extender.io/v1alpha1");
+    if (!(n = ymap_get(root, "kind")))
+        return yfail(err, NULL, "missing required field \"kind\"");
+    if (!yscalar_str(n, &s, err, "kind") || strcmp(s, "QueueConfig") != 0)
+        return yfail(err, n, "kind must be QueueConfig");
     c->admission_timeout_s = 300; /* Kueue's waitForPodsReady default: 5 minutes */
     c->backoff_initial_s = 10;
     c->backoff_max_s = 600;
@@ -189,11 +192,15 @@ static bool read_config(struct queue_config *c, const struct ynode *root, struct
             !read_seconds(b, "backoff.maxSeconds", 1, 7 * 86400, &c->backoff_max_s, err))
             return false;
         if (c->backoff_max_s < c->backoff_initial_s)
-            return yfail(err, n, "backoff.maxSeconds is below backoff.initialSeconds");
+            return yfail(err, ymap_get(n, "maxSeconds") ? ymap_get(n, "maxSeconds") : ymap_get(n, "initialSeconds"),
+                         "backoff.maxSeconds is below backoff.initialSeconds");
     }
     const struct ynode *queues = ymap_get(root, "queues");
-    if (!queues || queues->kind != YN_MAP || queues->count == 0)
-        return yfail(err, queues ? queues : root, "queues must be a non-empty map");
+    if (!queues)
+        return yfail(err, NULL, "missing required field \"queues\"");
+    if (queues->kind != YN_MAP || queues->count == 0)
+        return yfail(err, yscalar_is_null(queues) ? ymap_key(root, "queues") : queues,
+                     "queues must be a non-empty map");
     c->n_queues = queues->count;
     c->queues = arena_calloc(c->arena, queues->count, sizeof(*c->queues));
     if (!c->queues || !strmap_init(&c->by_name, queues->count))

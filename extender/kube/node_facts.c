@@ -139,25 +139,37 @@ static bool read_str(struct jscan *s, struct arena *arena, bool copy, struct str
     return jscan_string(s, &j) && kube_decode_str(s, &j, arena, copy, out);
 }
 
-/* "cpu quantity "abc" is invalid: why", kept in the arena. */
-static const char *bad_quantity_msg(struct arena *a, struct str name, struct str val,
-                                    const char *why)
+/* "WHERE.cpu quantity "abc" is invalid: why", kept in the arena: the field
+ * by its path in the object and the value as written. */
+static const char *bad_quantity_msg(struct arena *a, const char *where, struct str name,
+                                    struct str val, const char *why)
 {
-    char tmp[256];
-    snprintf(tmp, sizeof(tmp), "%.*s quantity \"%.*s\" is invalid: %s",
-             (int)(name.len > 64 ? 64 : name.len), name.ptr ? name.ptr : "",
+    char tmp[400];
+    snprintf(tmp, sizeof(tmp), "%s%s%.*s quantity \"%.*s\" is invalid: %s", where ? where : "",
+             where ? "." : "", (int)(name.len > 64 ? 64 : name.len), name.ptr ? name.ptr : "",
              (int)(val.len > 40 ? 40 : val.len), val.ptr ? val.ptr : "", why);
     return arena_strndup(a, tmp, strlen(tmp));
 }
 
-bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
-                           struct resources *out, const char **invalid)
+static const char *bad_resource_msg(struct arena *a, const char *where, const char *what)
 {
-    return kube_decode_resources_seen(s, arena, copy, out, invalid, NULL);
+    if (!where)
+        return what;
+    char tmp[300];
+    snprintf(tmp, sizeof(tmp), "%s: %s", where, what);
+    const char *m = arena_strndup(a, tmp, strlen(tmp));
+    return m ? m : what;
+}
+
+bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
+                           struct resources *out, const char **invalid, const char *where)
+{
+    return kube_decode_resources_seen(s, arena, copy, out, invalid, NULL, where);
 }
 
 bool kube_decode_resources_seen(struct jscan *s, struct arena *arena, bool copy,
-                                struct resources *out, const char **invalid, unsigned *seen)
+                                struct resources *out, const char **invalid, unsigned *seen,
+                                const char *where)
 {
     if (jscan_null(s))
         return true;
@@ -191,7 +203,7 @@ bool kube_decode_resources_seen(struct jscan *s, struct arena *arena, bool copy,
         if (!quantity_parse(val.ptr, val.len,
                             kind == RESOURCE_CPU ? QUANTITY_MILLI : QUANTITY_UNITS, &v, &why)) {
             if (invalid && !*invalid)
-                *invalid = bad_quantity_msg(arena, name, val, why);
+                *invalid = bad_quantity_msg(arena, where, name, val, why);
             continue;
         }
         switch (kind) {
@@ -217,7 +229,7 @@ bool kube_decode_resources_seen(struct jscan *s, struct arena *arena, bool copy,
              * Such an object is unusable, like one with a bad quantity. */
             if (!resource_name_valid(name)) {
                 if (invalid && !*invalid)
-                    *invalid = "invalid extended resource name";
+                    *invalid = bad_resource_msg(arena, where, "invalid extended resource name");
                 continue;
             }
             if (copy || key.escaped) {
@@ -227,7 +239,7 @@ bool kube_decode_resources_seen(struct jscan *s, struct arena *arena, bool copy,
                 name.ptr = d;
             }
             if (!resources_ext_set(out, name, v) && invalid && !*invalid)
-                *invalid = "too many extended resources";
+                *invalid = bad_resource_msg(arena, where, "too many extended resources");
         }
     }
     return s->error == NULL;
@@ -286,7 +298,7 @@ static bool decode_status(struct jscan *s, const struct node_decode_opts *o,
     while (jscan_next_key(s, &key)) {
         if (jstr_eq(&key, "allocatable")) {
             if (!kube_decode_resources(s, o->arena, o->copy_strings, &out->allocatable,
-                                       &out->invalid))
+                                       &out->invalid, NULL))
                 return false;
         } else if (!jscan_skip(s, NULL)) {
             return false;

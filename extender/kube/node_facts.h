@@ -102,14 +102,18 @@ bool kube_decode_str(struct jscan *s, const struct jstr *j, struct arena *arena,
                      struct str *out);
 
 /* Reads a map of resource name -> quantity (allocatable, requests). A bad
- * quantity sets *invalid (arena string) and the map is still consumed. */
+ * quantity sets *invalid (arena string) and the map is still consumed; the
+ * message begins with where and the resource name
+ * ("spec.containers[0].resources.requests.memory quantity ...") when where
+ * is not NULL. */
 bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
-                           struct resources *out, const char **invalid);
+                           struct resources *out, const char **invalid, const char *where);
 /* The same, also saying which of cpu and memory the map names (with a
  * quantity that parses, zero or not) in *seen. */
 #define KUBE_SEEN_CPU 1u
 #define KUBE_SEEN_MEMORY 2u
 bool kube_decode_resources_seen(struct jscan *s, struct arena *arena, bool copy,
-                                struct resources *out, const char **invalid, unsigned *seen);
+                                struct resources *out, const char **invalid, unsigned *seen,
+                                const char *where);
 
 #endif

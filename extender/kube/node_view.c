@@ -7,6 +7,7 @@
 #include "../base/fileio.h"
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,6 +81,23 @@ static bool intern_copy(struct builder *b, struct str *s)
     return true;
 }
 
+/* "where:line:col: message" at byte at of the JSON text. */
+static bool fail_at(char *err, size_t errlen, const char *where, const char *json, size_t len,
+                    size_t at, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static bool fail_at(char *err, size_t errlen, const char *where, const char *json, size_t len,
+                    size_t at, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    int line, col;
+    file_position(json, len, at, &line, &col);
+    file_error_format(err, errlen, where, line, col, msg);
+    return false;
+}
+
 static bool add_node(struct builder *b, const struct node_facts *nf, char *err, size_t errlen,
                      const char *where)
 {
@@ -136,6 +154,10 @@ static bool parse_into(struct builder *b, const char *json, size_t len,
     struct node_decode_opts o = {.capacity_label = label, .arena = b->v->arena,
                                  .copy_strings = true};
     struct jscan s;
+    if (str_is_blank((struct str){json, len})) {
+        file_error_format(err, errlen, where, 0, 0, "the file is empty");
+        return false;
+    }
     /* First pass: a list (kubectl get nodes -o json says kind List) or one
      * Node? Anything else (a Pod file in the folder, say) is an error. */
     jscan_init(&s, json, len, max_depth);
@@ -154,10 +176,8 @@ static bool parse_into(struct builder *b, const char *json, size_t len,
             }
         }
     }
-    if (s.error || !jscan_finish(&s)) {
-        snprintf(err, errlen, "%s: invalid JSON at byte %zu: %s", where, s.error_at, s.error);
-        return false;
-    }
+    if (s.error || !jscan_finish(&s))
+        return fail_at(err, errlen, where, json, len, s.error_at, "invalid JSON: %s", s.error);
     if (kind.ptr && !jstr_eq(&kind, "Node") && !jstr_eq(&kind, "NodeList") &&
         !jstr_eq(&kind, "List")) {
         snprintf(err, errlen, "%s: holds a %.*s, not a Node or NodeList", where,
@@ -165,17 +185,17 @@ static bool parse_into(struct builder *b, const char *json, size_t len,
         return false;
     }
     jscan_init(&s, json, len, max_depth);
+    char at[600];
     if (!is_list) {
         struct node_facts nf;
-        if (!node_facts_decode(&s, &o, &nf) || !jscan_finish(&s)) {
-            snprintf(err, errlen, "%s: not a Node at byte %zu: %s", where, s.error_at, s.error);
-            return false;
-        }
+        if (!node_facts_decode(&s, &o, &nf) || !jscan_finish(&s))
+            return fail_at(err, errlen, where, json, len, s.error_at, "not a Node: %s", s.error);
         if (!str_is_set(nf.name) || nf.name.len == 0) {
-            snprintf(err, errlen, "%s: a node has no metadata.name", where);
+            file_error_format(err, errlen, where, 0, 0, "the Node has no metadata.name");
             return false;
         }
-        return add_node(b, &nf, err, errlen, where);
+        snprintf(at, sizeof(at), "%s", where);
+        return add_node(b, &nf, err, errlen, at);
     }
     jscan_begin_object(&s);
     struct jstr key;
@@ -190,21 +210,22 @@ static bool parse_into(struct builder *b, const char *json, size_t len,
             break;
         while (jscan_next_item(&s)) {
             struct node_facts nf;
+            size_t start = jscan_offset(&s);
             if (!node_facts_decode(&s, &o, &nf))
                 break;
-            if (!str_is_set(nf.name) || nf.name.len == 0) {
-                snprintf(err, errlen, "%s: a node in items has no metadata.name", where);
-                return false;
-            }
-            if (!add_node(b, &nf, err, errlen, where))
+            if (!str_is_set(nf.name) || nf.name.len == 0)
+                return fail_at(err, errlen, where, json, len, start,
+                               "a node in items has no metadata.name");
+            int line, col;
+            file_position(json, len, start, &line, &col);
+            snprintf(at, sizeof(at), "%s:%d:%d", where, line, col);
+            if (!add_node(b, &nf, err, errlen, at))
                 return false;
         }
     }
-    if (s.error || !jscan_finish(&s)) {
-        snprintf(err, errlen, "%s: invalid NodeList at byte %zu: %s", where, s.error_at,
-                 s.error);
-        return false;
-    }
+    if (s.error || !jscan_finish(&s))
+        return fail_at(err, errlen, where, json, len, s.error_at, "invalid NodeList: %s",
+                       s.error);
     return true;
 }
 
@@ -304,7 +325,9 @@ struct node_view *node_view_load(const char *path, const struct capacity_label_c
             qsort(names, n, sizeof(*names), cmp_names);
         for (size_t i = 0; ok && i < n; i++) {
             char full[4096];
-            snprintf(full, sizeof(full), "%s/%s", path, names[i]);
+            size_t pl = strlen(path);
+            snprintf(full, sizeof(full), "%s%s%s", path, pl && path[pl - 1] == '/' ? "" : "/",
+                     names[i]);
             ok = load_file(&b, full, label, max_depth, err, errlen);
         }
         for (size_t i = 0; i < n; i++)

@@ -92,18 +92,22 @@ bool pod_compute_requests(const struct container_requests *containers, int n_con
     return true;
 }
 
+const char POD_ERR_TOO_MANY_CONTAINERS[] = "too many containers";
+
 /* Arrays of containers grow in the arena. */
 struct container_list {
     struct container_requests *items;
     int n, cap;
 };
 
-static bool list_push(struct jscan *s, struct arena *a, struct container_list *l,
-                      struct container_requests **out)
+/* total counts containers and init containers together, against max. */
+static bool list_push(struct jscan *s, struct arena *a, struct container_list *l, int *total,
+                      int max, struct container_requests **out)
 {
+    if (*total >= max)
+        return jscan_fail(s, POD_ERR_TOO_MANY_CONTAINERS);
+    (*total)++;
     if (l->n == l->cap) {
-        if (l->cap >= 4096)
-            return jscan_fail(s, "too many containers");
         int cap = l->cap ? l->cap * 2 : 8;
         void *p = arena_realloc(a, l->items, (size_t)l->cap * sizeof(*l->items),
                                 (size_t)cap * sizeof(*l->items));
@@ -121,8 +125,12 @@ static bool list_push(struct jscan *s, struct arena *a, struct container_list *l
  * request to the limit (the API server does it on create; we repeat it for
  * objects that did not pass through one). */
 static bool decode_container_resources(struct jscan *s, const struct pod_decode_opts *o,
-                                       struct container_requests *c, const char **invalid)
+                                       struct container_requests *c, const char **invalid,
+                                       const char *where)
 {
+    char req_at[96], lim_at[96];
+    snprintf(req_at, sizeof(req_at), "%s.requests", where);
+    snprintf(lim_at, sizeof(lim_at), "%s.limits", where);
     struct resources *req = &c->requests;
     struct resources lim;
     memset(&lim, 0, sizeof(lim));
@@ -135,11 +143,11 @@ static bool decode_container_resources(struct jscan *s, const struct pod_decode_
     while (jscan_next_key(s, &key)) {
         if (jstr_eq(&key, "requests")) {
             if (!kube_decode_resources_seen(s, o->arena, o->copy_strings, req, invalid,
-                                            &req_seen))
+                                            &req_seen, req_at))
                 return false;
         } else if (jstr_eq(&key, "limits")) {
             if (!kube_decode_resources_seen(s, o->arena, o->copy_strings, &lim, invalid,
-                                            &lim_seen))
+                                            &lim_seen, lim_at))
                 return false;
         } else if (!jscan_skip(s, NULL)) {
             return false;
@@ -160,21 +168,26 @@ static bool decode_container_resources(struct jscan *s, const struct pod_decode_
     return true;
 }
 
+/* field: "spec.containers" or "spec.initContainers", for messages. */
 static bool decode_containers(struct jscan *s, const struct pod_decode_opts *o,
-                              struct container_list *list, const char **invalid)
+                              struct container_list *list, int *total, const char *field,
+                              const char **invalid)
 {
     if (jscan_null(s))
         return true;
     if (!jscan_begin_array(s))
         return false;
+    int max = o->max_containers > 0 ? o->max_containers : POD_MAX_CONTAINERS_DEFAULT;
     while (jscan_next_item(s)) {
         struct container_requests *c = NULL;
-        if (!list_push(s, o->arena, list, &c) || !jscan_begin_object(s))
+        if (!list_push(s, o->arena, list, total, max, &c) || !jscan_begin_object(s))
             return false;
+        char where[64];
+        snprintf(where, sizeof(where), "%s[%d].resources", field, list->n - 1);
         struct jstr key;
         while (jscan_next_key(s, &key)) {
             if (jstr_eq(&key, "resources")) {
-                if (!decode_container_resources(s, o, c, invalid))
+                if (!decode_container_resources(s, o, c, invalid, where))
                     return false;
             } else if (jstr_eq(&key, "restartPolicy")) {
                 struct jstr v;
@@ -263,6 +276,7 @@ static bool decode_metadata(struct jscan *s, const struct pod_decode_opts *o,
 
 struct spec_parts {
     struct container_list containers, inits;
+    int n_containers; /* both lists */
     struct resources overhead;
     struct container_requests pod_level; /* spec.resources, decoded like a container's */
     bool has_pod_level;
@@ -277,15 +291,18 @@ static bool decode_spec(struct jscan *s, const struct pod_decode_opts *o, struct
     while (jscan_next_key(s, &key)) {
         bool ok;
         if (jstr_eq(&key, "containers"))
-            ok = decode_containers(s, o, &sp->containers, &out->invalid);
+            ok = decode_containers(s, o, &sp->containers, &sp->n_containers, "spec.containers",
+                                   &out->invalid);
         else if (jstr_eq(&key, "initContainers"))
-            ok = decode_containers(s, o, &sp->inits, &out->invalid);
+            ok = decode_containers(s, o, &sp->inits, &sp->n_containers, "spec.initContainers",
+                                   &out->invalid);
         else if (jstr_eq(&key, "overhead"))
             ok = kube_decode_resources(s, o->arena, o->copy_strings, &sp->overhead,
-                                       &out->invalid);
+                                       &out->invalid, "spec.overhead");
         else if (jstr_eq(&key, "resources")) {
             sp->has_pod_level = true;
-            ok = decode_container_resources(s, o, &sp->pod_level, &out->invalid);
+            ok = decode_container_resources(s, o, &sp->pod_level, &out->invalid,
+                                            "spec.resources");
         } else if (jstr_eq(&key, "nodeName"))
             ok = read_str(s, o, &out->node_name);
         else

@@ -47,7 +47,9 @@ struct pod_info {
      * cpu or memory (100m, 200Mi), used for scoring so that a best-effort
      * pod still prefers cheap nodes. */
     struct resources score_requests;
-    /* NULL when usable; otherwise why not (a bad quantity, say). */
+    /* NULL when usable; otherwise why not, naming the field and the value:
+     * "spec.containers[0].resources.requests.memory quantity "-5Gi" is
+     * invalid: negative quantity". */
     const char *invalid;
 };
 
@@ -83,7 +85,15 @@ bool pod_compute_requests(const struct container_requests *containers, int n_con
 struct pod_decode_opts {
     struct arena *arena;
     bool copy_strings; /* copy every string into the arena */
+    /* Most containers plus init containers; 0: POD_MAX_CONTAINERS_DEFAULT.
+     * Beyond it decoding fails with POD_ERR_TOO_MANY_CONTAINERS. */
+    int max_containers;
 };
+
+/* Kubernetes sets no limit; this one bounds what one request may make us
+ * allocate (--max-containers-per-pod). */
+#define POD_MAX_CONTAINERS_DEFAULT 4096
+extern const char POD_ERR_TOO_MANY_CONTAINERS[]; /* the scanner's error, compare by address */
 
 /* Decodes the Pod object at the scanner's position. False only on malformed
  * JSON or a wrong JSON type in a field we read; unusable values set

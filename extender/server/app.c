@@ -3,6 +3,7 @@
  */
 #include "app.h"
 
+#include "../base/fileio.h"
 #include "../base/log.h"
 #include "../base/metrics.h"
 #include "../cost/pricing_table.h"
@@ -27,6 +28,12 @@ void app_init(struct app *app, const struct config *cfg)
         snprintf(app->nodes_error, sizeof(app->nodes_error), "nodes file not loaded yet");
     if (cfg->queues_path)
         snprintf(app->queues_error, sizeof(app->queues_error), "queue config not loaded yet");
+    /* Metrics for the files in use, and only those. */
+    metrics_reload_enable(RELOAD_PRICING);
+    if (cfg->nodes_file)
+        metrics_reload_enable(RELOAD_NODES_FILE);
+    if (cfg->queues_path)
+        metrics_reload_enable(RELOAD_QUEUES);
 }
 
 void app_destroy(struct app *app)
@@ -44,37 +51,80 @@ static void set_error(struct app *app, char *dst, size_t n, const char *msg)
     pthread_mutex_unlock(&app->mu);
 }
 
+/* What a rejected file leaves in force, said as it is: the previous state
+ * and its generation, or nothing (then /readyz says why, in why). The log
+ * messages are whole literals, so that they can be found in the source. */
+struct rejected {
+    const char *what; /* "pricing table", for /readyz */
+    const char *kept, *none, *loaded; /* log messages */
+    enum reload_kind kind;
+    struct snapshot_slot *slot;
+    char *why;
+    size_t why_len;
+};
+
+static void reject(struct app *app, const struct rejected *r, const char *file, int line,
+                   int column, const char *msg)
+{
+    metrics_reload(r->kind, false, 0, 0);
+    char where[1024], gen[24] = "", l[16], c[16];
+    file_error_format(where, sizeof(where), file, line, column, msg);
+    struct snapshot *cur = snapshot_acquire(r->slot);
+    if (cur) {
+        snprintf(gen, sizeof(gen), "%llu", (unsigned long long)cur->generation);
+    } else {
+        char why[1100];
+        snprintf(why, sizeof(why), "%s not loaded: %s", r->what, where);
+        set_error(app, r->why, r->why_len, why);
+    }
+    snprintf(l, sizeof(l), "%d", line);
+    snprintf(c, sizeof(c), "%d", column);
+    /* Fields that do not apply are left out (log_kv stops at a NULL). */
+    const char *kv[12] = {"file", file, "error", msg};
+    int n = 4;
+    if (line > 0) {
+        kv[n++] = "line";
+        kv[n++] = l;
+        kv[n++] = "column";
+        kv[n++] = c;
+    }
+    if (cur) {
+        kv[n++] = "previous_generation";
+        kv[n++] = gen;
+    }
+    snapshot_release(cur);
+    log_kv(LOG_ERROR, cur ? r->kept : r->none, kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], kv[6],
+           kv[7], kv[8], kv[9], kv[10], kv[11], NULL);
+}
+
+static void loaded(struct app *app, const struct rejected *r, uint64_t gen, const char *file,
+                   const char *count_name, size_t count)
+{
+    set_error(app, r->why, r->why_len, "");
+    char gens[24], counts[24];
+    snprintf(gens, sizeof(gens), "%llu", (unsigned long long)gen);
+    snprintf(counts, sizeof(counts), "%zu", count);
+    log_kv(LOG_INFO, r->loaded, "file", file, "generation", gens, count_name, counts, NULL);
+    metrics_reload(r->kind, true, gen, count);
+}
+
 bool app_reload_pricing(struct app *app)
 {
+    const struct rejected r = {
+        "pricing table", "pricing table rejected, previous table stays in force",
+        "pricing table rejected, none in force: not ready until it is fixed",
+        "pricing table loaded", RELOAD_PRICING, &app->pricing, app->pricing_error,
+        sizeof(app->pricing_error)};
     const char *path = app->cfg->pricing_path;
     struct pricing_error err;
     struct pricing_table *t = pricing_load_file(path, &err);
     if (!t) {
-        char line[16], col[16];
-        snprintf(line, sizeof(line), "%d", err.line);
-        snprintf(col, sizeof(col), "%d", err.column);
-        log_kv(LOG_ERROR, "pricing table rejected, previous table stays in force", "file",
-               err.file, "line", line, "column", col, "error", err.msg, NULL);
-        metrics_reload(RELOAD_PRICING, false, 0, 0);
-        struct snapshot *cur = snapshot_acquire(&app->pricing);
-        if (!cur) {
-            char msg[1024];
-            snprintf(msg, sizeof(msg), "pricing table %s:%d:%d not loaded: %s", err.file,
-                     err.line, err.column, err.msg);
-            set_error(app, app->pricing_error, sizeof(app->pricing_error), msg);
-        }
-        snapshot_release(cur);
+        reject(app, &r, err.file, err.line, err.column, err.msg);
         return false;
     }
     size_t n_types = t->n_types;
     uint64_t gen = snapshot_publish(&app->pricing, &t->snap);
-    set_error(app, app->pricing_error, sizeof(app->pricing_error), "");
-    char gens[24], types[24];
-    snprintf(gens, sizeof(gens), "%llu", (unsigned long long)gen);
-    snprintf(types, sizeof(types), "%zu", n_types);
-    log_kv(LOG_INFO, "pricing table loaded", "file", path, "generation", gens, "instance_types",
-           types, NULL);
-    metrics_reload(RELOAD_PRICING, true, gen, n_types);
+    loaded(app, &r, gen, path, "instance_types", n_types);
     return true;
 }
 
@@ -83,20 +133,16 @@ bool app_reload_nodes(struct app *app)
     const struct config *cfg = app->cfg;
     if (!cfg->nodes_file)
         return false;
+    const struct rejected r = {
+        "nodes file", "nodes file rejected, previous node facts stay in force",
+        "nodes file rejected, none in force: not ready until it is fixed", "nodes file loaded",
+        RELOAD_NODES_FILE, &app->nodes, app->nodes_error, sizeof(app->nodes_error)};
     char err[512];
     struct node_view *v = node_view_load(cfg->nodes_file, &cfg->capacity_label,
                                          cfg->max_json_depth, err, sizeof(err));
     if (!v) {
-        log_kv(LOG_ERROR, "nodes file rejected, previous node facts stay in force", "file",
-               cfg->nodes_file, "error", err, NULL);
-        metrics_reload(RELOAD_NODES_FILE, false, 0, 0);
-        struct snapshot *cur = snapshot_acquire(&app->nodes);
-        if (!cur) {
-            char msg[1024];
-            snprintf(msg, sizeof(msg), "nodes file not loaded: %s", err);
-            set_error(app, app->nodes_error, sizeof(app->nodes_error), msg);
-        }
-        snapshot_release(cur);
+        /* The message names the file (the one in the folder) and where. */
+        reject(app, &r, cfg->nodes_file, 0, 0, err);
         return false;
     }
     size_t n = v->n_nodes, invalid = 0;
@@ -108,14 +154,12 @@ bool app_reload_nodes(struct app *app)
         }
     }
     uint64_t gen = snapshot_publish(&app->nodes, &v->snap);
-    set_error(app, app->nodes_error, sizeof(app->nodes_error), "");
-    char gens[24], count[24], bad[24];
-    snprintf(gens, sizeof(gens), "%llu", (unsigned long long)gen);
-    snprintf(count, sizeof(count), "%zu", n);
+    char bad[24];
     snprintf(bad, sizeof(bad), "%zu", invalid);
-    log_kv(LOG_INFO, "nodes file loaded", "file", cfg->nodes_file, "generation", gens, "nodes",
-           count, "unusable", bad, NULL);
-    metrics_reload(RELOAD_NODES_FILE, true, gen, n);
+    loaded(app, &r, gen, cfg->nodes_file, "nodes", n);
+    if (invalid)
+        log_kv(LOG_WARN, "nodes file has unusable nodes", "file", cfg->nodes_file, "unusable",
+               bad, NULL);
     return true;
 }
 
@@ -124,34 +168,20 @@ bool app_reload_queues(struct app *app)
     const char *path = app->cfg->queues_path;
     if (!path)
         return false;
+    const struct rejected r = {
+        "queue config", "queue config rejected, previous config stays in force",
+        "queue config rejected, none in force: not ready until it is fixed",
+        "queue config loaded", RELOAD_QUEUES, &app->queues, app->queues_error,
+        sizeof(app->queues_error)};
     struct queue_config_error err;
     struct queue_config *q = queue_config_load_file(path, &err);
     if (!q) {
-        char line[16], col[16];
-        snprintf(line, sizeof(line), "%d", err.line);
-        snprintf(col, sizeof(col), "%d", err.column);
-        log_kv(LOG_ERROR, "queue config rejected, previous config stays in force", "file",
-               err.file, "line", line, "column", col, "error", err.msg, NULL);
-        metrics_reload(RELOAD_QUEUES, false, 0, 0);
-        struct snapshot *cur = snapshot_acquire(&app->queues);
-        if (!cur) {
-            char msg[1024];
-            snprintf(msg, sizeof(msg), "queue config %s:%d:%d not loaded: %s", err.file,
-                     err.line, err.column, err.msg);
-            set_error(app, app->queues_error, sizeof(app->queues_error), msg);
-        }
-        snapshot_release(cur);
+        reject(app, &r, err.file, err.line, err.column, err.msg);
         return false;
     }
     size_t n = q->n_queues;
     uint64_t gen = snapshot_publish(&app->queues, &q->snap);
-    set_error(app, app->queues_error, sizeof(app->queues_error), "");
-    char gens[24], count[24];
-    snprintf(gens, sizeof(gens), "%llu", (unsigned long long)gen);
-    snprintf(count, sizeof(count), "%zu", n);
-    log_kv(LOG_INFO, "queue config loaded", "file", path, "generation", gens, "queues", count,
-           NULL);
-    metrics_reload(RELOAD_QUEUES, true, gen, n);
+    loaded(app, &r, gen, path, "queues", n);
     return true;
 }
 

@@ -1,10 +1,16 @@
 /*
  * config.c - settings from defaults, YAML file and flags; see config.h.
+ *
+ * SETTINGS below is the one list of settings. To add one: a field in
+ * struct config, its default in config_defaults(), and a row here (flag,
+ * key, kind, range, help). The flag, the config key, the value check and
+ * the --help entry with its default all follow from the row.
  */
 #include "config.h"
 
 #include "../base/arena.h"
 #include "../base/fileio.h"
+#include "../base/jscan.h"
 #include "../base/quantity.h"
 #include "../base/ytree.h"
 #include "../version.h"
@@ -12,6 +18,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +26,6 @@ void config_defaults(struct config *c)
 {
     memset(c, 0, sizeof(*c));
     c->listen = strdup(CONFIG_DEFAULT_LISTEN);
-    c->pricing_path = strdup(CONFIG_DEFAULT_PRICING);
     c->log_level = LOG_INFO;
     /* 5,000 real nodes are 30-100 MB of JSON (PROTOCOL.md): leave room. */
     c->max_body_bytes = 128u << 20;
@@ -42,6 +48,7 @@ void config_defaults(struct config *c)
     c->max_connections_per_client = 100;
     c->max_json_depth = 64;
     c->max_nodes_per_request = 100000;
+    c->max_containers_per_pod = POD_MAX_CONTAINERS_DEFAULT;
     c->service_account_dir = strdup(CONFIG_DEFAULT_SA_DIR);
     c->view_publish_ms = 100;
     c->watch_stall_s = 90;
@@ -84,6 +91,207 @@ void config_free(struct config *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* --- the table ------------------------------------------------------------------- */
+
+#define AT(field) offsetof(struct config, field)
+
+static const struct setting SETTINGS[] = {
+    /* section, flag, key, arg, kind, offset, lo, hi, want, help, default_text */
+    {"General", "config", NULL, "FILE", SETTING_ACTION, 0, 0, 0, NULL,
+     "YAML config file; each setting's key is shown in [brackets] below. Flags override "
+     "the file.",
+     NULL},
+    {NULL, "listen", "listen", "ADDR:PORT", SETTING_PATH, AT(listen), 0, 0, "ADDR:PORT",
+     "Address to serve on: an IP address and a port, ':PORT' for all interfaces, "
+     "'[::1]:PORT' for IPv6.",
+     NULL},
+    {NULL, "pricing", "pricing", "FILE", SETTING_PATH, AT(pricing_path), 0, 0, "a file",
+     "Pricing table (YAML, see pricing/README.md); reloaded when it changes and on SIGHUP. "
+     "Without it, aws-us-east-1.yaml is looked for next to the executable, in "
+     "../share/cost-extender/pricing/ (an install), then ../pricing/tables/ (a checkout), "
+     "then in /usr/share/cost-extender/pricing/; start-up fails when none is there.",
+     "bundled aws-us-east-1.yaml"},
+    {NULL, "nodes-file", "nodesFile", "PATH", SETTING_PATH, AT(nodes_file), 0, 0,
+     "a file or folder",
+     "Node facts for names-only requests when there is no cluster connection: a JSON "
+     "NodeList, a Node, or a folder of such *.json files; reloaded like the pricing table.",
+     NULL},
+    {NULL, "queues", "queues", "FILE", SETTING_PATH, AT(queues_path), 0, 0, "a file",
+     "Queues for gang admission (YAML, see README.md, \"Gang admission\"); reloaded like "
+     "the pricing table. Gangs need the cluster connection.",
+     NULL},
+    {NULL, "log-level", "logLevel", "LEVEL", SETTING_LOG_LEVEL, AT(log_level), 0, 0,
+     "debug, info, warn or error", "debug, info, warn or error.", NULL},
+    {NULL, "check", NULL, NULL, SETTING_ACTION, 0, 0, 0, NULL,
+     "Run every start-up check (flags, listen address, TLS files, cluster connection "
+     "settings, pricing table, queue config, nodes file) without serving, report, and "
+     "exit: 0 when all is well, 1 when start-up would refuse or a file is bad, 2 for a "
+     "bad flag or config file.",
+     NULL},
+    {NULL, "version", NULL, NULL, SETTING_ACTION, 0, 0, 0, NULL, "Print the version and exit.",
+     NULL},
+    {NULL, "help", NULL, NULL, SETTING_ACTION, 0, 0, 0, NULL, "Print this help and exit.",
+     NULL},
+
+    {"HTTPS (TLS 1.2 or later; files reloaded when they change and on SIGHUP)",
+     "tls-cert", "tls.cert", "FILE", SETTING_PATH, AT(tls_cert), 0, 0, "a PEM file",
+     "Serve HTTPS with this PEM certificate chain; needs --tls-key.", NULL},
+    {NULL, "tls-key", "tls.key", "FILE", SETTING_PATH, AT(tls_key), 0, 0, "a PEM file",
+     "Its PEM private key; needs --tls-cert.", NULL},
+    {NULL, "tls-client-ca", "tls.clientCA", "FILE", SETTING_PATH, AT(tls_client_ca), 0, 0,
+     "a PEM file",
+     "Require client certificates signed by these PEM CAs for the extender verbs "
+     "(kube-scheduler's tlsConfig); probes and /metrics stay open. Needs --tls-cert.",
+     NULL},
+
+    {"Cluster connection (node facts and what runs where, by list and watch)", "kubeconfig",
+     "kubeconfig", "FILE", SETTING_PATH, AT(kubeconfig), 0, 0, "a file",
+     "Kubeconfig to reach the API server. Without it: the first file in $KUBECONFIG, else "
+     "the in-cluster service account, else none (standalone). Not with --nodes-file.",
+     "$KUBECONFIG, else in-cluster"},
+    {NULL, "context", "cluster.context", "NAME", SETTING_NAME, AT(kube_context), 0, 0,
+     "a context name", "Kubeconfig context to use.", "its current-context"},
+    {NULL, "service-account-dir", "cluster.serviceAccountDir", "DIR", SETTING_PATH,
+     AT(service_account_dir), 0, 0, "a folder", "In-cluster token and ca.crt.", NULL},
+    {NULL, "view-publish-interval", "cluster.viewPublishIntervalSeconds", "S", SETTING_SECONDS,
+     AT(view_publish_ms), 0.05, 60, "seconds, 0.05 to 60",
+     "How often watched changes become the view requests use.", NULL},
+    {NULL, "watch-stall-timeout", "cluster.watchStallTimeoutSeconds", "S", SETTING_INT,
+     AT(watch_stall_s), 1, 3600, "seconds, 1 to 3600", "A watch silent this long is restarted.",
+     NULL},
+    {NULL, "watch-timeout", "cluster.watchTimeoutSeconds", "S", SETTING_INT, AT(watch_timeout_s),
+     1, 3600, "seconds, 1 to 3600", "timeoutSeconds asked of the API server per watch.", NULL},
+    {NULL, "list-page-size", "cluster.listPageSize", "N", SETTING_INT, AT(list_page_size), 1,
+     100000, "1 to 100000", "Objects per list page.", NULL},
+
+    {"Cost policy", "default-spot", "policy.defaultSpot", "POLICY", SETTING_SPOT,
+     AT(cost.default_spot), 0, 0, "never, allow, prefer or only",
+     "Spot policy for pods without the cost-extender.io/spot annotation: never, allow, "
+     "prefer or only (lower case, as in the annotation).",
+     NULL},
+    {NULL, "spot-risk-weight", "policy.spotRiskWeight", "W", SETTING_NUMBER,
+     AT(cost.spot_risk_weight), 0, 100, "a number from 0 to 100",
+     "A spot price is raised by W * its monthly interruption rate.", NULL},
+    {NULL, "packing-weight", "policy.packingWeight", "W", SETTING_NUMBER, AT(cost.packing_weight),
+     0, 1, "a number from 0 to 1",
+     "0..1: a node already running pods costs a pod cost * (1 - W * utilisation), so busy "
+     "nodes fill up and empty ones can be removed; 0 turns it off.",
+     NULL},
+    {NULL, "capacity-label", "capacityTypeLabel.key", "KEY", SETTING_LABEL,
+     AT(capacity_label.key), 0, 0, "a label key",
+     "Your own node label saying the capacity type; checked before the well-known ones. "
+     "Empty: none.",
+     NULL},
+    {NULL, "capacity-label-spot-values", "capacityTypeLabel.spotValues", "V,V", SETTING_VALUES,
+     AT(capacity_label.spot_values), 0, 0, "values", "Its values meaning spot.", NULL},
+    {NULL, "capacity-label-on-demand-values", "capacityTypeLabel.onDemandValues", "V,V",
+     SETTING_VALUES, AT(capacity_label.on_demand_values), 0, 0, "values",
+     "Its values meaning on-demand.", NULL},
+    {NULL, "capacity-label-reserved-values", "capacityTypeLabel.reservedValues", "V,V",
+     SETTING_VALUES, AT(capacity_label.reserved_values), 0, 0, "values",
+     "Its values meaning reserved.", NULL},
+
+    {"Limits (README.md, \"Limits\"; each refusal names its flag)",
+     "max-body-bytes", "http.maxBodyBytes", "SIZE", SETTING_BYTES, AT(max_body_bytes), 1024,
+     (double)SIZE_MAX, "a size of at least 1024 bytes (e.g. 128Mi)",
+     "Largest request body; 413 above. Accepts 128Mi etc.", NULL},
+    {NULL, "max-header-bytes", "http.maxHeaderBytes", "SIZE", SETTING_BYTES, AT(max_header_bytes),
+     4096, 64u << 20, "a size between 4Ki and 64Mi",
+     "Largest request line and headers together; 431 above.", NULL},
+    {NULL, "max-headers", "http.maxHeaders", "N", SETTING_COUNT, AT(max_headers), 8, 10000,
+     "8 to 10000", "Most header fields in a request; 431 above.", NULL},
+    {NULL, "max-uri-bytes", "http.maxUriBytes", "SIZE", SETTING_BYTES, AT(max_uri_bytes), 256,
+     1u << 20, "a size between 256 and 1Mi", "Longest request target (URL); 414 above.", NULL},
+    {NULL, "max-inflight-body-bytes", "http.maxInflightBodyBytes", "SIZE", SETTING_BYTES,
+     AT(max_inflight_body_bytes), 1024, (double)SIZE_MAX,
+     "a size of at least 1024 bytes (e.g. 256Mi)",
+     "Memory for all request bodies being received at once: 503 when it is used up, 413 "
+     "for a body that could never fit.",
+     NULL},
+    {NULL, "max-json-depth", "http.maxJsonDepth", "N", SETTING_INT, AT(max_json_depth), 16,
+     JSCAN_MAX_DEPTH, "16 to 512", "Deepest JSON nesting accepted in a request; 400 above.",
+     NULL},
+    {NULL, "max-nodes", "http.maxNodesPerRequest", "N", SETTING_COUNT, AT(max_nodes_per_request),
+     1, 10000000, "1 to 10000000", "Most nodes or node names in one request; 400 above.", NULL},
+    {NULL, "max-containers-per-pod", "http.maxContainersPerPod", "N", SETTING_INT,
+     AT(max_containers_per_pod), 1, 1000000, "1 to 1000000",
+     "Most containers and init containers in the Pod of one request; 400 above.", NULL},
+    {NULL, "connection-timeout", "http.connectionTimeoutSeconds", "S", SETTING_INT,
+     AT(connection_timeout_s), 1, 3600, "seconds, 1 to 3600", "Close connections idle this long.",
+     NULL},
+    {NULL, "header-timeout", "http.headerTimeoutSeconds", "S", SETTING_INT, AT(header_timeout_s),
+     1, 3600, "seconds, 1 to 3600",
+     "A request's line and headers must be complete this long after their first byte, "
+     "however the bytes trickle; 408 otherwise.",
+     NULL},
+    {NULL, "request-timeout", "http.requestTimeoutSeconds", "S", SETTING_INT,
+     AT(request_timeout_s), 1, 3600, "seconds, 1 to 3600",
+     "The whole request must be in this long after its first byte; 408 otherwise.", NULL},
+    {NULL, "min-body-rate", "http.minBodyBytesPerSecond", "SIZE", SETTING_BYTES,
+     AT(min_body_rate), 0, (double)SIZE_MAX, "bytes a second (e.g. 16Ki), 0 for none",
+     "After a body's first second, a client sending it slower than this a second on "
+     "average is cut off (408); 0: no minimum.",
+     NULL},
+    {NULL, "max-connections", "http.maxConnections", "N", SETTING_INT, AT(max_connections), 1,
+     1000000, "1 to 1000000",
+     "Connections at once; at the limit the oldest connection whose request is still "
+     "incomplete is dropped for a newcomer, else the newcomer is refused.",
+     NULL},
+    {NULL, "max-connections-per-client", "http.maxConnectionsPerClient", "N", SETTING_INT,
+     AT(max_connections_per_client), 0, 1000000, "0 (no limit) to 1000000",
+     "Connections at once from one IP address; 0: no limit.", NULL},
+    {NULL, "threads", "http.threads", "N", SETTING_INT, AT(threads), 0, 256,
+     "0 (one per CPU) to 256", "Request threads; 0: one per CPU.", NULL},
+
+    {"Operations", "reload-interval", "reload.pollIntervalSeconds", "S", SETTING_SECONDS,
+     AT(reload_poll_ms), 0.05, 86400, "seconds, 0.05 to 86400",
+     "How often watched files are checked for changes besides inotify.", NULL},
+    {NULL, "reload-settle", "reload.settleSeconds", "S", SETTING_SECONDS, AT(reload_settle_ms), 0,
+     60, "seconds, 0 to 60",
+     "A changed file is read once it has been left alone (and closed by its writer) this "
+     "long, so a file written in pieces is never read half-way.",
+     NULL},
+    {NULL, "shutdown-grace", "shutdownGraceSeconds", "S", SETTING_INT, AT(shutdown_grace_s), 0,
+     3600, "seconds, 0 to 3600",
+     "On SIGTERM, how long requests in flight may take before the process exits.", NULL},
+};
+#define N_SETTINGS (sizeof(SETTINGS) / sizeof(SETTINGS[0]))
+
+const struct setting *config_settings(size_t *n)
+{
+    *n = N_SETTINGS;
+    return SETTINGS;
+}
+
+const struct setting *config_setting(const char *flag)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (strcmp(SETTINGS[i].flag, flag) == 0)
+            return &SETTINGS[i];
+    return NULL;
+}
+
+static const struct setting *setting_by_key(const char *key)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (SETTINGS[i].key && strcmp(SETTINGS[i].key, key) == 0)
+            return &SETTINGS[i];
+    return NULL;
+}
+
+/* Whether name is the parent of dotted keys ("http" for "http.threads"). */
+static bool is_section_key(const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (SETTINGS[i].key && strncmp(SETTINGS[i].key, name, n) == 0 &&
+            SETTINGS[i].key[n] == '.')
+            return true;
+    return false;
+}
+
+/* --- reading values ---------------------------------------------------------------- */
+
 static void set_str(char **dst, const char *v)
 {
     free(*dst);
@@ -112,287 +320,186 @@ static bool set_values(const char **dst, const char *csv, char *err, size_t errl
     return true;
 }
 
-static bool parse_int(const char *s, long lo, long hi, long *out)
+static bool parse_long(const char *s, double lo, double hi, long *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (!*s || *end || errno || v < lo || v > hi)
+    if (!*s || *end || errno || (double)v < lo || (double)v > hi)
         return false;
     *out = v;
     return true;
 }
 
-static bool parse_bytes(const char *s, size_t lo, size_t *out)
+static bool parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(v) || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_bytes(const char *s, double lo, double hi, size_t *out)
 {
     int64_t v;
-    if (!quantity_parse(s, strlen(s), QUANTITY_UNITS, &v, NULL) || (size_t)v < lo)
+    if (!quantity_parse(s, strlen(s), QUANTITY_UNITS, &v, NULL) || (double)v < lo ||
+        (double)v > hi)
         return false;
     *out = (size_t)v;
     return true;
 }
 
-static bool parse_seconds_ms(const char *s, int *ms)
+/* Applies one value; shared by flags and the config file so that both
+ * accept exactly the same values. name is how the user wrote the setting
+ * (--flag or the file key), for the message. */
+static bool apply(struct config *c, const struct setting *s, const char *name, const char *v,
+                  char *err, size_t errlen)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (!*s || *end || errno || !isfinite(v) || v < 0.05 || v > 86400)
-        return false;
-    *ms = (int)(v * 1000);
-    return true;
-}
-
-/* Applies one setting by its flag name (without dashes); shared by flags
- * and the config file so that both accept exactly the same values. */
-static bool apply(struct config *c, const char *name, const char *v, char *err, size_t errlen)
-{
+    void *field = (char *)c + s->offset;
     long n;
-    enum log_level lvl;
-    struct str sv = {v, strlen(v)};
-#define BAD(fmt)                                                                               \
-    do {                                                                                       \
-        snprintf(err, errlen, "%s: " fmt ", got \"%s\"", name, v);                             \
-        return false;                                                                          \
-    } while (0)
-    if (!strcmp(name, "listen")) {
-        if (!*v)
-            BAD("want ADDR:PORT");
-        set_str(&c->listen, v);
-    } else if (!strcmp(name, "pricing")) {
-        if (!*v)
-            BAD("want a file");
-        set_str(&c->pricing_path, v);
-    } else if (!strcmp(name, "nodes-file")) {
-        if (!*v)
-            BAD("want a file or folder");
-        set_str(&c->nodes_file, v);
-    } else if (!strcmp(name, "tls-cert") || !strcmp(name, "tls-key") ||
-               !strcmp(name, "tls-client-ca")) {
-        if (!*v)
-            BAD("want a PEM file");
-        set_str(!strcmp(name, "tls-cert")  ? &c->tls_cert
-                : !strcmp(name, "tls-key") ? &c->tls_key
-                                           : &c->tls_client_ca,
-                v);
-    } else if (!strcmp(name, "queues")) {
-        if (!*v)
-            BAD("want a file");
-        set_str(&c->queues_path, v);
-    } else if (!strcmp(name, "kubeconfig")) {
-        if (!*v)
-            BAD("want a file");
-        set_str(&c->kubeconfig, v);
-    } else if (!strcmp(name, "context")) {
-        if (!*v)
-            BAD("want a context name");
-        set_str(&c->kube_context, v);
-    } else if (!strcmp(name, "service-account-dir")) {
-        if (!*v)
-            BAD("want a folder");
-        set_str(&c->service_account_dir, v);
-    } else if (!strcmp(name, "view-publish-interval")) {
-        if (!parse_seconds_ms(v, &c->view_publish_ms) || c->view_publish_ms > 60000)
-            BAD("want seconds, 0.05 to 60");
-    } else if (!strcmp(name, "watch-stall-timeout")) {
-        if (!parse_int(v, 1, 3600, &n))
-            BAD("want seconds, 1 to 3600");
-        c->watch_stall_s = (int)n;
-    } else if (!strcmp(name, "watch-timeout")) {
-        if (!parse_int(v, 1, 3600, &n))
-            BAD("want seconds, 1 to 3600");
-        c->watch_timeout_s = (int)n;
-    } else if (!strcmp(name, "list-page-size")) {
-        if (!parse_int(v, 1, 100000, &n))
-            BAD("want 1 to 100000");
-        c->list_page_size = (int)n;
-    } else if (!strcmp(name, "packing-weight")) {
-        char *end;
-        double w = strtod(v, &end);
-        if (!*v || *end || !isfinite(w) || w < 0 || w > 1)
-            BAD("want a number from 0 to 1");
-        c->cost.packing_weight = w;
-    } else if (!strcmp(name, "log-level")) {
-        if (!log_level_parse(v, &lvl))
-            BAD("want debug, info, warn or error");
-        c->log_level = lvl;
-    } else if (!strcmp(name, "max-body-bytes")) {
-        if (!parse_bytes(v, 1024, &c->max_body_bytes))
-            BAD("want a size of at least 1024 bytes (e.g. 128Mi)");
-    } else if (!strcmp(name, "max-header-bytes")) {
-        if (!parse_bytes(v, 4096, &c->max_header_bytes) || c->max_header_bytes > (64u << 20))
-            BAD("want a size between 4Ki and 64Mi");
-    } else if (!strcmp(name, "threads")) {
-        if (!parse_int(v, 0, 256, &n))
-            BAD("want 0 (one per CPU) to 256");
-        c->threads = (int)n;
-    } else if (!strcmp(name, "connection-timeout")) {
-        if (!parse_int(v, 1, 3600, &n))
-            BAD("want seconds, 1 to 3600");
-        c->connection_timeout_s = (int)n;
-    } else if (!strcmp(name, "request-timeout")) {
-        if (!parse_int(v, 1, 3600, &n))
-            BAD("want seconds, 1 to 3600");
-        c->request_timeout_s = (int)n;
-    } else if (!strcmp(name, "header-timeout")) {
-        if (!parse_int(v, 1, 3600, &n))
-            BAD("want seconds, 1 to 3600");
-        c->header_timeout_s = (int)n;
-    } else if (!strcmp(name, "min-body-rate")) {
-        if (!parse_bytes(v, 0, &c->min_body_rate))
-            BAD("want bytes a second (e.g. 16Ki), 0 for none");
-    } else if (!strcmp(name, "max-headers")) {
-        if (!parse_int(v, 8, 10000, &n))
-            BAD("want 8 to 10000");
-        c->max_headers = (size_t)n;
-    } else if (!strcmp(name, "max-uri-bytes")) {
-        if (!parse_bytes(v, 256, &c->max_uri_bytes) || c->max_uri_bytes > (1u << 20))
-            BAD("want a size between 256 and 1Mi");
-    } else if (!strcmp(name, "max-inflight-body-bytes")) {
-        if (!parse_bytes(v, 1024, &c->max_inflight_body_bytes))
-            BAD("want a size of at least 1024 bytes (e.g. 256Mi)");
-    } else if (!strcmp(name, "reload-settle")) {
-        char *end;
-        errno = 0;
-        double d = strtod(v, &end);
-        if (!*v || *end || errno || !isfinite(d) || d < 0 || d > 60)
-            BAD("want seconds, 0 to 60");
-        c->reload_settle_ms = (int)(d * 1000);
-    } else if (!strcmp(name, "max-connections")) {
-        if (!parse_int(v, 1, 1000000, &n))
-            BAD("want 1 to 1000000");
-        c->max_connections = (int)n;
-    } else if (!strcmp(name, "max-connections-per-client")) {
-        if (!parse_int(v, 0, 1000000, &n))
-            BAD("want 0 (no limit) to 1000000");
-        c->max_connections_per_client = (int)n;
-    } else if (!strcmp(name, "max-json-depth")) {
-        if (!parse_int(v, 16, JSCAN_MAX_DEPTH, &n))
-            BAD("want 16 to 512");
-        c->max_json_depth = (int)n;
-    } else if (!strcmp(name, "max-nodes")) {
-        if (!parse_int(v, 1, 10000000, &n))
-            BAD("want 1 to 10000000");
-        c->max_nodes_per_request = (size_t)n;
-    } else if (!strcmp(name, "reload-interval")) {
-        if (!parse_seconds_ms(v, &c->reload_poll_ms))
-            BAD("want seconds, 0.05 to 86400");
-    } else if (!strcmp(name, "shutdown-grace")) {
-        if (!parse_int(v, 0, 3600, &n))
-            BAD("want seconds, 0 to 3600");
-        c->shutdown_grace_s = (int)n;
-    } else if (!strcmp(name, "default-spot")) {
-        if (!spot_policy_parse(sv, &c->cost.default_spot))
-            BAD("want never, allow, prefer or only");
-    } else if (!strcmp(name, "spot-risk-weight")) {
-        char *end;
-        double w = strtod(v, &end);
-        if (!*v || *end || !isfinite(w) || w < 0 || w > 100)
-            BAD("want a number from 0 to 100");
-        c->cost.spot_risk_weight = w;
-    } else if (!strcmp(name, "capacity-label")) {
-        free((char *)c->capacity_label.key);
-        c->capacity_label.key = *v ? strdup(v) : NULL;
-    } else if (!strcmp(name, "capacity-label-spot-values")) {
-        return set_values(c->capacity_label.spot_values, v, err, errlen, name);
-    } else if (!strcmp(name, "capacity-label-on-demand-values")) {
-        return set_values(c->capacity_label.on_demand_values, v, err, errlen, name);
-    } else if (!strcmp(name, "capacity-label-reserved-values")) {
-        return set_values(c->capacity_label.reserved_values, v, err, errlen, name);
-    } else {
-        snprintf(err, errlen, "unknown setting %s", name);
-        return false;
+    double d;
+    bool ok = true;
+    switch (s->kind) {
+    case SETTING_ACTION:
+        ok = false;
+        break;
+    case SETTING_PATH:
+    case SETTING_NAME:
+        if ((ok = *v != '\0'))
+            set_str(field, v);
+        break;
+    case SETTING_LABEL:
+        free(*(char **)field);
+        *(char **)field = *v ? strdup(v) : NULL;
+        break;
+    case SETTING_INT:
+        if ((ok = parse_long(v, s->lo, s->hi, &n)))
+            *(int *)field = (int)n;
+        break;
+    case SETTING_COUNT:
+        if ((ok = parse_long(v, s->lo, s->hi, &n)))
+            *(size_t *)field = (size_t)n;
+        break;
+    case SETTING_BYTES:
+        ok = parse_bytes(v, s->lo, s->hi, field);
+        break;
+    case SETTING_SECONDS:
+        if ((ok = parse_double(v, s->lo, s->hi, &d)))
+            *(int *)field = (int)lround(d * 1000);
+        break;
+    case SETTING_NUMBER:
+        if ((ok = parse_double(v, s->lo, s->hi, &d)))
+            *(double *)field = d;
+        break;
+    case SETTING_LOG_LEVEL:
+        ok = log_level_parse(v, field);
+        break;
+    case SETTING_SPOT:
+        ok = spot_policy_parse((struct str){v, strlen(v)}, field);
+        break;
+    case SETTING_VALUES:
+        return set_values(field, v, err, errlen, name);
     }
-    return true;
-#undef BAD
+    if (!ok)
+        snprintf(err, errlen, "%s: want %s, got \"%s\"", name, s->want, v);
+    return ok;
 }
 
-/* Config file keys -> flag names. Nested keys are written "parent.child". */
-static const struct {
-    const char *key;
-    const char *flag;
-} file_keys[] = {
-    {"listen", "listen"},
-    {"pricing", "pricing"},
-    {"nodesFile", "nodes-file"},
-    {"queues", "queues"},
-    {"tls.cert", "tls-cert"},
-    {"tls.key", "tls-key"},
-    {"tls.clientCA", "tls-client-ca"},
-    {"logLevel", "log-level"},
-    {"kubeconfig", "kubeconfig"},
-    {"cluster.context", "context"},
-    {"cluster.serviceAccountDir", "service-account-dir"},
-    {"cluster.viewPublishIntervalSeconds", "view-publish-interval"},
-    {"cluster.watchStallTimeoutSeconds", "watch-stall-timeout"},
-    {"cluster.watchTimeoutSeconds", "watch-timeout"},
-    {"cluster.listPageSize", "list-page-size"},
-    {"policy.packingWeight", "packing-weight"},
-    {"shutdownGraceSeconds", "shutdown-grace"},
-    {"http.maxBodyBytes", "max-body-bytes"},
-    {"http.maxHeaderBytes", "max-header-bytes"},
-    {"http.threads", "threads"},
-    {"http.connectionTimeoutSeconds", "connection-timeout"},
-    {"http.requestTimeoutSeconds", "request-timeout"},
-    {"http.headerTimeoutSeconds", "header-timeout"},
-    {"http.minBodyBytesPerSecond", "min-body-rate"},
-    {"http.maxHeaders", "max-headers"},
-    {"http.maxUriBytes", "max-uri-bytes"},
-    {"http.maxInflightBodyBytes", "max-inflight-body-bytes"},
-    {"reload.settleSeconds", "reload-settle"},
-    {"http.maxConnections", "max-connections"},
-    {"http.maxConnectionsPerClient", "max-connections-per-client"},
-    {"http.maxJsonDepth", "max-json-depth"},
-    {"http.maxNodesPerRequest", "max-nodes"},
-    {"reload.pollIntervalSeconds", "reload-interval"},
-    {"policy.defaultSpot", "default-spot"},
-    {"policy.spotRiskWeight", "spot-risk-weight"},
-    {"capacityTypeLabel.key", "capacity-label"},
-    {"capacityTypeLabel.spotValues", "capacity-label-spot-values"},
-    {"capacityTypeLabel.onDemandValues", "capacity-label-on-demand-values"},
-    {"capacityTypeLabel.reservedValues", "capacity-label-reserved-values"},
-};
-#define N_FILE_KEYS (sizeof(file_keys) / sizeof(file_keys[0]))
-
-static bool apply_node(struct config *c, const char *path, const struct ynode *v,
-                       struct yerror *yerr)
+static void format_bytes(size_t v, char *buf, size_t n)
 {
-    for (size_t i = 0; i < N_FILE_KEYS; i++) {
-        if (strcmp(file_keys[i].key, path) != 0)
-            continue;
-        char err[300];
-        char joined[512];
-        const char *value;
-        if (v->kind == YN_SEQ) {
-            /* A list becomes "a,b,c" for the *Values settings, and only for
-             * them: "pricing: [a.yaml, b.yaml]" used to become the path
-             * "a.yaml,b.yaml" without a word. */
-            if (!strstr(file_keys[i].flag, "-values"))
-                return yfail(yerr, v, "%s must be a single value, not a list", path);
-            size_t off = 0;
-            joined[0] = '\0';
-            for (size_t k = 0; k < v->count; k++) {
-                if (v->values[k]->kind != YN_SCALAR)
-                    return yfail(yerr, v->values[k], "%s must be a list of strings", path);
-                /* Stop at the first value that does not fit (this used to
-                 * keep going with a pointer past the end of joined). */
-                int w = snprintf(joined + off, sizeof(joined) - off, "%s%s", k ? "," : "",
-                                 v->values[k]->str);
-                if (w < 0 || (size_t)w >= sizeof(joined) - off)
-                    return yfail(yerr, v, "%s is too long", path);
-                off += (size_t)w;
-            }
-            value = joined;
-        } else if (v->kind == YN_SCALAR) {
-            value = v->str;
-        } else {
-            return yfail(yerr, v, "%s must be a value, not a map", path);
+    static const char *const units[] = {"Ei", "Pi", "Ti", "Gi", "Mi", "Ki"};
+    for (int i = 0; i < 6; i++) {
+        unsigned shift = (unsigned)(60 - 10 * i);
+        if (v && v % ((size_t)1 << shift) == 0) {
+            snprintf(buf, n, "%zu%s", v >> shift, units[i]);
+            return;
         }
-        if (!apply(c, file_keys[i].flag, value, err, sizeof(err)))
-            return yfail(yerr, v, "%s", err);
-        return true;
     }
-    return yfail(yerr, v, "unknown setting \"%s\"", path);
+    snprintf(buf, n, "%zu", v);
+}
+
+void config_format_value(const struct config *c, const struct setting *s, char *buf, size_t n)
+{
+    const void *field = (const char *)c + s->offset;
+    const char *str;
+    buf[0] = '\0';
+    switch (s->kind) {
+    case SETTING_ACTION:
+        break;
+    case SETTING_PATH:
+    case SETTING_NAME:
+    case SETTING_LABEL:
+        str = *(char *const *)field;
+        snprintf(buf, n, "%s", str ? str : "none");
+        break;
+    case SETTING_INT:
+        snprintf(buf, n, "%d", *(const int *)field);
+        break;
+    case SETTING_COUNT:
+        snprintf(buf, n, "%zu", *(const size_t *)field);
+        break;
+    case SETTING_BYTES:
+        format_bytes(*(const size_t *)field, buf, n);
+        break;
+    case SETTING_SECONDS:
+        snprintf(buf, n, "%g", *(const int *)field / 1000.0);
+        break;
+    case SETTING_NUMBER:
+        snprintf(buf, n, "%g", *(const double *)field);
+        break;
+    case SETTING_LOG_LEVEL:
+        snprintf(buf, n, "%s", log_level_name(*(const enum log_level *)field));
+        break;
+    case SETTING_SPOT:
+        snprintf(buf, n, "%s", spot_policy_name(*(const enum spot_policy *)field));
+        break;
+    case SETTING_VALUES: {
+        const char *const *v = field;
+        size_t off = 0;
+        for (int i = 0; i < CAPACITY_LABEL_VALUES_MAX && v[i] && off < n; i++)
+            off += (size_t)snprintf(buf + off, n - off, "%s%s", i ? "," : "", v[i]);
+        break;
+    }
+    }
+}
+
+/* --- the config file --------------------------------------------------------------- */
+
+/* One value of the file: a scalar, or for the *Values settings a list of
+ * scalars that becomes "a,b,c". */
+static bool apply_node(struct config *c, const struct setting *s, const char *path,
+                       const struct ynode *v, struct yerror *yerr)
+{
+    char err[300];
+    char joined[512];
+    const char *value;
+    if (v->kind == YN_SEQ) {
+        /* "pricing: [a.yaml, b.yaml]" must not become the path "a.yaml,b.yaml". */
+        if (s->kind != SETTING_VALUES)
+            return yfail(yerr, v, "%s must be a single value, not a list", path);
+        size_t off = 0;
+        joined[0] = '\0';
+        for (size_t k = 0; k < v->count; k++) {
+            if (v->values[k]->kind != YN_SCALAR)
+                return yfail(yerr, v->values[k], "%s must be a list of strings", path);
+            int w = snprintf(joined + off, sizeof(joined) - off, "%s%s", k ? "," : "",
+                             v->values[k]->str);
+            if (w < 0 || (size_t)w >= sizeof(joined) - off)
+                return yfail(yerr, v, "%s is too long", path);
+            off += (size_t)w;
+        }
+        value = joined;
+    } else if (v->kind == YN_SCALAR) {
+        value = v->str;
+    } else {
+        return yfail(yerr, v, "%s must be a value, not a map", path);
+    }
+    if (!apply(c, s, path, value, err, sizeof(err)))
+        return yfail(yerr, v, "%s", err);
+    return true;
 }
 
 static bool apply_map(struct config *c, const char *prefix, const struct ynode *map,
@@ -404,11 +511,14 @@ static bool apply_map(struct config *c, const char *prefix, const struct ynode *
         char path[256];
         snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix ? "." : "", map->keys[i]->str);
         const struct ynode *v = map->values[i];
+        const struct setting *s = setting_by_key(path);
         bool ok;
-        if (v->kind == YN_MAP && !*prefix)
+        if (s)
+            ok = apply_node(c, s, path, v, yerr);
+        else if (!*prefix && is_section_key(path))
             ok = apply_map(c, path, v, yerr);
-        else
-            ok = apply_node(c, path, v, yerr);
+        else /* the key is the offending token, not its value */
+            ok = yfail(yerr, map->keys[i], "unknown setting \"%s\"", path);
         if (!ok)
             return false;
     }
@@ -429,206 +539,135 @@ bool config_load_file(struct config *c, const char *path, char *err, size_t errl
     if (ok && root)
         ok = apply_map(c, "", root, &yerr);
     if (!ok)
-        snprintf(err, errlen, "%s:%d:%d: %s", path, yerr.line, yerr.column,
-                 a ? yerr.msg : "out of memory");
+        file_error_format(err, errlen, path, yerr.line, yerr.column,
+                          a ? yerr.msg : "out of memory");
     arena_free(a);
     free(data);
     return ok;
 }
 
-static const struct option long_opts[] = {
-    {"help", no_argument, 0, 'h'},
-    {"version", no_argument, 0, 'V'},
-    {"check", no_argument, 0, 'C'},
-    {"config", required_argument, 0, 'c'},
-    {"listen", required_argument, 0, 1},
-    {"pricing", required_argument, 0, 1},
-    {"nodes-file", required_argument, 0, 1},
-    {"queues", required_argument, 0, 1},
-    {"tls-cert", required_argument, 0, 1},
-    {"tls-key", required_argument, 0, 1},
-    {"tls-client-ca", required_argument, 0, 1},
-    {"log-level", required_argument, 0, 1},
-    {"kubeconfig", required_argument, 0, 1},
-    {"context", required_argument, 0, 1},
-    {"service-account-dir", required_argument, 0, 1},
-    {"view-publish-interval", required_argument, 0, 1},
-    {"watch-stall-timeout", required_argument, 0, 1},
-    {"watch-timeout", required_argument, 0, 1},
-    {"list-page-size", required_argument, 0, 1},
-    {"packing-weight", required_argument, 0, 1},
-    {"max-body-bytes", required_argument, 0, 1},
-    {"max-header-bytes", required_argument, 0, 1},
-    {"threads", required_argument, 0, 1},
-    {"connection-timeout", required_argument, 0, 1},
-    {"request-timeout", required_argument, 0, 1},
-    {"header-timeout", required_argument, 0, 1},
-    {"min-body-rate", required_argument, 0, 1},
-    {"max-headers", required_argument, 0, 1},
-    {"max-uri-bytes", required_argument, 0, 1},
-    {"max-inflight-body-bytes", required_argument, 0, 1},
-    {"reload-settle", required_argument, 0, 1},
-    {"max-connections", required_argument, 0, 1},
-    {"max-connections-per-client", required_argument, 0, 1},
-    {"max-json-depth", required_argument, 0, 1},
-    {"max-nodes", required_argument, 0, 1},
-    {"reload-interval", required_argument, 0, 1},
-    {"shutdown-grace", required_argument, 0, 1},
-    {"default-spot", required_argument, 0, 1},
-    {"spot-risk-weight", required_argument, 0, 1},
-    {"capacity-label", required_argument, 0, 1},
-    {"capacity-label-spot-values", required_argument, 0, 1},
-    {"capacity-label-on-demand-values", required_argument, 0, 1},
-    {"capacity-label-reserved-values", required_argument, 0, 1},
-    {0, 0, 0, 0},
-};
+/* --- --help ------------------------------------------------------------------------ */
+
+#define HELP_WIDTH 79
+#define HELP_COLUMN 30 /* where descriptions start */
+
+/* Writes text word-wrapped into the description column; the cursor is at
+ * column *col on entry. */
+static void wrap(FILE *out, const char *text, int *col)
+{
+    const char *p = text;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        size_t w = strcspn(p, " ");
+        if (!w)
+            break;
+        if (*col > HELP_COLUMN && *col + 1 + (int)w > HELP_WIDTH) {
+            fprintf(out, "\n%*s", HELP_COLUMN, "");
+            *col = HELP_COLUMN;
+        } else if (*col > HELP_COLUMN) {
+            fputc(' ', out);
+            (*col)++;
+        }
+        fprintf(out, "%.*s", (int)w, p);
+        *col += (int)w;
+        p += w;
+    }
+}
+
+static void usage_entry(FILE *out, const struct setting *s, const struct config *defaults)
+{
+    char head[96];
+    snprintf(head, sizeof(head), "  --%s%s%s", s->flag, s->arg ? " " : "", s->arg ? s->arg : "");
+    int col = (int)strlen(head);
+    fputs(head, out);
+    if (col + 2 > HELP_COLUMN) {
+        fputc('\n', out);
+        col = 0;
+    }
+    fprintf(out, "%*s", HELP_COLUMN - col, "");
+    col = HELP_COLUMN;
+    wrap(out, s->help, &col);
+    fputc('\n', out);
+    if (s->kind == SETTING_ACTION)
+        return;
+    /* The key and the default on a line of their own, always in this form
+     * (tests/docs reads it): "[key] default: value", the default moved to
+     * the next line whole when both do not fit. */
+    char value[256];
+    if (s->default_text)
+        snprintf(value, sizeof(value), "%s", s->default_text);
+    else
+        config_format_value(defaults, s, value, sizeof(value));
+    int key_len = (int)strlen(s->key) + 2;
+    bool fits = HELP_COLUMN + key_len + 10 + (int)strlen(value) <= HELP_WIDTH;
+    fprintf(out, "%*s[%s]%s", HELP_COLUMN, "", s->key, fits ? " " : "\n");
+    if (!fits)
+        fprintf(out, "%*s", HELP_COLUMN, "");
+    fprintf(out, "default: %s\n", value);
+}
 
 void config_usage(FILE *out)
 {
-    fprintf(out,
-"Usage: cost-extender [FLAGS]\n"
-"\n"
-"A Kubernetes scheduler extender that filters and scores nodes by what a pod\n"
-"would cost on them. kube-scheduler calls POST /filter and /prioritize;\n"
-"GET /healthz, /readyz and /metrics are for probes and Prometheus.\n"
-"\n"
-"Settings come from defaults, then the config file (--config), then flags.\n"
-"Config file keys are given in [brackets].\n"
-"\n"
-"General:\n"
-"  --config FILE             YAML config file.\n"
-"  --listen ADDR:PORT        Address to serve on; ':PORT' for all interfaces,\n"
-"                            '[::1]:PORT' for IPv6. [listen] (default %s)\n"
-"  --pricing FILE            Pricing table (YAML, see pricing/README.md); reloaded\n"
-"                            when it changes or on SIGHUP. [pricing]\n"
-"                            (default %s)\n"
-"  --nodes-file PATH         Node facts for names-only requests when there is no\n"
-"                            cluster connection: a JSON NodeList, a Node, or a\n"
-"                            folder of such *.json files; reloaded like the\n"
-"                            pricing table. [nodesFile]\n"
-"  --queues FILE             Queues for gang admission (YAML, see README.md, \"Gang\n"
-"                            admission\"); reloaded like the pricing table. Gangs\n"
-"                            need the cluster connection. [queues]\n"
-"  --log-level LEVEL         debug, info, warn or error. [logLevel] (default info)\n"
-"  --check                   Load the config, pricing table and nodes file,\n"
-"                            report what is wrong, and exit (0: all good).\n"
-"  --version                 Print the version and exit.\n"
-"  --help                    Print this help and exit.\n"
-"\n"
-"HTTPS (TLS 1.2 or later; files reloaded when they change):\n"
-"  --tls-cert FILE           Serve HTTPS with this PEM certificate chain. [tls.cert]\n"
-"  --tls-key FILE            Its PEM private key. [tls.key]\n"
-"  --tls-client-ca FILE      Require client certificates signed by these PEM CAs\n"
-"                            for the extender verbs (kube-scheduler's tlsConfig);\n"
-"                            probes and /metrics stay open. [tls.clientCA]\n"
-"\n"
-"Cluster connection (node facts and what runs where, by list and watch):\n"
-"  --kubeconfig FILE         Kubeconfig to reach the API server (default: $KUBECONFIG,\n"
-"                            else the in-cluster service account, else none).\n"
-"                            [kubeconfig]\n"
-"  --context NAME            Kubeconfig context (default: its current-context).\n"
-"                            [cluster.context]\n"
-"  --service-account-dir DIR In-cluster token and ca.crt. [cluster.serviceAccountDir]\n"
-"                            (default %s)\n"
-"  --view-publish-interval S How often watched changes become the view requests\n"
-"                            use. [cluster.viewPublishIntervalSeconds] (default 0.1)\n"
-"  --watch-stall-timeout S   A watch silent this long is restarted.\n"
-"                            [cluster.watchStallTimeoutSeconds] (default 90)\n"
-"  --watch-timeout S         timeoutSeconds asked of the API server per watch.\n"
-"                            [cluster.watchTimeoutSeconds] (default 300)\n"
-"  --list-page-size N        Objects per list page. [cluster.listPageSize] (default 500)\n"
-"  Without any of these and without --nodes-file, names-only requests have no\n"
-"  node facts (full-node requests still work): said at start-up.\n"
-"\n"
-"Cost policy:\n"
-"  --default-spot POLICY     Spot policy for pods without the\n"
-"                            cost-extender.io/spot annotation: never, allow,\n"
-"                            prefer or only. [policy.defaultSpot] (default allow)\n"
-"  --spot-risk-weight W      Spot price is raised by W * monthly interruption\n"
-"                            rate. [policy.spotRiskWeight] (default 1)\n"
-"  --packing-weight W        0..1: a node already running pods costs a pod\n"
-"                            cost * (1 - W * utilisation), so busy nodes fill up and\n"
-"                            empty ones can be removed. [policy.packingWeight] (default 0.5)\n"
-"  --capacity-label KEY      Your own node label saying the capacity type;\n"
-"                            checked before the well-known ones.\n"
-"                            [capacityTypeLabel.key]\n"
-"  --capacity-label-spot-values V,V       Values meaning spot (default spot).\n"
-"  --capacity-label-on-demand-values V,V  Values meaning on-demand (default on-demand).\n"
-"  --capacity-label-reserved-values V,V   Values meaning reserved (default reserved).\n"
-"                            [capacityTypeLabel.spotValues|onDemandValues|reservedValues]\n"
-"\n"
-"Limits (each rejection is counted in cost_extender_request_errors_total):\n"
-"  --max-body-bytes SIZE     Largest request body; 413 above. Accepts 128Mi etc.\n"
-"                            [http.maxBodyBytes] (default 128Mi)\n"
-"  --max-header-bytes SIZE   Largest request line and headers together; 431\n"
-"                            above. [http.maxHeaderBytes] (default 64Ki)\n"
-"  --max-headers N           Most header lines in a request; 431 above.\n"
-"                            [http.maxHeaders] (default 100)\n"
-"  --max-uri-bytes SIZE      Longest request target (URL); 414 above.\n"
-"                            [http.maxUriBytes] (default 8Ki)\n"
-"  --max-inflight-body-bytes SIZE  Memory for all request bodies being received\n"
-"                            at once; 503 when it is used up, 413 for a body\n"
-"                            that could never fit. [http.maxInflightBodyBytes]\n"
-"                            (default 256Mi)\n"
-"  --max-json-depth N        Deepest JSON nesting accepted. [http.maxJsonDepth]\n"
-"                            (default 64)\n"
-"  --max-nodes N             Most nodes or node names in one request.\n"
-"                            [http.maxNodesPerRequest] (default 100000)\n"
-"  --connection-timeout S    Close connections idle this long.\n"
-"                            [http.connectionTimeoutSeconds] (default 15)\n"
-"  --header-timeout S        A request's line and headers must be complete this\n"
-"                            long after their first byte; 408 otherwise, however\n"
-"                            the bytes trickle. [http.headerTimeoutSeconds]\n"
-"                            (default 10)\n"
-"  --request-timeout S       The whole request must be in this long after its\n"
-"                            first byte; 408 otherwise.\n"
-"                            [http.requestTimeoutSeconds] (default 30)\n"
-"  --min-body-rate SIZE      After a body's first second, a client sending it\n"
-"                            slower than this a second on average is cut off\n"
-"                            (408); 0: no minimum. [http.minBodyBytesPerSecond]\n"
-"                            (default 16Ki)\n"
-"  --max-connections N       Connections at once; at the limit, the oldest\n"
-"                            connection whose request is still incomplete is\n"
-"                            dropped for a new one. [http.maxConnections]\n"
-"                            (default 1000)\n"
-"  --max-connections-per-client N  Connections at once from one IP address; 0: no\n"
-"                            limit. [http.maxConnectionsPerClient] (default 100)\n"
-"  --threads N               Request threads; 0: one per CPU. [http.threads]\n"
-"\n"
-"Operations:\n"
-"  --reload-interval S       How often files are checked for changes besides\n"
-"                            inotify. [reload.pollIntervalSeconds] (default 2)\n"
-"  --reload-settle S         A changed file is read once it has been left alone\n"
-"                            (and closed by its writer) this long, so a file\n"
-"                            written in pieces is never read half-way.\n"
-"                            [reload.settleSeconds] (default 0.5)\n"
-"  --shutdown-grace S        On SIGTERM, how long in-flight requests may take\n"
-"                            before exit. [shutdownGraceSeconds] (default 10)\n"
-"\n"
-"Signals: SIGHUP reloads the pricing table and nodes file; SIGTERM and SIGINT\n"
-"stop accepting, finish in-flight requests and exit 0.\n",
-            CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_PRICING, CONFIG_DEFAULT_SA_DIR);
+    struct config defaults;
+    config_defaults(&defaults);
+    fputs("Usage: cost-extender [FLAGS]\n"
+          "\n"
+          "A Kubernetes scheduler extender that filters and scores nodes by what a pod\n"
+          "would cost on them. kube-scheduler calls POST /filter and /prioritize;\n"
+          "GET /healthz, /readyz and /metrics are for probes and Prometheus.\n"
+          "\n"
+          "Settings come from defaults, then the config file (--config), then flags;\n"
+          "each flag's config file key and default follow its description.\n",
+          out);
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (SETTINGS[i].section)
+            fprintf(out, "\n%s:\n", SETTINGS[i].section);
+        usage_entry(out, &SETTINGS[i], &defaults);
+    }
+    fputs("\n"
+          "Signals: SIGHUP reloads the pricing table, the nodes file, the queue config\n"
+          "and the TLS files (each only if it changed, and only if it is valid);\n"
+          "SIGTERM and SIGINT stop accepting, finish requests in flight and exit 0.\n",
+          out);
+    config_free(&defaults);
+}
+
+/* --- the command line -------------------------------------------------------------- */
+
+/* getopt_long's view of the table; val is 256 + the row. */
+static void build_long_opts(struct option *opts)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *s = &SETTINGS[i];
+        bool has_arg = s->kind != SETTING_ACTION || strcmp(s->flag, "config") == 0;
+        opts[i] = (struct option){s->flag, has_arg ? required_argument : no_argument, NULL,
+                                  256 + (int)i};
+    }
+    opts[N_SETTINGS] = (struct option){0, 0, 0, 0};
 }
 
 enum config_result config_from_args(struct config *c, int argc, char **argv, FILE *out,
                                     FILE *errf)
 {
+    struct option opts[N_SETTINGS + 1];
+    build_long_opts(opts);
     config_defaults(c);
     /* Pass 1: --help, --version, --config (the file applies before flags). */
-    int idx;
-    int opt;
+    int idx, opt;
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "hVc:", long_opts, &idx)) != -1) {
-        if (opt == 'h') {
+    while ((opt = getopt_long(argc, argv, "hVc:", opts, &idx)) != -1) {
+        const char *flag = opt >= 256 ? SETTINGS[opt - 256].flag : "";
+        if (opt == 'h' || !strcmp(flag, "help")) {
             config_usage(out);
             return CONFIG_EXIT_OK;
         }
-        if (opt == 'V') {
+        if (opt == 'V' || !strcmp(flag, "version")) {
             fprintf(out, "cost-extender %s\n", CE_VERSION);
             return CONFIG_EXIT_OK;
         }
-        if (opt == 'c')
+        if (opt == 'c' || !strcmp(flag, "config"))
             set_str(&c->config_path, optarg);
     }
     char err[600];
@@ -639,17 +678,24 @@ enum config_result config_from_args(struct config *c, int argc, char **argv, FIL
     /* Pass 2: every flag, over the file. */
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":hVc:", long_opts, &idx)) != -1) {
-        if (opt == 1) {
-            if (!apply(c, long_opts[idx].name, optarg, err, sizeof(err))) {
-                fprintf(errf, "cost-extender: --%s\n", err);
-                return CONFIG_EXIT_ERROR;
-            }
-        } else if (opt == 'C') {
-            c->check_only = true;
-        } else if (opt == '?' || opt == ':') {
+    while ((opt = getopt_long(argc, argv, ":hVc:", opts, &idx)) != -1) {
+        if (opt == '?' || opt == ':') {
             fprintf(errf, "cost-extender: %s: %s (see --help)\n",
                     opt == ':' ? "flag needs a value" : "unknown flag", argv[optind - 1]);
+            return CONFIG_EXIT_ERROR;
+        }
+        if (opt < 256)
+            continue;
+        const struct setting *s = &SETTINGS[opt - 256];
+        if (s->kind == SETTING_ACTION) {
+            if (!strcmp(s->flag, "check"))
+                c->check_only = true;
+            continue;
+        }
+        char name[80];
+        snprintf(name, sizeof(name), "--%s", s->flag);
+        if (!apply(c, s, name, optarg, err, sizeof(err))) {
+            fprintf(errf, "cost-extender: %s\n", err);
             return CONFIG_EXIT_ERROR;
         }
     }

@@ -181,7 +181,8 @@ static bool evaluate(struct app *app, enum metric_verb verb, const char *body, s
     char err[512];
     memset(ev, 0, sizeof(*ev));
     struct protocol_limits limits = {.max_depth = cfg->max_json_depth,
-                                     .max_nodes = cfg->max_nodes_per_request};
+                                     .max_nodes = cfg->max_nodes_per_request,
+                                     .max_containers = cfg->max_containers_per_pod};
     enum protocol_status st = protocol_decode_args(body, len, &limits, &cfg->capacity_label,
                                                    arena, &ev->args, err, sizeof(err));
     if (st != PROTOCOL_OK) {

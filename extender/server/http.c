@@ -55,6 +55,10 @@ struct conn_info {
     int client_verified; /* 0: not checked yet, 1: good, -1: refused */
 };
 
+#define REQUEST_TIMEOUT_MSG                                                                        \
+    "request not complete %d s after its first byte (limit: time to send the body; raise it "    \
+    "with --request-timeout)"
+
 /* Beyond this many pieces a reply is sent from one flat copy: libmicrohttpd
  * 0.9.75 stops after IOV_MAX (1024) pieces of an iovec response. */
 #define REPLY_MAX_PIECES 256
@@ -367,21 +371,26 @@ static enum MHD_Result check_head(struct MHD_Connection *conn, struct request_ct
     const struct config *cfg = ctx->srv->app->cfg;
     char msg[160];
     if (strlen(url) > cfg->max_uri_bytes) {
-        snprintf(msg, sizeof(msg), "request target is over the limit of %zu bytes (--max-uri-bytes)",
-                 cfg->max_uri_bytes);
+        snprintf(msg, sizeof(msg),
+                 "request target of %zu bytes is over the limit of %zu (limit: URL length; raise "
+                 "it with --max-uri-bytes)",
+                 strlen(url), cfg->max_uri_bytes);
         return early_error(conn, ctx, 414, RERR_URI_TOO_LONG, msg);
     }
     struct header_count hc = {strlen(url) + strlen(method) + 12, 0};
     MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &hc);
     if (hc.bytes > cfg->max_header_bytes) {
         snprintf(msg, sizeof(msg),
-                 "request line and headers of %zu bytes are over the limit of %zu "
-                 "(--max-header-bytes)",
+                 "request line and headers of %zu bytes are over the limit of %zu (limit: "
+                 "header bytes; raise it with --max-header-bytes)",
                  hc.bytes, cfg->max_header_bytes);
         return early_error(conn, ctx, 431, RERR_HEADER_TOO_LARGE, msg);
     }
     if (hc.n > cfg->max_headers) {
-        snprintf(msg, sizeof(msg), "more than %zu header fields (--max-headers)", cfg->max_headers);
+        snprintf(msg, sizeof(msg),
+                 "more than %zu header fields (limit: headers per request; raise it with "
+                 "--max-headers)",
+                 cfg->max_headers);
         return early_error(conn, ctx, 431, RERR_TOO_MANY_HEADERS, msg);
     }
     bool v11 = !strcmp(version, MHD_HTTP_VERSION_1_1);
@@ -483,12 +492,13 @@ static enum MHD_Result start_request(struct MHD_Connection *conn, struct request
             char msg[200];
             if (!*end && v <= cfg->max_body_bytes)
                 snprintf(msg, sizeof(msg),
-                         "request body of %.30s bytes can never fit in --max-inflight-body-bytes "
-                         "%zu",
+                         "request body of %.30s bytes is over the limit of %zu (limit: request "
+                         "bodies held at once; raise it with --max-inflight-body-bytes)",
                          clen, cfg->max_inflight_body_bytes);
             else
                 snprintf(msg, sizeof(msg),
-                         "request body of %.30s bytes is over the limit of %zu (--max-body-bytes)",
+                         "request body of %.30s bytes is over the limit of %zu (limit: body "
+                         "bytes; raise it with --max-body-bytes)",
                          clen, cfg->max_body_bytes);
             return early_error(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
         }
@@ -513,8 +523,9 @@ static bool grow_body(struct MHD_Connection *conn, struct request_ctx *ctx, size
         atomic_fetch_sub(&ctx->srv->body_bytes, n);
         char msg[200];
         snprintf(msg, sizeof(msg),
-                 "server busy: request bodies being received use all of "
-                 "--max-inflight-body-bytes %zu; try again",
+                 "server busy: request bodies being received use all of %zu bytes (limit: "
+                 "request bodies held at once; raise it with --max-inflight-body-bytes); try "
+                 "again",
                  cfg->max_inflight_body_bytes);
         *ret = refuse_mid_body(conn, ctx, 503, RERR_BODY_BUDGET, msg);
         return false;
@@ -551,23 +562,24 @@ static enum MHD_Result take_body(struct MHD_Connection *conn, struct request_ctx
     unsigned int left = seconds_left(ctx, cfg);
     char msg[200];
     if (!left) {
-        snprintf(msg, sizeof(msg),
-                 "request not complete %d s after its first byte (--request-timeout)",
-                 cfg->request_timeout_s);
+        snprintf(msg, sizeof(msg), REQUEST_TIMEOUT_MSG, cfg->request_timeout_s);
         return refuse_mid_body(conn, ctx, 408, RERR_TIMEOUT, msg);
     }
     int64_t took = now - ctx->body_start_ms;
     if (cfg->min_body_rate && took > 1000 &&
         (double)(ctx->len + n) * 1000.0 / (double)took < (double)cfg->min_body_rate) {
         snprintf(msg, sizeof(msg),
-                 "request body arriving at %.0f bytes a second, under --min-body-rate %zu",
+                 "request body arriving at %.0f bytes a second, under the limit of %zu (limit: "
+                 "slowest body; lower it with --min-body-rate)",
                  (double)(ctx->len + n) * 1000.0 / (double)took, cfg->min_body_rate);
         return refuse_mid_body(conn, ctx, 408, RERR_SLOW_CLIENT, msg);
     }
     MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, left);
     if (n > cfg->max_body_bytes - ctx->len) {
         /* Only a body without Content-Length gets here (chunked). */
-        snprintf(msg, sizeof(msg), "request body is over the limit of %zu bytes (--max-body-bytes)",
+        snprintf(msg, sizeof(msg),
+                 "request body is over the limit of %zu bytes (limit: body bytes; raise it with "
+                 "--max-body-bytes)",
                  cfg->max_body_bytes);
         ctx->too_large = true;
         return refuse_mid_body(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
@@ -686,10 +698,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         /* The idle timeout during a body is what is left of the request
          * timeout: the client stopped sending. libmicrohttpd is about to
          * close; the answer goes first. */
-        char msg[160];
-        snprintf(msg, sizeof(msg),
-                 "request not complete %d s after its first byte (--request-timeout)",
-                 cfg->request_timeout_s);
+        char msg[200];
+        snprintf(msg, sizeof(msg), REQUEST_TIMEOUT_MSG, cfg->request_timeout_s);
         write_error_direct(conn, ctx, 408, RERR_TIMEOUT, msg);
     } else if (status) {
         /* libmicrohttpd queued its own answer. */

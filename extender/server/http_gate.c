@@ -222,8 +222,8 @@ static void tick(struct http_gate *g, int64_t now)
         case PH_IDLE:
             if (c->first_byte_ms && now - c->first_byte_ms >= header_ms) {
                 snprintf(msg, sizeof(msg),
-                         "request head not complete %d s after its first byte "
-                         "(--header-timeout)",
+                         "request head not complete %d s after its first byte (limit: time "
+                         "to send the headers; raise it with --header-timeout)",
                          cfg->header_timeout_s);
                 slow(g, c, msg);
             } else if (!c->first_byte_ms && now - c->since_ms >= idle_ms) {
@@ -231,7 +231,8 @@ static void tick(struct http_gate *g, int64_t now)
                     gate_conn_finish(g, c); /* an idle keep-alive connection: done */
                 } else {
                     snprintf(msg, sizeof(msg),
-                             "no request %d s after connecting (--connection-timeout)",
+                             "no request %d s after connecting (limit: idle connection; "
+                             "raise it with --connection-timeout)",
                              cfg->connection_timeout_s);
                     slow(g, c, msg);
                 }

@@ -274,10 +274,10 @@ static bool shed_one(struct http_gate *g)
     c = g->incomplete[0];
     if (!c)
         return false;
-    char msg[160];
+    char msg[200];
     snprintf(msg, sizeof(msg),
-             "connection dropped: the server is at --max-connections %d and this request was "
-             "still incomplete",
+             "connection dropped: the server is at its %d connections (limit: connections "
+             "total; raise it with --max-connections) and this request was still incomplete",
              g->cfg->max_connections);
     log_kv_limited(&lim_shed, LOG_WARN, "client", c->client, "reason", "shed", "error", msg,
                    NULL);
@@ -354,9 +354,11 @@ static void accept_one(struct http_gate *g, int fd, const struct sockaddr_storag
         have = mine ? mine->count : 0;
     }
     if (cfg->max_connections_per_client > 0 && have >= cfg->max_connections_per_client) {
-        char why[96];
-        snprintf(why, sizeof(why), "too many connections from this client "
-                 "(--max-connections-per-client %d)", cfg->max_connections_per_client);
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "too many connections from this client, %d (limit: connections per client; "
+                 "raise it with --max-connections-per-client)",
+                 cfg->max_connections_per_client);
         refuse(g, fd, sa, why);
         return;
     }
@@ -367,8 +369,10 @@ static void accept_one(struct http_gate *g, int fd, const struct sockaddr_storag
         size_t clients = g->n_clients + (mine ? 0 : 1);
         bool fair = clients && (size_t)have < (size_t)g->live / clients;
         if (!fair || !shed_one(g)) {
-            char why[80];
-            snprintf(why, sizeof(why), "too many connections (--max-connections %d)",
+            char why[160];
+            snprintf(why, sizeof(why),
+                     "too many connections, %d (limit: connections total; raise it with "
+                     "--max-connections)",
                      cfg->max_connections);
             refuse(g, fd, sa, why);
             return;

@@ -96,7 +96,8 @@ static enum http_head_result request_line(const char *p, size_t n, bool complete
     size_t tlen = i - t0;
     if (tlen > lim->max_uri_bytes)
         return reject(h, 414, RERR_URI_TOO_LONG,
-                      "request target is over the limit of %zu bytes (--max-uri-bytes)",
+                      "request target is over the limit of %zu bytes (limit: URL length; raise "
+                      "it with --max-uri-bytes)",
                       lim->max_uri_bytes);
     if (tlen) {
         /* RFC 9112 section 3.2: origin-form, absolute-form, or "*". */
@@ -234,7 +235,8 @@ static enum http_head_result field_line(const char *p, size_t n, const struct ht
             return reject(h, 400, RERR_BAD_CONTENT_LENGTH, "two different Content-Length values");
         if (overflow || x > lim->max_body_bytes)
             return reject(h, 413, RERR_BODY_TOO_LARGE,
-                          "request body of %.*s bytes is over the limit of %zu (--max-body-bytes)",
+                          "request body of %.*s bytes is over the limit of %zu (limit: body "
+                          "bytes; raise it with --max-body-bytes)",
                           (int)(vn > 30 ? 30 : vn), v, lim->max_body_bytes);
         f->lengths++;
         h->has_length = true;
@@ -287,8 +289,8 @@ enum http_head_result http_head_check(const char *p, size_t n, const struct http
             return r;
         if (pos + len + (complete ? 2 : 0) > lim->max_header_bytes)
             return reject(h, 431, RERR_HEADER_TOO_LARGE,
-                          "request line and headers are over the limit of %zu bytes "
-                          "(--max-header-bytes)",
+                          "request line and headers are over the limit of %zu (limit: header "
+                          "bytes; raise it with --max-header-bytes)",
                           lim->max_header_bytes);
         if (first) {
             if (r != HEAD_OK)
@@ -300,7 +302,9 @@ enum http_head_result http_head_check(const char *p, size_t n, const struct http
         } else if (complete) {
             if (++headers > lim->max_headers)
                 return reject(h, 431, RERR_TOO_MANY_HEADERS,
-                              "more than %zu header fields (--max-headers)", lim->max_headers);
+                              "more than %zu header fields (limit: headers per request; "
+                              "raise it with --max-headers)",
+                              lim->max_headers);
             r = field_line(line, len, lim, h, &f);
             if (r != HEAD_OK)
                 return r;
@@ -316,7 +320,9 @@ enum http_head_result http_head_check(const char *p, size_t n, const struct http
                 return reject(h, 400, RERR_BAD_HEADER, "malformed header field (want Name: value)");
             if (headers + 1 > lim->max_headers)
                 return reject(h, 431, RERR_TOO_MANY_HEADERS,
-                              "more than %zu header fields (--max-headers)", lim->max_headers);
+                              "more than %zu header fields (limit: headers per request; "
+                              "raise it with --max-headers)",
+                              lim->max_headers);
         }
         if (!complete)
             return HEAD_INCOMPLETE;

@@ -10,14 +10,39 @@
 
 #include <stdio.h>
 
-static enum protocol_status bad_json(struct jscan *s, char *err, size_t errlen)
+static const char TOO_MANY_NODES[] = "too many nodes";
+
+/* The scanner's error in words; a limit is named with the flag that raises
+ * it, so that an operator who meets it knows what to change. */
+static void describe(const struct jscan *s, const struct protocol_limits *limits, char *buf,
+                     size_t n)
+{
+    const char *e = s->error ? s->error : "unknown error";
+    if (e == TOO_MANY_NODES)
+        snprintf(buf, n, "more than %zu nodes in one request (limit: nodes per request; "
+                 "raise it with --max-nodes)", limits->max_nodes);
+    else if (e == POD_ERR_TOO_MANY_CONTAINERS)
+        snprintf(buf, n, "the Pod has more than %d containers and init containers (limit: "
+                 "containers per pod; raise it with --max-containers-per-pod)",
+                 limits->max_containers > 0 ? limits->max_containers
+                                            : POD_MAX_CONTAINERS_DEFAULT);
+    else if (strcmp(e, "nesting too deep") == 0)
+        snprintf(buf, n, "JSON nested deeper than %d levels (limit: JSON depth; raise it with "
+                 "--max-json-depth)", limits->max_depth);
+    else
+        snprintf(buf, n, "%s", e);
+}
+
+static enum protocol_status bad_json(struct jscan *s, const struct protocol_limits *limits,
+                                     char *err, size_t errlen)
 {
     if (s->error && strcmp(s->error, "out of memory") == 0) {
         snprintf(err, errlen, "out of memory");
         return PROTOCOL_NO_MEMORY;
     }
-    snprintf(err, errlen, "invalid JSON at byte %zu: %s", s->error_at,
-             s->error ? s->error : "unknown error");
+    char what[300];
+    describe(s, limits, what, sizeof(what));
+    snprintf(err, errlen, "invalid JSON at byte %zu: %s", s->error_at, what);
     return PROTOCOL_BAD_JSON;
 }
 
@@ -35,14 +60,17 @@ static bool well_formed_json(const char *body, size_t len, int max_depth)
 /* The status for a failed scan: out of memory, malformed JSON, or JSON of
  * the wrong shape (including our own limits, e.g. too many nodes). */
 static enum protocol_status scan_failed(struct jscan *s, const char *body, size_t len,
-                                        int max_depth, char *err, size_t errlen)
+                                        const struct protocol_limits *limits, char *err,
+                                        size_t errlen)
 {
     if (s->error && strcmp(s->error, "out of memory") != 0 &&
-        well_formed_json(body, len, max_depth)) {
-        snprintf(err, errlen, "%s (at byte %zu)", s->error, s->error_at);
+        well_formed_json(body, len, limits->max_depth)) {
+        char what[300];
+        describe(s, limits, what, sizeof(what));
+        snprintf(err, errlen, "%s (at byte %zu)", what, s->error_at);
         return PROTOCOL_BAD_REQUEST;
     }
-    return bad_json(s, err, errlen);
+    return bad_json(s, limits, err, errlen);
 }
 
 static bool decode_nodes(struct jscan *s, const struct protocol_limits *limits,
@@ -71,7 +99,7 @@ static bool decode_nodes(struct jscan *s, const struct protocol_limits *limits,
             return false;
         while (jscan_next_item(s)) {
             if (a->n_nodes == limits->max_nodes)
-                return jscan_fail(s, "too many nodes in one request");
+                return jscan_fail(s, TOO_MANY_NODES);
             if (a->n_nodes == cap) {
                 size_t ncap = cap ? cap * 2 : 64;
                 void *p = arena_realloc(o->arena, a->nodes, cap * sizeof(*a->nodes),
@@ -100,7 +128,7 @@ static bool decode_names(struct jscan *s, const struct protocol_limits *limits,
         return false;
     while (jscan_next_item(s)) {
         if (a->n_names == limits->max_nodes)
-            return jscan_fail(s, "too many node names in one request");
+            return jscan_fail(s, TOO_MANY_NODES);
         if (a->n_names == cap) {
             size_t ncap = cap ? cap * 2 : 1024;
             void *p = arena_realloc(arena, a->names, cap * sizeof(*a->names),
@@ -138,7 +166,7 @@ enum protocol_status protocol_decode_args(const char *body, size_t len,
     struct jscan s;
     jscan_init(&s, body, len, limits->max_depth);
     struct node_decode_opts no = {.capacity_label = label, .arena = arena};
-    struct pod_decode_opts po = {.arena = arena};
+    struct pod_decode_opts po = {.arena = arena, .max_containers = limits->max_containers};
     bool has_pod = false, has_nodes = false, has_names = false;
     const char *semantic = NULL;
 
@@ -148,13 +176,13 @@ enum protocol_status protocol_decode_args(const char *body, size_t len,
     }
     if (jscan_peek(&s) != JT_OBJECT) {
         if (s.error)
-            return bad_json(&s, err, errlen);
+            return bad_json(&s, limits, err, errlen);
         /* Valid JSON of the wrong type, or garbage: tell which. */
         if (jscan_skip(&s, NULL) && jscan_finish(&s)) {
             snprintf(err, errlen, "request body must be a JSON object (ExtenderArgs)");
             return PROTOCOL_BAD_REQUEST;
         }
-        return bad_json(&s, err, errlen);
+        return bad_json(&s, limits, err, errlen);
     }
     jscan_begin_object(&s);
     struct jstr key;
@@ -201,7 +229,7 @@ enum protocol_status protocol_decode_args(const char *body, size_t len,
          * so does a field of the wrong JSON type inside the Pod or a Node.
          * (This used to match a fixed list of messages, which sent type
          * errors such as "metadata": 5 to PROTOCOL_BAD_JSON.) */
-        return scan_failed(&s, body, len, limits->max_depth, err, errlen);
+        return scan_failed(&s, body, len, limits, err, errlen);
     }
     if (semantic) {
         snprintf(err, errlen, "%s", semantic);
@@ -219,6 +247,14 @@ enum protocol_status protocol_decode_args(const char *body, size_t len,
         snprintf(err, errlen, "ExtenderArgs has neither Nodes nor NodeNames");
         return PROTOCOL_BAD_REQUEST;
     }
+    if (a->pod.invalid) {
+        /* Kubernetes would never admit such a pod; pricing it as if its
+         * requests were zero (or filtering every node) would hide that. */
+        char ref[300];
+        snprintf(err, errlen, "Pod %s: %s", pod_info_ref(&a->pod, ref, sizeof(ref)),
+                 a->pod.invalid);
+        return PROTOCOL_BAD_REQUEST;
+    }
     a->full_nodes = has_nodes;
     return PROTOCOL_OK;
 }
@@ -228,6 +264,7 @@ enum protocol_status protocol_decode_binding(const char *body, size_t len, int m
                                              char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
+    const struct protocol_limits limits = {.max_depth = max_depth};
     struct jscan s;
     jscan_init(&s, body, len, max_depth);
     if (len == 0) {
@@ -240,7 +277,7 @@ enum protocol_status protocol_decode_binding(const char *body, size_t len, int m
             snprintf(err, errlen, "request body must be a JSON object (ExtenderBindingArgs)");
             return PROTOCOL_BAD_REQUEST;
         }
-        return bad_json(&s, err, errlen);
+        return bad_json(&s, &limits, err, errlen);
     }
     struct jstr key;
     while (jscan_next_key(&s, &key)) {
@@ -262,7 +299,7 @@ enum protocol_status protocol_decode_binding(const char *body, size_t len, int m
             break;
     }
     if (s.error || !jscan_finish(&s)) /* "PodName": 5 is a bad request, not bad JSON */
-        return scan_failed(&s, body, len, max_depth, err, errlen);
+        return scan_failed(&s, body, len, &limits, err, errlen);
     if (!out->pod_name.len || !out->pod_namespace.len || !out->node.len) {
         snprintf(err, errlen, "ExtenderBindingArgs needs PodName, PodNamespace and Node");
         return PROTOCOL_BAD_REQUEST;

@@ -38,13 +38,17 @@ enum protocol_status {
     PROTOCOL_NO_MEMORY,
 };
 
+/* Each refusal for a limit names the limit and the flag that raises it. */
 struct protocol_limits {
-    int max_depth;
-    size_t max_nodes; /* per request */
+    int max_depth;      /* --max-json-depth */
+    size_t max_nodes;   /* per request: --max-nodes */
+    int max_containers; /* in the Pod: --max-containers-per-pod; 0: the default */
 };
 
 /* Decodes an ExtenderArgs body. Node and pod strings point into body when
- * they need no unescaping, so body must outlive args. */
+ * they need no unescaping, so body must outlive args. A Pod whose requests
+ * cannot be used (a negative or huge quantity) is a bad request: the
+ * message names the field and the value. */
 enum protocol_status protocol_decode_args(const char *body, size_t len,
                                           const struct protocol_limits *limits,
                                           const struct capacity_label_config *label,

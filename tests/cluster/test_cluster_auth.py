@@ -345,5 +345,6 @@ def test_nodes_file_and_kubeconfig_together_is_refused(api, workdir):
     rc, logs = run_binary(["--listen", "127.0.0.1:0", "--pricing", str(workdir / "pricing.yaml"),
                            "--kubeconfig", kc, "--nodes-file", str(workdir / "nodes.json")],
                           cwd=workdir)
-    assert rc == 1
+    # Conflicting flags are a usage error (exit 2), as --check says too.
+    assert rc == 2
     assert any("not both" in r.get("error", "") for r in logs), logs

@@ -211,7 +211,7 @@ def test_validate_rejects_with_the_daemons_message(pair, tmp_path):
     assert p.returncode == 1
     # Our own check names the type; the daemon names line and column.
     assert f"{bad}: instanceTypes.b.large: onDemand must be a finite number" in p.stdout
-    assert f"cost-extender --check: pricing table {bad}:13:" in p.stdout
+    assert f"cost-extender --check: pricing table: {bad}:13:45: " in p.stdout
 
 
 def test_validate_gate_is_the_daemon_even_for_yaml_the_tools_cannot_read(tmp_path):

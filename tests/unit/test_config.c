@@ -3,9 +3,10 @@
  * config file, flags over the file, rejection of bad values and unknown
  * keys, and --help / --version.
  *
- * The list of flags is read from config.c's own long_opts table at test
- * time, so a flag added there without a test here (or without a line in
- * --help) fails this suite.
+ * The list of flags is config.c's own settings table (config_settings()),
+ * so a flag added there without a test here fails this suite; FLAGS below
+ * is this test's own record of every flag, its key and a value, written
+ * by hand, so that a row changed by mistake fails too.
  */
 #include "test_util.h"
 
@@ -125,24 +126,15 @@ static const char *write_file(const char *name, const char *text)
 
 /* --- the flags config.c knows ----------------------------------------------------- */
 
-/* The long option names in config.c's long_opts table, read from the
- * source. */
+/* The flags in config.c's settings table. */
 static int source_flags(char names[64][64])
 {
-    char *src = test_read_file("extender/server/config.c", NULL);
-    const char *p = strstr(src, "long_opts[] = {");
-    assert_non_null(p);
-    const char *end = strstr(p, "{0, 0, 0, 0}");
-    assert_non_null(end);
-    int n = 0;
-    for (p = strstr(p, "{\""); p && p < end; p = strstr(p + 1, "{\"")) {
-        const char *q = strchr(p + 2, '"');
-        assert_true(n < 64);
-        snprintf(names[n++], 64, "%.*s", (int)(q - p - 2), p + 2);
-    }
-    free(src);
-    assert_true(n >= 20);
-    return n;
+    size_t n;
+    const struct setting *t = config_settings(&n);
+    assert_true(n >= 20 && n <= 64);
+    for (size_t i = 0; i < n; i++)
+        snprintf(names[i], 64, "%s", t[i].flag);
+    return (int)n;
 }
 
 /* For each flag that takes a value: a valid value, what it should set (as
@@ -170,7 +162,7 @@ static const struct flag_case FLAGS[] = {
     {"watch-timeout", "cluster.watchTimeoutSeconds", "120", {"0", "3601", "1.5"}},
     {"list-page-size", "cluster.listPageSize", "250", {"0", "100001", "x"}},
     {"packing-weight", "policy.packingWeight", "0.25", {"-0.1", "1.01", "nan", "x", ""}},
-    {"log-level", "logLevel", "debug", {"verbose", "DEBUG", "", "5"}},
+    {"log-level", "logLevel", "debug", {"verbose", "DEBUG", "", "5", "warning"}},
     {"max-body-bytes", "http.maxBodyBytes", "256Mi", {"1023", "-1", "abc", "1e3", "", "1.5.5"}},
     {"max-header-bytes", "http.maxHeaderBytes", "1Mi", {"4095", "65Mi", "x", "", "-4Ki"}},
     {"threads", "http.threads", "7", {"-1", "257", "x", "", "1.5", "8 "}},
@@ -186,9 +178,11 @@ static const struct flag_case FLAGS[] = {
     {"max-connections-per-client", "http.maxConnectionsPerClient", "0", {"-1", "1000001", "x"}},
     {"max-json-depth", "http.maxJsonDepth", "100", {"15", "513", "0", "x"}},
     {"max-nodes", "http.maxNodesPerRequest", "5000", {"0", "10000001", "-5", "lots"}},
+    {"max-containers-per-pod", "http.maxContainersPerPod", "8", {"0", "1000001", "-1", "x"}},
     {"reload-interval", "reload.pollIntervalSeconds", "0.5", {"0.04", "0", "86401", "x", "nan"}},
     {"shutdown-grace", "shutdownGraceSeconds", "0", {"-1", "3601", "soon"}},
-    {"default-spot", "policy.defaultSpot", "prefer", {"sometimes", "", "yes"}},
+    /* Documented in lower case, so only lower case (as in the annotation). */
+    {"default-spot", "policy.defaultSpot", "prefer", {"sometimes", "", "yes", "NEVER", "Prefer"}},
     {"spot-risk-weight", "policy.spotRiskWeight", "2.5", {"-0.1", "100.5", "inf", "nan", "x", ""}},
     {"capacity-label", "capacityTypeLabel.key", "example.com/capacity", {NULL}},
     {"capacity-label-spot-values",
@@ -283,6 +277,8 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_int_equal(c->max_json_depth, 100);
     else if (!strcmp(f, "max-nodes"))
         assert_int_equal(c->max_nodes_per_request, 5000);
+    else if (!strcmp(f, "max-containers-per-pod"))
+        assert_int_equal(c->max_containers_per_pod, 8);
     else if (!strcmp(f, "reload-interval"))
         assert_int_equal(c->reload_poll_ms, 500);
     else if (!strcmp(f, "shutdown-grace"))
@@ -348,40 +344,25 @@ static void test_every_flag_in_source_is_tested_and_documented(void **state)
         if (!in_source)
             fail_msg("--%s is tested but not in config.c", FLAGS[k].flag);
     }
-    /* The documented config file keys are the ones tested. Each [key] in
-     * --help (after the "Config file keys" line), with a|b|c alternatives
-     * expanded against the prefix of the first. */
-    const char *p = strstr(r.out, "General:");
-    assert_non_null(p);
+    /* The documented config file keys are the ones tested: each entry's
+     * "[key] default: value" line in --help. */
     int n_keys = 0;
-    for (p = strchr(p, '['); p; p = strchr(p + 1, '[')) {
-        const char *q = strchr(p, ']');
-        char key[128];
-        snprintf(key, sizeof(key), "%.*s", (int)(q - p - 1), p + 1);
-        /* Only [key] and [a.b|c]: not an example such as '[::1]:PORT'. */
-        bool is_key = key[0] != '\0';
-        for (const char *k = key; *k; k++)
-            is_key &= isalnum((unsigned char)*k) || *k == '.' || *k == '|';
-        if (!is_key)
+    for (const char *p = r.out; (p = strstr(p, "\n  --")); p++) {
+        char flag[80];
+        sscanf(p + 5, "%79[a-z-]", flag);
+        const char *next = strstr(p + 1, "\n  --");
+        const char *key = strstr(p, "\n                              [");
+        const struct flag_case *fc = flag_case(flag);
+        if (!fc) /* a switch: no key */
             continue;
-        char prefix[128] = "";
-        const char *dot = strrchr(key, '.');
-        char *alt = key;
-        if (dot)
-            snprintf(prefix, sizeof(prefix), "%.*s", (int)(dot - key + 1), key);
-        for (char *tok = strtok(alt, "|"); tok; tok = strtok(NULL, "|")) {
-            char full[160];
-            if (strchr(tok, '.') || !dot)
-                snprintf(full, sizeof(full), "%s", tok);
-            else
-                snprintf(full, sizeof(full), "%s%s", prefix, tok);
-            bool tested = false;
-            for (size_t k = 0; k < N_FLAGS; k++)
-                tested |= strcmp(FLAGS[k].file_key, full) == 0;
-            if (!tested)
-                fail_msg("--help documents [%s], which this test does not know", full);
-            n_keys++;
-        }
+        if (!key || (next && key > next))
+            fail_msg("--help gives no [key] for --%s", flag);
+        char k[128];
+        sscanf(key + 32, "%127[^]]", k);
+        if (strcmp(k, fc->file_key) != 0)
+            fail_msg("--help gives --%s the key [%s], this test knows it as %s", flag, k,
+                     fc->file_key);
+        n_keys++;
     }
     assert_int_equal(n_keys, (int)N_FLAGS);
     run_free(&r);
@@ -395,7 +376,8 @@ static void test_defaults(void **state)
     RUN_OK(&c, "--log-level", "info"); /* a no-op flag: argv with nothing is fine too */
     /* The defaults --help documents. */
     assert_string_equal(c.listen, "127.0.0.1:8888");
-    assert_string_equal(c.pricing_path, CONFIG_DEFAULT_PRICING);
+    /* No table named: start-up looks for the bundled one (startup.c). */
+    assert_null(c.pricing_path);
     assert_null(c.nodes_file);
     assert_null(c.config_path);
     assert_int_equal(c.log_level, LOG_INFO);
@@ -414,6 +396,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_connections_per_client, 100);
     assert_int_equal(c.max_json_depth, 64);
     assert_int_equal(c.max_nodes_per_request, 100000);
+    assert_int_equal(c.max_containers_per_pod, 4096);
     assert_int_equal(c.reload_poll_ms, 2000);
     assert_int_equal(c.shutdown_grace_s, 10);
     assert_int_equal(c.cost.default_spot, SPOT_ALLOW);
@@ -591,6 +574,7 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "  maxConnectionsPerClient: 0\n"
                                 "  maxJsonDepth: 100\n"
                                 "  maxNodesPerRequest: 5000\n"
+                                "  maxContainersPerPod: 8\n"
                                 "reload:\n"
                                 "  pollIntervalSeconds: 0.5\n"
                                 "  settleSeconds: 1.5\n"
@@ -658,44 +642,95 @@ static void test_flags_override_file(void **state)
     config_free(&c);
 }
 
-/* The file's error, from the command line: names the file, the line and
- * the setting. */
-static void file_bad(const char *name, const char *text, int line, const char *want)
+/* The file's error, from the command line: "FILE:LINE:COL: " at the
+ * offending token (1-based, worked out by hand below), then want. */
+static void file_bad(const char *name, const char *text, int line, int col, const char *want)
 {
     const char *path = write_file(name, text);
     const char *args[] = {"--config", path};
     char where[200];
-    snprintf(where, sizeof(where), "%s:%d:", path, line);
+    snprintf(where, sizeof(where), "%s:%d:%d: ", path, line, col);
     run_bad_argv(2, args, where, want);
 }
 
 static void test_config_file_errors(void **state)
 {
     (void)state;
-    file_bad("unknown-top.yaml", "listen: :80\nlistne: :81\n", 2, "listne");
-    file_bad("unknown-nested.yaml", "http:\n  threads: 4\n  maxBody: 1Mi\n", 3, "http.maxBody");
-    file_bad("unknown-section.yaml", "# x\nhtp:\n  threads: 4\n", 3, "htp.threads");
-    file_bad("section-scalar.yaml", "http: 5\n", 1, "http");
-    file_bad("too-deep.yaml", "policy:\n  defaultSpot:\n    a: 1\n", 3, "policy.defaultSpot");
-    file_bad("bad-value.yaml", "http:\n  threads: many\n", 2, "threads");
-    file_bad("bad-spot.yaml", "\n\npolicy:\n  defaultSpot: sometimes\n", 4, "never, allow");
-    file_bad("list-of-maps.yaml", "capacityTypeLabel:\n  spotValues:\n    - {a: 1}\n", 3,
+    /* An unknown key: at the key, not at its value. */
+    file_bad("unknown-top.yaml", "listen: :80\nlistne: :81\n", 2, 1, "\"listne\"");
+    file_bad("unknown-nested.yaml", "http:\n  threads: 4\n  maxBody: 1Mi\n", 3, 3,
+             "\"http.maxBody\"");
+    /* An unknown section: the section's own key is the typo. */
+    file_bad("unknown-section.yaml", "# x\nhtp:\n  threads: 4\n", 2, 1, "\"htp\"");
+    /* A value of the wrong shape: at the value ("http: " is 6 columns). */
+    file_bad("section-scalar.yaml", "http: 5\n", 1, 7, "http must be a map");
+    file_bad("too-deep.yaml", "policy:\n  defaultSpot:\n    a: 1\n", 3, 5,
+             "policy.defaultSpot must be a value");
+    /* A bad value: "  threads: " is 11 columns, "  defaultSpot: " 15. */
+    file_bad("bad-value.yaml", "http:\n  threads: many\n", 2, 12, "http.threads: want");
+    file_bad("bad-spot.yaml", "\n\npolicy:\n  defaultSpot: sometimes\n", 4, 16, "never, allow");
+    file_bad("upper-spot.yaml", "policy:\n  defaultSpot: NEVER\n", 2, 16, "\"NEVER\"");
+    /* "    - " is 6 columns. */
+    file_bad("list-of-maps.yaml", "capacityTypeLabel:\n  spotValues:\n    - {a: 1}\n", 3, 7,
              "spotValues");
-    /* Lists only where a list is meant (the *Values settings). */
-    file_bad("list-for-path.yaml", "listen: :80\npricing: [a.yaml, b.yaml]\n", 2, "pricing");
-    file_bad("list-for-int.yaml", "http:\n  threads:\n    - 4\n", 3, "http.threads");
+    /* Lists only where a list is meant (the *Values settings): "pricing: " is 9. */
+    file_bad("list-for-path.yaml", "listen: :80\npricing: [a.yaml, b.yaml]\n", 2, 10, "pricing");
+    file_bad("list-for-int.yaml", "http:\n  threads:\n    - 4\n", 3, 5, "http.threads");
     char long_list[2048];
     int o = snprintf(long_list, sizeof(long_list), "capacityTypeLabel:\n  spotValues:\n");
     for (int i = 0; i < 8; i++)
         o += snprintf(long_list + o, sizeof(long_list) - (size_t)o, "    - %0100d\n", i);
-    file_bad("long-list.yaml", long_list, 3, "too long");
-    file_bad("dup.yaml", "listen: :80\nlisten: :81\n", 2, "duplicate");
-    file_bad("syntax.yaml", "listen: [\n", 2, NULL);
-    file_bad("alias.yaml", "listen: &a :80\npricing: *a\n", 1, "anchor");
-    file_bad("not-map.yaml", "- listen\n", 1, "map");
-    /* A file that is not there. */
+    file_bad("long-list.yaml", long_list, 3, 5, "too long");
+    file_bad("dup.yaml", "listen: :80\nlisten: :81\n", 2, 1, "duplicate");
+    /* A '[' never closed: reported where it opens ("listen: " is 8). */
+    file_bad("syntax.yaml", "listen: [\n", 1, 9, "YAML syntax error");
+    file_bad("alias.yaml", "listen: &a :80\npricing: *a\n", 1, 9, "anchor");
+    file_bad("not-map.yaml", "- listen\n", 1, 1, "map");
+    /* A file that is not there: no position, the file named once. */
     const char *args[] = {"--config", "/nonexistent/ce.yaml"};
-    run_bad_argv(2, args, "/nonexistent/ce.yaml", NULL);
+    run_bad_argv(2, args, "config file: cannot open /nonexistent/ce.yaml: ", NULL);
+}
+
+/* The table's promises: one row per flag and per key, and each default as
+ * --help prints it is a value the setting takes back unchanged. */
+static void test_settings_table(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct setting *t = config_settings(&n);
+    struct config defaults;
+    config_defaults(&defaults);
+    for (size_t i = 0; i < n; i++) {
+        assert_ptr_equal(config_setting(t[i].flag), &t[i]);
+        assert_non_null(t[i].help);
+        for (size_t j = 0; j < i; j++) {
+            assert_string_not_equal(t[i].flag, t[j].flag);
+            if (t[i].key && t[j].key)
+                assert_string_not_equal(t[i].key, t[j].key);
+        }
+        if (t[i].kind == SETTING_ACTION) {
+            assert_null(t[i].key);
+            continue;
+        }
+        assert_non_null(t[i].key);
+        assert_non_null(t[i].want);
+        if (t[i].default_text)
+            continue;
+        char before[256], after[256], flag[80];
+        config_format_value(&defaults, &t[i], before, sizeof(before));
+        if (!strcmp(before, "none"))
+            continue;
+        snprintf(flag, sizeof(flag), "--%s", t[i].flag);
+        struct config c;
+        const char *args[] = {flag, before};
+        run_ok_argv(&c, 2, args);
+        config_format_value(&c, &t[i], after, sizeof(after));
+        if (strcmp(before, after) != 0)
+            fail_msg("--%s: default \"%s\" reads back as \"%s\"", t[i].flag, before, after);
+        config_free(&c);
+    }
+    config_free(&defaults);
+    assert_null(config_setting("no-such-flag"));
 }
 
 static void test_capacity_label_values(void **state)
@@ -732,6 +767,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flags_override_file, make_tmpdir, remove_tmpdir),
         cmocka_unit_test_setup_teardown(test_config_file_errors, make_tmpdir, remove_tmpdir),
         cmocka_unit_test(test_capacity_label_values),
+        cmocka_unit_test(test_settings_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -150,7 +150,8 @@ static void test_fixed_resource_names_validated(void **state)
     struct pod_info info;
     assert_true(pod_info_decode(&s, &o, &info) && jscan_finish(&s));
     assert_non_null(info.invalid);
-    assert_string_equal(info.invalid, "invalid extended resource name");
+    assert_string_equal(info.invalid,
+                        "spec.containers[0].resources.limits: invalid extended resource name");
     assert_int_equal(info.requests.n_ext, 0);
     arena_free(a);
 }

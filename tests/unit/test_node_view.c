@@ -384,43 +384,71 @@ static void test_duplicate_names(void **state)
     assert_non_null(strstr(err, "appears twice"));
 }
 
+/* err must begin with "PATH:LINE:COL: " (1-based) and hold want. */
+static void expect_at(const char *err, const char *path, int line, int col, const char *want)
+{
+    char where[600];
+    snprintf(where, sizeof(where), "%s:%d:%d: ", path, line, col);
+    if (strncmp(err, where, strlen(where)) != 0)
+        fail_msg("error should begin with \"%s\": %s", where, err);
+    if (want && !strstr(err, want))
+        fail_msg("error should mention \"%s\": %s", want, err);
+}
+
 static void test_invalid_json_reports_offset(void **state)
 {
     (void)state;
     char path[512], err[512] = "";
-    /* The stray comma is at byte 45. */
+    /* The stray comma is at byte 45: column 46 of line 1. */
     const char *bad = "{\"kind\":\"NodeList\",\"items\":[{\"metadata\":{}}, ,]}";
     assert_int_equal(bad[45], ',');
     write_tmp("bad.json", bad, strlen(bad), path, sizeof(path));
     struct node_view *v = node_view_load(path, NULL, 64, err, sizeof(err));
     assert_null(v);
-    assert_non_null(strstr(err, path));
-    if (!strstr(err, "byte 45"))
-        fail_msg("error should give the offset of the fault: %s", err);
+    expect_at(err, path, 1, 46, "invalid JSON");
 
-    /* Truncated: the offset is the end. */
+    /* The same over lines, as kubectl writes it: on line 4, "  , ,]", the
+     * first comma (column 3) is fine, the second (column 5) is the fault. */
+    const char *lines = "{\n  \"kind\": \"NodeList\",\n  \"items\": [{\"metadata\": {}}\n  , ,]\n}\n";
+    write_tmp("lines.json", lines, strlen(lines), path, sizeof(path));
+    err[0] = '\0';
+    assert_null(node_view_load(path, NULL, 64, err, sizeof(err)));
+    expect_at(err, path, 4, 5, "invalid JSON");
+
+    /* Truncated: at the end (line 1, one past the last byte). */
     err[0] = '\0';
     const char *cut = "{\"kind\":\"Node\",\"metadata\":{\"name\":\"a\"";
     write_tmp("cut.json", cut, strlen(cut), path, sizeof(path));
     v = node_view_load(path, NULL, 64, err, sizeof(err));
     assert_null(v);
-    char want[32];
-    snprintf(want, sizeof(want), "byte %zu", strlen(cut));
-    if (!strstr(err, want))
-        fail_msg("error should say %s: %s", want, err);
+    expect_at(err, path, 1, (int)strlen(cut) + 1, "end of input");
 
-    /* Trailing garbage after a valid Node. */
+    /* Trailing garbage after a valid Node: the x at byte 26. */
     err[0] = '\0';
     const char *trail = "{\"metadata\":{\"name\":\"a\"}} x";
     v = node_view_parse(trail, strlen(trail), NULL, 64, "t", err, sizeof(err));
     assert_null(v);
-    assert_non_null(strstr(err, "byte 26"));
+    expect_at(err, "t", 1, 27, "trailing");
 
-    /* Empty file. */
+    /* A node without a name in a list: at that node (line 3, column 5). */
+    const char *nameless = "{\"items\": [\n  {\"metadata\": {\"name\": \"a\"}},\n    {\"metadata\": {}}]}";
+    err[0] = '\0';
+    assert_null(node_view_parse(nameless, strlen(nameless), NULL, 64, "n", err, sizeof(err)));
+    expect_at(err, "n", 3, 5, "no metadata.name");
+
+    /* The second of two nodes with one name: at the second. */
+    const char *twice = "{\"items\": [{\"metadata\": {\"name\": \"a\"}},\n{\"metadata\": {\"name\": \"a\"}}]}";
+    err[0] = '\0';
+    assert_null(node_view_parse(twice, strlen(twice), NULL, 64, "d", err, sizeof(err)));
+    expect_at(err, "d", 2, 1, "node a appears twice");
+
+    /* Empty file: the whole file's problem, no position. */
     err[0] = '\0';
     write_tmp("empty.json", "", 0, path, sizeof(path));
     assert_null(node_view_load(path, NULL, 64, err, sizeof(err)));
-    assert_non_null(strstr(err, "byte 0"));
+    char want[600];
+    snprintf(want, sizeof(want), "%s: the file is empty", path);
+    assert_string_equal(err, want);
 
     /* Nesting past the limit, even in a part we skip. */
     char deep[256];

@@ -621,6 +621,28 @@ static void test_invalid_and_malformed(void **state)
     decode_spec(&d, "\"containers\":[{\"resources\":{\"limits\":{\"cpu\":\"-1\"}}}]");
     assert_non_null(d.p.invalid);
     decoded_free(&d);
+    /* The message names the field by its path and the value as written. */
+    static const struct {
+        const char *spec, *want;
+    } where[] = {
+        {"\"containers\":[{},{\"resources\":{\"requests\":{\"memory\":\"-5Gi\"}}}]",
+         "spec.containers[1].resources.requests.memory quantity \"-5Gi\" is invalid: negative "
+         "quantity"},
+        {"\"initContainers\":[{\"resources\":{\"limits\":{\"cpu\":\"1e999999\"}}}]",
+         "spec.initContainers[0].resources.limits.cpu quantity \"1e999999\" is invalid: quantity "
+         "too large"},
+        {"\"overhead\":{\"memory\":\"1Gb\"}",
+         "spec.overhead.memory quantity \"1Gb\" is invalid: unknown quantity suffix"},
+        {"\"resources\":{\"requests\":{\"nvidia.com/gpu\":\"x\"}}",
+         "spec.resources.requests.nvidia.com/gpu quantity \"x\" is invalid: quantity has no "
+         "digits"},
+    };
+    for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++) {
+        decode_spec(&d, where[i].spec);
+        assert_true(d.ok);
+        assert_string_equal(d.p.invalid, where[i].want);
+        decoded_free(&d);
+    }
     /* Overflowing requests: marked invalid. */
     decode_spec(&d, "\"containers\":[{\"resources\":{\"requests\":{\"memory\":\"4Ei\"}}},"
                     "{\"resources\":{\"requests\":{\"memory\":\"4Ei\"}}}]");
@@ -671,6 +693,18 @@ static void test_invalid_and_malformed(void **state)
 static void test_too_many_containers(void **state)
 {
     (void)state;
+    /* Containers and init containers count together against the limit. */
+    struct decoded d3;
+    d3.arena = arena_new(4096);
+    static const char three[] = "{\"spec\":{\"containers\":[{},{}],\"initContainers\":[{}]}}";
+    jscan_init(&d3.s, three, strlen(three), 64);
+    struct pod_decode_opts o = {.arena = d3.arena, .max_containers = 2};
+    assert_false(pod_info_decode(&d3.s, &o, &d3.p));
+    assert_ptr_equal(d3.s.error, POD_ERR_TOO_MANY_CONTAINERS);
+    jscan_init(&d3.s, three, strlen(three), 64);
+    o.max_containers = 3;
+    assert_true(pod_info_decode(&d3.s, &o, &d3.p));
+    arena_free(d3.arena);
     /* 4096 containers are accepted, one more is refused. */
     for (int n = 4096; n <= 4097; n++) {
         size_t cap = (size_t)n * 48 + 64;

@@ -634,8 +634,9 @@ static void test_valid_minimal_and_optional_fields(void **state)
 static void test_reject_missing_required(void **state)
 {
     (void)state;
-    /* Top-level fields: the error is at the root map (line 1) and names the
-     * field. Drop one line of a valid table at a time. */
+    /* Top-level fields: the whole file's problem, so no position (line 0),
+     * and the message names the field. Drop one line of a valid table at a
+     * time. */
     static const char *const fields[] = {"apiVersion", "kind", "currency", "source", "date"};
     static const char full[] = HEAD UNKNOWN_DEFAULT ONE_TYPE;
     for (size_t i = 0; i < 5; i++) {
@@ -643,10 +644,10 @@ static void test_reject_missing_required(void **state)
         const char *p = strstr(full, fields[i]);
         const char *nl = strchr(p, '\n') + 1;
         snprintf(buf, sizeof(buf), "%.*s%s", (int)(p - full), full, nl);
-        load_bad(buf, 1, fields[i], "missing");
+        load_bad(buf, 0, fields[i], "missing");
     }
-    load_bad(HEAD ONE_TYPE, 1, "unknownInstanceTypes", NULL);
-    load_bad(HEAD UNKNOWN_DEFAULT, 1, "instanceTypes", NULL);
+    load_bad(HEAD ONE_TYPE, 0, "unknownInstanceTypes", NULL);
+    load_bad(HEAD UNKNOWN_DEFAULT, 0, "instanceTypes", NULL);
     /* Empty strings do not count. */
     static const char empty_currency[] = "apiVersion: cost-extender.io/v1alpha1\n"
                                          "kind: PricingTable\n"
@@ -671,11 +672,11 @@ static void test_reject_missing_required(void **state)
                                                         "    vcpu: 2\n"
                                                         "    memory: 8Gi\n"
                                                         "    spot: 0.1\n";
-    /* A block map starts at its first key. */
-    load_bad(no_price, line_of(no_price, "vcpu: 2"), "onDemand", "bad.large");
-    /* policy */
+    /* At the entry's name, not at its first field. */
+    load_bad(no_price, line_of(no_price, "bad.large"), "onDemand", "bad.large");
+    /* policy: at the unknownInstanceTypes key */
     static const char no_policy[] = HEAD "unknownInstanceTypes:\n  onDemand: 0.5\n" ONE_TYPE;
-    load_bad(no_policy, line_of(no_policy, "onDemand: 0.5"), "policy", NULL);
+    load_bad(no_policy, line_of(no_policy, "unknownInstanceTypes"), "policy", NULL);
     /* An empty instanceTypes map. */
     static const char no_types[] = HEAD UNKNOWN_DEFAULT "instanceTypes: {}\n";
     load_bad(no_types, line_of(no_types, "instanceTypes"), "instanceTypes", NULL);
@@ -1011,7 +1012,7 @@ static void test_reject_bad_policy(void **state)
     static const char no_price[] = HEAD "unknownInstanceTypes:\n"
                                         "  policy: default-price\n"
                                         "  spot: 0.2\n" ONE_TYPE;
-    load_bad(no_price, line_of(no_price, "policy"), "onDemand", "default-price");
+    load_bad(no_price, line_of(no_price, "unknownInstanceTypes"), "onDemand", "default-price");
     /* Prices are checked even where the policy does not use them. */
     static const char unused_bad[] = HEAD "unknownInstanceTypes:\n"
                                           "  policy: unschedulable\n"
@@ -1175,6 +1176,80 @@ static void test_load_file_limits(void **state)
 
 /* A valid table cut short anywhere never crashes: it loads, or it is
  * rejected with a line number (an empty prefix has no line to point at). */
+/* --- error positions ---------------------------------------------------------- */
+
+/* Rejected at exactly line:col (1-based), or 0:0 for a problem of the whole
+ * file, with want in the message. */
+static void load_at(const char *yaml, int line, int col, const char *want)
+{
+    struct pricing_error err;
+    struct pricing_table *t = pricing_parse(yaml, strlen(yaml), "test.yaml", &err);
+    if (t) {
+        release(t);
+        fail_msg("table should be rejected (want \"%s\" at %d:%d):\n%s", want, line, col, yaml);
+    }
+    if (err.line != line || err.column != col)
+        fail_msg("error \"%s\" at %d:%d, want %d:%d", err.msg, err.line, err.column, line, col);
+    if (!strstr(err.msg, want))
+        fail_msg("error \"%s\" should mention \"%s\"", err.msg, want);
+}
+
+/* One table per kind of error. Line 10 is the instance type; its columns,
+ * counted by hand: "  m5.large: {vcpu: 2, memory: 8Gi, onDemand: 0.096}"
+ * has m5.large at 3, '{' at 13, vcpu 14, its value 20, memory 23, 8Gi 31,
+ * onDemand 36, 0.096 46. */
+#define TYPE_LINE(fields) "instanceTypes:\n  m5.large: {" fields "}\n"
+static void test_error_positions(void **state)
+{
+    (void)state;
+    /* A field: at its key. */
+    load_at(HEAD UNKNOWN_DEFAULT TYPE_LINE("vcpu: 2, memory: 8Gi, onDemnad: 0.096"), 10, 36,
+            "unknown field \"onDemnad\" in an instance type entry");
+    load_at("apiVersion: cost-extender.io/v1alpha1\nkind: PricingTable\ncurrencey: USD\n", 3, 1,
+            "unknown field \"currencey\"");
+    load_at(HEAD "spot:\n  fallbackRatio: 0.35\n" UNKNOWN_DEFAULT ONE_TYPE, 7, 3,
+            "fallbackSource");
+    /* A value: at the value. */
+    load_at(HEAD UNKNOWN_DEFAULT TYPE_LINE("vcpu: two, memory: 8Gi, onDemand: 0.096"), 10, 20,
+            "vcpu");
+    load_at(HEAD UNKNOWN_DEFAULT TYPE_LINE("vcpu: 2, memory: 8Gx, onDemand: 0.096"), 10, 31,
+            "memory of m5.large is not a Kubernetes quantity");
+    load_at(HEAD UNKNOWN_DEFAULT TYPE_LINE("vcpu: 2, memory: 8Gi, onDemand: -1"), 10, 46,
+            "onDemand must be between 0 and 1000000");
+    /* "apiVersion: " and "  policy: " are 12 and 10 columns. */
+    load_at("apiVersion: v1\nkind: PricingTable\n", 1, 13, "apiVersion must be");
+    load_at(HEAD "unknownInstanceTypes:\n  policy: cheapest\n" ONE_TYPE, 7, 11,
+            "policy must be default-price or unschedulable");
+    load_at(HEAD "spot:\n  interruptionRate: 1.5\n" UNKNOWN_DEFAULT ONE_TYPE, 7, 21,
+            "between 0 and 1");
+    /* Something missing from an entry: at the entry's key. */
+    load_at(HEAD UNKNOWN_DEFAULT TYPE_LINE("memory: 8Gi, onDemand: 0.096"), 10, 3,
+            "instance type m5.large has no vcpu");
+    load_at(HEAD "unknownInstanceTypes:\n  policy: default-price\n" ONE_TYPE, 6, 1,
+            "policy default-price needs onDemand");
+    load_at(HEAD UNKNOWN_DEFAULT "instanceTypes:\n", 9, 1, "instanceTypes must be a non-empty map");
+    /* The second of two: at the second. */
+    load_at(HEAD UNKNOWN_DEFAULT ONE_TYPE "  m5.large: {vcpu: 2, memory: 8Gi, onDemand: 1}\n", 11,
+            3, "duplicate key \"m5.large\" (first at line 10)");
+    /* YAML: an unclosed '{' where it opens; an unclosed quote where it
+     * opens ("source: " is 8 columns); a tab where it is; an anchor. */
+    load_at(HEAD UNKNOWN_DEFAULT "instanceTypes:\n  m5.large: {vcpu: 2\n", 10, 13,
+            "YAML syntax error");
+    load_at("apiVersion: cost-extender.io/v1alpha1\nkind: PricingTable\ncurrency: USD\n"
+            "source: \"unit test\ndate: x\n",
+            4, 9, "quoted scalar");
+    load_at(HEAD UNKNOWN_DEFAULT "instanceTypes:\n\tm5.large: {}\n", 10, 1, "YAML syntax error");
+    load_at(HEAD UNKNOWN_DEFAULT "instanceTypes:\n  m5.large: &t {vcpu: 2}\n", 10, 13,
+            "anchors are not allowed");
+    load_at(HEAD UNKNOWN_DEFAULT ONE_TYPE "---\n" HEAD, 11, 1, "only one YAML document");
+    /* The whole file's problems: no position. */
+    load_at("", 0, 0, "the file is empty");
+    load_at("# nothing but a comment\n", 0, 0, "the file is empty");
+    load_at("apiVersion: cost-extender.io/v1alpha1\nkind: PricingTable\n", 0, 0,
+            "missing required field \"currency\"");
+    load_at(HEAD UNKNOWN_DEFAULT, 0, 0, "missing required field \"instanceTypes\"");
+}
+
 static void test_truncated_tables(void **state)
 {
     (void)state;
@@ -1199,8 +1274,14 @@ static void test_truncated_tables(void **state)
             rejected++;
             if (!err.msg[0])
                 fail_msg("cut at %zu: rejected without a message", cut);
-            if (cut > 0 && err.line < 1)
+            /* A position, except for problems of the whole file. */
+            bool whole_file = strstr(err.msg, "missing required field") ||
+                              strstr(err.msg, "the file is empty");
+            if (cut > 0 && err.line < 1 && !whole_file)
                 fail_msg("cut at %zu: error without a line: %s", cut, err.msg);
+            if (whole_file && (err.line != 0 || err.column != 0))
+                fail_msg("cut at %zu: a problem of the whole file at %d:%d: %s", cut, err.line,
+                         err.column, err.msg);
             if (err.line > line_of(full, "c5.large") + 8)
                 fail_msg("cut at %zu: line %d is past the end", cut, err.line);
         }
@@ -1243,6 +1324,7 @@ int main(void)
         cmocka_unit_test(test_reject_empty_and_wrong_root),
         cmocka_unit_test(test_load_file_limits),
         cmocka_unit_test(test_truncated_tables),
+        cmocka_unit_test(test_error_positions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -543,7 +543,10 @@ static void test_limits(void **state)
     expect_len(b, strlen(b), &lim, PROTOCOL_OK, NULL);
     free(b);
     b = nested(21);
-    expect_len(b, strlen(b), &lim, PROTOCOL_BAD_JSON, "deep");
+    /* The refusal names the limit and the flag that raises it. */
+    expect_len(b, strlen(b), &lim, PROTOCOL_BAD_JSON,
+               "JSON nested deeper than 20 levels (limit: JSON depth; raise it with "
+               "--max-json-depth)");
     free(b);
     b = nested(5000);
     expect(b, PROTOCOL_BAD_JSON, "deep");
@@ -558,7 +561,9 @@ static void test_limits(void **state)
     static const char three[] = "{\"Pod\":" POD ",\"NodeNames\":[\"a\",\"b\",\"c\"]}";
     expect_len(three, strlen(three), &lim, PROTOCOL_OK, NULL);
     static const char four[] = "{\"Pod\":" POD ",\"NodeNames\":[\"a\",\"b\",\"c\",\"d\"]}";
-    expect_len(four, strlen(four), &lim, PROTOCOL_BAD_REQUEST, "too many");
+    expect_len(four, strlen(four), &lim, PROTOCOL_BAD_REQUEST,
+               "more than 3 nodes in one request (limit: nodes per request; raise it with "
+               "--max-nodes)");
     static const char items3[] = "{\"Pod\":" POD ",\"Nodes\":{\"items\":["
                                  "{\"metadata\":{\"name\":\"a\"}},{\"metadata\":{\"name\":\"b\"}},"
                                  "{\"metadata\":{\"name\":\"c\"}}]}}";
@@ -566,7 +571,9 @@ static void test_limits(void **state)
     static const char items4[] = "{\"Pod\":" POD ",\"Nodes\":{\"items\":["
                                  "{\"metadata\":{\"name\":\"a\"}},{\"metadata\":{\"name\":\"b\"}},"
                                  "{\"metadata\":{\"name\":\"c\"}},{}]}}";
-    expect_len(items4, strlen(items4), &lim, PROTOCOL_BAD_REQUEST, "too many");
+    expect_len(items4, strlen(items4), &lim, PROTOCOL_BAD_REQUEST,
+               "more than 3 nodes in one request (limit: nodes per request; raise it with "
+               "--max-nodes)");
 
     /* Many names with the default limits: every one kept, in order. */
     enum { N = 5000 };

@@ -257,14 +257,15 @@ static void test_reject_header(void **state)
     load_bad("", -1, "empty", NULL);
     load_bad("- a\n- b\n", 1, "must be a YAML map", NULL);
     load_bad("just a string\n", -1, "must be a YAML map", NULL);
-    /* apiVersion missing: reported at the root. */
-    load_bad("kind: QueueConfig\nqueues:\n  q: {}\n", 1, "apiVersion", NULL);
+    /* apiVersion missing: the whole file's problem, no position. */
+    load_bad("kind: QueueConfig\nqueues:\n  q: {}\n", 0, "missing required field \"apiVersion\"",
+             NULL);
     load_bad("apiVersion: cost-extender.io/v1\nkind: QueueConfig\nqueues:\n  q: {}\n", 1,
              "apiVersion must be cost-extender.io/v1alpha1", NULL);
     load_bad("apiVersion: cost-extender.io/v1alpha1\nkind: PricingTable\nqueues:\n  q: {}\n", 2,
              "kind must be QueueConfig", NULL);
-    load_bad("apiVersion: cost-extender.io/v1alpha1\nqueues:\n  q: {}\n", 1,
-             "kind must be QueueConfig", NULL);
+    load_bad("apiVersion: cost-extender.io/v1alpha1\nqueues:\n  q: {}\n", 0,
+             "missing required field \"kind\"", NULL);
     /* Unknown top-level field (a typo must not be ignored). */
     load_bad(HEAD "defaultQeue: q\nqueues:\n  q: {}\n", 3, "unknown field \"defaultQeue\"", NULL);
     /* Only one document; no anchors (as the pricing table). */
@@ -287,7 +288,8 @@ static void test_reject_timeouts(void **state)
              "backoff.initialSeconds must be between 1 and 86400", NULL);
     load_bad(HEAD "backoff:\n  maxSeconds: 604801\nqueues:\n  q: {}\n", 4,
              "backoff.maxSeconds must be between 1 and 604800", NULL);
-    load_bad(HEAD "backoff:\n  initialSeconds: 60\n  maxSeconds: 30\nqueues:\n  q: {}\n", 4,
+    /* At the maxSeconds that is too low (line 5), not at the backoff map. */
+    load_bad(HEAD "backoff:\n  initialSeconds: 60\n  maxSeconds: 30\nqueues:\n  q: {}\n", 5,
              "backoff.maxSeconds is below backoff.initialSeconds", NULL);
     /* maxSeconds alone below the default initial 10. */
     load_bad(HEAD "backoff: {maxSeconds: 5}\nqueues:\n  q: {}\n", 3,
@@ -300,7 +302,7 @@ static void test_reject_timeouts(void **state)
 static void test_reject_queues(void **state)
 {
     (void)state;
-    load_bad(HEAD "defaultQueue: q\n", 1, "queues must be a non-empty map", NULL);
+    load_bad(HEAD "defaultQueue: q\n", 0, "missing required field \"queues\"", NULL);
     load_bad(HEAD "queues: {}\n", 3, "queues must be a non-empty map", NULL);
     load_bad(HEAD "queues: [a, b]\n", 3, "queues must be a non-empty map", NULL);
     load_bad(HEAD "queues:\n  q: {}\n  r: {}\n  q: {}\n", 6, "duplicate key \"q\"", "line 4");
@@ -383,6 +385,54 @@ static void test_reject_default_queue(void **state)
              "defaultQueue must be a string", NULL);
 }
 
+/* Rejected at exactly line:col (1-based; 0:0: the whole file's problem). */
+static void load_at(const char *yaml, int line, int col, const char *want)
+{
+    struct queue_config_error err;
+    struct queue_config *c = queue_config_parse(yaml, strlen(yaml), "queues.yaml", &err);
+    if (c) {
+        release(c);
+        fail_msg("config should be rejected (want \"%s\" at %d:%d):\n%s", want, line, col, yaml);
+    }
+    if (err.line != line || err.column != col)
+        fail_msg("error \"%s\" at %d:%d, want %d:%d", err.msg, err.line, err.column, line, col);
+    if (!strstr(err.msg, want))
+        fail_msg("error \"%s\" should mention \"%s\"", err.msg, want);
+}
+
+/* One config per kind of error; HEAD is lines 1-2, "queues:" line 3, the
+ * queue's name line 4 (column 3), its fields line 5 (column 5). */
+static void test_error_positions(void **state)
+{
+    (void)state;
+    /* Keys: an unknown one, a bad queue name, a resource no queue limits. */
+    load_at(HEAD "queues:\n  q:\n    priority: 5\n", 5, 5, "unknown field \"priority\" in a queue");
+    load_at(HEAD "queues:\n  -ml: {}\n", 4, 3, "queue name \"-ml\" is not a valid label value");
+    /* "    capacity: {" is 15 columns: cpu at 16, its value at 21. */
+    load_at(HEAD "queues:\n  q:\n    capacity: {hugepages-2Mi: 1}\n", 5, 16,
+            "is not a resource a queue can limit");
+    /* Values. */
+    load_at(HEAD "queues:\n  q:\n    capacity: {cpu: lots}\n", 5, 21, "cpu is not a quantity");
+    /* "    capacityTypes: [spot, " is 26 columns. */
+    load_at(HEAD "queues:\n  q:\n    capacityTypes: [spot, ondemand]\n", 5, 27,
+            "capacity type \"ondemand\"");
+    load_at(HEAD "queues:\n  q:\n    ordering: FIFO\n", 5, 15, "ordering \"FIFO\"");
+    /* "defaultQueue: " is 14 columns. */
+    load_at(HEAD "defaultQueue: nope\nqueues:\n  q: {}\n", 3, 15,
+            "defaultQueue \"nope\" is not one of the queues");
+    load_at(HEAD "admissionTimeoutSeconds: 0\nqueues:\n  q: {}\n", 3, 26,
+            "admissionTimeoutSeconds must be between 1 and 86400");
+    /* An empty queues: at its key. */
+    load_at(HEAD "queues:\n", 3, 1, "queues must be a non-empty map");
+    /* YAML. */
+    load_at(HEAD "queues:\n  q: {capacity: {cpu: 1}\n", 4, 6, "YAML syntax error");
+    load_at(HEAD "queues:\n  q: {}\n  q: {}\n", 5, 3, "duplicate key \"q\" (first at line 4)");
+    /* The whole file. */
+    load_at("", 0, 0, "the file is empty");
+    load_at(HEAD, 0, 0, "missing required field \"queues\"");
+    load_at("kind: QueueConfig\nqueues:\n  q: {}\n", 0, 0, "missing required field \"apiVersion\"");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -396,6 +446,7 @@ int main(void)
         cmocka_unit_test(test_reject_capacity),
         cmocka_unit_test(test_reject_budget_types_ordering),
         cmocka_unit_test(test_reject_default_queue),
+        cmocka_unit_test(test_error_positions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
