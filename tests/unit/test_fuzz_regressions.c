@@ -57,6 +57,10 @@
 #undef LLVMFuzzerTestOneInput
 #undef LLVMFuzzerInitialize
 
+#define LLVMFuzzerTestOneInput fz_http_head_one
+#include "../fuzz/fuzz_http_head.c"
+#undef LLVMFuzzerTestOneInput
+
 typedef int (*fuzz_one_fn)(const uint8_t *data, size_t size);
 
 /* Replays every file in tests/fuzz/<where>/<target>/ (sorted, for a
@@ -113,6 +117,14 @@ REPLAY_TEST(watch, fz_watch_one)
 REPLAY_TEST(ytree, fz_ytree_one_input)
 REPLAY_TEST(jscan, fz_jscan_one)
 REPLAY_TEST(config, fz_config_one)
+REPLAY_TEST(http_head, fz_http_head_one)
+
+/* The head checks' invariants on their seeds too (no crasher saved yet). */
+static void test_http_head_seeds(void **state)
+{
+    (void)state;
+    assert_int_equal(replay_dir("seeds", "http_head", fz_http_head_one), 3);
+}
 
 /* The fixes, stated directly (the crashers above go through the whole
  * request path; these say what the fixed functions now promise). */
@@ -172,6 +184,8 @@ int main(void)
         cmocka_unit_test(test_replay_ytree),
         cmocka_unit_test(test_replay_jscan),
         cmocka_unit_test(test_replay_config),
+        cmocka_unit_test(test_replay_http_head),
+        cmocka_unit_test(test_http_head_seeds),
         cmocka_unit_test(test_fixed_gpu_sum_saturates),
         cmocka_unit_test(test_fixed_resource_names_validated),
     };
