@@ -216,8 +216,9 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct request_ct
     struct MHD_Response *resp = MHD_create_response_from_iovec(
         iov, (unsigned int)r->n_pieces, response_freed, ctx);
     if (!resp) {
-        ctx_unref(ctx);
-        return out_of_memory(ctx, "response");
+        out_of_memory(ctx, "response");
+        ctx_unref(ctx); /* the response's reference; the connection's stays */
+        return MHD_NO;
     }
     double secs = elapsed_s(&ctx->start);
     const char *ctype = ctx->route == ROUTE_METRICS && r->status == 200

@@ -429,7 +429,9 @@ struct http_gate *http_gate_new(const struct config *cfg, bool tls, char *err, s
     }
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
-    getsockname(g->listen_fd, (struct sockaddr *)&bound, &blen);
+    memset(&bound, 0, sizeof(bound));
+    if (getsockname(g->listen_fd, (struct sockaddr *)&bound, &blen) != 0)
+        bound = ss;
     const unsigned char *bytes;
     char host[INET6_ADDRSTRLEN] = "?";
     if (gate_addr_bytes((struct sockaddr *)&bound, &bytes))
@@ -604,14 +606,13 @@ void http_gate_request_done(struct http_gate *g, struct gate_conn *c, struct MHD
          * the gate checked (a pipelined one), the next head is already in
          * its buffer and the gate would peek at the middle of a request. */
         uint64_t lo = 0, hi = 0;
-        if (!gate_bytes_read_by_server(c->fd, &lo, &hi))
-            c->gated = false; /* cannot tell: its heads are left to libmicrohttpd */
-        else if (lo > c->accounted)
+        bool known = gate_bytes_read_by_server(c->fd, &lo, &hi);
+        if (known && lo > c->accounted)
             c->refuse = true;
-        else if (hi >= c->accounted)
+        else if (known && hi >= c->accounted)
             suspend = true; /* (a client that has closed its side: the gate sees it) */
         else
-            c->gated = false;
+            c->gated = false; /* cannot tell: its heads are left to libmicrohttpd */
     }
     if (!suspend) /* libmicrohttpd reads the next head: the tick watches for its first byte */
         c->rx_mark = gate_tcp_received(c->fd);

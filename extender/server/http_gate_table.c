@@ -308,6 +308,8 @@ static void reap_closed(struct http_gate *g, const struct sockaddr *sa)
 {
     const unsigned char *want = NULL, *have = NULL;
     size_t n = gate_addr_bytes(sa, &want);
+    if (!n)
+        return;
     for (struct gate_conn *c = g->first; c; c = c->next) {
         if (c->doomed || c->dead || (c->phase != PH_HEAD && c->phase != PH_IDLE))
             continue;
@@ -414,7 +416,7 @@ static void accept_one(struct http_gate *g, int fd, const struct sockaddr_storag
 void gate_accept_all(struct http_gate *g)
 {
     for (int i = 0; i < 256; i++) {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0};
         socklen_t len = sizeof(ss);
         int fd = accept4(g->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
