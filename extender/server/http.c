@@ -423,6 +423,47 @@ static bool client_cert_ok(struct MHD_Connection *conn, struct request_ctx *ctx,
     return ok;
 }
 
+/* What a POST must be before its body is read: from a client with a
+ * certificate (when asked for), uncompressed JSON, of a length that fits. */
+static enum MHD_Result check_post(struct MHD_Connection *conn, struct request_ctx *ctx,
+                                  const char *clen)
+{
+    const struct config *cfg = ctx->srv->app->cfg;
+    char why[256] = "client certificate rejected";
+    if (!client_cert_ok(conn, ctx, why, sizeof(why)))
+        return early_error(conn, ctx, 401, RERR_UNAUTHORIZED, why);
+    const char *enc =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (enc && strcasecmp(enc, "identity") != 0)
+        return early_error(conn, ctx, 415, RERR_UNSUPPORTED_MEDIA_TYPE,
+                           "compressed request bodies are not supported");
+    const char *ctype =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ctype && strncasecmp(ctype, "application/json", 16) != 0)
+        return early_error(conn, ctx, 415, RERR_UNSUPPORTED_MEDIA_TYPE,
+                           "request body must be application/json");
+    if (clen) {
+        char *end;
+        unsigned long long v = strtoull(clen, &end, 10);
+        ctx->announced = *end ? 0 : v;
+        if (*end || v > cfg->max_body_bytes || v > cfg->max_inflight_body_bytes) {
+            char msg[200];
+            if (!*end && v <= cfg->max_body_bytes)
+                snprintf(msg, sizeof(msg),
+                         "request body of %.30s bytes is over the limit of %zu (limit: request "
+                         "bodies held at once; raise it with --max-inflight-body-bytes)",
+                         clen, cfg->max_inflight_body_bytes);
+            else
+                snprintf(msg, sizeof(msg),
+                         "request body of %.30s bytes is over the limit of %zu (limit: body "
+                         "bytes; raise it with --max-body-bytes)",
+                         clen, cfg->max_body_bytes);
+            return early_error(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
+        }
+    }
+    return MHD_YES;
+}
+
 /* First call for a request: route, method, limits on what the headers say. */
 static enum MHD_Result start_request(struct MHD_Connection *conn, struct request_ctx *ctx,
                                      const char *url, const char *method, const char *version)
@@ -472,38 +513,9 @@ static enum MHD_Result start_request(struct MHD_Connection *conn, struct request
     }
     if (!is_post)
         return MHD_YES;
-    char why[256] = "client certificate rejected";
-    if (!client_cert_ok(conn, ctx, why, sizeof(why)))
-        return early_error(conn, ctx, 401, RERR_UNAUTHORIZED, why);
-    const char *enc =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
-    if (enc && strcasecmp(enc, "identity") != 0)
-        return early_error(conn, ctx, 415, RERR_UNSUPPORTED_MEDIA_TYPE,
-                           "compressed request bodies are not supported");
-    const char *ctype =
-        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    if (ctype && strncasecmp(ctype, "application/json", 16) != 0)
-        return early_error(conn, ctx, 415, RERR_UNSUPPORTED_MEDIA_TYPE,
-                           "request body must be application/json");
-    if (clen) {
-        char *end;
-        unsigned long long v = strtoull(clen, &end, 10);
-        ctx->announced = *end ? 0 : v;
-        if (*end || v > cfg->max_body_bytes || v > cfg->max_inflight_body_bytes) {
-            char msg[200];
-            if (!*end && v <= cfg->max_body_bytes)
-                snprintf(msg, sizeof(msg),
-                         "request body of %.30s bytes is over the limit of %zu (limit: request "
-                         "bodies held at once; raise it with --max-inflight-body-bytes)",
-                         clen, cfg->max_inflight_body_bytes);
-            else
-                snprintf(msg, sizeof(msg),
-                         "request body of %.30s bytes is over the limit of %zu (limit: body "
-                         "bytes; raise it with --max-body-bytes)",
-                         clen, cfg->max_body_bytes);
-            return early_error(conn, ctx, 413, RERR_BODY_TOO_LARGE, msg);
-        }
-    }
+    enum MHD_Result checked = check_post(conn, ctx, clen);
+    if (checked != MHD_YES || ctx->responded)
+        return checked;
     /* The body must arrive within the request timeout: while it comes, the
      * connection's idle timeout is what is left of it, so a client that
      * stops sending is cut off on time (and answered from on_completed),

@@ -205,13 +205,55 @@ static void slow(struct http_gate *g, struct gate_conn *c, const char *msg)
     gate_answer(g, c, VERB_OTHER, 408, RERR_SLOW_CLIENT, msg, &lim_slow);
 }
 
+/* A connection libmicrohttpd is serving, at a tick. */
+static void tick_mhd(struct http_gate *g, struct gate_conn *c, int64_t now)
+{
+    const struct config *cfg = g->cfg;
+    int64_t header_ms = (int64_t)cfg->header_timeout_s * 1000;
+    int64_t request_ms = (int64_t)cfg->request_timeout_s * 1000;
+    char msg[200];
+    if ((c->stage == ST_HEAD || c->stage == ST_BODY) && !c->eof_poked) {
+        /* A client that sent its request (or part of it) and closed
+         * before libmicrohttpd took the socket: libmicrohttpd read
+         * the bytes in one short read, took the socket for drained
+         * (edge-triggered epoll) and would not look again before
+         * its idle timeout. A shutdown of the read side wakes it;
+         * it reads the end and closes. */
+        char b;
+        if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+            c->eof_poked = true;
+            shutdown(c->fd, SHUT_RD);
+        }
+    }
+    if (c->stage == ST_IDLE && gate_tcp_received(c->fd) > c->rx_mark) {
+        /* The next request's first byte came (within a tick). */
+        c->stage = ST_HEAD;
+        c->first_byte_ms = now;
+        gate_list_append(g, c, LIST_INCOMPLETE);
+    } else if ((c->stage == ST_HEAD && now - c->first_byte_ms >= header_ms) ||
+               (c->stage == ST_BODY && now - c->first_byte_ms >= request_ms + 2000)) {
+        /* libmicrohttpd is reading it: no safe way to answer from
+         * here; cut it off, and it closes. */
+        snprintf(msg, sizeof(msg), "request not complete %d s after its first byte (limit: %s)",
+                 c->stage == ST_HEAD ? cfg->header_timeout_s : cfg->request_timeout_s,
+                 c->stage == ST_HEAD
+                     ? "time to send the headers; raise it with --header-timeout"
+                     : "time to send the body; raise it with --request-timeout");
+        log_kv_limited(&lim_slow, LOG_WARN, "client", c->client, "reason",
+                       "slow_client", "error", msg, NULL);
+        metrics_request_error(VERB_OTHER, RERR_SLOW_CLIENT);
+        shutdown(c->fd, SHUT_RDWR);
+        gate_list_unlink(g, c);
+        gate_doom(g, c);
+    }
+}
+
 /* Deadlines, every TICK_MS. */
 static void tick(struct http_gate *g, int64_t now)
 {
     const struct config *cfg = g->cfg;
     int64_t header_ms = (int64_t)cfg->header_timeout_s * 1000;
     int64_t idle_ms = (int64_t)cfg->connection_timeout_s * 1000;
-    int64_t request_ms = (int64_t)cfg->request_timeout_s * 1000;
     char msg[160];
     for (struct gate_conn *c = g->first, *next; c; c = next) {
         next = c->next;
@@ -252,38 +294,7 @@ static void tick(struct http_gate *g, int64_t now)
             }
             break;
         case PH_MHD:
-            if ((c->stage == ST_HEAD || c->stage == ST_BODY) && !c->eof_poked) {
-                /* A client that sent its request (or part of it) and closed
-                 * before libmicrohttpd took the socket: libmicrohttpd read
-                 * the bytes in one short read, took the socket for drained
-                 * (edge-triggered epoll) and would not look again before
-                 * its idle timeout. A shutdown of the read side wakes it;
-                 * it reads the end and closes. */
-                char b;
-                if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
-                    c->eof_poked = true;
-                    shutdown(c->fd, SHUT_RD);
-                }
-            }
-            if (c->stage == ST_IDLE && gate_tcp_received(c->fd) > c->rx_mark) {
-                /* The next request's first byte came (within a tick). */
-                c->stage = ST_HEAD;
-                c->first_byte_ms = now;
-                gate_list_append(g, c, LIST_INCOMPLETE);
-            } else if ((c->stage == ST_HEAD && now - c->first_byte_ms >= header_ms) ||
-                       (c->stage == ST_BODY && now - c->first_byte_ms >= request_ms + 2000)) {
-                /* libmicrohttpd is reading it: no safe way to answer from
-                 * here; cut it off, and it closes. */
-                snprintf(msg, sizeof(msg), "request not complete %d s after its first byte (%s)",
-                         c->stage == ST_HEAD ? cfg->header_timeout_s : cfg->request_timeout_s,
-                         c->stage == ST_HEAD ? "--header-timeout" : "--request-timeout");
-                log_kv_limited(&lim_slow, LOG_WARN, "client", c->client, "reason",
-                               "slow_client", "error", msg, NULL);
-                metrics_request_error(VERB_OTHER, RERR_SLOW_CLIENT);
-                shutdown(c->fd, SHUT_RDWR);
-                gate_list_unlink(g, c);
-                gate_doom(g, c);
-            }
+            tick_mhd(g, c, now);
             break;
         }
     }

@@ -256,6 +256,8 @@ static enum http_head_result field_line(const char *p, size_t n, const struct ht
     return HEAD_OK;
 }
 
+static enum http_head_result head_fields(struct http_head *h, const struct fields *f);
+
 enum http_head_result http_head_check(const char *p, size_t n, const struct http_head_limits *lim,
                                       struct http_head *out)
 {
@@ -329,19 +331,25 @@ enum http_head_result http_head_check(const char *p, size_t n, const struct http
         pos += len + 2;
     }
     h->len = pos;
+    return head_fields(h, &f);
+}
+
+/* What the fields of a complete head must say together. */
+static enum http_head_result head_fields(struct http_head *h, const struct fields *f)
+{
     /* Section 3.2: a 1.1 request has exactly one Host; RFC 9110 section
      * 7.2 says one at most in any version. */
-    if (h->minor == 1 && f.hosts == 0)
+    if (h->minor == 1 && f->hosts == 0)
         return reject(h, 400, RERR_MISSING_HOST, "HTTP/1.1 request without a Host header");
-    if (f.hosts > 1)
+    if (f->hosts > 1)
         return reject(h, 400, RERR_MISSING_HOST, "more than one Host header");
-    if (h->chunked && f.lengths)
+    if (h->chunked && f->lengths)
         /* Section 6.3: both is how requests are smuggled; refuse. */
         return reject(h, 400, RERR_BAD_TRANSFER_ENCODING,
                       "both Transfer-Encoding and Content-Length");
     if (h->chunked && h->minor == 0)
         return reject(h, 400, RERR_BAD_TRANSFER_ENCODING, "Transfer-Encoding in an HTTP/1.0 request");
-    h->close = h->minor == 0 ? !f.conn_keep_alive || f.conn_close : f.conn_close;
+    h->close = h->minor == 0 ? !f->conn_keep_alive || f->conn_close : f->conn_close;
     return HEAD_OK;
 }
 
