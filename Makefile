@@ -11,14 +11,15 @@
 # Debian packages are installed with apt-get when missing (needs root).
 
 CC       ?= cc
-PKGS     := libmicrohttpd yaml-0.1 libcurl gnutls
+PKGS     := libmicrohttpd yaml-0.1 libcurl gnutls libcjson
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wpointer-arith -Wformat=2 \
             -Wno-missing-field-initializers -pthread $(CFLAGS_EXTRA)
 LDLIBS   += -pthread -lm
 
-BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev libgnutls28-dev
-TEST_DEBS  := $(BUILD_DEBS) libcmocka-dev libcjson-dev python3 python3-pytest \
+BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl-dev libgnutls28-dev \
+              libcjson-dev
+TEST_DEBS  := $(BUILD_DEBS) libcmocka-dev python3 python3-pytest \
               python3-yaml openssl wrk
 BENCH_DEBS := $(BUILD_DEBS) python3
 
@@ -91,10 +92,10 @@ build/asan/%.o: %.c $(HDR) Makefile
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -c -o $@ $<
 
-build/asan/tests/%: tests/unit/%.c tests/unit/test_util.h $(ASAN_LIB)
+build/asan/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(ASAN_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -O1 $(SAN) $(PKG_CFLAGS) -Iextender -o $@ $< $(ASAN_LIB) \
-	  $(PKG_LIBS) -lcmocka -lcjson $(LDLIBS)
+	  $(PKG_LIBS) -lcmocka $(LDLIBS)
 
 # It includes the fuzz targets themselves.
 build/asan/tests/test_fuzz_regressions: $(wildcard tests/fuzz/*.c tests/fuzz/*.h)
@@ -121,13 +122,13 @@ install: deps
 
 test: test-deps
 	@$(MAKE) --no-print-directory build/asan/cost-extender $(UNIT_BIN) bin/cost-extender \
-	  $(KUBECTL_OLD)
+	  $(KUBECTL_OLD) $(PROMTOOL)
 	@/usr/bin/python3 tests/run_all.py $(UNIT_BIN)
 
 bench: bench-deps
 	@$(MAKE) --no-print-directory bin/cost-extender
 	@$(MAKE) --no-print-directory build/bench/bench_client build/bench/bench_handlers \
-	  build/bench/bench_gang
+	  build/bench/bench_gang build/bench/bench_cost
 	@/usr/bin/python3 tests/bench/bench.py
 
 # --- upkeep -----------------------------------------------------------------
@@ -151,7 +152,11 @@ build/bench/bench_handlers: tests/bench/bench_handlers.c $(LIB_REL_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 
-build/bench/bench_gang: tests/bench/bench_gang.c $(LIB_REL_OBJ)
+build/bench/bench_gang: tests/bench/bench_gang.c tests/bench/bench_util.h $(LIB_REL_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
+
+build/bench/bench_cost: tests/bench/bench_cost.c tests/bench/bench_util.h $(LIB_REL_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 
@@ -233,6 +238,30 @@ $(KUBECTL_OLD):
 	  ln -sf kubernetes-client/root/usr/bin/kubectl ../kubectl; \
 	fi
 	@$@ version --client --short 2>/dev/null || $@ version --client
+
+# promtool, for tests/monitoring (`promtool check rules`, `promtool test
+# rules` on deploy/monitoring), from Debian's prometheus package: fetched with
+# `apt-get download` and only promtool unpacked into build/tools/ (a 19 MB
+# download, a few seconds), not installed: the package's postinst starts a
+# Prometheus server on :9090 (invoke-rc.d prometheus start) and its
+# Recommends would add a node exporter on :9100. A promtool already on PATH
+# is used as it is.
+PROMTOOL := build/tools/promtool
+
+$(PROMTOOL):
+	@mkdir -p $(@D)
+	@if command -v promtool >/dev/null 2>&1; then \
+	  ln -sf "$$(command -v promtool)" $@; \
+	else \
+	  echo "unpacking promtool from Debian's prometheus package into $(@D)/ (not installed: it would start a Prometheus server)"; \
+	  rm -rf $(@D)/prometheus && mkdir -p $(@D)/prometheus && cd $(@D)/prometheus && \
+	  { apt-get download -qq -o APT::Sandbox::User=root prometheus 2>/dev/null || \
+	    { flock /tmp/cost-extender-apt.lock apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	      apt-get download -qq -o APT::Sandbox::User=root prometheus; }; } && \
+	  dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x ./usr/bin/promtool && \
+	  rm -f prometheus_*.deb && ln -sf prometheus/usr/bin/promtool ../promtool; \
+	fi
+	@$@ --version 2>&1 | head -1
 
 # deploy/shared/pricing.yaml is a copy of the bundled table (kustomize reads
 # no file outside its folder); tests/deploy fails when the two differ.

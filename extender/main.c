@@ -15,6 +15,7 @@
 #include "gang/gang.h"
 #include "gang/queue_config.h"
 #include "kube/node_view.h"
+#include "report/report.h"
 #include "server/app.h"
 #include "server/config.h"
 #include "server/http.h"
@@ -117,6 +118,8 @@ static double now_s(void)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "report"))
+        return report_main(argc - 1, argv + 1);
     struct config cfg;
     enum config_result cr = config_from_args(&cfg, argc, argv, stdout, stderr);
     if (cr != CONFIG_RUN) {
@@ -203,8 +206,15 @@ int main(int argc, char **argv)
         copts.informer.page_size = cfg.list_page_size;
         copts.capacity_label = &cfg.capacity_label;
         copts.max_json_depth = cfg.max_json_depth;
+        copts.cost_interval_ms = cfg.cost_metrics_interval_ms;
+        copts.metrics_max_namespaces = cfg.metrics_max_namespaces;
+        copts.metrics_max_instance_types = cfg.metrics_max_instance_types;
         struct cluster_hooks hooks = {.nodes = &app.nodes,
                                       .gangs = app.gangs,
+                                      .costs = &app.costs,
+                                      .pricing = &app.pricing,
+                                      .queues = &app.queues,
+                                      .cost = &cfg.cost,
                                       .ctx = &app,
                                       .view_status = cluster_view_status_cb,
                                       .tick = cluster_tick_cb};

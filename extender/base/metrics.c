@@ -80,6 +80,7 @@ static struct {
     atomic_uint_fast64_t last_reload_ok[RELOAD_KIND_COUNT];
     atomic_uint_fast64_t last_success_ms[RELOAD_KIND_COUNT];
     atomic_bool reload_enabled[RELOAD_KIND_COUNT];
+    atomic_uint_fast64_t pricing_date_s;
     double start_time;
     /* cluster */
     atomic_bool cluster;
@@ -175,6 +176,11 @@ void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_
 void metrics_reload_enable(enum reload_kind kind)
 {
     atomic_store(&M.reload_enabled[kind], true);
+}
+
+void metrics_pricing_date(double unix_s)
+{
+    SET(M.pricing_date_s, unix_s > 0 ? (uint64_t)unix_s : 0);
 }
 
 void metrics_cluster_enable(void)
@@ -383,6 +389,13 @@ void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
             continue;
         help(b, counts[i].name, "gauge", counts[i].help);
         sample_u64(b, counts[i].name, NULL, GET(M.objects[counts[i].kind]));
+    }
+    if (atomic_load(&M.reload_enabled[RELOAD_PRICING])) {
+        help(b, "cost_extender_pricing_table_date_timestamp_seconds", "gauge",
+             "When the prices in force were read (the table's date:, midnight UTC), as Unix "
+             "time; 0: none loaded.");
+        sample_u64(b, "cost_extender_pricing_table_date_timestamp_seconds", NULL,
+                   GET(M.pricing_date_s));
     }
 
     if (atomic_load(&M.cluster)) {

@@ -88,6 +88,8 @@ void metrics_reload(enum reload_kind kind, bool ok, uint64_t generation, uint64_
  * so that an alert on ..._last_reload_success == 0 means a broken file, not
  * an unused feature. Call at start-up, before serving. */
 void metrics_reload_enable(enum reload_kind kind);
+/* The date: of the pricing table in force, as Unix seconds (0: not a date). */
+void metrics_pricing_date(double unix_s);
 
 /* Cluster state (list and watch through the Kubernetes API), per kind
  * (0 nodes, 1 pods). */

@@ -11,6 +11,7 @@
 #include "../base/log.h"
 #include "../base/metrics.h"
 #include "../gang/gang.h"
+#include "cluster_cost.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@ struct cluster {
     struct cluster_state *st;
     struct informer *informers[CLUSTER_KIND_COUNT];
     struct cluster_options opts;
+    struct cluster_cost cost; /* publisher thread only */
     atomic_bool synced[CLUSTER_KIND_COUNT];
     atomic_bool stop;
     bool published_once;
@@ -44,6 +46,9 @@ void cluster_options_defaults(struct cluster_options *o)
     o->publish_interval_ms = 100;
     o->capacity_label = NULL;
     o->max_json_depth = 0;
+    o->cost_interval_ms = 5000;
+    o->metrics_max_namespaces = 200;
+    o->metrics_max_instance_types = 100;
 }
 
 static void gang_hook(void *ctx, const char *key, size_t key_len, const struct pod_info *pod)
@@ -107,8 +112,10 @@ static void *publisher_main(void *arg)
             break;
         if (!atomic_load(&c->synced[CLUSTER_NODES]) || !atomic_load(&c->synced[CLUSTER_PODS]))
             continue;
-        if (cluster_state_take_dirty(c->st) || !c->published_once)
+        bool changed = cluster_state_take_dirty(c->st);
+        if (changed || !c->published_once)
             publish(c);
+        cluster_cost_tick(&c->cost, c->st, changed, now_s());
         /* Fix: the object gauges were only set after a list and when a watch
          * ended, so with a healthy long-lived watch they kept the count of
          * the last list however many objects came and went. Every tick sets
@@ -323,6 +330,15 @@ struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_aut
     }
     c->hooks = *hooks;
     c->opts = *opts;
+    c->cost = (struct cluster_cost){.out = hooks->costs,
+                                    .pricing = hooks->pricing,
+                                    .queues = hooks->queues,
+                                    .cost = hooks->cost,
+                                    .max_namespaces = opts->metrics_max_namespaces,
+                                    .max_instance_types = opts->metrics_max_instance_types,
+                                    .interval_s = opts->cost_interval_ms / 1000.0};
+    if (!c->cost.pricing || !c->cost.cost)
+        c->cost.out = NULL;
     char source[sizeof(auth->source)];
     snprintf(source, sizeof(source), "%s", auth->source);
     if (!kube_client_init(&c->client, auth, err, errlen)) {

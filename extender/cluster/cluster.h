@@ -24,6 +24,10 @@ struct cluster_options {
      * cluster); NULL: the well-known labels only. */
     const struct capacity_label_config *capacity_label;
     int max_json_depth; /* of API responses; 0: the scanner's limit */
+    /* Cost gauges (hooks.costs): at most one computation per interval;
+     * the most namespaces (and queues) and instance types named. */
+    int cost_interval_ms;
+    size_t metrics_max_namespaces, metrics_max_instance_types;
 };
 
 void cluster_options_defaults(struct cluster_options *o);
@@ -35,6 +39,11 @@ void cluster_options_defaults(struct cluster_options *o);
 struct cluster_hooks {
     struct snapshot_slot *nodes; /* each new struct node_view is published here */
     struct gang_engine *gangs;   /* fed every pod, its admission records written; NULL: none */
+    /* Cost gauges: each new struct cost_allocation is published in costs
+     * (NULL: none), priced with the table in pricing, queues and budgets
+     * from queues (NULL: none), spot policy defaults from cost. */
+    struct snapshot_slot *costs, *pricing, *queues;
+    const struct cost_config *cost;
     void *ctx;
     /* Why the node view is not usable yet (for /readyz); "" once the first
      * view is published. */

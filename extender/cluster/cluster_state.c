@@ -28,10 +28,66 @@ struct pod_entry {
     char *key;  /* namespace/name */
     char *node; /* spec.nodeName, NULL while pending */
     int64_t cpu_milli, memory;
+    int64_t score_cpu_milli, score_memory; /* with the scheduler's defaults */
     int n_ext;
     struct resource_ext *ext; /* names interned in the state */
+    /* The cost-extender, gang and queue keys the pod sets (pod_key: role
+     * byte, 2-byte length, value), for GET /explain; NULL: none (most). */
+    char *keys;
+    size_t keys_len;
     unsigned mark;
 };
+
+/* The pod's keys as an entry keeps them, malloc'd (NULL, 0: none). */
+static bool pack_keys(const struct pod_info *pod, char **out, size_t *len)
+{
+    size_t n = 0;
+    for (int k = 0; k < PK_COUNT; k++)
+        if (str_is_set(pod->keys[k]))
+            n += 3 + (pod->keys[k].len > 0xffff ? 0xffff : pod->keys[k].len);
+    *out = NULL;
+    *len = n;
+    if (!n)
+        return true;
+    char *b = malloc(n), *o = b;
+    if (!b)
+        return false;
+    for (int k = 0; k < PK_COUNT; k++) {
+        if (!str_is_set(pod->keys[k]))
+            continue;
+        size_t l = pod->keys[k].len > 0xffff ? 0xffff : pod->keys[k].len;
+        *o++ = (char)k;
+        *o++ = (char)(l >> 8);
+        *o++ = (char)(l & 0xff);
+        memcpy(o, pod->keys[k].ptr, l);
+        o += l;
+    }
+    *out = b;
+    return true;
+}
+
+/* What an unchanged pod's update may still change: its keys (a new
+ * annotation) and its scoring requests. Usage stays as it was. True when
+ * either changed. */
+static bool refresh_entry(struct pod_entry *have, const struct pod_info *pod)
+{
+    char *keys;
+    size_t len;
+    bool changed = have->score_cpu_milli != pod->score_requests.cpu_milli ||
+                   have->score_memory != pod->score_requests.memory;
+    have->score_cpu_milli = pod->score_requests.cpu_milli;
+    have->score_memory = pod->score_requests.memory;
+    if (!pack_keys(pod, &keys, &len))
+        return changed;
+    if (len == have->keys_len && (!len || !memcmp(keys, have->keys, len))) {
+        free(keys);
+        return changed;
+    }
+    free(have->keys);
+    have->keys = keys;
+    have->keys_len = len;
+    return true;
+}
 
 /* Requests summed per node name (the node may not be known yet).
  *
@@ -92,6 +148,7 @@ struct cluster_state {
     unsigned mark[CLUSTER_KIND_COUNT];
     bool in_relist[CLUSTER_KIND_COUNT];
     bool dirty;
+    bool cost_dirty;       /* a bound pod's keys or scoring requests changed */
     struct arena *scratch; /* decoding one object */
     cluster_pod_hook hook;
     void *hook_ctx;
@@ -141,6 +198,7 @@ static void pod_entry_free(struct pod_entry *p)
         free(p->key);
         free(p->node);
         free(p->ext);
+        free(p->keys);
         free(p);
     }
 }
@@ -316,6 +374,10 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
     struct pod_entry *have = strmap_get(&st->pods, key, (size_t)kl);
     if (have && same_usage(st, have, &pod)) {
         have->mark = st->mark[CLUSTER_PODS];
+        /* The view is as it was; what a bound pod costs, and where it is
+         * counted, may not be. */
+        if (refresh_entry(have, &pod) && have->node)
+            st->cost_dirty = true;
         if (st->hook)
             st->hook(st->hook_ctx, key, (size_t)kl, &pod);
         return true;
@@ -333,6 +395,7 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
     }
     p->cpu_milli = pod.requests.cpu_milli;
     p->memory = pod.requests.memory;
+    refresh_entry(p, &pod);
     if (pod.requests.n_ext) {
         p->ext = calloc((size_t)pod.requests.n_ext, sizeof(*p->ext));
         for (int i = 0; p->ext && i < pod.requests.n_ext; i++) {
@@ -569,6 +632,15 @@ bool cluster_state_take_dirty(struct cluster_state *st)
     return d;
 }
 
+bool cluster_state_take_cost_dirty(struct cluster_state *st)
+{
+    pthread_mutex_lock(&st->mu);
+    bool d = st->cost_dirty;
+    st->cost_dirty = false;
+    pthread_mutex_unlock(&st->mu);
+    return d;
+}
+
 struct node_view *cluster_state_snapshot(struct cluster_state *st)
 {
     struct node_view_builder *b = node_view_builder_new("cluster");
@@ -597,4 +669,84 @@ struct node_view *cluster_state_snapshot(struct cluster_state *st)
         return NULL;
     }
     return node_view_builder_finish(b);
+}
+
+/* The pod of entry p as much as the state keeps of it (identity, node,
+ * requests, scoring requests, keys), pointing into p: valid while the lock
+ * is held. Only those fields are written: *out is reused pod after pod (a
+ * pod_info is a kilobyte; clearing one per pod would cost more than the
+ * rest of the work). */
+static void entry_pod_info(const struct pod_entry *p, struct pod_info *out)
+{
+    const char *slash = strchr(p->key, '/');
+    size_t kl = strlen(p->key), nsl = slash ? (size_t)(slash - p->key) : 0;
+    out->namespace_ = (struct str){p->key, nsl};
+    out->name = (struct str){p->key + nsl + (slash ? 1 : 0), kl - nsl - (slash ? 1 : 0)};
+    out->node_name = p->node ? (struct str){p->node, strlen(p->node)} : STR_NULL;
+    out->requests.cpu_milli = p->cpu_milli;
+    out->requests.memory = p->memory;
+    out->requests.pods = 1;
+    out->requests.n_ext = p->n_ext < RESOURCES_EXT_MAX ? p->n_ext : RESOURCES_EXT_MAX;
+    for (int i = 0; i < out->requests.n_ext; i++)
+        out->requests.ext[i] = p->ext[i];
+    out->score_requests.cpu_milli = p->score_cpu_milli;
+    out->score_requests.memory = p->score_memory;
+    for (int k = 0; k < PK_COUNT; k++)
+        out->keys[k] = STR_NULL;
+    for (size_t o = 0; o + 3 <= p->keys_len;) {
+        int role = (unsigned char)p->keys[o];
+        size_t l = ((size_t)(unsigned char)p->keys[o + 1] << 8) | (unsigned char)p->keys[o + 2];
+        if (o + 3 + l > p->keys_len)
+            break;
+        if (role < PK_COUNT)
+            out->keys[role] = (struct str){p->keys + o + 3, l};
+        o += 3 + l;
+    }
+    out->invalid = NULL;
+}
+
+struct cost_allocation *cluster_state_allocate(struct cluster_state *st,
+                                               const struct cost_alloc_options *o,
+                                               cluster_queue_fn queue_of, void *ctx)
+{
+    struct cost_alloc_builder *b = cost_alloc_begin(o);
+    if (!b)
+        return NULL;
+    struct pod_info *pod = calloc(1, sizeof(*pod));
+    bool ok = pod != NULL;
+    pthread_mutex_lock(&st->mu);
+    if (ok)
+        STRMAP_FOREACH(&st->nodes, s)
+        {
+            if (!(ok = cost_alloc_add_node(b, &((struct node_entry *)s->value)->facts)))
+                break;
+        }
+    /* Reading 150,000 entries scattered over the heap is bound by memory
+     * latency (an entry, its key, node name and keys: four misses each):
+     * fetch entries 16 slots ahead and their strings 8 ahead, so that the
+     * misses overlap (a third less time at 150,000 pods, BENCHMARKS.md). */
+    const struct strmap_slot *slots = st->pods.slots;
+    size_t cap = st->pods.cap;
+    for (size_t i = 0; ok && i < cap; i++) {
+        if (i + 16 < cap && slots[i + 16].key)
+            __builtin_prefetch(slots[i + 16].value);
+        if (i + 8 < cap && slots[i + 8].key) {
+            const struct pod_entry *ahead = slots[i + 8].value;
+            __builtin_prefetch(ahead->key);
+            __builtin_prefetch(ahead->node);
+            __builtin_prefetch(ahead->keys);
+        }
+        const struct pod_entry *p = slots[i].key ? slots[i].value : NULL;
+        if (!p || !p->node)
+            continue;
+        entry_pod_info(p, pod);
+        ok = cost_alloc_add_pod(b, pod, queue_of ? queue_of(ctx, pod) : STR_NULL);
+    }
+    /* Finished under the lock too: the builder reads the nodes' facts. */
+    struct cost_allocation *a = ok ? cost_alloc_finish(b) : NULL;
+    pthread_mutex_unlock(&st->mu);
+    if (!ok)
+        cost_alloc_abort(b);
+    free(pod);
+    return a;
 }

@@ -10,6 +10,7 @@
 #ifndef CE_CLUSTER_STATE_H
 #define CE_CLUSTER_STATE_H
 
+#include "../cost/cost_allocation.h"
 #include "../kube/node_facts.h"
 #include "../kube/node_view.h"
 #include "../kube/pod_info.h"
@@ -73,5 +74,20 @@ bool cluster_state_take_dirty(struct cluster_state *st);
 /* A node view of the current state (one reference), or NULL when out of
  * memory. */
 struct node_view *cluster_state_snapshot(struct cluster_state *st);
+
+/* True (and cleared) when a bound pod's keys (labels, annotations) or
+ * scoring requests changed since the last call: what its cost and its queue
+ * depend on beyond the node view. */
+bool cluster_state_take_cost_dirty(struct cluster_state *st);
+
+/* The queue a pod counts in (unset: none); called under the state's lock. */
+typedef struct str (*cluster_queue_fn)(void *ctx, const struct pod_info *pod);
+
+/* The cost allocation of the current state (cost/cost_allocation.h): every
+ * node and every bound pod, read in one go under the state's lock so that
+ * they agree. One reference, or NULL when out of memory. */
+struct cost_allocation *cluster_state_allocate(struct cluster_state *st,
+                                               const struct cost_alloc_options *o,
+                                               cluster_queue_fn queue_of, void *ctx);
 
 #endif

@@ -279,3 +279,34 @@ bool kube_auth_in_cluster(const char *sa_dir, struct kube_auth *out, char *err, 
     snprintf(out->source, sizeof(out->source), "in-cluster service account (%s)", sa_dir);
     return true;
 }
+
+enum kube_auth_found kube_auth_discover(const char *kubeconfig, const char *context,
+                                        const char *sa_dir, struct kube_auth *out, char *err,
+                                        size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    char first[4096] = "";
+    const char *path = kubeconfig;
+    const char *env = getenv("KUBECONFIG");
+    if (!path && env && *env) {
+        /* $KUBECONFIG may list several files: use the first that exists. */
+        const char *p = env;
+        while (*p && !first[0]) {
+            const char *colon = strchr(p, ':');
+            size_t len = colon ? (size_t)(colon - p) : strlen(p);
+            snprintf(first, sizeof(first), "%.*s", (int)len, p);
+            if (access(first, R_OK) != 0)
+                first[0] = '\0';
+            p += len + (colon ? 1 : 0);
+        }
+        if (first[0])
+            path = first;
+    }
+    if (path)
+        return kube_auth_from_kubeconfig(path, context, out, err, errlen) ? KUBE_AUTH_FOUND
+                                                                           : KUBE_AUTH_BROKEN;
+    if (kube_in_cluster_available(sa_dir))
+        return kube_auth_in_cluster(sa_dir, out, err, errlen) ? KUBE_AUTH_FOUND
+                                                              : KUBE_AUTH_BROKEN;
+    return KUBE_AUTH_NONE;
+}

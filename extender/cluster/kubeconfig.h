@@ -42,6 +42,16 @@ bool kube_auth_in_cluster(const char *sa_dir, struct kube_auth *out, char *err, 
 /* True when KUBERNETES_SERVICE_HOST and _PORT are set and sa_dir has a token. */
 bool kube_in_cluster_available(const char *sa_dir);
 
+/* Where a client finds the API server, in kubectl's order: kubeconfig
+ * (a --kubeconfig flag) when set, else the first readable file in
+ * $KUBECONFIG, else the in-cluster service account in sa_dir.
+ * KUBE_AUTH_FOUND fills *out; KUBE_AUTH_NONE: none of them is there;
+ * KUBE_AUTH_BROKEN: the one found is wrong (err says why). */
+enum kube_auth_found { KUBE_AUTH_NONE, KUBE_AUTH_FOUND, KUBE_AUTH_BROKEN };
+enum kube_auth_found kube_auth_discover(const char *kubeconfig, const char *context,
+                                        const char *sa_dir, struct kube_auth *out, char *err,
+                                        size_t errlen);
+
 /* Standard base64 (with or without padding, whitespace ignored) into a
  * malloc'd buffer; false on invalid input. */
 bool base64_decode(const char *in, size_t len, char **out, size_t *out_len);

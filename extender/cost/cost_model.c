@@ -105,10 +105,8 @@ const char *cost_verdict_label(enum cost_verdict v)
     return (v >= 0 && v < COST_VERDICT_COUNT) ? verdict_labels[v] : "unknown";
 }
 
-/* The pod's dominant share of the node; sets *dominant. Returns -1 when the
- * pod cannot fit in the node's allocatable at all. */
-static double dominant_share(const struct pod_info *pod, const struct resources *alloc,
-                             const char **dominant)
+double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
+                      const char **dominant)
 {
     const struct resources *need = &pod->requests;
     const struct resources *score = &pod->score_requests;
@@ -231,7 +229,7 @@ static void evaluate_one(const struct pricing_table *t, const struct cost_config
         out->verdict = COST_REJECT_OVER_MAX_PRICE;
         return;
     }
-    double share = dominant_share(pod, &node->allocatable, &out->dominant);
+    double share = cost_pod_share(pod, &node->allocatable, &out->dominant);
     if (share < 0) {
         out->verdict = COST_REJECT_TOO_SMALL;
         return;

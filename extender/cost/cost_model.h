@@ -84,6 +84,16 @@ struct node_cost {
     const char *dominant;   /* resource giving the share, or the one that did not fit */
 };
 
+/* The pod's dominant share of a node offering alloc, 0..1: the largest of
+ * requested/allocatable over cpu and memory (the scoring requests, with the
+ * scheduler's defaults for containers that ask for none) and every
+ * extended resource the pod requests; *dominant names that resource. -1
+ * when the pod's requests do not fit in alloc at all (*dominant names the
+ * one that does not). Scoring and cost allocation (cost_allocation.h) both
+ * price a pod by it. */
+double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
+                      const char **dominant);
+
 /* Evaluates one node for one pod. node may be NULL (a name we know nothing
  * of): verdict COST_REJECT_UNKNOWN_NODE. */
 void cost_evaluate_node(const struct pricing_table *t, const struct cost_config *cfg,

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PRICE_MAX 1000000.0
 
@@ -454,4 +455,15 @@ bool pricing_quote_node(const struct pricing_table *t, struct str instance_type,
         out->price = p.on_demand;
     }
     return true;
+}
+
+double pricing_date_seconds(const struct pricing_table *t)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *rest = t && t->date ? strptime(t->date, "%Y-%m-%d", &tm) : NULL;
+    if (!rest || *rest)
+        return 0;
+    time_t s = timegm(&tm);
+    return s > 0 ? (double)s : 0;
 }

@@ -101,6 +101,10 @@ bool pricing_quote_node(const struct pricing_table *t, struct str instance_type,
                         struct str region, struct str zone, enum capacity_type capacity,
                         struct pricing_quote *out);
 
+/* The table's date: (YYYY-MM-DD) as Unix seconds at midnight UTC; 0 when it
+ * is not such a date. */
+double pricing_date_seconds(const struct pricing_table *t);
+
 const struct pricing_instance_type *pricing_find_type(const struct pricing_table *t,
                                                       struct str name);
 

@@ -52,6 +52,12 @@ void gang_engine_free(struct gang_engine *e);
 void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_len,
                              const struct pod_info *pod);
 
+/* The queue pod counts in, as admission counts it: the queue it names
+ * (label cost-extender.io/queue, kueue.x-k8s.io/queue-name or
+ * scheduling.volcano.sh/queue-name), else, for a gang member, qc's
+ * defaultQueue; unset when neither. Points into pod or qc. */
+struct str gang_pod_queue(const struct pod_info *pod, const struct queue_config *qc);
+
 /* What a decision looks at; all immutable snapshots owned by the caller. */
 struct gang_env {
     const struct queue_config *queues; /* NULL: no queue config loaded */

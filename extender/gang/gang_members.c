@@ -103,6 +103,20 @@ bool gang_identify(const struct pod_info *p, char *key, size_t n, struct str *qu
     return false;
 }
 
+struct str gang_pod_queue(const struct pod_info *pod, const struct queue_config *qc)
+{
+    char key[512];
+    struct str queue;
+    int min_member;
+    bool min_missing;
+    if (!gang_identify(pod, key, sizeof(key), &queue, &min_member, &min_missing))
+        return STR_NULL;
+    if (queue.len)
+        return queue;
+    return qc && qc->default_queue ? (struct str){qc->default_queue, strlen(qc->default_queue)}
+                                   : STR_NULL;
+}
+
 struct queue_usage *gang_usage_of(struct gang_engine *e, const char *label, bool create)
 {
     const char *l = label ? label : "";

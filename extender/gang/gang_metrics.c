@@ -31,6 +31,46 @@ static void resource_samples(struct buf *b, const char *metric, const char *queu
     }
 }
 
+/* Per queue: the gangs waiting for admission, and how long the one that
+ * has waited longest with all its members there has waited. */
+static void waiting_gangs(struct gang_engine *e, const struct gang_env *env, struct buf *b)
+{
+    const struct queue_config *qc = env->queues;
+    size_t nq = qc ? qc->n_queues : 0;
+    size_t *pending = calloc(nq ? nq : 1, sizeof(*pending));
+    int64_t *oldest = calloc(nq ? nq : 1, sizeof(*oldest));
+    STRMAP_FOREACH(&e->gangs, s)
+    {
+        const struct gang *g = s->value;
+        const char *gq = g->admitted ? NULL : gang_effective_queue(g, qc);
+        for (size_t i = 0; gq && pending && oldest && i < nq; i++) {
+            if (strcmp(gq, qc->queues[i].name) != 0)
+                continue;
+            pending[i]++;
+            if (g->waiting_since_ms && env->now_ms - g->waiting_since_ms > oldest[i])
+                oldest[i] = env->now_ms - g->waiting_since_ms;
+            break;
+        }
+    }
+    buf_puts(b, "# HELP cost_extender_queue_pending_gangs Gangs of a queue waiting for "
+                "admission.\n# TYPE cost_extender_queue_pending_gangs gauge\n");
+    for (size_t i = 0; pending && i < nq; i++)
+        buf_printf(b, "cost_extender_queue_pending_gangs{queue=\"%s\"} %zu\n",
+                   qc->queues[i].name, pending[i]);
+    buf_puts(b, "# HELP cost_extender_queue_oldest_waiting_gang_seconds How long the gang of a "
+                "queue that has waited longest for admission (all its members there) has "
+                "waited; 0: none waits.\n"
+                "# TYPE cost_extender_queue_oldest_waiting_gang_seconds gauge\n");
+    for (size_t i = 0; oldest && i < nq; i++) {
+        buf_printf(b, "cost_extender_queue_oldest_waiting_gang_seconds{queue=\"%s\"} ",
+                   qc->queues[i].name);
+        buf_double(b, (double)oldest[i] / 1000.0);
+        buf_putc(b, '\n');
+    }
+    free(pending);
+    free(oldest);
+}
+
 void gang_engine_render_metrics(struct gang_engine *e, const struct gang_env *env, struct buf *b)
 {
     const struct queue_config *qc = env->queues;
@@ -90,20 +130,7 @@ void gang_engine_render_metrics(struct gang_engine *e, const struct gang_env *en
         buf_double(b, qc->queues[i].budget_per_hour);
         buf_putc(b, '\n');
     }
-    buf_puts(b, "# HELP cost_extender_queue_pending_gangs Gangs of a queue waiting for "
-                "admission.\n# TYPE cost_extender_queue_pending_gangs gauge\n");
-    for (size_t i = 0; i < nq; i++) {
-        size_t pending = 0;
-        STRMAP_FOREACH(&e->gangs, s)
-        {
-            const struct gang *g = s->value;
-            const char *gq = gang_effective_queue(g, qc);
-            if (!g->admitted && gq && !strcmp(gq, qc->queues[i].name))
-                pending++;
-        }
-        buf_printf(b, "cost_extender_queue_pending_gangs{queue=\"%s\"} %zu\n",
-                   qc->queues[i].name, pending);
-    }
+    waiting_gangs(e, env, b);
     buf_printf(b, "# HELP cost_extender_gang_admissions_total Gangs admitted.\n"
                   "# TYPE cost_extender_gang_admissions_total counter\n"
                   "cost_extender_gang_admissions_total %llu\n",

@@ -22,6 +22,7 @@ void app_init(struct app *app, const struct config *cfg)
     snapshot_slot_init(&app->pricing);
     snapshot_slot_init(&app->nodes);
     snapshot_slot_init(&app->queues);
+    snapshot_slot_init(&app->costs);
     pthread_mutex_init(&app->mu, NULL);
     snprintf(app->pricing_error, sizeof(app->pricing_error), "pricing table not loaded yet");
     if (cfg->nodes_file)
@@ -41,6 +42,7 @@ void app_destroy(struct app *app)
     snapshot_slot_destroy(&app->pricing);
     snapshot_slot_destroy(&app->nodes);
     snapshot_slot_destroy(&app->queues);
+    snapshot_slot_destroy(&app->costs);
     pthread_mutex_destroy(&app->mu);
 }
 
@@ -123,6 +125,7 @@ bool app_reload_pricing(struct app *app)
         return false;
     }
     size_t n_types = t->n_types;
+    metrics_pricing_date(pricing_date_seconds(t));
     uint64_t gen = snapshot_publish(&app->pricing, &t->snap);
     loaded(app, &r, gen, path, "instance_types", n_types);
     return true;

@@ -18,6 +18,7 @@ struct app {
     struct snapshot_slot pricing; /* struct pricing_table */
     struct snapshot_slot nodes;   /* struct node_view (cluster view or --nodes-file) */
     struct snapshot_slot queues;  /* struct queue_config (--queues) */
+    struct snapshot_slot costs;   /* struct cost_allocation (cost gauges, cluster only) */
     struct gang_engine *gangs;    /* gang admission; NULL without a cluster connection */
     /* Why the app is not ready, for /readyz; guarded by mu. */
     pthread_mutex_t mu;

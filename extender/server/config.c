@@ -54,6 +54,9 @@ void config_defaults(struct config *c)
     c->watch_stall_s = 90;
     c->watch_timeout_s = 300;
     c->list_page_size = 500;
+    c->cost_metrics_interval_ms = 5000;
+    c->metrics_max_namespaces = 200;
+    c->metrics_max_instance_types = 100;
     c->reload_poll_ms = 2000;
     c->reload_settle_ms = 500;
     c->shutdown_grace_s = 10;
@@ -163,6 +166,23 @@ static const struct setting SETTINGS[] = {
      1, 3600, "seconds, 1 to 3600", "timeoutSeconds asked of the API server per watch.", NULL},
     {NULL, "list-page-size", "cluster.listPageSize", "N", SETTING_INT, AT(list_page_size), 1,
      100000, "1 to 100000", "Objects per list page.", NULL},
+
+    {"Cost metrics (from the cluster connection; README.md, \"Cost metrics\")",
+     "cost-metrics-interval", "metrics.costIntervalSeconds", "S", SETTING_SECONDS,
+     AT(cost_metrics_interval_ms), 0.05, 3600, "seconds, 0.05 to 3600",
+     "The cost gauges are computed again when pods, nodes, the pricing table or the queues "
+     "change, at most this often.",
+     NULL},
+    {NULL, "metrics-max-namespaces", "metrics.maxNamespaces", "N", SETTING_COUNT,
+     AT(metrics_max_namespaces), 1, 100000, "1 to 100000",
+     "Namespaces (and queues) the cost gauges name, the most expensive first; the rest are "
+     "summed under namespace=\"_other\".",
+     NULL},
+    {NULL, "metrics-max-instance-types", "metrics.maxInstanceTypes", "N", SETTING_COUNT,
+     AT(metrics_max_instance_types), 1, 100000, "1 to 100000",
+     "Instance types the cost gauges name, the most expensive first; the rest under "
+     "instance_type=\"_other\".",
+     NULL},
 
     {"Cost policy", "default-spot", "policy.defaultSpot", "POLICY", SETTING_SPOT,
      AT(cost.default_spot), 0, 0, "never, allow, prefer or only",
@@ -612,6 +632,7 @@ void config_usage(FILE *out)
     struct config defaults;
     config_defaults(&defaults);
     fputs("Usage: cost-extender [FLAGS]\n"
+          "       cost-extender report [FLAGS]   the cost report (see report --help)\n"
           "\n"
           "A Kubernetes scheduler extender that filters and scores nodes by what a pod\n"
           "would cost on them. kube-scheduler calls POST /filter and /prioritize;\n"

@@ -58,6 +58,9 @@ struct config {
     int watch_stall_s;
     int watch_timeout_s;
     int list_page_size;
+    /* cost gauges (cluster connection only) */
+    int cost_metrics_interval_ms;
+    size_t metrics_max_namespaces, metrics_max_instance_types;
     /* reload */
     int reload_poll_ms;
     int reload_settle_ms;

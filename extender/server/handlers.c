@@ -9,6 +9,7 @@
 #include "../base/arena.h"
 #include "../base/buf.h"
 #include "../base/log.h"
+#include "../cost/cost_allocation.h"
 #include "../cost/cost_model.h"
 #include "../cost/pricing_table.h"
 #include "../gang/gang.h"
@@ -522,6 +523,11 @@ void handle_metrics(struct app *app, struct reply *out)
         snapshot_release(v ? &v->snap : NULL);
         snapshot_release(t ? &t->snap : NULL);
     }
+    /* The cost gauges were computed when the cluster changed (cluster_cost.c),
+     * not here. */
+    struct cost_allocation *costs = (struct cost_allocation *)snapshot_acquire(&app->costs);
+    cost_allocation_render(costs, &b);
+    snapshot_release(costs ? &costs->snap : NULL);
     size_t len;
     char *text = buf_steal(&b, &len);
     if (!text) {

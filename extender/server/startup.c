@@ -86,21 +86,29 @@ bool startup_find_default_pricing(const char *exe, char *found, size_t n, char *
     return false;
 }
 
-static void check_pricing(struct config *cfg, struct startup *st, struct checker *ck)
+char *startup_bundled_pricing(char *why, size_t n)
 {
-    if (cfg->pricing_path)
-        return; /* given: loaded after start-up, and reloaded until it is good */
     char exe[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     exe[len > 0 ? len : 0] = '\0';
     char found[PATH_MAX + 64], tried[4 * PATH_MAX];
     if (!startup_find_default_pricing(exe, found, sizeof(found), tried, sizeof(tried))) {
-        finding(ck, STARTUP_REFUSED,
-                "pricing table: no --pricing given and the bundled %s is not in any of %s",
-                STARTUP_DEFAULT_TABLE, tried);
+        snprintf(why, n, "no --pricing given and the bundled %s is not in any of %s",
+                 STARTUP_DEFAULT_TABLE, tried);
+        return NULL;
+    }
+    return strdup(found);
+}
+
+static void check_pricing(struct config *cfg, struct startup *st, struct checker *ck)
+{
+    if (cfg->pricing_path)
+        return; /* given: loaded after start-up, and reloaded until it is good */
+    char why[5 * PATH_MAX];
+    if (!(cfg->pricing_path = startup_bundled_pricing(why, sizeof(why)))) {
+        finding(ck, STARTUP_REFUSED, "pricing table: %s", why);
         return;
     }
-    cfg->pricing_path = strdup(found);
     st->pricing_default = true;
 }
 
@@ -166,31 +174,13 @@ static void check_source(const struct config *cfg, struct startup *st, struct ch
         st->source = STARTUP_SOURCE_NODES_FILE;
         return;
     }
-    char first[4096] = "";
-    const char *path = cfg->kubeconfig;
-    const char *env = getenv("KUBECONFIG");
-    if (!path && env && *env) {
-        /* $KUBECONFIG may list several files: use the first that exists. */
-        const char *p = env;
-        while (*p && !first[0]) {
-            const char *colon = strchr(p, ':');
-            size_t len = colon ? (size_t)(colon - p) : strlen(p);
-            snprintf(first, sizeof(first), "%.*s", (int)len, p);
-            if (access(first, R_OK) != 0)
-                first[0] = '\0';
-            p += len + (colon ? 1 : 0);
-        }
-        if (first[0])
-            path = first;
-    }
     char err[600];
-    bool ok;
-    if (path)
-        ok = kube_auth_from_kubeconfig(path, cfg->kube_context, &st->auth, err, sizeof(err));
-    else if (kube_in_cluster_available(cfg->service_account_dir))
-        ok = kube_auth_in_cluster(cfg->service_account_dir, &st->auth, err, sizeof(err));
-    else
+    enum kube_auth_found found = kube_auth_discover(cfg->kubeconfig, cfg->kube_context,
+                                                    cfg->service_account_dir, &st->auth, err,
+                                                    sizeof(err));
+    if (found == KUBE_AUTH_NONE)
         return;
+    bool ok = found == KUBE_AUTH_FOUND;
     if (!ok) {
         finding(ck, STARTUP_REFUSED, "cluster connection: %s", err);
         return;

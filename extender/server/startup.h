@@ -71,6 +71,10 @@ int startup_check_files(const struct config *cfg, FILE *out);
 bool startup_find_default_pricing(const char *exe, char *found, size_t n, char *tried,
                                   size_t tried_len);
 
+/* The bundled table for this executable (/proc/self/exe), malloc'd; NULL
+ * with the paths tried in why. */
+char *startup_bundled_pricing(char *why, size_t n);
+
 /* "1 queue", "2 queues". */
 const char *startup_plural(size_t n, const char *one, const char *many, char *buf, size_t len);
 

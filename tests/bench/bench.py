@@ -28,6 +28,7 @@ BIN = os.path.join(ROOT, "bin/cost-extender")
 CLIENT = os.path.join(ROOT, "build/bench/bench_client")
 HANDLERS = os.path.join(ROOT, "build/bench/bench_handlers")
 GANG = os.path.join(ROOT, "build/bench/bench_gang")
+COST = os.path.join(ROOT, "build/bench/bench_cost")
 PRICING = os.path.join(ROOT, "pricing/tables/aws-us-east-1.yaml")
 
 # (name, verb, body, requests, target text, server-side limits ms: (p50, p99))
@@ -89,7 +90,8 @@ def wait_ready(port, proc):
 
 
 def main():
-    for tool in ("build/bench/bench_client", "build/bench/bench_handlers", "build/bench/bench_gang"):
+    for tool in ("build/bench/bench_client", "build/bench/bench_handlers", "build/bench/bench_gang",
+                 "build/bench/bench_cost"):
         subprocess.run(["make", "--no-print-directory", "-s", tool], cwd=ROOT, check=True)
     if not os.path.exists(os.path.join(DATA, "filter-full-5000.json")):
         print("generating benchmark clusters ...", flush=True)
@@ -143,6 +145,7 @@ def main():
         proc.wait(timeout=30)
 
     gang_admission(nodes)
+    cost_gauges(nodes)
     cluster_sync_and_watch()
     pricing_import()
 
@@ -170,6 +173,24 @@ def gang_admission(nodes):
     print(f"  thread CPU time: admit p50 {a['p50']:.3f} p99 {a['p99']:.3f}, "
           f"filter p50 {f['p50']:.3f} p99 {f['p99']:.3f}; "
           f"admitting a 64-pod gang without GPUs p50 {c['p50']:.3f} p99 {c['p99']:.3f}")
+
+
+def cost_gauges(nodes):
+    """Issue 14, in-process (bench_cost.c): the cost allocation behind the
+    /metrics gauges and `cost-extender report` at 5,000 nodes and 150,000
+    bound pods, read from a cluster state under its lock."""
+    r = json.loads(run([COST, PRICING, nodes, "150000", "20"]))
+    print(f"\ncost gauges (in-process: {r['nodes']:,} nodes, {r['pods']:,} bound pods in "
+          f"{r['namespaces']} namespaces), ms over 20 runs:")
+    for name, key in (("recompute for /metrics (state lock held)", "allocate"),
+                      ("  the same in thread CPU time", "allocate_cpu"),
+                      ("render the gauges", "render"),
+                      ("recompute for the report (top 10 kept)", "report_allocate")):
+        s = r[key]
+        print(f"  {name:<42} min {s['min']:.2f}  p50 {s['p50']:.2f}  max {s['max']:.2f}")
+    print(f"  /metrics cost families: {r['metrics_bytes'] / 1024:.1f} KiB "
+          f"({r['series_namespaces']} namespace series); at most one recompute per "
+          f"--cost-metrics-interval (5 s): {r['allocate']['p50'] / 50:.1f} % of a core")
 
 
 def cluster_sync_and_watch():

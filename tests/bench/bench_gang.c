@@ -27,6 +27,7 @@
  * the same calls in thread CPU time (*_cpu), which leaves out the time the
  * thread was preempted by other work on the machine.
  */
+#include "bench_util.h"
 #include "base/arena.h"
 #include "base/log.h"
 #include "cost/pricing_table.h"
@@ -67,21 +68,6 @@ static int64_t wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static uint64_t next_rand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
 }
 
 static void die(const char *what)
@@ -139,7 +125,7 @@ struct stat {
 
 static struct stat stats_of(double *ms, int n)
 {
-    qsort(ms, (size_t)n, sizeof(double), cmp);
+    qsort(ms, (size_t)n, sizeof(double), cmp_double);
     return (struct stat){ms[0], ms[n / 2], ms[(int)(n * 0.99)], ms[n - 1]};
 }
 

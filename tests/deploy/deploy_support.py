@@ -43,7 +43,8 @@ KUBECTL_OLD = Path(os.environ.get("CE_KUBECTL_OLD") or REPO / "build" / "tools" 
 # Every kustomization under deploy/ (test_every_kustomization_is_listed keeps
 # this list complete).
 KUSTOMIZATIONS = ["shared", "base", "monitoring", "mtls", "default-scheduler",
-                  "secondary-scheduler", "secondary-scheduler/example", "pricing-refresher"]
+                  "secondary-scheduler", "secondary-scheduler/example", "pricing-refresher",
+                  "cost-report"]
 
 # Where the manifests mount the extender's files inside the container; the
 # tests lay the same tree out under a temporary folder.

@@ -146,7 +146,7 @@ EXPECTED_KINDS = {
              "Deployment", "Service", "PodDisruptionBudget"},
     "monitoring": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
                    "ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
-                   "ServiceMonitor"},
+                   "ServiceMonitor", "PrometheusRule"},
     "mtls": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
              "Deployment", "Service", "PodDisruptionBudget"},
     "default-scheduler": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
@@ -156,6 +156,7 @@ EXPECTED_KINDS = {
                             "PodDisruptionBudget"},
     "secondary-scheduler/example": {"Namespace", "Deployment"},
     "pricing-refresher": {"ServiceAccount", "Role", "RoleBinding", "CronJob"},
+    "cost-report": {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "CronJob"},
 }
 
 
@@ -282,8 +283,16 @@ def test_servicemonitor_scrapes_the_service_metrics_port():
     (ep,) = sm["spec"]["endpoints"]
     assert ep["port"] in [p["name"] for p in svc["spec"]["ports"]]
     assert ep["path"] == "/metrics"
-    # The overlay is base plus the ServiceMonitor, nothing changed.
-    assert normalized([d for d in docs if d["kind"] != "ServiceMonitor"]) == \
+    # The cost gauges' namespace label (the namespace a cost is for) must win
+    # over the target's (the extender's own): kube-state-metrics does the same.
+    assert ep["honorLabels"] is True
+    # The overlay is base plus the ServiceMonitor, the PrometheusRule and
+    # the dashboard ConfigMap, nothing changed (tests/monitoring checks
+    # the rules and the dashboard themselves).
+    added = {("ServiceMonitor", "cost-extender"), ("PrometheusRule", "cost-extender"),
+             ("ConfigMap", "cost-extender-dashboard")}
+    assert {(d["kind"], d["metadata"]["name"]) for d in docs} >= added
+    assert normalized([d for d in docs if (d["kind"], d["metadata"]["name"]) not in added]) == \
         normalized(objects("base"))
 
 
@@ -1038,7 +1047,7 @@ def test_dockerfile_runtime_packages_cover_the_binarys_libraries():
     (_, _), (_, refresher), (_, run) = dockerfile_stages()
     runtime = apt_installed(run)
     assert runtime == ["libmicrohttpd12", "libyaml-0-2", "libcurl4", "libgnutls30",
-                       "ca-certificates"]
+                       "libcjson1", "ca-certificates"]
     # The refresher runs the same binary (pricing.py validate): the same
     # libraries, plus python3 for pricing/tools.
     assert apt_installed(refresher) == runtime + ["python3"]

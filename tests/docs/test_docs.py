@@ -73,6 +73,8 @@ MANUAL = {
     "make image": "it needs a container engine (and says 'skipped' without one)",
     "make image-refresher": "it needs a container engine",
     "kustomize edit": "it needs the standalone kustomize and edits deploy/ in place",
+    "cost-extender report --nodes nodes.json": "it reads the dumps a cluster block writes",
+    "cost-extender report --kubeconfig": "it lists the nodes and pods of a live cluster",
 }
 
 # Flags of other programs the docs name (not cost-extender's).
@@ -514,9 +516,19 @@ def pricing_tool_flags():
     return flags
 
 
+@functools.lru_cache(maxsize=None)
+def report_flags():
+    """The flags of `cost-extender report`, from its own --help."""
+    out = subprocess.run([str(RELEASE), "report", "--help"], capture_output=True, text=True,
+                         timeout=60).stdout
+    flags = set(re.findall(r"(--[a-z][a-z-]*)", out))
+    assert "--nodes" in flags and "--output" in flags, out
+    return flags
+
+
 @pytest.mark.parametrize("doc", DOCS)
 def test_flags_named_in_prose_exist(doc):
-    ours = {"--" + f for f in HELP}
+    ours = {"--" + f for f in HELP} | report_flags()
     tool = pricing_tool_flags()
     bad = sorted({f for f in re.findall(r"`(--[a-z][a-z-]*)", prose(doc))
                   if f not in ours | tool and f not in OTHER_FLAGS})

@@ -19,14 +19,19 @@
  * name, with no negative requested resources; at the end, when a pod relist
  * returns nothing (every pod gone), no node has anything requested any more
  * (the per-node sums kept as pods come and go add back up to zero), and an
- * empty node relist leaves no node.
+ * empty node relist leaves no node. The cost allocation of the state
+ * (cluster_state_allocate, the /metrics gauges) adds up after every line:
+ * finite, non-negative figures, pods plus idle equal to the nodes' price,
+ * a spot share within 0..1, and groups within their bounds.
  */
 #include "fuzz_util.h"
 
 #include "cluster/cluster_state.h"
 #include "cluster/informer.h"
+#include "cost/cost_allocation.h"
 #include "kube/node_view.h"
 
+#include <math.h>
 #include <stdbool.h>
 
 static const struct capacity_label_config fz_watch_label = {0};
@@ -55,6 +60,50 @@ static void fz_watch_check_view(struct cluster_state *st, bool all_pods_gone)
         }
     }
     snapshot_release(&v->snap);
+}
+
+/* Every type priced (unknown ones by default), so that every usable node
+ * counts. */
+static const char fz_watch_table[] =
+    "apiVersion: cost-extender.io/v1alpha1\nkind: PricingTable\ncurrency: USD\n"
+    "source: fuzz\ndate: \"2026-01-01\"\n"
+    "unknownInstanceTypes: {policy: default-price, onDemand: 1.5, spot: 0.5}\n"
+    "instanceTypes:\n  m5.large: {vcpu: 2, memory: 8Gi, onDemand: 0.096, spot: 0.03}\n";
+
+static bool fz_watch_money(double v)
+{
+    return isfinite(v) && v >= 0;
+}
+
+static void fz_watch_check_costs(struct cluster_state *st)
+{
+    static struct pricing_table *t;
+    if (!t) {
+        struct pricing_error err;
+        t = pricing_parse(fz_watch_table, strlen(fz_watch_table), "fuzz.yaml", &err);
+    }
+    FUZZ_CHECK(t != NULL);
+    struct cost_config cfg;
+    cost_config_defaults(&cfg);
+    struct cost_queue_budget budget = {"q", 1.0};
+    struct cost_alloc_options o = {.pricing = t, .cost = &cfg, .budgets = &budget, .n_budgets = 1,
+                                   .max_namespaces = 3, .max_queues = 3,
+                                   .max_instance_types = 3, .max_spot_candidates = 3};
+    struct cost_allocation *a = cluster_state_allocate(st, &o, NULL, NULL);
+    FUZZ_CHECK(a != NULL);
+    FUZZ_CHECK(fz_watch_money(a->pod_cost) && fz_watch_money(a->idle_cost) &&
+               fz_watch_money(a->node_cost));
+    FUZZ_CHECK(fabs(a->pod_cost + a->idle_cost - a->node_cost) <= 1e-6 * (1 + a->node_cost));
+    FUZZ_CHECK(a->spot_share >= 0 && a->spot_share <= 1);
+    FUZZ_CHECK(a->n_namespaces <= 4 && a->n_queues <= 4 && a->n_instance_types <= 4);
+    FUZZ_CHECK(a->n_candidates <= 3 && a->n_budgets == 1);
+    double sum = 0;
+    for (size_t i = 0; i < a->n_namespaces; i++) {
+        FUZZ_CHECK(fz_watch_money(a->namespaces[i].cost));
+        sum += a->namespaces[i].cost;
+    }
+    FUZZ_CHECK(fabs(sum - a->pod_cost) <= 1e-6 * (1 + a->pod_cost));
+    snapshot_release(&a->snap);
 }
 
 struct fz_watch_list_ctx {
@@ -122,9 +171,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_watch_line(st, line, end - start);
         free(line);
         fz_watch_check_view(st, false);
-        lines++;
+        /* A cost allocation walks every slot of the pod map: every eighth
+         * line, and at the end, keeps the fuzzer fast. */
+        if (++lines % 8 == 0)
+            fz_watch_check_costs(st);
         start = end + 1;
     }
+    fz_watch_check_costs(st);
     cluster_state_relist_begin(st, CLUSTER_PODS);
     cluster_state_relist_end(st, CLUSTER_PODS);
     FUZZ_CHECK(cluster_state_count(st, CLUSTER_PODS) == 0);

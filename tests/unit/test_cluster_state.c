@@ -11,6 +11,8 @@
 #include "cluster/cluster_state.h"
 #include "cluster/informer.h"
 
+#include <math.h>
+
 #define API "tests/fixtures/kube-apiserver-v1.32"
 
 static struct capacity_label_config no_label;
@@ -296,6 +298,90 @@ static void test_requested_sums(void **state)
     cluster_state_free(st);
 }
 
+static struct str queue_by_namespace(void *ctx, const struct pod_info *pod)
+{
+    (void)ctx;
+    return str_eq_lit(pod->namespace_, "a") ? TSTR("qa") : STR_NULL;
+}
+
+/* A pod of requested_sums' shape, bound to n1, with one annotation. */
+static char *annotated_pod(const char *name, const char *node, const char *spot)
+{
+    char *s = malloc(1024);
+    snprintf(s, 1024,
+             "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\",\"namespace\":\"b\","
+             "\"annotations\":{\"cost-extender.io/spot\":\"%s\"}},\"spec\":{%s%s%s\"containers\":"
+             "[{\"name\":\"c\",\"resources\":{\"requests\":{\"cpu\":\"1\",\"memory\":\"1Gi\"}}}]},"
+             "\"status\":{\"phase\":\"Running\"}}",
+             name, spot, node ? "\"nodeName\":\"" : "", node ? node : "", node ? "\"," : "");
+    return s;
+}
+
+/* The state's pods and nodes as the cost gauges see them
+ * (cluster_state_allocate), and what marks them for a new computation. */
+static void test_cost_allocation_of_the_state(void **state)
+{
+    (void)state;
+    /* t.node: spot 0.40 per hour (node_json makes spot nodes with 4 GPUs). */
+    static const char table[] = "apiVersion: cost-extender.io/v1alpha1\nkind: PricingTable\n"
+                                "currency: USD\nsource: unit test\ndate: \"2026-01-01\"\n"
+                                "unknownInstanceTypes: {policy: unschedulable}\n"
+                                "instanceTypes:\n  t.node: {vcpu: 2, memory: 8Gi, onDemand: 1.0, "
+                                "spot: 0.4}\n";
+    struct pricing_error perr;
+    struct pricing_table *t = pricing_parse(table, strlen(table), "t.yaml", &perr);
+    assert_non_null(t);
+    struct cost_config cfg;
+    cost_config_defaults(&cfg);
+    struct cluster_state *st = cluster_state_new(&no_label, 64);
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n1", "t.node", "2", "8Gi")));
+    /* a/p1: 500m of 2 cpu (memory 1Gi of 8): 0.25 x 0.4 = 0.1.
+     * a/p2: 2 of 4 GPUs: 0.5 x 0.4 = 0.2. n1 idle: 0.4 x 0.25 = 0.1.
+     * b/p3 is pending (nothing), b/p4 is on a node not known (unpriced). */
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p1", "n1", "500m", "Running", NULL)));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p2", "n1", "250m", "Running", "2")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("b", "p3", NULL, "1", "Pending", NULL)));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("b", "p4", "ghost", "1", "Running", NULL)));
+    struct cost_alloc_options o = {.pricing = t, .cost = &cfg};
+    struct cost_allocation *a = cluster_state_allocate(st, &o, queue_by_namespace, NULL);
+    assert_non_null(a);
+    assert_int_equal(a->n_namespaces, 1);
+    assert_string_equal(a->namespaces[0].name, "a");
+    assert_true(fabs(a->namespaces[0].cost - 0.3) < 1e-12);
+    assert_string_equal(a->queues[0].name, "qa");
+    assert_true(fabs(a->capacity[CAPACITY_SPOT].idle_cost - 0.1) < 1e-12);
+    assert_true(fabs(a->node_cost - 0.4) < 1e-12);
+    assert_int_equal(a->pods, 2);
+    assert_int_equal(a->unpriced_pods, 1);
+    snapshot_release(&a->snap);
+
+    /* A bound pod's annotation changes, nothing else: the view is the same
+     * (not dirty), its cost may not be. A repeat of the same pod, or an
+     * unbound pod's annotation, changes neither. */
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, annotated_pod("p5", "n1", "allow")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, annotated_pod("p6", NULL, "allow")));
+    cluster_state_take_dirty(st);
+    cluster_state_take_cost_dirty(st);
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, annotated_pod("p5", "n1", "never")));
+    assert_false(cluster_state_take_dirty(st));
+    assert_true(cluster_state_take_cost_dirty(st));
+    assert_false(cluster_state_take_cost_dirty(st));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, annotated_pod("p5", "n1", "never")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, annotated_pod("p6", NULL, "never")));
+    assert_false(cluster_state_take_cost_dirty(st));
+    /* p5 (1 cpu of 2: 0.5) now shares n1 with p1 and p2: 0.25 + 0.5 + 0.5
+     * = 1.25, so each share is scaled by 1 / 1.25 and n1 has no idle; a
+     * pays (0.25 + 0.5) / 1.25 x 0.4 = 0.3 / 1.25. Without a queue
+     * callback every pod is in no queue. */
+    a = cluster_state_allocate(st, &o, NULL, NULL);
+    assert_true(fabs(a->node_cost - a->pod_cost) < 1e-12); /* n1 is full: no idle */
+    assert_true(fabs(a->namespaces[0].cost - 0.3 / 1.25) < 1e-12);
+    assert_string_equal(a->queues[0].name, COST_NO_QUEUE);
+    snapshot_release(&a->snap);
+    cluster_state_free(st);
+    snapshot_release(&t->snap);
+}
+
 static void test_relist_drops_what_vanished(void **state)
 {
     (void)state;
@@ -558,6 +644,7 @@ int main(void)
         cmocka_unit_test(test_parse_real_watch_stream),
         cmocka_unit_test(test_parse_error_events),
         cmocka_unit_test(test_requested_sums),
+        cmocka_unit_test(test_cost_allocation_of_the_state),
         cmocka_unit_test(test_relist_drops_what_vanished),
         cmocka_unit_test(test_bad_objects_are_skipped_without_harm),
         cmocka_unit_test(test_invalid_utf8_objects_keep_last_good_state),

@@ -161,6 +161,9 @@ static const struct flag_case FLAGS[] = {
     {"watch-stall-timeout", "cluster.watchStallTimeoutSeconds", "30", {"0", "3601", "x"}},
     {"watch-timeout", "cluster.watchTimeoutSeconds", "120", {"0", "3601", "1.5"}},
     {"list-page-size", "cluster.listPageSize", "250", {"0", "100001", "x"}},
+    {"cost-metrics-interval", "metrics.costIntervalSeconds", "30", {"0.01", "3601", "x", ""}},
+    {"metrics-max-namespaces", "metrics.maxNamespaces", "50", {"0", "100001", "x", "-1"}},
+    {"metrics-max-instance-types", "metrics.maxInstanceTypes", "20", {"0", "100001", "1.5"}},
     {"packing-weight", "policy.packingWeight", "0.25", {"-0.1", "1.01", "nan", "x", ""}},
     {"log-level", "logLevel", "debug", {"verbose", "DEBUG", "", "5", "warning"}},
     {"max-body-bytes", "http.maxBodyBytes", "256Mi", {"1023", "-1", "abc", "1e3", "", "1.5.5"}},
@@ -255,6 +258,12 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_int_equal(c->reload_settle_ms, 1500);
     else if (!strcmp(f, "list-page-size"))
         assert_int_equal(c->list_page_size, 250);
+    else if (!strcmp(f, "cost-metrics-interval"))
+        assert_int_equal(c->cost_metrics_interval_ms, 30000);
+    else if (!strcmp(f, "metrics-max-namespaces"))
+        assert_int_equal(c->metrics_max_namespaces, 50);
+    else if (!strcmp(f, "metrics-max-instance-types"))
+        assert_int_equal(c->metrics_max_instance_types, 20);
     else if (!strcmp(f, "packing-weight"))
         assert_true(c->cost.packing_weight == 0.25);
     else if (!strcmp(f, "log-level"))
@@ -399,6 +408,9 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_containers_per_pod, 4096);
     assert_int_equal(c.reload_poll_ms, 2000);
     assert_int_equal(c.shutdown_grace_s, 10);
+    assert_int_equal(c.cost_metrics_interval_ms, 5000);
+    assert_int_equal(c.metrics_max_namespaces, 200);
+    assert_int_equal(c.metrics_max_instance_types, 100);
     assert_int_equal(c.cost.default_spot, SPOT_ALLOW);
     assert_true(c.cost.spot_risk_weight == 1.0);
     assert_null(c.capacity_label.key);
@@ -559,6 +571,10 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "  watchStallTimeoutSeconds: 30\n"
                                 "  watchTimeoutSeconds: 120\n"
                                 "  listPageSize: 250\n"
+                                "metrics:\n"
+                                "  costIntervalSeconds: 30\n"
+                                "  maxNamespaces: 50\n"
+                                "  maxInstanceTypes: 20\n"
                                 "http:\n"
                                 "  maxBodyBytes: 256Mi\n"
                                 "  maxHeaderBytes: 1Mi\n"

@@ -5,27 +5,12 @@
  * Pods and nodes are built by hand; prices come from a small YAML table in
  * this file. Every expected cost is worked out in a comment next to it.
  */
-#include "test_util.h"
+#include "cost_test_util.h"
 
 #include "cost/cost_model.h"
 
 #include <float.h>
 #include <math.h>
-
-#define assert_near(a, b)                                                                          \
-    do {                                                                                           \
-        double a_ = (a), b_ = (b);                                                                 \
-        if (!(fabs(a_ - b_) <= 1e-9 * fmax(1.0, fabs(b_))))                                        \
-            fail_msg("%s = %.12g, want %.12g", #a, a_, b_);                                        \
-    } while (0)
-
-#define GI (1024LL * 1024 * 1024)
-#define MI (1024LL * 1024)
-
-static struct str str_of(const char *s)
-{
-    return s ? (struct str){s, strlen(s)} : STR_NULL;
-}
 
 #define HEAD                                                                                       \
     "apiVersion: cost-extender.io/v1alpha1\n"                                                      \
@@ -51,32 +36,6 @@ static const char TABLE_UNSCHEDULABLE[] =
          "instanceTypes:\n"
          "  cpu.node: {vcpu: 2, memory: 8Gi, onDemand: 0.10}\n";
 
-static struct pricing_table *table(const char *yaml)
-{
-    struct pricing_error err;
-    struct pricing_table *t = pricing_parse(yaml, strlen(yaml), "test.yaml", &err);
-    if (!t)
-        fail_msg("test table: %d: %s", err.line, err.msg);
-    return t;
-}
-
-static struct node_facts node(const char *name, const char *type, enum capacity_type cap,
-                              int64_t cpu_milli, int64_t memory, int64_t gpus)
-{
-    struct node_facts n;
-    memset(&n, 0, sizeof(n));
-    n.name = str_of(name);
-    n.instance_type = str_of(type);
-    n.region = str_of("r1");
-    n.zone = str_of("r1-a");
-    n.capacity = cap;
-    n.allocatable.cpu_milli = cpu_milli;
-    n.allocatable.memory = memory;
-    n.allocatable.pods = 110;
-    if (gpus)
-        assert_true(resources_ext_set(&n.allocatable, str_of("nvidia.com/gpu"), gpus));
-    return n;
-}
 
 /* A pod whose scoring requests equal its requests. */
 static struct pod_info pod(int64_t cpu_milli, int64_t memory, int64_t gpus)

@@ -18,7 +18,7 @@
  * Numbers are worked out by hand in the comments; none is read off the
  * program's output.
  */
-#include "test_util.h"
+#include "cost_test_util.h"
 
 #include "base/arena.h"
 #include "base/buf.h"
@@ -33,25 +33,12 @@
 #include <pthread.h>
 #include <time.h>
 
-#define GI (1024LL * 1024 * 1024)
 #define GPU "nvidia.com/gpu"
 
 /* 2026-01-01T00:00:00Z, when the test pods are created (plus seconds). */
 #define CREATED_BASE_S 1767225600LL
 /* "Now" for decisions: an hour after the pods were created. */
 #define T0 ((CREATED_BASE_S + 3600) * 1000)
-
-static struct str str_of(const char *s)
-{
-    return s ? (struct str){s, strlen(s)} : STR_NULL;
-}
-
-#define assert_near(a, b)                                                                          \
-    do {                                                                                           \
-        double a_ = (a), b_ = (b);                                                                 \
-        if (!(fabs(a_ - b_) <= 1e-9 * fmax(1.0, fabs(b_))))                                        \
-            fail_msg("%s = %.12g, want %.12g", #a, a_, b_);                                        \
-    } while (0)
 
 /* --- prices ------------------------------------------------------------------------
  * Per hour, no spot interruption rates (so spot prices are not raised).

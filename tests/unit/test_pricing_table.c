@@ -8,7 +8,7 @@
  * Expected prices are read off the YAML text in each test (or off the
  * shipped table files), never off the program's output.
  */
-#include "test_util.h"
+#include "cost_test_util.h"
 
 #include "cost/pricing_table.h"
 #include "kube/node_view.h"
@@ -18,18 +18,6 @@
 #include <unistd.h>
 
 /* --- helpers ---------------------------------------------------------------- */
-
-#define assert_near(a, b)                                                                          \
-    do {                                                                                           \
-        double a_ = (a), b_ = (b);                                                                 \
-        if (!(fabs(a_ - b_) <= 1e-9 * fmax(1.0, fabs(b_))))                                        \
-            fail_msg("%s = %.12g, want %.12g", #a, a_, b_);                                        \
-    } while (0)
-
-static struct str str_of(const char *s)
-{
-    return s ? (struct str){s, strlen(s)} : STR_NULL;
-}
 
 /* 1-based line of the n-th (1-based) occurrence of marker in text. */
 static int line_of_nth(const char *text, const char *marker, int nth)
