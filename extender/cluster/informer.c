@@ -125,7 +125,10 @@ static bool item_span(void *arg, struct jscan *s)
 {
     struct span_ctx *sc = arg;
     struct jstr span;
-    if (!jscan_skip(s, &span))
+    s->allow_bad_utf8 = true;
+    bool ok = jscan_skip(s, &span);
+    s->allow_bad_utf8 = false;
+    if (!ok)
         return false;
     sc->fn(sc->ctx, span.ptr, span.len);
     return true;
@@ -313,8 +316,10 @@ struct list_ctx {
 
 /* One list item, decoded where it lies in the page (one pass over its
  * bytes). An item the decoder refuses part-way (a field of the wrong JSON
- * type) is skipped: the scanner goes back to the item's start and skips
- * it, so the rest of the page still applies. */
+ * type, a string that is not UTF-8) is skipped: the scanner goes back to
+ * the item's start and skips it, allowing bad UTF-8 only for that skip, so
+ * the rest of the page still applies and the cache keeps what it had for
+ * the bad object. */
 static bool list_item(void *arg, struct jscan *s)
 {
     struct list_ctx *lc = arg;
@@ -332,8 +337,12 @@ static bool list_item(void *arg, struct jscan *s)
         s->error_at = 0;
         s->p = start;
         s->depth = depth;
-        if (!jscan_skip(s, NULL))
+        s->allow_bad_utf8 = true;
+        bool skipped = jscan_skip(s, NULL);
+        s->allow_bad_utf8 = false;
+        if (!skipped)
             return false; /* not JSON at all: the page is bad */
+        cluster_state_keep(lc->inf->st, lc->inf->kind, start, (size_t)(s->p - start));
     }
     lc->skipped++;
     log_kv(LOG_WARN, "object skipped", "resource", cluster_kind_name(lc->inf->kind), "reason",

@@ -61,6 +61,10 @@
 #include "../fuzz/fuzz_simulate.c"
 #undef LLVMFuzzerTestOneInput
 
+#define LLVMFuzzerTestOneInput fz_http_head_one
+#include "../fuzz/fuzz_http_head.c"
+#undef LLVMFuzzerTestOneInput
+
 typedef int (*fuzz_one_fn)(const uint8_t *data, size_t size);
 
 /* Replays every file in tests/fuzz/<where>/<target>/ (sorted, for a
@@ -118,6 +122,14 @@ REPLAY_TEST(ytree, fz_ytree_one_input)
 REPLAY_TEST(jscan, fz_jscan_one)
 REPLAY_TEST(config, fz_config_one)
 REPLAY_TEST(simulate, fz_simulate_one)
+REPLAY_TEST(http_head, fz_http_head_one)
+
+/* The head checks' invariants on their seeds too (no crasher saved yet). */
+static void test_http_head_seeds(void **state)
+{
+    (void)state;
+    assert_int_equal(replay_dir("seeds", "http_head", fz_http_head_one), 3);
+}
 
 /* The fixes, stated directly (the crashers above go through the whole
  * request path; these say what the fixed functions now promise). */
@@ -178,6 +190,8 @@ int main(void)
         cmocka_unit_test(test_replay_jscan),
         cmocka_unit_test(test_replay_config),
         cmocka_unit_test(test_replay_simulate),
+        cmocka_unit_test(test_replay_http_head),
+        cmocka_unit_test(test_http_head_seeds),
         cmocka_unit_test(test_fixed_gpu_sum_saturates),
         cmocka_unit_test(test_fixed_resource_names_validated),
     };
