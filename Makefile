@@ -345,6 +345,6 @@ image-refresher:
 # --- load and fault test, longer than in make test ------------------------------
 LOAD_SECONDS ?= 30
 load: test-deps
-	@$(MAKE) --no-print-directory bin/cost-extender
+	@$(MAKE) --no-print-directory bin/cost-extender build/asan/cost-extender
 	LOAD_SECONDS=$(LOAD_SECONDS) LOAD_REPORT=build/load-report.jsonl \
 	  /usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/load

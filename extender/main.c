@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     enum startup_source src = st.source;
     char serr[600];
 
-    struct reloader *rl = reloader_new(cfg.reload_poll_ms);
+    struct reloader *rl = reloader_new(cfg.reload_poll_ms, cfg.reload_settle_ms);
     if (!rl || !reloader_watch(rl, cfg.pricing_path, reload_pricing_cb, &app) ||
         (cfg.nodes_file && !reloader_watch(rl, cfg.nodes_file, reload_nodes_cb, &app)) ||
         (cfg.queues_path && !reloader_watch(rl, cfg.queues_path, reload_queues_cb, &app)) ||
@@ -255,7 +255,7 @@ int main(int argc, char **argv)
                            ? "standalone: node facts for names-only requests from --nodes-file"
                            : "standalone: no cluster connection and no --nodes-file, so only "
                              "full-node requests can be answered";
-    log_kv(LOG_INFO, "cost-extender started", "version", CE_VERSION, "listen", cfg.listen,
+    log_kv(LOG_INFO, "cost-extender started", "version", CE_VERSION, "listen", http_address(srv),
            "scheme", tls ? (cfg.tls_client_ca ? "https (client certificates required)" : "https")
                          : "http",
            "pricing", cfg.pricing_path, "pricing_from",
@@ -274,10 +274,10 @@ int main(int argc, char **argv)
     }
 
     /* Graceful shutdown: readiness goes false at once so a load balancer
-     * stops sending; in-flight requests get the grace period. */
+     * stops sending (the listener stays open, so /readyz answers 503
+     * rather than refusing); in-flight requests get the grace period. */
     atomic_store(&app.shutting_down, true);
-    log_kv(LOG_INFO, "shutting down: no new connections, finishing requests in flight", NULL);
-    http_quiesce(srv);
+    log_kv(LOG_INFO, "shutting down: /readyz answers 503, finishing requests in flight", NULL);
     double deadline = clock_mono_s() + cfg.shutdown_grace_s;
     while (http_in_flight(srv) > 0 && clock_mono_s() < deadline) {
         struct timespec ts = {0, 20 * 1000000L};

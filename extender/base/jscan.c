@@ -2,8 +2,12 @@
  * jscan.c - strict JSON pull scanner; see jscan.h for the contract.
  *
  * The hot loop is string scanning (Node objects are mostly strings: image
- * names, managedFields keys), so strings are scanned eight bytes at a time
- * for the three bytes that matter: quote, backslash and control characters.
+ * names, managedFields keys), so strings are scanned sixteen bytes at a time
+ * for the bytes that matter: quote, backslash, control characters, and
+ * bytes of 0x80 and up, whose UTF-8 sequence is then checked one character
+ * at a time (RFC 8259 section 8.1: JSON between systems is UTF-8; a name
+ * with a stray byte would be echoed back as a different name). Plain ASCII,
+ * nearly all of a Node object, stays on the sixteen-byte path.
  */
 #include "jscan.h"
 
@@ -23,6 +27,7 @@ void jscan_init(struct jscan *s, const char *data, size_t len, int max_depth)
     s->max_depth = max_depth;
     s->error = NULL;
     s->error_at = 0;
+    s->allow_bad_utf8 = false;
     s->had_member[0] = 0;
 }
 
@@ -138,11 +143,11 @@ static int next_member(struct jscan *s, char close)
     return 1;
 }
 
-/* Advances p to the next byte that needs a look: a quote, a backslash or a
- * control character (or end). */
+/* Advances p to the next byte that needs a look: a quote, a backslash, a
+ * control character, a byte of 0x80 or more (or end). */
 static inline const char *skip_plain(const char *p, const char *end)
 {
-    return p + json_plain_prefix(p, (size_t)(end - p));
+    return p + json_ascii_plain_prefix(p, (size_t)(end - p));
 }
 
 static inline bool is_hex(char c)
@@ -150,25 +155,101 @@ static inline bool is_hex(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-/* Cursor at the opening quote. */
-static bool scan_string(struct jscan *s, struct jstr *out)
+static inline bool is_cont(unsigned char c)
 {
-    const char *p = s->p + 1, *end = s->end;
-    bool escaped = false;
+    return (c & 0xC0) == 0x80;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (whose first byte is 0x80
+ * or more), 0 when it is not one: RFC 3629 section 4, so no overlong forms,
+ * no surrogates (U+D800..U+DFFF), nothing past U+10FFFF. */
+static size_t utf8_seq(const char *p, const char *end)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t left = (size_t)(end - p);
+    unsigned char c = u[0];
+    if (c >= 0xC2 && c <= 0xDF)
+        return left >= 2 && is_cont(u[1]) ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (left < 3 || !is_cont(u[1]) || !is_cont(u[2]))
+            return 0;
+        if ((c == 0xE0 && u[1] < 0xA0) || (c == 0xED && u[1] > 0x9F))
+            return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (left < 4 || !is_cont(u[1]) || !is_cont(u[2]) || !is_cont(u[3]))
+            return 0;
+        if ((c == 0xF0 && u[1] < 0x90) || (c == 0xF4 && u[1] > 0x8F))
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return c - 'A' + 10;
+}
+
+static unsigned hex4(const char *p)
+{
+    return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+}
+
+/* At a \u escape (p[0] is the backslash, the four hex digits checked):
+ * bytes the escape takes, one pair for a surrogate pair; 0 for a lone
+ * surrogate, which is no character at all (Go's decoder would turn it into
+ * U+FFFD, so a name would come back changed). */
+static size_t u_escape(const char *p, const char *end)
+{
+    unsigned cp = hex4(p + 2);
+    if (cp < 0xD800 || cp > 0xDFFF)
+        return 6;
+    if (cp >= 0xDC00)
+        return 0;
+    if (end - p < 12 || p[6] != '\\' || p[7] != 'u' || !is_hex(p[8]) || !is_hex(p[9]) ||
+        !is_hex(p[10]) || !is_hex(p[11]))
+        return 0;
+    unsigned lo = hex4(p + 8);
+    return lo >= 0xDC00 && lo <= 0xDFFF ? 12 : 0;
+}
+
+/* The rest of a string from p, a byte that is not plain ASCII: escapes,
+ * UTF-8 sequences, and the plain runs between them. Returns the closing
+ * quote, or NULL with the scanner failed. Out of line so that the common
+ * string, plain ASCII to its quote, takes the short path in scan_string. */
+static __attribute__((noinline)) const char *scan_string_rest(struct jscan *s, const char *p,
+                                                              bool *escaped)
+{
+    const char *end = s->end;
     for (;;) {
-        p = skip_plain(p, end);
         if (p >= end) {
             s->p = p;
-            return jscan_fail(s, "unterminated string");
+            jscan_fail(s, "unterminated string");
+            return NULL;
         }
         unsigned char c = (unsigned char)*p;
         if (c == '"')
-            break;
-        if (c == '\\') {
-            escaped = true;
+            return p;
+        if (c >= 0x80) {
+            size_t n = utf8_seq(p, end);
+            if (!n && !s->allow_bad_utf8) {
+                s->p = p;
+                jscan_fail(s, "invalid UTF-8 in string");
+                return NULL;
+            }
+            p += n ? n : 1;
+        } else if (c == '\\') {
+            *escaped = true;
             if (end - p < 2) {
                 s->p = p;
-                return jscan_fail(s, "unterminated string");
+                jscan_fail(s, "unterminated string");
+                return NULL;
             }
             switch (p[1]) {
             case '"':
@@ -181,23 +262,46 @@ static bool scan_string(struct jscan *s, struct jstr *out)
             case 't':
                 p += 2;
                 break;
-            case 'u':
+            case 'u': {
                 if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) ||
                     !is_hex(p[5])) {
                     s->p = p;
-                    return jscan_fail(s, "bad \\u escape in string");
+                    jscan_fail(s, "bad \\u escape in string");
+                    return NULL;
                 }
-                p += 6;
+                size_t n = u_escape(p, end);
+                if (!n && !s->allow_bad_utf8) {
+                    s->p = p;
+                    jscan_fail(s, "lone surrogate \\u escape in string");
+                    return NULL;
+                }
+                p += n ? n : 6;
                 break;
+            }
             default:
                 s->p = p;
-                return jscan_fail(s, "bad escape in string");
+                jscan_fail(s, "bad escape in string");
+                return NULL;
             }
-            continue;
+        } else {
+            /* c < 0x20: skip_plain stops only at the kinds above. */
+            s->p = p;
+            jscan_fail(s, "control character in string");
+            return NULL;
         }
-        /* c < 0x20: skip_plain stops only at the three special kinds. */
-        s->p = p;
-        return jscan_fail(s, "control character in string");
+        p = skip_plain(p, end);
+    }
+}
+
+/* Cursor at the opening quote. */
+static bool scan_string(struct jscan *s, struct jstr *out)
+{
+    const char *p = skip_plain(s->p + 1, s->end);
+    bool escaped = false;
+    if (p >= s->end || *p != '"') {
+        p = scan_string_rest(s, p, &escaped);
+        if (!p)
+            return false;
     }
     if (out) {
         out->ptr = s->p + 1;
@@ -395,19 +499,6 @@ bool jscan_finish(struct jscan *s)
     return true;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return c - 'A' + 10;
-}
-
-static unsigned read_u4(const char *p)
-{
-    return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
-}
 
 static size_t put_utf8(char *o, unsigned cp)
 {
@@ -466,11 +557,11 @@ size_t jstr_decode(const struct jstr *j, char *out)
             *o++ = '\t';
             break;
         case 'u': {
-            unsigned cp = read_u4(p);
+            unsigned cp = hex4(p);
             p += 4;
             if (cp >= 0xD800 && cp < 0xDC00) {
                 if (end - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-                    unsigned lo = read_u4(p + 2);
+                    unsigned lo = hex4(p + 2);
                     if (lo >= 0xDC00 && lo < 0xE000) {
                         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                         p += 6;

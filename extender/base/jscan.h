@@ -5,7 +5,9 @@
  * objects of which we need a few dozen bytes each (name, a handful of
  * labels, allocatable). Building a cJSON tree of all of it costs more than
  * the rest of the request. jscan walks the text once, validates every byte
- * against RFC 8259 (so a truncated or malformed body is always rejected),
+ * against RFC 8259 (so a truncated or malformed body is always rejected;
+ * every string must be well-formed UTF-8, section 8.1, and \u escapes of
+ * surrogates must come in pairs),
  * hands out string spans that point into the input, and skips what we do not
  * need without copying it. Nesting depth is bounded.
  *
@@ -60,6 +62,10 @@ struct jscan {
     int max_depth;
     const char *error;
     size_t error_at;
+    /* Set by a caller that must find the end of a value whose strings hold
+     * invalid UTF-8 (to skip one bad object in an API list and keep the
+     * rest); off by default. */
+    bool allow_bad_utf8;
     /* per depth: 1 when the container already had a member */
     uint8_t had_member[JSCAN_MAX_DEPTH + 1];
 };
@@ -122,7 +128,8 @@ bool jstr_eq_fold(const struct jstr *j, const char *lit);
 
 /* Decodes the escapes of a string span into out (which must hold j->len
  * bytes; the decoded form is never longer). Returns the decoded length.
- * Invalid or lone surrogates become U+FFFD, as Go's decoder does. */
+ * The scanner refuses lone surrogates; in a span scanned with
+ * allow_bad_utf8 they become U+FFFD, as Go's decoder does. */
 size_t jstr_decode(const struct jstr *j, char *out);
 
 #endif

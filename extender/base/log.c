@@ -7,6 +7,7 @@
 #include "clock.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,10 +50,11 @@ bool log_enabled(enum log_level l)
     return (int)l >= atomic_load(&log_min_level);
 }
 
-void log_kv(enum log_level l, const char *msg, ...)
+/* One line: ts, level, msg, then the key/value pairs of ap, then (when
+ * extra_key is set) one more pair. */
+static void log_line(enum log_level l, const char *msg, va_list ap, const char *extra_key,
+                     const char *extra_value)
 {
-    if (!log_enabled(l))
-        return;
     int64_t now = clock_wall_ms(); /* a stamp: wall time */
     time_t sec = (time_t)(now / 1000);
     struct tm tm;
@@ -65,8 +67,6 @@ void log_kv(enum log_level l, const char *msg, ...)
     buf_printf(&heap, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", tbuf,
                (long)(now % 1000), level_names[l]);
     buf_json_string(&heap, msg, strlen(msg));
-    va_list ap;
-    va_start(ap, msg);
     for (;;) {
         const char *k = va_arg(ap, const char *);
         if (!k)
@@ -80,7 +80,12 @@ void log_kv(enum log_level l, const char *msg, ...)
         else
             buf_puts(&heap, "null");
     }
-    va_end(ap);
+    if (extra_key) {
+        buf_putc(&heap, ',');
+        buf_json_string(&heap, extra_key, strlen(extra_key));
+        buf_putc(&heap, ':');
+        buf_json_string(&heap, extra_value, strlen(extra_value));
+    }
     buf_puts(&heap, "}\n");
     const char *out = heap.data;
     size_t n = heap.len;
@@ -105,4 +110,76 @@ void log_kv(enum log_level l, const char *msg, ...)
         off += (size_t)w;
     }
     buf_free(&heap);
+}
+
+void log_kv(enum log_level l, const char *msg, ...)
+{
+    if (!log_enabled(l))
+        return;
+    va_list ap;
+    va_start(ap, msg);
+    log_line(l, msg, ap, NULL, NULL);
+    va_end(ap);
+}
+
+/* Every limit that has been used, for log_limit_flush. */
+static pthread_mutex_t limits_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct log_limit *limits;
+
+void log_kv_limited(struct log_limit *l, enum log_level level, ...)
+{
+    if (!log_enabled(level))
+        return;
+    int64_t second = clock_mono_ms() / 1000;
+    unsigned long report = 0;
+    bool write_it;
+    pthread_mutex_lock(&l->mu);
+    if (!l->listed) {
+        pthread_mutex_lock(&limits_mu);
+        l->next = limits;
+        limits = l;
+        l->listed = true;
+        pthread_mutex_unlock(&limits_mu);
+    }
+    if (second != l->second) {
+        l->second = second;
+        l->written = 0;
+    }
+    write_it = l->written < LOG_LIMIT_PER_SECOND;
+    if (write_it) {
+        l->written++;
+        report = l->suppressed;
+        l->suppressed = 0;
+    } else {
+        l->suppressed++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    if (!write_it)
+        return;
+    char n[24];
+    snprintf(n, sizeof(n), "%lu", report);
+    va_list ap;
+    va_start(ap, level);
+    log_line(level, l->msg, ap, report ? "suppressed" : NULL, n);
+    va_end(ap);
+}
+
+void log_limit_flush(void)
+{
+    int64_t second = clock_mono_ms() / 1000;
+    pthread_mutex_lock(&limits_mu);
+    for (struct log_limit *l = limits; l; l = l->next) {
+        pthread_mutex_lock(&l->mu);
+        unsigned long n = l->second != second ? l->suppressed : 0;
+        if (n)
+            l->suppressed = 0;
+        pthread_mutex_unlock(&l->mu);
+        if (n) {
+            char text[24];
+            snprintf(text, sizeof(text), "%lu", n);
+            log_kv(LOG_WARN, "log lines suppressed", "kind", l->msg, "suppressed", text,
+                   "limit_per_second", LOG_LIMIT_PER_SECOND_TEXT, NULL);
+        }
+    }
+    pthread_mutex_unlock(&limits_mu);
 }

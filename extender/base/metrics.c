@@ -31,15 +31,30 @@ static const char *const error_names[RERR_COUNT] = {
     [RERR_TIMEOUT] = "timeout",
     [RERR_INTERNAL] = "internal",
     [RERR_NOT_IMPLEMENTED] = "not_implemented",
-    [RERR_HEADERS_TOO_LARGE] = "headers_too_large",
+    [RERR_HEADER_TOO_LARGE] = "header_too_large",
     [RERR_TOO_MANY_CONNECTIONS] = "too_many_connections",
     [RERR_BAD_HTTP] = "bad_http",
     [RERR_UNAUTHORIZED] = "unauthorized",
     [RERR_RATE_LIMITED] = "rate_limited",
+    [RERR_BAD_REQUEST_LINE] = "bad_request_line",
+    [RERR_URI_TOO_LONG] = "uri_too_long",
+    [RERR_TOO_MANY_HEADERS] = "too_many_headers",
+    [RERR_BAD_HEADER] = "bad_header",
+    [RERR_MISSING_HOST] = "missing_host",
+    [RERR_BAD_CONTENT_LENGTH] = "bad_content_length",
+    [RERR_BAD_TRANSFER_ENCODING] = "bad_transfer_encoding",
+    [RERR_BAD_CHUNKED] = "bad_chunked",
+    [RERR_SLOW_CLIENT] = "slow_client",
+    [RERR_SHED] = "shed",
+    [RERR_BODY_BUDGET] = "body_budget",
+    [RERR_OUT_OF_MEMORY] = "out_of_memory",
+    [RERR_NOT_TLS] = "not_tls",
+    [RERR_PIPELINED] = "pipelined",
 };
 
 /* Status codes we send, by index; anything else counts as "other". */
-static const int status_codes[] = {200, 400, 401, 404, 405, 408, 413, 415, 429, 431, 500, 501, 503};
+static const int status_codes[] = {200, 400, 401, 404, 405, 408, 413, 414, 415,
+                                    429, 431, 500, 501, 503, 505};
 #define N_STATUS (sizeof(status_codes) / sizeof(status_codes[0]) + 1)
 
 /* Latency buckets in seconds: fine below a millisecond, where names-only

@@ -41,11 +41,26 @@ enum request_error {
     RERR_TIMEOUT,
     RERR_INTERNAL,
     RERR_NOT_IMPLEMENTED,
-    RERR_HEADERS_TOO_LARGE,
+    RERR_HEADER_TOO_LARGE,
     RERR_TOO_MANY_CONNECTIONS,
     RERR_BAD_HTTP,
     RERR_UNAUTHORIZED,
     RERR_RATE_LIMITED,
+    /* The HTTP layer (http_head.c, http_gate.c). */
+    RERR_BAD_REQUEST_LINE,
+    RERR_URI_TOO_LONG,
+    RERR_TOO_MANY_HEADERS,
+    RERR_BAD_HEADER,
+    RERR_MISSING_HOST,
+    RERR_BAD_CONTENT_LENGTH,
+    RERR_BAD_TRANSFER_ENCODING,
+    RERR_BAD_CHUNKED, /* a chunk size libmicrohttpd refused */
+    RERR_SLOW_CLIENT, /* past --header-timeout or under --min-body-rate */
+    RERR_SHED,        /* incomplete, dropped for a new connection at the limit */
+    RERR_BODY_BUDGET, /* --max-inflight-body-bytes used up */
+    RERR_OUT_OF_MEMORY,
+    RERR_NOT_TLS, /* not a TLS handshake on the HTTPS port */
+    RERR_PIPELINED, /* behind another, read ahead by libmicrohttpd */
     RERR_COUNT
 };
 

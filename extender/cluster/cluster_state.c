@@ -520,6 +520,64 @@ bool cluster_state_apply_at(struct cluster_state *st, enum cluster_kind kind,
     return ok;
 }
 
+/* metadata.name and metadata.namespace of an object span, as raw string
+ * spans (escapes not decoded); unset when absent or not strings. */
+static void object_names(const char *json, size_t len, int max_depth, struct jstr *name,
+                         struct jstr *ns)
+{
+    struct jscan s;
+    jscan_init(&s, json, len, max_depth);
+    s.allow_bad_utf8 = true;
+    memset(name, 0, sizeof(*name));
+    memset(ns, 0, sizeof(*ns));
+    struct jstr key;
+    if (!jscan_begin_object(&s))
+        return;
+    while (jscan_next_key(&s, &key)) {
+        if (!jstr_eq(&key, "metadata") || jscan_peek(&s) != JT_OBJECT) {
+            jscan_skip(&s, NULL);
+            continue;
+        }
+        jscan_begin_object(&s);
+        while (jscan_next_key(&s, &key)) {
+            struct jstr *dst = jstr_eq(&key, "name") ? name : jstr_eq(&key, "namespace") ? ns : NULL;
+            if (dst && jscan_peek(&s) == JT_STRING)
+                jscan_string(&s, dst);
+            else
+                jscan_skip(&s, NULL);
+        }
+        return;
+    }
+}
+
+void cluster_state_keep(struct cluster_state *st, enum cluster_kind kind, const char *json,
+                        size_t len)
+{
+    struct jstr name, ns;
+    object_names(json, len, st->max_depth, &name, &ns);
+    /* Escaped names are not worth decoding here: no Kubernetes name needs
+     * an escape, so such an object is nothing we hold. */
+    if (!name.len || name.escaped || ns.escaped)
+        return;
+    char key[512];
+    int kl = kind == CLUSTER_PODS ? snprintf(key, sizeof(key), "%.*s/%.*s", (int)ns.len, ns.ptr,
+                                             (int)name.len, name.ptr)
+                                  : snprintf(key, sizeof(key), "%.*s", (int)name.len, name.ptr);
+    if (kl < 0 || (size_t)kl >= sizeof(key))
+        return;
+    pthread_mutex_lock(&st->mu);
+    if (kind == CLUSTER_NODES) {
+        struct node_entry *e = strmap_get(&st->nodes, key, (size_t)kl);
+        if (e)
+            e->mark = st->mark[CLUSTER_NODES];
+    } else {
+        struct pod_entry *e = strmap_get(&st->pods, key, (size_t)kl);
+        if (e)
+            e->mark = st->mark[CLUSTER_PODS];
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
 void cluster_state_relist_begin(struct cluster_state *st, enum cluster_kind kind)
 {
     pthread_mutex_lock(&st->mu);

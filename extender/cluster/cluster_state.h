@@ -52,6 +52,14 @@ struct jscan;
 bool cluster_state_apply_at(struct cluster_state *st, enum cluster_kind kind,
                             enum cluster_event ev, struct jscan *s, char *why, size_t whylen);
 
+/* For a list item the decoder refused (json[0..len) found by a lenient
+ * skip, so its strings may hold invalid UTF-8): the object of the same
+ * metadata.name (and namespace, for pods) that the state already holds
+ * counts as listed, so the relist keeps its last good state instead of
+ * dropping it. Nothing happens when the item names nothing we know. */
+void cluster_state_keep(struct cluster_state *st, enum cluster_kind kind, const char *json,
+                        size_t len);
+
 size_t cluster_state_count(struct cluster_state *st, enum cluster_kind kind);
 
 /* Told of every pod change (pod NULL: gone), under the state's lock, with

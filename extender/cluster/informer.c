@@ -156,8 +156,10 @@ struct list_ctx {
 
 /* One list item, decoded where it lies in the page (one pass over its
  * bytes). An item the decoder refuses part-way (a field of the wrong JSON
- * type) is skipped: the scanner goes back to the item's start and skips
- * it, so the rest of the page still applies. */
+ * type, a string that is not UTF-8) is skipped: the scanner goes back to
+ * the item's start and skips it, allowing bad UTF-8 only for that skip, so
+ * the rest of the page still applies and the cache keeps what it had for
+ * the bad object. */
 static bool list_item(void *arg, struct jscan *s)
 {
     struct list_ctx *lc = arg;
@@ -175,8 +177,12 @@ static bool list_item(void *arg, struct jscan *s)
         s->error_at = 0;
         s->p = start;
         s->depth = depth;
-        if (!jscan_skip(s, NULL))
+        s->allow_bad_utf8 = true;
+        bool skipped = jscan_skip(s, NULL);
+        s->allow_bad_utf8 = false;
+        if (!skipped)
             return false; /* not JSON at all: the page is bad */
+        cluster_state_keep(lc->inf->st, lc->inf->kind, start, (size_t)(s->p - start));
     }
     lc->skipped++;
     log_kv(LOG_WARN, "object skipped", "resource", cluster_kind_name(lc->inf->kind), "reason",
@@ -391,6 +397,16 @@ static enum watch_event_kind event_kind(const char *type)
 
 enum { EV_STOP, EV_GO_ON, EV_RETRY };
 
+/* An object of a watch-list's initial events that the decoder refused (a
+ * string that is not UTF-8, say): as for a list item, the state's object
+ * of that name keeps its last good state instead of being dropped at the
+ * initial-events-end bookmark. */
+static void keep_refused(struct informer *inf, const char *object, size_t len)
+{
+    if (inf->initial && object)
+        cluster_state_keep(inf->st, inf->kind, object, len);
+}
+
 /* The event's resourceVersion becomes the one to resume from. */
 static void take_rv(struct informer *inf, struct watch_event *ev)
 {
@@ -480,6 +496,7 @@ static int handle_event(struct informer *inf, struct watch_event *ev, bool fast)
                    "type", ev->type, "reason", why, NULL);
             k = WEV_SKIPPED;
             inf->initial_skipped += inf->initial;
+            keep_refused(inf, ev->object, ev->object_len);
         }
         metrics_cluster_event(inf->kind, k, 1);
         take_rv(inf, ev);
@@ -499,7 +516,11 @@ static bool handle_line(struct informer *inf, const char *line, size_t len)
     if (!len)
         return true;
     struct watch_event ev;
+    const char *object = NULL; /* its span, when the fast path found one */
+    size_t object_len = 0;
     if (informer_fast_event(line, len, &ev)) {
+        object = ev.object;
+        object_len = ev.object_len;
         int r = handle_event(inf, &ev, true);
         if (r != EV_RETRY)
             return r == EV_GO_ON;
@@ -509,6 +530,7 @@ static bool handle_line(struct informer *inf, const char *line, size_t len)
         log_kv(LOG_WARN, "watch event skipped", "resource", cluster_kind_name(inf->kind),
                "reason", err, NULL);
         metrics_cluster_event(inf->kind, WEV_SKIPPED, 1);
+        keep_refused(inf, object, object_len);
         return true;
     }
     return handle_event(inf, &ev, false) == EV_GO_ON;

@@ -84,7 +84,9 @@ double informer_retry_wait(const struct informer_config *cfg, double *backoff,
 
 /* Parses a list body: calls item() for every object in items and returns
  * the list's metadata.resourceVersion and metadata.continue (malloc'd, or
- * NULL). Exposed for tests. */
+ * NULL). An item whose strings are not UTF-8 is still handed to item()
+ * (whose decoder refuses it), so one bad object does not fail the page.
+ * Exposed for tests. */
 typedef void (*informer_item_fn)(void *ctx, const char *json, size_t len);
 bool informer_parse_list(const char *body, size_t len, int max_depth, informer_item_fn item,
                          void *ctx, char **rv, char **cont, char *err, size_t errlen);

@@ -82,7 +82,12 @@ static bool item_span(void *arg, struct jscan *s)
 {
     struct span_ctx *sc = arg;
     struct jstr span;
-    if (!jscan_skip(s, &span))
+    /* A string that is not UTF-8 must not cost the rest of the page: the
+     * item is handed over whole, for the decoder to refuse. */
+    s->allow_bad_utf8 = true;
+    bool ok = jscan_skip(s, &span);
+    s->allow_bad_utf8 = false;
+    if (!ok)
         return false;
     sc->fn(sc->ctx, span.ptr, span.len);
     return true;

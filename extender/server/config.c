@@ -36,7 +36,16 @@ void config_defaults(struct config *c)
     /* kube-scheduler's default httpTimeout is 5 s: a client idle for three
      * times that is gone. */
     c->connection_timeout_s = 15;
+    /* Absolute deadlines, counted from a request's first byte, that a
+     * client trickling bytes cannot push back (the connection timeout is
+     * an idle timeout that every byte resets). */
+    c->header_timeout_s = 10;
     c->request_timeout_s = 30;
+    c->min_body_rate = 16u << 10;
+    c->max_headers = 100;
+    c->max_uri_bytes = 8u << 10;
+    /* Two of the largest bodies at once, well inside a 512 MiB container. */
+    c->max_inflight_body_bytes = 256u << 20;
     c->max_connections = 1000;
     c->max_connections_per_client = 100;
     c->max_json_depth = 64;
@@ -56,6 +65,7 @@ void config_defaults(struct config *c)
     c->metrics_max_namespaces = 200;
     c->metrics_max_instance_types = 100;
     c->reload_poll_ms = 2000;
+    c->reload_settle_ms = 500;
     c->shutdown_grace_s = 10;
     cost_config_defaults(&c->cost);
     c->capacity_label.spot_values[0] = strdup("spot");
@@ -227,7 +237,17 @@ static const struct setting SETTINGS[] = {
      "Largest request body; 413 above. Accepts 128Mi etc.", NULL},
     {NULL, "max-header-bytes", "http.maxHeaderBytes", "SIZE", SETTING_BYTES, AT(max_header_bytes),
      4096, 64u << 20, "a size between 4Ki and 64Mi",
-     "Memory for a connection's request line and headers; 431 above.", NULL},
+     "Largest request line and headers together; 431 above.", NULL},
+    {NULL, "max-headers", "http.maxHeaders", "N", SETTING_COUNT, AT(max_headers), 8, 10000,
+     "8 to 10000", "Most header fields in a request; 431 above.", NULL},
+    {NULL, "max-uri-bytes", "http.maxUriBytes", "SIZE", SETTING_BYTES, AT(max_uri_bytes), 256,
+     1u << 20, "a size between 256 and 1Mi", "Longest request target (URL); 414 above.", NULL},
+    {NULL, "max-inflight-body-bytes", "http.maxInflightBodyBytes", "SIZE", SETTING_BYTES,
+     AT(max_inflight_body_bytes), 1024, (double)SIZE_MAX,
+     "a size of at least 1024 bytes (e.g. 256Mi)",
+     "Memory for all request bodies being received at once: 503 when it is used up, 413 "
+     "for a body that could never fit.",
+     NULL},
     {NULL, "max-json-depth", "http.maxJsonDepth", "N", SETTING_INT, AT(max_json_depth), 16,
      JSCAN_MAX_DEPTH, "16 to 512", "Deepest JSON nesting accepted in a request; 400 above.",
      NULL},
@@ -244,11 +264,24 @@ static const struct setting SETTINGS[] = {
     {NULL, "connection-timeout", "http.connectionTimeoutSeconds", "S", SETTING_INT,
      AT(connection_timeout_s), 1, 3600, "seconds, 1 to 3600", "Close connections idle this long.",
      NULL},
+    {NULL, "header-timeout", "http.headerTimeoutSeconds", "S", SETTING_INT, AT(header_timeout_s),
+     1, 3600, "seconds, 1 to 3600",
+     "A request's line and headers must be complete this long after their first byte, "
+     "however the bytes trickle; 408 otherwise.",
+     NULL},
     {NULL, "request-timeout", "http.requestTimeoutSeconds", "S", SETTING_INT,
      AT(request_timeout_s), 1, 3600, "seconds, 1 to 3600",
-     "Cut off a request whose body takes longer than this.", NULL},
+     "The whole request must be in this long after its first byte; 408 otherwise.", NULL},
+    {NULL, "min-body-rate", "http.minBodyBytesPerSecond", "SIZE", SETTING_BYTES,
+     AT(min_body_rate), 0, (double)SIZE_MAX, "bytes a second (e.g. 16Ki), 0 for none",
+     "After a body's first second, a client sending it slower than this a second on "
+     "average is cut off (408); 0: no minimum.",
+     NULL},
     {NULL, "max-connections", "http.maxConnections", "N", SETTING_INT, AT(max_connections), 1,
-     1000000, "1 to 1000000", "Connections at once; more are refused.", NULL},
+     1000000, "1 to 1000000",
+     "Connections at once; at the limit the oldest connection whose request is still "
+     "incomplete is dropped for a newcomer, else the newcomer is refused.",
+     NULL},
     {NULL, "max-connections-per-client", "http.maxConnectionsPerClient", "N", SETTING_INT,
      AT(max_connections_per_client), 0, 1000000, "0 (no limit) to 1000000",
      "Connections at once from one IP address; 0: no limit.", NULL},
@@ -258,6 +291,11 @@ static const struct setting SETTINGS[] = {
     {"Operations", "reload-interval", "reload.pollIntervalSeconds", "S", SETTING_SECONDS,
      AT(reload_poll_ms), 0.05, 86400, "seconds, 0.05 to 86400",
      "How often watched files are checked for changes besides inotify.", NULL},
+    {NULL, "reload-settle", "reload.settleSeconds", "S", SETTING_SECONDS, AT(reload_settle_ms), 0,
+     60, "seconds, 0 to 60",
+     "A changed file is read once it has been left alone (and closed by its writer) this "
+     "long, so a file written in pieces is never read half-way.",
+     NULL},
     {NULL, "shutdown-grace", "shutdownGraceSeconds", "S", SETTING_INT, AT(shutdown_grace_s), 0,
      3600, "seconds, 0 to 3600",
      "On SIGTERM, how long requests in flight may take before the process exits.", NULL},

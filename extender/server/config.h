@@ -39,7 +39,12 @@ struct config {
     size_t max_header_bytes;
     int threads;
     int connection_timeout_s;
-    int request_timeout_s;
+    int header_timeout_s;  /* request line and headers, from their first byte */
+    int request_timeout_s; /* the whole request, from its first byte */
+    size_t min_body_rate;  /* bytes a second, on average after the first second */
+    size_t max_headers;
+    size_t max_uri_bytes;
+    size_t max_inflight_body_bytes; /* all request bodies being received at once */
     int max_connections;
     int max_connections_per_client;
     int max_json_depth;
@@ -61,6 +66,7 @@ struct config {
     size_t metrics_max_namespaces, metrics_max_instance_types;
     /* reload */
     int reload_poll_ms;
+    int reload_settle_ms;
     /* shutdown */
     int shutdown_grace_s;
     /* policy */

@@ -62,6 +62,7 @@ void reply_error(struct reply *r, int status, enum request_error e, const char *
     }
     r->failed = true;
     r->error = e;
+    snprintf(r->message, sizeof(r->message), "%s", msg);
 }
 
 /* What filter and prioritize share: the decoded request and the decision
@@ -99,16 +100,12 @@ static bool evaluate(struct app *app, enum metric_verb verb, const char *body, s
         enum request_error e = st == PROTOCOL_BAD_JSON      ? RERR_BAD_JSON
                                : st == PROTOCOL_NO_MEMORY ? RERR_INTERNAL
                                                           : RERR_BAD_REQUEST;
-        log_kv(LOG_WARN, "bad extender request", "verb", metric_verb_name(verb), "error", err,
-               NULL);
         reply_error(out, st == PROTOCOL_NO_MEMORY ? 500 : 400, e, err);
         return false;
     }
     pod_info_ref(&ev->args.pod, ev->pod_ref, sizeof(ev->pod_ref));
     ev->pricing = (struct pricing_table *)snapshot_acquire(&app->pricing);
     if (!ev->pricing) {
-        log_kv(LOG_WARN, "request refused: no pricing table loaded", "verb",
-               metric_verb_name(verb), "pod", ev->pod_ref, NULL);
         reply_error(out, 503, RERR_NOT_READY, "cost-extender has no pricing table loaded");
         return false;
     }
@@ -343,15 +340,12 @@ void handle_bind(struct app *app, const char *body, size_t len, struct arena *ar
     enum protocol_status st =
         protocol_decode_binding(body, len, app->cfg->max_json_depth, arena, &b, err, sizeof(err));
     if (st != PROTOCOL_OK) {
-        log_kv(LOG_WARN, "bad extender request", "verb", "bind", "error", err, NULL);
         reply_error(out, 400, st == PROTOCOL_BAD_JSON ? RERR_BAD_JSON : RERR_BAD_REQUEST, err);
         return;
     }
     /* Binding means POSTing a Binding to the API server, which needs the
      * cluster connection; without one, say so instead of pretending. */
-    char pod[300];
-    snprintf(pod, sizeof(pod), "%.*s/%.*s", STR_FMT(b.pod_namespace), STR_FMT(b.pod_name));
-    log_kv(LOG_WARN, "bind refused: no cluster connection", "pod", pod, NULL);
+    (void)b;
     reply_error(out, 501, RERR_NOT_IMPLEMENTED,
                 "cost-extender cannot bind without a cluster connection; remove bindVerb from "
                 "the scheduler's extender config");

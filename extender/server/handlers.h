@@ -30,12 +30,13 @@ struct reply {
     size_t total;
     bool failed; /* counted as an error */
     enum request_error error;
+    char message[200]; /* a failure's message (the transport logs it, with the client) */
 };
 
 void reply_free(struct reply *r);
 /* Sets a complete text reply (takes ownership of text, which is malloc'd). */
 void reply_set_text(struct reply *r, int status, char *text, size_t len);
-/* A JSON error reply {"Error": msg}. */
+/* A JSON error reply {"Error": msg}; msg is kept in r->message too. */
 void reply_error(struct reply *r, int status, enum request_error e, const char *msg);
 
 void handle_filter(struct app *app, const char *body, size_t len, struct arena *arena,

@@ -5,7 +5,9 @@
  * those, e.g. /v1/filter, since the scheduler's urlPrefix is free) and GET
  * /healthz, /readyz, /metrics to the handlers; everything else gets a JSON
  * 404 or 405. Bodies are collected up to the configured limit (413 beyond),
- * and a request whose body arrives too slowly is cut off.
+ * and a request whose body arrives too slowly is cut off. The connections
+ * come through the gate (http_gate.h), which checks every request head and
+ * keeps the deadlines and the connection table.
  */
 #ifndef CE_HTTP_H
 #define CE_HTTP_H
@@ -15,19 +17,19 @@
 #include <stdbool.h>
 
 struct http_server;
-
-/* Starts serving; NULL with a message in err when the address is bad or
- * taken. */
 struct tls_store;
 
 /* Starts serving, over HTTPS when tls is not NULL; NULL with a message in
  * err when the address is bad or taken. */
 struct http_server *http_start(struct app *app, struct tls_store *tls, char *err, size_t errlen);
 
-/* Stops accepting new connections; requests in flight go on. */
-void http_quiesce(struct http_server *s);
+/* The address bound, port included ("127.0.0.1:43121" for --listen
+ * 127.0.0.1:0). */
+const char *http_address(const struct http_server *s);
 
-/* Requests being processed right now. */
+/* Requests being processed right now. While app->shutting_down is set the
+ * server keeps accepting (so /readyz can answer 503 rather than refuse),
+ * and every reply closes its connection. */
 int http_in_flight(struct http_server *s);
 
 /* Stops the server and frees it. */

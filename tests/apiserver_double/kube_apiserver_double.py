@@ -1538,6 +1538,17 @@ class KubeApiServerDouble:
             self._cond.notify_all()
             return str(rv)
 
+    def corrupt_stored(self, resource, key, old, new):
+        """Replaces the bytes old with new (bytes) in the stored serialization
+        of one object (resource "nodes"/"pods", key name or ns/name), with no
+        new resourceVersion and no event: the next list serves them as they
+        are. For bytes json.dumps cannot produce, e.g. invalid UTF-8."""
+        with self._lock:
+            rec = self._store[resource][key]
+            if old not in rec.raw:
+                raise ApiServerDoubleError("%r not in %s %s" % (old, resource, key))
+            rec.raw = rec.raw.replace(old, new, 1)
+
     def get_node(self, name):
         with self._lock:
             rec = self._store["nodes"].get(name)

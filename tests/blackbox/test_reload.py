@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import threading
+import time
 
 import pytest
 
@@ -280,3 +281,78 @@ def test_nodes_folder_reload(extender, workdir):
     extender.wait_metric("cost_extender_nodes_file_generation", lambda v: v == gen0 + 2)
     assert extender.metrics().get("cost_extender_nodes_file_last_reload_success") == 1
     assert name in filter_new()["NodeNames"]
+
+
+# The new table: m5.large cheaper (in the first half of the file) and
+# r5.2xlarge cheaper still (in the second half). Its first half is a table
+# in its own right, ending between two instance types before r5.2xlarge:
+# loaded alone, it would make the m5.large nodes the cheapest, and the
+# scores would be neither the old ones (c5.xlarge cheapest) nor the new
+# ones (the r5.2xlarge node cheapest).
+R5 = "  r5.2xlarge: {vcpu: 8, memory: 65536Mi, onDemand: 0.504}"
+R5_NODE = "ip-10-0-3-13.ec2.internal"
+assert CHEAP_M5.count(R5) == 1
+SPLIT_NEW = CHEAP_M5.replace(R5, "  r5.2xlarge: {vcpu: 8, memory: 65536Mi, onDemand: 0.0001}")
+HALF_CUT = "".join(SPLIT_NEW.splitlines(keepends=True)[:700])
+assert R5 not in HALF_CUT and M5 not in HALF_CUT and "m5.large" in HALF_CUT
+
+
+def test_first_half_of_the_torn_table_would_load_on_its_own(workdir):
+    import subprocess
+    from extender_harness import BINARY, binary_env
+    (workdir / "half.yaml").write_text(HALF_CUT)
+    r = subprocess.run([str(BINARY), "--check", "--pricing", str(workdir / "half.yaml")],
+                       capture_output=True, text=True, env=binary_env(), timeout=30)
+    assert r.returncode == 0 and ": ok," in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("writer", ["held-open", "closed-between"])
+def test_table_written_in_two_halves_is_never_live(extender, workdir, writer):
+    """A table written in two halves 300 ms apart, the first of which parses:
+    replies before, between and after show only the old table, then only
+    the new one (the reload waits for the writer to close the file and for
+    the file to settle, --reload-settle 0.5 s)."""
+    path = workdir / "pricing.yaml"
+    old = web_scores(extender)
+    assert_old_table(old)
+    gen0 = extender.metrics().get(GEN)
+    stop = threading.Event()
+    seen = []
+
+    def load():
+        while not stop.is_set():
+            seen.append(web_scores(extender))
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        poll(lambda: len(seen) >= 10, what="replies before the write")
+        data = SPLIT_NEW.encode()
+        cut = len(HALF_CUT.encode())
+        if writer == "held-open":
+            with open(path, "wb") as f:
+                f.write(data[:cut])
+                f.flush()
+                os.fsync(f.fileno())
+                time.sleep(0.3)
+                f.write(data[cut:])
+        else:
+            with open(path, "wb") as f:
+                f.write(data[:cut])
+            time.sleep(0.3)
+            with open(path, "ab") as f:
+                f.write(data[cut:])
+        extender.wait_metric(GEN, lambda g: g >= gen0 + 1, timeout=5)
+        n = len(seen)
+        poll(lambda: len(seen) >= n + 10, what="replies after the reload")
+    finally:
+        stop.set()
+        t.join(10)
+    new = web_scores(extender)
+    assert max(new, key=new.get) == R5_NODE and new[R5_NODE] == 10, new
+    kinds = ["old" if s == old else "new" if s == new else "other" for s in seen]
+    assert "other" not in kinds, [s for s, k in zip(seen, kinds) if k == "other"][:1]
+    first_new = kinds.index("new")
+    assert all(k == "old" for k in kinds[:first_new]) and \
+        all(k == "new" for k in kinds[first_new:]), kinds
+    # One reload: the whole file, once.
+    assert extender.metrics().get(GEN) == gen0 + 1

@@ -185,3 +185,100 @@ def test_tls_flags_go_together(workdir, pki):
         r = subprocess.run([str(BINARY), "--pricing", str(workdir / "pricing.yaml"), *args],
                            capture_output=True, text=True, timeout=30, env=binary_env())
         assert r.returncode == 2 and "--tls" in r.stderr
+
+
+# ------------------------------------------------- hostile bytes on the TLS port --
+
+ERRORS = "cost_extender_request_errors_total"
+
+
+def test_plain_http_on_the_tls_port_is_told_so(start_extender, pki):
+    from raw_http import exchange, parse_responses
+    ext = start_tls(start_extender, pki)
+    before = metric(ext, pki, ERRORS, verb="other", reason="not_tls")
+    resps, rest, closed = exchange(ext.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert len(resps) == 1 and rest == b"" and closed, (resps, rest)
+    status, headers, body = resps[0]
+    assert status == 400 and headers["content-type"].startswith("application/json")
+    assert "HTTPS" in json.loads(body)["Error"]
+    assert metric(ext, pki, ERRORS, verb="other", reason="not_tls") == before + 1
+
+
+def metric(ext, pki, name, **labels):
+    status, body, _ = https(ext, context(pki), "GET", "/metrics")
+    assert status == 200
+    from extender_harness import Metrics
+    return Metrics(body.decode()).value(name, **labels)
+
+
+def test_tls_garbage_is_closed_and_counted(start_extender, pki):
+    from raw_http import exchange
+    ext = start_tls(start_extender, pki)
+    before = metric(ext, pki, ERRORS, verb="other", reason="not_tls")
+    for junk in (b"\x00\x01\x02garbage", b"\xff" * 100, b"\x16\x03\x01\x00\x05hello" + b"\x00" * 50):
+        resps, rest, closed = exchange(ext.port, junk, timeout=5)
+        assert closed and not resps, (junk[:10], resps, rest)
+    # The first two are no TLS record at all; the third starts like one and
+    # is refused by the TLS library.
+    assert metric(ext, pki, ERRORS, verb="other", reason="not_tls") == before + 2
+    status, body, _ = https(ext, context(pki), "POST", "/v1/prioritize", load_fixture(GOOD))
+    assert status == 200
+
+
+def test_tls_handshake_sent_slowly_is_cut_at_the_header_timeout(start_extender, pki):
+    import socket
+    args = ["--tls-cert", str(pki / "server.crt"), "--tls-key", str(pki / "server.key"),
+            "--header-timeout", "2"]
+    ext = start_extender(*args, wait_ready=False)
+    wait_https_ready(ext, context(pki))
+    s = socket.create_connection(("127.0.0.1", ext.port), timeout=5)
+    start = time.monotonic()
+    closed_after = None
+    with s:
+        s.settimeout(0.4)
+        for b in b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 100:
+            try:
+                s.send(bytes([b]))
+                if not s.recv(100):
+                    closed_after = time.monotonic() - start
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                closed_after = time.monotonic() - start
+                break
+    assert closed_after is not None and closed_after <= 2 + 1.2, closed_after
+    assert metric(ext, pki, ERRORS, verb="other", reason="slow_client") >= 1
+
+
+def test_https_keep_alive_and_a_stalled_body(start_extender, pki):
+    args = ["--tls-cert", str(pki / "server.crt"), "--tls-key", str(pki / "server.key"),
+            "--request-timeout", "2", "--min-body-rate", "0"]
+    ext = start_extender(*args, wait_ready=False)
+    wait_https_ready(ext, context(pki))
+    c = http.client.HTTPSConnection("127.0.0.1", ext.port, context=context(pki), timeout=10)
+    for i in range(10):
+        c.request("POST", "/v1/prioritize", body=load_fixture(GOOD), headers=dict(SCHEDULER_HEADERS))
+        r = c.getresponse()
+        assert r.status == 200 and len(json.loads(r.read())) == 6, i
+    c.close()
+    # A body that stops: answered 408 through TLS at the request timeout.
+    import socket
+    raw = context(pki).wrap_socket(socket.create_connection(("127.0.0.1", ext.port)),
+                                   server_hostname="localhost")
+    with raw:
+        raw.sendall(b"POST /v1/filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 1000\r\n\r\n{\"Pod\":")
+        raw.settimeout(6)
+        start = time.monotonic()
+        data = b""
+        try:
+            while True:
+                chunk = raw.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except (OSError, ssl.SSLError):
+            pass
+    assert 1.5 <= time.monotonic() - start <= 5
+    assert data.startswith(b"HTTP/1.1 408 ") and b"--request-timeout" in data, data[:300]

@@ -32,6 +32,21 @@ def logs_since(ext, mark, **match):
             if all(r.get(k) == v for k, v in match.items())]
 
 
+def serving_fixture_cluster(api, cluster_extender, **double):
+    """The fixture cluster on the double (made with the keyword arguments
+    double), an extender serving it (packing weight 0), and the web-1 pod's
+    expected scores, already served. Returns (api, extender, nodes, pods,
+    pod, node names, scores)."""
+    a = api(**double)
+    nodes, pods = load_fixture_cluster(a)
+    ext = cluster_extender(a, "--packing-weight", "0")
+    names = sorted(nodes)
+    pod = request_pod("web-1")
+    want = expected_scores(pod, list(nodes.values()))
+    wait_scores(ext, pod, names, want)
+    return a, ext, nodes, pods, pod, names, want
+
+
 def test_dropped_watch_resumes_from_last_delivered_version(api, cluster_extender):
     """A watch connection cut without a clean end is resumed from the last
     resourceVersion the stream delivered for that resource (not the
@@ -182,13 +197,7 @@ def test_malformed_wrong_kind_and_bad_quantity_events_are_skipped(api, cluster_e
     kind and quantities that do not parse are logged (warn), counted as
     skipped, and change nothing: the previous facts keep serving and the
     stream goes on."""
-    a = api()
-    nodes, pods = load_fixture_cluster(a)
-    ext = cluster_extender(a, "--packing-weight", "0")
-    names = sorted(nodes)
-    pod = request_pod("web-1")
-    want = expected_scores(pod, list(nodes.values()))
-    wait_scores(ext, pod, names, want)
+    a, ext, nodes, pods, pod, names, want = serving_fixture_cluster(api, cluster_extender)
     m0 = ext.metrics()
     sk_nodes = m0.get(EVENTS, resource="nodes", type="skipped")
     sk_pods = m0.get(EVENTS, resource="pods", type="skipped")
@@ -244,6 +253,50 @@ def test_malformed_wrong_kind_and_bad_quantity_events_are_skipped(api, cluster_e
     assert m.get("cost_extender_cluster_objects", resource="nodes") == 7
     warns = [r for r in ext.logs(strict=False)[mark:] if r["level"] == "warn"]
     assert len(warns) >= 9, warns
+    assert ext.running()
+
+
+@pytest.mark.parametrize("server", ["watch-list", "list"])
+def test_objects_with_invalid_utf8_are_skipped_and_keep_last_good_state(api, cluster_extender,
+                                                                        server):
+    """RFC 8259 section 8.1: a node or pod whose JSON strings are not UTF-8
+    (in a re-read of the state, by watch-list or list, or in a watch event)
+    is skipped, logged and counted; the rest applies, and the object keeps
+    the state it had before."""
+    a, ext, nodes, pods, pod, names, want = serving_fixture_cluster(
+        api, cluster_extender, watch_list=server == "watch-list")
+    target = "ip-10-0-0-10.ec2.internal"
+    bound = next(p for p in pods.values() if p["spec"].get("nodeName"))
+    pod_key = "%s/%s" % (bound["metadata"]["namespace"], bound["metadata"]["name"])
+    m0 = ext.metrics()
+    sk_nodes = m0.get(EVENTS, resource="nodes", type="skipped")
+    sk_pods = m0.get(EVENTS, resource="pods", type="skipped")
+    reads = state_reads(a, "nodes"), state_reads(a, "pods")
+    mark = ext.log_count()
+    # A byte that is no UTF-8 in a label value of the node, a surrogate
+    # encoded as UTF-8 in the pod's phase; then both informers relist.
+    a.corrupt_stored("nodes", target, b'"kubernetes.io/os":"linux"',
+                     b'"kubernetes.io/os":"lin\xffx"')
+    a.corrupt_stored("pods", pod_key, b'"phase":"Running"', b'"phase":"Run\xed\xa0\x80g"')
+    a.expire_watches()
+    poll(lambda: state_reads(a, "nodes") > reads[0] and state_reads(a, "pods") > reads[1],
+         timeout=15, what="both informers read the state again")
+    ext.wait_metric(EVENTS, lambda v: v >= sk_nodes + 1, resource="nodes", type="skipped")
+    ext.wait_metric(EVENTS, lambda v: v >= sk_pods + 1, resource="pods", type="skipped")
+    # The node's facts and the pod's requests are the ones from before.
+    assert prioritize_names(ext, pod, names) == want
+    m = ext.metrics()
+    assert m.get("cost_extender_cluster_objects", resource="nodes") == len(nodes)
+    assert m.get("cost_extender_cluster_objects", resource="pods") == len(pods)
+    skipped = [r for r in ext.logs(strict=False)[mark:]
+               if r["level"] == "warn" and "UTF-8" in r.get("reason", "")]
+    assert {r.get("resource") for r in skipped} == {"nodes", "pods"}, skipped
+    # A watch event carrying such an object is skipped the same way.
+    ev = (b'{"type":"MODIFIED","object":{"kind":"Node","apiVersion":"v1","metadata":{"name":"'
+          + target.encode() + b'","labels":{"x":"\xc3("}}}}')
+    a.inject_event(ev, resource="nodes")
+    ext.wait_metric(EVENTS, lambda v: v >= sk_nodes + 2, resource="nodes", type="skipped")
+    assert prioritize_names(ext, pod, names) == want
     assert ext.running()
 
 

@@ -489,7 +489,7 @@ FILE_EXTENSIONS = {"yaml", "json", "md", "c", "h", "py", "crt", "csv", "lua", "s
 
 @pytest.mark.parametrize("doc", DOCS)
 def test_keys_named_in_prose_exist(doc):
-    paths = CONFIG_KEYS | format_paths("pricing") | format_paths("queues") | dagger_keys()
+    paths = CONFIG_KEYS | format_paths("pricing") | format_paths("queues")
     tops = {p.split(".")[0] for p in paths if "." in p}
     bad = []
     for token in re.findall(r"`([a-z][A-Za-z]*(?:\.[a-zA-Z*]+)+)`", prose(doc)):
@@ -498,16 +498,6 @@ def test_keys_named_in_prose_exist(doc):
         if not known(token, paths):
             bad.append(token)
     assert not bad, "%s names keys that are in no config, table or queue format: %s" % (doc, bad)
-
-
-def dagger_flags():
-    """Flags the Limits table marks as not in this build yet (†)."""
-    return set(re.findall(r"`(--[a-z-]+)`[^|]*†", (REPO / "README.md").read_text()))
-
-
-def dagger_keys():
-    """Their config keys."""
-    return set(re.findall(r"`--[a-z-]+` \(`([A-Za-z.]+)`\) †", (REPO / "README.md").read_text()))
 
 
 @functools.lru_cache(maxsize=None)
@@ -545,7 +535,7 @@ def test_flags_named_in_prose_exist(doc):
     ours = {"--" + f for f in HELP} | subcommand_flags()
     tool = pricing_tool_flags()
     bad = sorted({f for f in re.findall(r"`(--[a-z][a-z-]*)", prose(doc))
-                  if f not in ours | tool and f not in OTHER_FLAGS and f not in dagger_flags()})
+                  if f not in ours | tool and f not in OTHER_FLAGS})
     assert not bad, "%s names flags --help does not know: %s" % (doc, bad)
 
 
@@ -573,17 +563,12 @@ def test_flag_table_is_help():
 def test_limits_table_names_real_flags_and_defaults():
     rows = table_after("## Limits")
     assert len(rows) >= 15
-    marked = dagger_flags()
-    assert marked, "no † rows: remove this check and the footnote once issue 12 lands"
     for limit, default, flag, _ in rows:
         m = re.match(r"`(--[a-z-]+)`(?: \(`([A-Za-z.]+)`\))?", flag)
         if not m:
             assert plain(flag) == "fixed", flag
             continue
         f, key = m.group(1), m.group(2)
-        if f in marked:
-            assert f[2:] not in HELP, "%s is in --help now: drop its † in README's Limits" % f
-            continue
         e = HELP[f[2:]]
         assert key == e["key"], (limit, key, e["key"])
         assert plain(default).split()[0] == e["default"], (limit, default, e["default"])
@@ -591,5 +576,6 @@ def test_limits_table_names_real_flags_and_defaults():
     limit_flags = {r[2].split("`")[1] for r in rows if r[2].startswith("`--")}
     for f in ("max-body-bytes", "max-header-bytes", "max-json-depth", "max-nodes",
               "max-containers-per-pod", "max-connections", "max-connections-per-client",
-              "request-timeout", "connection-timeout"):
+              "request-timeout", "connection-timeout", "max-headers", "max-uri-bytes",
+              "header-timeout", "min-body-rate", "max-inflight-body-bytes"):
         assert "--" + f in limit_flags, f

@@ -150,6 +150,8 @@ def seeds_for(name):
         return files("tests/fuzz/seeds/kubeconfig/*")
     if name == "config":
         return files("tests/fuzz/seeds/config/*")
+    if name == "http_head":
+        return files("tests/fuzz/seeds/http_head/*")
     if name == "watch":
         return watch_seeds()
     if name == "ytree":

@@ -3,8 +3,9 @@
  * string writer (buf_json_string) every reply goes through.
  *
  * No reference parser runs inside libFuzzer, so the scanner is held to a
- * small RFC 8259 recogniser written here (grammar only: like jscan, it does
- * not check UTF-8) and to itself:
+ * small RFC 8259 recogniser written here (the grammar, strict UTF-8 in
+ * strings and paired surrogate escapes, as jscan checks them) and to
+ * itself:
  * - jscan_skip + jscan_finish accept exactly what the recogniser accepts
  *   (with the same depth limit);
  * - when they accept, the skipped span is the input minus the whitespace
@@ -13,7 +14,7 @@
  *   number/bool/null) accepts exactly the same inputs as skip;
  * - a decoded string is never longer than its span, and a key compares
  *   equal (jstr_eq, jstr_eq_fold) to its own decoded text;
- * - the SIMD byte classifiers (json_bytes.h) agree with a byte loop.
+ * - the SIMD byte classifier (json_bytes.h) agrees with a byte loop.
  * And buf_json_string, on the raw input bytes: its output is one JSON
  * string that jscan accepts, is valid UTF-8, and decodes back to the input
  * whenever the input was valid UTF-8.
@@ -26,6 +27,46 @@
 
 #include <math.h>
 #include <stdbool.h>
+
+/* --- strict UTF-8 (RFC 3629) ---------------------------------------------- */
+
+static bool fz_jscan_utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
 
 /* --- the reference recogniser ---------------------------------------------- */
 
@@ -86,25 +127,48 @@ static bool fz_jref_hex(unsigned char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+static unsigned fz_jref_u4(const unsigned char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = p[i];
+        v = v << 4 | (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return v;
+}
+
+/* A string: the grammar, raw bytes that are strict UTF-8, and \u escapes
+ * of surrogates only as high-low pairs (RFC 8259 sections 7 and 8). */
 static bool fz_jref_string(struct fz_jref *r)
 {
     r->p++; /* the opening quote */
+    const unsigned char *start = r->p;
+    bool want_low = false; /* the last escape was a high surrogate */
     while (r->p < r->end) {
         unsigned char c = *r->p++;
         if (c == '"')
-            return true;
+            return !want_low && fz_jscan_utf8_valid(start, (size_t)(r->p - 1 - start));
         if (c < 0x20)
             return false;
-        if (c != '\\')
+        if (c != '\\') {
+            if (want_low)
+                return false;
             continue;
+        }
         if (r->p >= r->end)
             return false;
         c = *r->p++;
         if (c == 'u') {
             for (int i = 0; i < 4; i++)
-                if (r->p >= r->end || !fz_jref_hex(*r->p++))
+                if (r->p + i >= r->end || !fz_jref_hex(r->p[i]))
                     return false;
-        } else if (!strchr("\"\\/bfnrt", c) || c == '\0') {
+            unsigned cp = fz_jref_u4(r->p);
+            r->p += 4;
+            bool high = cp >= 0xD800 && cp <= 0xDBFF, low = cp >= 0xDC00 && cp <= 0xDFFF;
+            if (want_low != low)
+                return false;
+            want_low = high;
+        } else if (!strchr("\"\\/bfnrt", c) || c == '\0' || want_low) {
             return false;
         }
     }
@@ -184,46 +248,6 @@ static bool fz_jref_accepts(const char *data, size_t len, int max_depth)
     return r.p == r.end;
 }
 
-/* --- strict UTF-8 (RFC 3629) ---------------------------------------------- */
-
-static bool fz_jscan_utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (n - i < len)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 /* --- the structured walk --------------------------------------------------- */
 
 static void fz_jscan_check_string(const struct jstr *j, bool key)
@@ -288,12 +312,12 @@ static bool fz_jscan_walk(struct jscan *s)
     }
 }
 
-static size_t fz_jscan_naive_plain(const char *p, size_t n, bool ascii)
+static size_t fz_jscan_naive_plain(const char *p, size_t n)
 {
     size_t i = 0;
     for (; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c == '"' || c == '\\' || c < 0x20 || (ascii && c >= 0x80))
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80)
             break;
     }
     return i;
@@ -365,8 +389,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *text = fuzz_copy_exact(data, size);
     fz_jscan_check(text, size, 0);
     fz_jscan_check(text, size, 3);
-    FUZZ_CHECK(json_plain_prefix(text, size) == fz_jscan_naive_plain(text, size, false));
-    FUZZ_CHECK(json_ascii_plain_prefix(text, size) == fz_jscan_naive_plain(text, size, true));
+    FUZZ_CHECK(json_ascii_plain_prefix(text, size) == fz_jscan_naive_plain(text, size));
     fz_jscan_check_writer(text, size);
     free(text);
     return 0;

@@ -550,6 +550,111 @@ static void test_bad_objects_are_skipped_without_harm(void **state)
     cluster_state_free(st);
 }
 
+/* Replaces the first occurrence of from in s (same length) with to. */
+static char *replace_bytes(char *s, const char *from, const char *to)
+{
+    char *at = strstr(s, from);
+    assert_non_null(at);
+    assert_int_equal(strlen(from), strlen(to));
+    memcpy(at, to, strlen(to));
+    return s;
+}
+
+/* RFC 8259 section 8.1: an API object whose strings are not UTF-8 is
+ * refused (logged and counted by the informer), and a relist keeps the
+ * last good state of the object of that name rather than dropping it. */
+static void test_invalid_utf8_objects_keep_last_good_state(void **state)
+{
+    (void)state;
+    struct cluster_state *st = cluster_state_new(&no_label, 64);
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n1", "m5.large", "2", "8Gi")));
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n2", "m5.large", "2", "8Gi")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "p1", "n1", "1", "Running", NULL)));
+    char why[300];
+    /* A watch event's object: refused, the old facts stay. */
+    char *bad = replace_bytes(node_json("n1", "r5.large", "4", "8Gi"), "spot", "sp\xfft");
+    assert_false(cluster_state_apply(st, CLUSTER_NODES, CLUSTER_UPSERT, bad, strlen(bad), why,
+                                     sizeof(why)));
+    assert_non_null(strstr(why, "UTF-8"));
+    /* A relist in which n1 and p1 come back with invalid UTF-8 and n2 is
+     * gone: n2 is dropped, n1 and p1 keep their last good state. */
+    char *bad_pod =
+        replace_bytes(pod_json("a", "p1", "n1", "3", "Running", NULL), "Running", "Runn\xc3(g");
+    cluster_state_relist_begin(st, CLUSTER_NODES);
+    assert_false(cluster_state_apply(st, CLUSTER_NODES, CLUSTER_UPSERT, bad, strlen(bad), why,
+                                     sizeof(why)));
+    cluster_state_keep(st, CLUSTER_NODES, bad, strlen(bad));
+    cluster_state_relist_end(st, CLUSTER_NODES);
+    cluster_state_relist_begin(st, CLUSTER_PODS);
+    assert_false(cluster_state_apply(st, CLUSTER_PODS, CLUSTER_UPSERT, bad_pod, strlen(bad_pod),
+                                     why, sizeof(why)));
+    cluster_state_keep(st, CLUSTER_PODS, bad_pod, strlen(bad_pod));
+    cluster_state_relist_end(st, CLUSTER_PODS);
+    /* A name that itself is not UTF-8 names nothing we hold. */
+    char *bad_name = replace_bytes(node_json("n9", "m5.large", "2", "8Gi"), "n9", "\xff" "9");
+    cluster_state_keep(st, CLUSTER_NODES, bad_name, strlen(bad_name));
+    struct node_view *v = cluster_state_snapshot(st);
+    assert_int_equal(v->n_nodes, 1);
+    const struct node_facts *n1 = find(v, "n1");
+    assert_non_null(n1);
+    assert_true(str_eq_lit(n1->instance_type, "m5.large"));
+    assert_int_equal(n1->allocatable.cpu_milli, 2000);
+    assert_int_equal(n1->requested.cpu_milli, 1000);
+    assert_null(find(v, "n2"));
+    assert_int_equal(cluster_state_count(st, CLUSTER_PODS), 1);
+    snapshot_release(&v->snap);
+    free(bad);
+    free(bad_pod);
+    free(bad_name);
+    cluster_state_free(st);
+}
+
+struct spans {
+    size_t n;
+    struct jstr items[8];
+};
+
+static void collect_span(void *ctx, const char *json, size_t len)
+{
+    struct spans *c = ctx;
+    assert_true(c->n < 8);
+    c->items[c->n++] = (struct jstr){json, len, false};
+}
+
+/* A list page with one item that is not UTF-8: the page parses, every item
+ * is handed over, and only the bad one is refused by the decoder. */
+static void test_list_page_with_invalid_utf8_item(void **state)
+{
+    (void)state;
+    char body[4096];
+    char *n1 = node_json("n1", "m5.large", "2", "8Gi");
+    char *n2 = replace_bytes(node_json("n2", "m5.large", "2", "8Gi"), "spot", "\xed\xa0\x80t");
+    char *n3 = node_json("n3", "m5.large", "2", "8Gi");
+    snprintf(body, sizeof(body),
+             "{\"kind\":\"NodeList\",\"metadata\":{\"resourceVersion\":\"7\"},\"items\":[%s,%s,%s]}",
+             n1, n2, n3);
+    struct spans c = {0};
+    char err[256], *rv, *cont;
+    assert_true(informer_parse_list(body, strlen(body), 64, collect_span, &c, &rv, &cont, err,
+                                    sizeof(err)));
+    assert_int_equal(c.n, 3);
+    assert_string_equal(rv, "7");
+    struct cluster_state *st = cluster_state_new(&no_label, 64);
+    char why[300];
+    int applied = 0;
+    for (size_t i = 0; i < c.n; i++)
+        applied += cluster_state_apply(st, CLUSTER_NODES, CLUSTER_UPSERT, c.items[i].ptr,
+                                       c.items[i].len, why, sizeof(why));
+    assert_int_equal(applied, 2);
+    assert_int_equal(cluster_state_count(st, CLUSTER_NODES), 2);
+    cluster_state_free(st);
+    free(rv);
+    free(cont);
+    free(n1);
+    free(n2);
+    free(n3);
+}
+
 static void test_real_objects(void **state)
 {
     (void)state;
@@ -640,6 +745,8 @@ int main(void)
         cmocka_unit_test(test_relist_without_memory_still_drops),
         cmocka_unit_test(test_retry_after_is_capped),
         cmocka_unit_test(test_bad_objects_are_skipped_without_harm),
+        cmocka_unit_test(test_invalid_utf8_objects_keep_last_good_state),
+        cmocka_unit_test(test_list_page_with_invalid_utf8_item),
         cmocka_unit_test(test_real_objects),
         cmocka_unit_test(test_requested_sums_never_overflow),
         cmocka_unit_test(test_strmap_delete_keeps_chains),

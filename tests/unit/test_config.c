@@ -175,6 +175,12 @@ static const struct flag_case FLAGS[] = {
     {"threads", "http.threads", "7", {"-1", "257", "x", "", "1.5", "8 "}},
     {"connection-timeout", "http.connectionTimeoutSeconds", "20", {"0", "3601", "x", "2.5"}},
     {"request-timeout", "http.requestTimeoutSeconds", "45", {"0", "3601", "", "1s"}},
+    {"header-timeout", "http.headerTimeoutSeconds", "5", {"0", "3601", "x", "2.5"}},
+    {"min-body-rate", "http.minBodyBytesPerSecond", "4Ki", {"-1", "x", "", "1.5.5"}},
+    {"max-headers", "http.maxHeaders", "50", {"7", "10001", "x", ""}},
+    {"max-uri-bytes", "http.maxUriBytes", "2Ki", {"255", "2Mi", "x", ""}},
+    {"max-inflight-body-bytes", "http.maxInflightBodyBytes", "1Gi", {"1023", "-1", "x", ""}},
+    {"reload-settle", "reload.settleSeconds", "1.5", {"-0.1", "61", "x", "nan", ""}},
     {"max-connections", "http.maxConnections", "500", {"0", "1000001", "many"}},
     {"max-connections-per-client", "http.maxConnectionsPerClient", "0", {"-1", "1000001", "x"}},
     {"max-json-depth", "http.maxJsonDepth", "100", {"15", "513", "0", "x"}},
@@ -243,6 +249,18 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_int_equal(c->watch_stall_s, 30);
     else if (!strcmp(f, "watch-timeout"))
         assert_int_equal(c->watch_timeout_s, 120);
+    else if (!strcmp(f, "header-timeout"))
+        assert_int_equal(c->header_timeout_s, 5);
+    else if (!strcmp(f, "min-body-rate"))
+        assert_int_equal(c->min_body_rate, 4096);
+    else if (!strcmp(f, "max-headers"))
+        assert_int_equal(c->max_headers, 50);
+    else if (!strcmp(f, "max-uri-bytes"))
+        assert_int_equal(c->max_uri_bytes, 2048);
+    else if (!strcmp(f, "max-inflight-body-bytes"))
+        assert_int_equal(c->max_inflight_body_bytes, 1u << 30);
+    else if (!strcmp(f, "reload-settle"))
+        assert_int_equal(c->reload_settle_ms, 1500);
     else if (!strcmp(f, "list-page-size"))
         assert_int_equal(c->list_page_size, 250);
     else if (!strcmp(f, "watch-list"))
@@ -388,6 +406,12 @@ static void test_defaults(void **state)
     assert_int_equal(c.threads, 0);
     assert_int_equal(c.connection_timeout_s, 15);
     assert_int_equal(c.request_timeout_s, 30);
+    assert_int_equal(c.header_timeout_s, 10);
+    assert_int_equal(c.min_body_rate, 16u << 10);
+    assert_int_equal(c.max_headers, 100);
+    assert_int_equal(c.max_uri_bytes, 8u << 10);
+    assert_int_equal(c.max_inflight_body_bytes, 256u << 20);
+    assert_int_equal(c.reload_settle_ms, 500);
     assert_int_equal(c.max_connections, 1000);
     assert_int_equal(c.max_connections_per_client, 100);
     assert_int_equal(c.max_json_depth, 64);
@@ -584,6 +608,11 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "  threads: 7\n"
                                 "  connectionTimeoutSeconds: 20\n"
                                 "  requestTimeoutSeconds: 45\n"
+                                "  headerTimeoutSeconds: 5\n"
+                                "  minBodyBytesPerSecond: 4Ki\n"
+                                "  maxHeaders: 50\n"
+                                "  maxUriBytes: 2Ki\n"
+                                "  maxInflightBodyBytes: 1Gi\n"
                                 "  maxConnections: 500\n"
                                 "  maxConnectionsPerClient: 0\n"
                                 "  maxJsonDepth: 100\n"
@@ -592,6 +621,7 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "  explainRatePerSecond: 0.5\n"
                                 "reload:\n"
                                 "  pollIntervalSeconds: 0.5\n"
+                                "  settleSeconds: 1.5\n"
                                 "policy:\n"
                                 "  defaultSpot: prefer\n"
                                 "  spotRiskWeight: 2.5\n"

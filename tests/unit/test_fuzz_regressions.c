@@ -61,6 +61,10 @@
 #include "../fuzz/fuzz_simulate.c"
 #undef LLVMFuzzerTestOneInput
 
+#define LLVMFuzzerTestOneInput fz_http_head_one
+#include "../fuzz/fuzz_http_head.c"
+#undef LLVMFuzzerTestOneInput
+
 typedef int (*fuzz_one_fn)(const uint8_t *data, size_t size);
 
 /* Replays every file in tests/fuzz/<where>/<target>/ (sorted, for a
@@ -124,10 +128,12 @@ REPLAY_TEST(ytree, fz_ytree_one_input, 1)
 REPLAY_TEST(jscan, fz_jscan_one, 1)
 REPLAY_TEST(config, fz_config_one, 1)
 REPLAY_TEST(simulate, fz_simulate_one, 1)
+REPLAY_TEST(http_head, fz_http_head_one, 1)
 
 /* The targets replayed above; every tests/fuzz/fuzz_<name>.c must be one. */
-static const char *const REPLAYED[] = {"request", "pricing", "queues", "quantity", "kubeconfig",
-                                       "watch",   "ytree",   "jscan",  "config",   "simulate"};
+static const char *const REPLAYED[] = {"request", "pricing",  "queues",   "quantity",
+                                       "kubeconfig", "watch", "ytree",    "jscan",
+                                       "config",  "simulate", "http_head"};
 
 static void test_every_fuzz_target_is_replayed(void **state)
 {
@@ -151,6 +157,13 @@ static void test_every_fuzz_target_is_replayed(void **state)
     }
     free(names);
     assert_int_equal(targets, sizeof(REPLAYED) / sizeof(REPLAYED[0]));
+}
+
+/* The head checks' invariants on their seeds too (no crasher saved yet). */
+static void test_http_head_seeds(void **state)
+{
+    (void)state;
+    assert_int_equal(replay_dir("seeds", "http_head", fz_http_head_one), 3);
 }
 
 /* The fixes, stated directly (the crashers above go through the whole
@@ -212,6 +225,8 @@ int main(void)
         cmocka_unit_test(test_replay_jscan),
         cmocka_unit_test(test_replay_config),
         cmocka_unit_test(test_replay_simulate),
+        cmocka_unit_test(test_replay_http_head),
+        cmocka_unit_test(test_http_head_seeds),
         cmocka_unit_test(test_every_fuzz_target_is_replayed),
         cmocka_unit_test(test_fixed_gpu_sum_saturates),
         cmocka_unit_test(test_fixed_resource_names_validated),

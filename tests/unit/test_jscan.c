@@ -306,7 +306,7 @@ static void test_strings_strict(void **state)
 {
     (void)state;
     valid("\"\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u0000 \\uABCD \\uabcd \\uD83D\\uDE00\"");
-    valid("\"\x7f \xc3\xa9 \xe2\x82\xac\""); /* DEL and UTF-8 pass through */
+    valid("\"\x7f \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""); /* DEL and UTF-8 pass through */
     invalid("\"\\x41\"");
     invalid("\"\\'\"");
     invalid("\"\\a\"");
@@ -459,12 +459,18 @@ static void test_depth_limit(void **state)
 }
 
 /* Decodes the single JSON string in txt and compares with want[0..want_len). */
-static void decode_is(const char *txt, const char *want, size_t want_len)
+static void decode_with(const char *txt, const char *want, size_t want_len, bool lenient)
 {
     size_t n = strlen(txt);
     char *buf = exact_copy(txt, n);
     struct jscan s;
+    if (lenient) {
+        /* What the strict scanner refuses... */
+        jscan_init(&s, buf, n, 4);
+        assert_false(jscan_skip(&s, NULL));
+    }
     jscan_init(&s, buf, n, 4);
+    s.allow_bad_utf8 = lenient;
     struct jstr j;
     assert_true(jscan_string(&s, &j));
     assert_true(jscan_finish(&s));
@@ -478,7 +484,9 @@ static void decode_is(const char *txt, const char *want, size_t want_len)
     free(buf);
 }
 
-#define DECODE_IS(txt, want) decode_is(txt, want, sizeof(want) - 1)
+#define DECODE_IS(txt, want) decode_with(txt, want, sizeof(want) - 1, false)
+/* ...is still decoded safely when scanned with allow_bad_utf8. */
+#define DECODE_LENIENT(txt, want) decode_with(txt, want, sizeof(want) - 1, true)
 
 static void test_decode_escapes(void **state)
 {
@@ -500,18 +508,19 @@ static void test_decode_escapes(void **state)
     DECODE_IS("\"\\uD800\\uDC00\"", "\xf0\x90\x80\x80");
     DECODE_IS("\"\\uDBFF\\uDFFF\"", "\xf4\x8f\xbf\xbf");
     DECODE_IS("\"x\\ud83d\\ude00y\"", "x\xf0\x9f\x98\x80y");
-    /* Lone surrogates become U+FFFD, as Go's decoder does. */
-    DECODE_IS("\"\\ud83d\"", "\xef\xbf\xbd");
-    DECODE_IS("\"\\ude00\"", "\xef\xbf\xbd");
-    DECODE_IS("\"\\ud83dx\"", "\xef\xbf\xbdx");
-    DECODE_IS("\"\\ud83d\\n\"", "\xef\xbf\xbd\n");
+    /* Lone surrogates are refused by the scanner; scanned leniently they
+     * become U+FFFD, as Go's decoder does. */
+    DECODE_LENIENT("\"\\ud83d\"", "\xef\xbf\xbd");
+    DECODE_LENIENT("\"\\ude00\"", "\xef\xbf\xbd");
+    DECODE_LENIENT("\"\\ud83dx\"", "\xef\xbf\xbdx");
+    DECODE_LENIENT("\"\\ud83d\\n\"", "\xef\xbf\xbd\n");
     /* A high surrogate followed by a non-surrogate escape keeps the latter. */
-    DECODE_IS("\"\\ud83d\\u0041\"", "\xef\xbf\xbd"
+    DECODE_LENIENT("\"\\ud83d\\u0041\"", "\xef\xbf\xbd"
                                     "A");
     /* Two highs then a low: the first is lone, the second pairs. */
-    DECODE_IS("\"\\ud83d\\ud83d\\ude00\"", "\xef\xbf\xbd\xf0\x9f\x98\x80");
+    DECODE_LENIENT("\"\\ud83d\\ud83d\\ude00\"", "\xef\xbf\xbd\xf0\x9f\x98\x80");
     /* Low then high: both lone. */
-    DECODE_IS("\"\\ude00\\ud83d\"", "\xef\xbf\xbd\xef\xbf\xbd");
+    DECODE_LENIENT("\"\\ude00\\ud83d\"", "\xef\xbf\xbd\xef\xbf\xbd");
     /* Raw UTF-8 passes through untouched next to escapes. */
     DECODE_IS("\"\xc3\xa9\\n\xe2\x82\xac\"", "\xc3\xa9\n\xe2\x82\xac");
 }
@@ -691,28 +700,130 @@ static void test_string_fast_path(void **state)
 }
 
 /* Bytes that differ from quote, backslash or a control character only in
- * their top bit must not look special to the 8-byte test. */
+ * their top bit must not look special to the sixteen-byte test: inside
+ * well-formed UTF-8 (two-, three- and four-byte characters whose bytes are
+ * those values) every length and alignment is accepted. */
 static void test_string_high_bytes(void **state)
 {
     (void)state;
-    static const unsigned char fill[] = {0xa2, 0xdc, 0x80, 0x9f, 0xa0, 0xff, 0x7f, 0x20, 0x21};
-    char txt[48];
-    for (size_t k = 0; k < sizeof(fill); k++) {
-        for (size_t len = 0; len <= 40; len++) {
-            txt[0] = '"';
-            memset(txt + 1, fill[k], len);
-            txt[len + 1] = '"';
-            char *buf = exact_copy(txt, len + 2);
-            struct jscan s;
-            jscan_init(&s, buf, len + 2, 4);
-            struct jstr j;
-            if (!jscan_string(&s, &j))
-                fail_msg("%zu bytes of 0x%02x rejected: %s", len, fill[k], s.error);
-            assert_int_equal(j.len, len);
-            assert_true(jscan_finish(&s));
-            free(buf);
+    static const char *chars[] = {"\xc2\xa2", "\xc3\x9c", "\xe2\x82\xac", "\xed\x9f\xbf",
+                                  "\xef\xbf\xbf", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+                                  "\x7f", "\xc2\x80"};
+    char txt[256];
+    for (size_t k = 0; k < sizeof(chars) / sizeof(chars[0]); k++) {
+        size_t cl = strlen(chars[k]);
+        for (size_t count = 0; count <= 40; count++) {
+            for (int shift = 0; shift < 3; shift++) {
+                size_t n = 0;
+                memset(txt, 'a', (size_t)shift);
+                n = (size_t)shift;
+                txt[n++] = '"';
+                for (size_t i = 0; i < count; i++, n += cl)
+                    memcpy(txt + n, chars[k], cl);
+                txt[n++] = '"';
+                char *buf = exact_copy(txt + shift, n - (size_t)shift);
+                struct jscan s;
+                jscan_init(&s, buf, n - (size_t)shift, 4);
+                struct jstr j;
+                if (!jscan_string(&s, &j))
+                    fail_msg("%zu x U+%s rejected: %s", count, chars[k], s.error);
+                assert_int_equal(j.len, count * cl);
+                assert_true(jscan_finish(&s));
+                free(buf);
+            }
         }
     }
+}
+
+/* RFC 8259 section 8.1 and RFC 3629: strings must be well-formed UTF-8.
+ * Each bad sequence, at each position of a string long enough to take the
+ * sixteen-byte path, is refused at the byte where it starts. */
+static void test_string_invalid_utf8(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *bytes;
+        const char *why;
+    } bad[] = {
+        {"\x80", "lone continuation byte"},
+        {"\xbf", "lone continuation byte"},
+        {"\xc0\xaf", "overlong '/'"},
+        {"\xc1\xbf", "overlong"},
+        {"\xc3", "truncated two-byte"},
+        {"\xc3(", "two-byte without continuation"},
+        {"\xe0\x80\xaf", "overlong three-byte"},
+        {"\xe2\x82", "truncated three-byte"},
+        {"\xed\xa0\x80", "surrogate U+D800"},
+        {"\xed\xbf\xbf", "surrogate U+DFFF"},
+        {"\xf0\x8f\xbf\xbf", "overlong four-byte"},
+        {"\xf4\x90\x80\x80", "past U+10FFFF"},
+        {"\xf5\x80\x80\x80", "lead byte F5"},
+        {"\xf8\x88\x80\x80\x80", "five-byte form"},
+        {"\xfe", "FE"},
+        {"\xff", "FF"},
+        {"\xf0\x9f\x98", "truncated four-byte"},
+    };
+    char txt[128];
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        size_t bl = strlen(bad[k].bytes);
+        for (size_t pos = 0; pos <= 33; pos++) {
+            size_t n = 0;
+            txt[n++] = '"';
+            memset(txt + n, 'x', pos);
+            n += pos;
+            memcpy(txt + n, bad[k].bytes, bl);
+            n += bl;
+            memset(txt + n, 'y', 20);
+            n += 20;
+            txt[n++] = '"';
+            size_t at = 0;
+            const char *err = check_n(txt, n, 4, &at);
+            if (!err)
+                fail_msg("%s at %zu accepted", bad[k].why, pos);
+            if (at != pos + 1)
+                fail_msg("%s at %zu: error at byte %zu, want %zu", bad[k].why, pos, at, pos + 1);
+            assert_non_null(strstr(err, "UTF-8"));
+            /* The same bytes in a key. */
+            char key[160];
+            int kn = snprintf(key, sizeof(key), "{%.*s:1}", (int)n, txt);
+            assert_non_null(check_n(key, (size_t)kn, 4, &at));
+            assert_int_equal(at, pos + 2);
+        }
+    }
+    /* Escapes: surrogates must pair, high then low. */
+    valid("\"\\uD83D\\uDE00 \\udbff\\udfff \\uD7FF \\uE000\"");
+    invalid("\"\\uD800\"");
+    invalid("\"\\uDC00\"");
+    invalid("\"\\uDE00\\uD83D\"");
+    invalid("\"\\uD83D\\u0041\"");
+    invalid("\"\\uD83Dx\"");
+    invalid("\"\\uD83D\\uD83D\"");
+    size_t at = 0;
+    assert_non_null(check_n("[\"ab\\uD800\"]", 12, 4, &at));
+    assert_int_equal(at, 4);
+}
+
+/* With allow_bad_utf8 the scanner still finds the end of the value (a list
+ * item with a bad string can be skipped), and still refuses bad grammar. */
+static void test_allow_bad_utf8(void **state)
+{
+    (void)state;
+    static const char txt[] = "{\"a\":\"x\xff\xc3(\\uD800\",\"b\":[1]} ";
+    size_t n = sizeof(txt) - 1;
+    char *buf = exact_copy(txt, n);
+    struct jscan s;
+    jscan_init(&s, buf, n, 4);
+    assert_false(jscan_skip(&s, NULL));
+    jscan_init(&s, buf, n, 4);
+    s.allow_bad_utf8 = true;
+    struct jstr span;
+    assert_true(jscan_skip(&s, &span));
+    assert_int_equal(span.len, n - 1);
+    assert_true(jscan_finish(&s));
+    jscan_init(&s, buf, n - 3, 4); /* cut inside: still unterminated */
+    s.allow_bad_utf8 = true;
+    assert_false(jscan_skip(&s, NULL));
+    free(buf);
 }
 
 static void test_skip_spans(void **state)
@@ -914,6 +1025,8 @@ int main(void)
         cmocka_unit_test(test_eq_and_fold),
         cmocka_unit_test(test_string_fast_path),
         cmocka_unit_test(test_string_high_bytes),
+        cmocka_unit_test(test_string_invalid_utf8),
+        cmocka_unit_test(test_allow_bad_utf8),
         cmocka_unit_test(test_skip_spans),
         cmocka_unit_test(test_error_offset),
         cmocka_unit_test(test_error_is_sticky),
