@@ -457,8 +457,9 @@ def test_api_server_faults_under_load(cluster_daemon):
     assert counts["dropped"] > 0 and counts["expired"] > 0, counts
     # Once the faults stop, the view is whole again and answers as before.
     deadline = time.time() + 15
-    while prioritize() != before:
-        assert time.time() < deadline, "scores differ after the faults"
+    while (after := prioritize()) != before:
+        assert time.time() < deadline, ("scores differ after the faults", before, after,
+                                        (d.dir / "stderr.log").read_text()[-4000:])
         time.sleep(0.2)
     d.api.clear_faults()
     stats = d.api.stats()
