@@ -27,6 +27,7 @@ const char cli_shared_usage[] =
     "  --default-spot POLICY     never, allow, prefer or only (default allow).\n"
     "  --spot-risk-weight W      (default 1)\n"
     "  --packing-weight W        (default 0.5)\n"
+    "  --opening-cost BOOL       (default true)\n"
     "  --capacity-label KEY      Your own capacity-type label; its values with\n"
     "                            --capacity-label-spot-values V,V,\n"
     "                            --capacity-label-on-demand-values V,V and\n"

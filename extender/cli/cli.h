@@ -29,6 +29,7 @@
         {"default-spot", required_argument, 0, CLI_SHARED},                                        \
         {"spot-risk-weight", required_argument, 0, CLI_SHARED},                                    \
         {"packing-weight", required_argument, 0, CLI_SHARED},                                      \
+        {"opening-cost", required_argument, 0, CLI_SHARED},                                        \
         {"capacity-label", required_argument, 0, CLI_SHARED},                                      \
         {"capacity-label-spot-values", required_argument, 0, CLI_SHARED},                          \
         {"capacity-label-on-demand-values", required_argument, 0, CLI_SHARED},                     \

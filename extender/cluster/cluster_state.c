@@ -38,6 +38,7 @@ struct pod_entry {
     char *keys;
     size_t keys_len;
     unsigned mark;
+    bool daemon; /* a DaemonSet's or static pod (pod_info.daemon) */
 };
 
 /* The pod's keys as an entry keeps them, malloc'd (NULL, 0: none). */
@@ -104,6 +105,7 @@ struct node_usage {
     char *name;
     wide cpu_milli, memory;
     int64_t pods;
+    int64_t workload_pods; /* not daemon */
     int n_ext;
     struct str ext_name[RESOURCES_EXT_MAX]; /* interned in the state */
     wide ext_value[RESOURCES_EXT_MAX];
@@ -146,6 +148,7 @@ struct cluster_state {
     struct strmap pods;   /* namespace/name -> pod_entry */
     struct strmap usage;  /* node name -> node_usage */
     struct strmap names;  /* interned extended-resource names */
+    struct strmap shapes; /* pending pods by shape: key struct shape_key -> pending_shape */
     unsigned mark[CLUSTER_KIND_COUNT];
     bool in_relist[CLUSTER_KIND_COUNT];
     bool dirty;
@@ -178,7 +181,8 @@ struct cluster_state *cluster_state_new(const struct capacity_label_config *labe
     st->max_depth = max_depth;
     st->scratch = arena_new(64 * 1024);
     if (!st->scratch || !strmap_init(&st->nodes, 1024) || !strmap_init(&st->pods, 16384) ||
-        !strmap_init(&st->usage, 1024) || !strmap_init(&st->names, 16)) {
+        !strmap_init(&st->usage, 1024) || !strmap_init(&st->names, 16) ||
+        !strmap_init(&st->shapes, 64)) {
         cluster_state_free(st);
         return NULL;
     }
@@ -221,6 +225,9 @@ void cluster_state_free(struct cluster_state *st)
         }
     if (st->names.slots)
         STRMAP_FOREACH(&st->names, s) free(s->value);
+    if (st->shapes.slots)
+        STRMAP_FOREACH(&st->shapes, s) free(s->value);
+    strmap_free(&st->shapes);
     strmap_free(&st->nodes);
     strmap_free(&st->pods);
     strmap_free(&st->usage);
@@ -262,12 +269,57 @@ static bool map_replace(struct strmap *m, const char *key, size_t len, void *val
     return false;
 }
 
+/* A pending pod's shape, as the cost model matches it (node_view_pending_like). */
+struct shape_key {
+    int64_t cpu_milli, memory, gpus;
+};
+struct pending_shape {
+    struct shape_key key;
+    int64_t count;
+};
+
+static struct shape_key entry_shape(const struct pod_entry *p)
+{
+    struct shape_key k = {p->score_cpu_milli, p->score_memory, 0};
+    for (int i = 0; i < p->n_ext; i++)
+        if (resource_is_gpu(p->ext[i].name))
+            k.gpus += p->ext[i].value;
+    return k;
+}
+
+/* Counts a pending workload pod in (sign +1) or out of (-1) its shape. True
+ * when a count changed. Out of memory: the pod is not counted (the cost
+ * model then amortises an empty node over fewer pods than wait: never
+ * cheaper than it is). */
+static bool account_pending(struct cluster_state *st, const struct pod_entry *p, int sign)
+{
+    if (p->node || p->daemon)
+        return false;
+    struct shape_key k = entry_shape(p);
+    struct pending_shape *ps = strmap_get(&st->shapes, (const char *)&k, sizeof(k));
+    if (!ps) {
+        if (sign < 0 || !(ps = calloc(1, sizeof(*ps))))
+            return false;
+        ps->key = k;
+        if (!strmap_put(&st->shapes, (const char *)&ps->key, sizeof(ps->key), ps, NULL)) {
+            free(ps);
+            return false;
+        }
+    }
+    ps->count += sign;
+    if (ps->count <= 0) {
+        strmap_delete(&st->shapes, (const char *)&k, sizeof(k));
+        free(ps);
+    }
+    return true;
+}
+
 /* Adds (sign +1) or removes (sign -1) a pod's requests from its node's sum.
  * True when a node's sum changed (the pod is bound). */
 static bool account(struct cluster_state *st, const struct pod_entry *p, int sign)
 {
     if (!p->node)
-        return false;
+        return account_pending(st, p, sign);
     size_t nl = strlen(p->node);
     struct node_usage *u = strmap_get(&st->usage, p->node, nl);
     if (!u) {
@@ -288,6 +340,8 @@ static bool account(struct cluster_state *st, const struct pod_entry *p, int sig
     u->cpu_milli += (wide)sign * p->cpu_milli;
     u->memory += (wide)sign * p->memory;
     u->pods += sign;
+    if (!p->daemon)
+        u->workload_pods += sign;
     for (int i = 0; i < p->n_ext; i++)
         usage_ext_add(u, p->ext[i].name, (wide)sign * p->ext[i].value);
     if (u->pods <= 0) {
@@ -321,7 +375,7 @@ static bool same_usage(struct cluster_state *st, const struct pod_entry *have,
                    : pod->node_name.len != 0)
         return false;
     if (have->cpu_milli != pod->requests.cpu_milli || have->memory != pod->requests.memory ||
-        have->n_ext != pod->requests.n_ext)
+        have->n_ext != pod->requests.n_ext || have->daemon != pod->daemon)
         return false;
     for (int i = 0; i < have->n_ext; i++) {
         const char *n = intern_name(st, pod->requests.ext[i].name);
@@ -389,8 +443,17 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
         have->mark = st->mark[CLUSTER_PODS];
         /* The view is as it was; what a bound pod costs, and where it is
          * counted, may not be. */
+        /* A pending pod's scoring requests are its shape: count it again
+         * under the new one. */
+        bool reshaped = have->score_cpu_milli != pod.score_requests.cpu_milli ||
+                        have->score_memory != pod.score_requests.memory;
+        bool moved = reshaped && account_pending(st, have, -1);
         if (refresh_entry(have, &pod) && have->node)
             st->cost_dirty = true;
+        if (moved) {
+            account_pending(st, have, +1);
+            st->dirty = true;
+        }
         if (st->hook)
             st->hook(st->hook_ctx, key, (size_t)kl, &pod);
         return true;
@@ -406,6 +469,7 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
     }
     p->cpu_milli = pod.requests.cpu_milli;
     p->memory = pod.requests.memory;
+    p->daemon = pod.daemon;
     refresh_entry(p, &pod);
     if (pod.requests.n_ext) {
         p->ext = calloc((size_t)pod.requests.n_ext, sizeof(*p->ext));
@@ -697,6 +761,39 @@ bool cluster_state_take_cost_dirty(struct cluster_state *st)
     return d;
 }
 
+/* The pending shapes into the view being built, the most numerous first
+ * when there are more than a view keeps. */
+#define VIEW_PENDING_SHAPES_MAX 512
+static int cmp_shape_count(const void *a, const void *b)
+{
+    int64_t x = ((const struct pod_shape *)a)->count, y = ((const struct pod_shape *)b)->count;
+    return x > y ? -1 : x < y;
+}
+
+static bool pending_to_view(struct cluster_state *st, struct node_view_builder *b)
+{
+    size_t n = st->shapes.count, i = 0;
+    if (!n)
+        return true;
+    struct pod_shape *v = malloc(n * sizeof(*v));
+    if (!v)
+        return false;
+    STRMAP_FOREACH(&st->shapes, s)
+    {
+        const struct pending_shape *ps = s->value;
+        if (i < n)
+            v[i++] = (struct pod_shape){ps->key.cpu_milli, ps->key.memory, ps->key.gpus,
+                                        ps->count};
+    }
+    if (i > VIEW_PENDING_SHAPES_MAX) {
+        qsort(v, i, sizeof(*v), cmp_shape_count);
+        i = VIEW_PENDING_SHAPES_MAX;
+    }
+    bool ok = node_view_builder_set_pending(b, v, i);
+    free(v);
+    return ok;
+}
+
 struct node_view *cluster_state_snapshot(struct cluster_state *st)
 {
     struct node_view_builder *b = node_view_builder_new("cluster");
@@ -714,11 +811,14 @@ struct node_view *cluster_state_snapshot(struct cluster_state *st)
             usage_to_resources(u, &f.requested);
         else
             memset(&f.requested, 0, sizeof(f.requested));
+        f.workload_pods = u ? u->workload_pods : 0;
+        f.usage_known = true;
         if (!node_view_builder_add(b, &f, err, sizeof(err))) {
             ok = false;
             break;
         }
     }
+    ok = ok && pending_to_view(st, b);
     pthread_mutex_unlock(&st->mu);
     if (!ok) {
         node_view_builder_free(b);

@@ -33,6 +33,7 @@ void cost_config_defaults(struct cost_config *c)
     c->default_spot = SPOT_ALLOW;
     c->spot_risk_weight = 1.0;
     c->packing_weight = 0.5;
+    c->opening_cost = true;
 }
 
 static bool parse_price(struct str s, double *out)
@@ -238,10 +239,46 @@ static void evaluate_one(const struct pricing_table *t, const struct cost_config
     out->effective_price = q.price;
     if (out->spot)
         out->effective_price = q.price * (1.0 + cfg->spot_risk_weight * q.interruption_rate);
+    out->verdict = COST_FITS;
+    if (cfg->opening_cost && node->usage_known && node->workload_pods <= 0) {
+        int64_t fit = cost_pods_fitting(pod, node);
+        int64_t want = policy->pending_like > 1 ? policy->pending_like : 1;
+        out->opens = true;
+        out->fill = (double)(fit < want ? (fit > 1 ? fit : 1) : want);
+        out->cost = out->effective_price / out->fill;
+        return;
+    }
     out->cost = out->effective_price * share;
     if (cfg->packing_weight > 0)
         out->cost *= 1.0 - cfg->packing_weight * cost_node_utilisation(node);
-    out->verdict = COST_FITS;
+}
+
+/* floor(free / want), or limit when nothing is wanted. */
+static int64_t times_in(int64_t free, int64_t want, int64_t limit)
+{
+    if (want <= 0)
+        return limit;
+    if (free <= 0)
+        return 0;
+    int64_t n = free / want;
+    return n < limit ? n : limit;
+}
+
+int64_t cost_pods_fitting(const struct pod_info *pod, const struct node_facts *node)
+{
+    const struct resources *a = &node->allocatable, *u = &node->requested;
+    const struct resources *score = &pod->score_requests;
+    int64_t n = INT32_MAX;
+    if (a->pods > 0)
+        n = a->pods - u->pods;
+    n = times_in(a->cpu_milli - u->cpu_milli, score->cpu_milli, n);
+    n = times_in(a->memory - u->memory, score->memory, n);
+    for (int i = 0; i < pod->requests.n_ext; i++) {
+        struct str name = pod->requests.ext[i].name;
+        n = times_in(resources_ext_get(a, name) - resources_ext_get(u, name),
+                     pod->requests.ext[i].value, n);
+    }
+    return n > 0 ? n : 0;
 }
 
 static double ratio(int64_t used, int64_t have)

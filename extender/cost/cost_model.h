@@ -11,6 +11,16 @@
  * that takes half a node's GPUs costs half the node, however little CPU it
  * asks for. Spot prices are raised by the interruption risk:
  * price * (1 + riskWeight * monthly interruption rate).
+ *
+ * That share is what the pod adds to the bill on a node that already runs
+ * workload. On an empty node it is not: placing the pod there opens the
+ * node, and the cluster pays its whole price. So the cost on an empty node
+ * (one the cluster view knows to run no pods but DaemonSet and static ones)
+ * is the node's price divided by the pods of this pod's shape that can
+ * realistically share it: as many as fit on the node, but no more than
+ * wait for a node now (this one included). A lone 0.5-CPU pod costs the
+ * whole price of an empty 8-CPU node; twenty of them waiting spread the
+ * price of one over the fifteen that fit.
  */
 #ifndef CE_COST_MODEL_H
 #define CE_COST_MODEL_H
@@ -36,6 +46,9 @@ struct cost_config {
      * largest requested/allocatable share over cpu, memory and GPUs before
      * the pod lands. 0 turns packing off; default 0.5. */
     double packing_weight;
+    /* Marginal cost: an empty node costs the pod the price of opening it
+     * (above). false: the dominant share everywhere. Default true. */
+    bool opening_cost;
 };
 
 void cost_config_defaults(struct cost_config *c);
@@ -48,6 +61,10 @@ struct pod_policy {
     /* non-empty when an annotation is invalid: then every node is rejected
      * with this reason, so the user sees the typo in kubectl describe. */
     char invalid[160];
+    /* Pods of the pod's shape waiting for a node (the cluster view's
+     * count, node_view_pending_like); 0 when not known. Set by the caller
+     * (decision_evaluate), not by cost_pod_policy. */
+    int64_t pending_like;
 };
 
 /* Reads the pod's cost-extender.io/ annotations. */
@@ -80,8 +97,12 @@ struct node_cost {
     double node_price;      /* list price per hour for the node's capacity type */
     double effective_price; /* after spot risk */
     double share;           /* dominant share of the node, 0..1 */
-    double cost;            /* effective_price * share, per hour */
+    double cost;            /* what placing the pod there adds, per hour (above) */
     const char *dominant;   /* resource giving the share, or the one that did not fit */
+    /* The node is empty: cost is effective_price / fill, fill being the
+     * pods of this shape expected to share it (1 .. what fits). */
+    bool opens;
+    double fill;
 };
 
 /* The pod's dominant share of a node offering alloc, 0..1: the largest of
@@ -103,6 +124,10 @@ void cost_evaluate_node(const struct pricing_table *t, const struct cost_config 
 /* The node's largest requested/allocatable share over cpu, memory and GPUs
  * (0..1), from what runs on it now. */
 double cost_node_utilisation(const struct node_facts *node);
+
+/* How many pods of pod's shape (its scoring cpu and memory, its extended
+ * resources, one pod slot each) fit in what the node has left. */
+int64_t cost_pods_fitting(const struct pod_info *pod, const struct node_facts *node);
 
 /* cost_evaluate_node for each of n nodes (NULL entries are unknown nodes).
  * Prices are memoised for the call by the identity of each node's

@@ -174,6 +174,7 @@ bool explain_pod(const struct decision_env *env, const struct explain_input *in,
     struct decision_env ro = *env;
     ro.read_only = true;
     cost_pod_policy(in->pod, env->cost, &out->policy);
+    out->policy.pending_like = node_view_pending_like(env->view, in->pod);
     for (size_t i = 0; i < in->n; i++) {
         struct explain_row *r = &out->rows[i];
         r->index = i;
@@ -253,6 +254,9 @@ static cJSON *row_json(const struct explain *e, const struct explain_row *r)
     cJSON_AddNumberToObject(o, "podPricePerHour", r6(r->cost.node_price * r->cost.share));
     cJSON_AddNumberToObject(o, "utilisation", r6(r->utilisation));
     cJSON_AddNumberToObject(o, "packingFactor", r6(1.0 - e->packing_weight * r->utilisation));
+    cJSON_AddBoolToObject(o, "opensNode", r->cost.opens);
+    if (r->cost.opens)
+        cJSON_AddNumberToObject(o, "fill", r->cost.fill);
     cJSON_AddNumberToObject(o, "cost", r6(r->cost.cost));
     if (r->has_total) {
         cJSON_AddNumberToObject(o, "schedulerScore", (double)r->own_score);
@@ -376,9 +380,9 @@ void explain_table(const struct explain *e, struct buf *b)
                        g->used.cpu_milli / 1000.0, (long long)resources_gpus(&g->used), g->spend);
         buf_putc(b, '\n');
     }
-    buf_printf(b, "\n%-30s %-13s %-9s %-11s %9s %7s %9s %7s %6s %5s %5s  %s\n", "NODE", "TYPE",
-               "CAPACITY", "ZONE", "NODE $/H", "SHARE", "POD $/H", "PACK", "RISK", "SCORE", "TOTAL",
-               "VERDICT / PRICED BY");
+    buf_printf(b, "\n%-30s %-13s %-9s %-11s %9s %7s %9s %7s %6s %9s %5s %5s  %s\n", "NODE",
+               "TYPE", "CAPACITY", "ZONE", "NODE $/H", "SHARE", "POD $/H", "PACK", "RISK",
+               "COST $/H", "SCORE", "TOTAL", "VERDICT / PRICED BY");
     for (size_t i = 0; i < e->n; i++) {
         const struct explain_row *r = &e->rows[i];
         const struct node_facts *nf = r->node;
@@ -393,14 +397,26 @@ void explain_table(const struct explain *e, struct buf *b)
             snprintf(total, sizeof(total), "%lld", (long long)r->total);
         double pack = 1.0 - e->packing_weight * r->utilisation;
         double risk = r->cost.node_price > 0 ? r->cost.effective_price / r->cost.node_price : 1;
-        buf_printf(b, "%-30.*s %-13.*s %-9s %-11.*s %9.4f %7s %9.4f %7.3f %6.3f %5s %5s  %s\n",
+        if (r->cost.opens)
+            pack = 1; /* not applied: the node is opened */
+        char cost[16] = "-";
+        if (r->cost.verdict == COST_FITS || r->cost.cost > 0)
+            snprintf(cost, sizeof(cost), "%.4f", r->cost.cost);
+        buf_printf(b,
+                   "%-30.*s %-13.*s %-9s %-11.*s %9.4f %7s %9.4f %7.3f %6.3f %9s %5s %5s  %s\n",
                    (int)(r->name.len > 30 ? 30 : r->name.len), r->name.ptr ? r->name.ptr : "",
                    nf ? (int)(nf->instance_type.len > 13 ? 13 : nf->instance_type.len) : 0,
                    nf && nf->instance_type.ptr ? nf->instance_type.ptr : "",
                    nf ? capacity_type_name(nf->capacity) : "?",
                    nf ? (int)(nf->zone.len > 11 ? 11 : nf->zone.len) : 0,
                    nf && nf->zone.ptr ? nf->zone.ptr : "", r->cost.node_price, share,
-                   r->cost.node_price * r->cost.share, pack, risk, score, total, verdict_text(r));
+                   r->cost.node_price * r->cost.share, pack, risk, cost, score, total,
+                   verdict_text(r));
+        if (r->cost.opens)
+            buf_printf(b,
+                       "%30s   empty node: opening it costs %.4f/h, shared by %.0f pod%s of "
+                       "this shape (pending, and fitting there)\n",
+                       "", r->cost.effective_price, r->cost.fill, r->cost.fill == 1 ? "" : "s");
         if (r->sched_reason[0])
             buf_printf(b, "%30s   kube-scheduler: %s\n", "", r->sched_reason);
         if (r->reason[0])

@@ -206,6 +206,10 @@ static bool build_view(const struct sim_input *c, const struct pod_info *target,
         return false;
     if (with_pods && !(cv->gangs = gang_engine_new()))
         return false;
+    /* With the cluster's pods, what runs on each node is known: an empty
+     * node is priced as opening it (cost_model.h). */
+    for (size_t i = 0; with_pods && i < cv->view->n_nodes; i++)
+        cv->view->nodes[i].usage_known = true;
     for (size_t i = 0; i < c->n_pods; i++) {
         const struct pod_info *p = &c->pods[i].info;
         if (str_eq(p->namespace_, target->namespace_) && str_eq(p->name, target->name))
@@ -216,9 +220,13 @@ static bool build_view(const struct sim_input *c, const struct pod_info *target,
             gang_engine_pod_changed(cv->gangs, key, (size_t)kl, p);
         int32_t n =
             p->node_name.len ? sim_input_node_index(c, p->node_name.ptr, p->node_name.len) : -1;
-        if (n < 0)
+        if (n < 0) {
+            if (with_pods && !p->node_name.len && !node_view_pending_add(cv->view, p, 1))
+                return false;
             continue;
+        }
         resources_add(&cv->view->nodes[n].requested, &p->requests);
+        cv->view->nodes[n].workload_pods += !p->daemon;
         cv->usage[n].cpu_milli += p->requests.cpu_milli;
         cv->usage[n].memory += p->requests.memory;
         cv->usage[n].nonzero_cpu_milli += p->score_requests.cpu_milli;
@@ -228,6 +236,8 @@ static bool build_view(const struct sim_input *c, const struct pod_info *target,
         /* The explained pod, pending, as the filter call for it finds it. */
         struct pod_info p = *target;
         p.node_name = STR_NULL;
+        if (!node_view_pending_add(cv->view, &p, 1))
+            return false;
         char key[600];
         int kl = snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(p.namespace_), STR_FMT(p.name));
         gang_engine_pod_changed(cv->gangs, key, (size_t)kl, &p);

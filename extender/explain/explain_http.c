@@ -115,6 +115,8 @@ static bool without_itself(struct explain_input *in, const struct pod_info *pod,
             return false;
         *copy = *in->nodes[i];
         resources_sub(&copy->requested, &pod->requests);
+        if (!pod->daemon && copy->workload_pods > 0)
+            copy->workload_pods--;
         ((const struct node_facts **)in->nodes)[i] = copy;
     }
     return true;

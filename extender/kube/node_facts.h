@@ -65,6 +65,14 @@ struct node_facts {
     /* Sum of the requests of the non-terminal pods bound to the node, and in
      * .pods their number (cluster view only; zero from a nodes file). */
     struct resources requested;
+    /* How many of those pods are workload: not a DaemonSet's or a static
+     * pod (pod_info.daemon). A node with none is empty: the cluster pays
+     * its whole price for the first pod placed there. */
+    int64_t workload_pods;
+    /* requested and workload_pods are known (a cluster view, or the
+     * simulation's own), not merely zero (a nodes file, a full-node request
+     * without a cluster view). */
+    bool usage_known;
     /* NULL when usable; otherwise why the node cannot be priced (a bad
      * quantity in its allocatable, say). */
     const char *invalid;

@@ -6,6 +6,7 @@
 #include "../base/arena.h"
 #include "../base/clock.h"
 #include "../base/fileio.h"
+#include "pod_info.h"
 
 #include <stdarg.h>
 #include <errno.h>
@@ -19,6 +20,7 @@ static void view_destroy(struct snapshot *s)
     struct node_view *v = (struct node_view *)s;
     strmap_free(&v->by_name);
     arena_free(v->arena);
+    free(v->pending);
     free(v);
 }
 
@@ -351,6 +353,73 @@ static bool copy_resources(struct builder *b, struct resources *r)
         if (!intern_copy(b, &r->ext[i].name))
             return false;
     return true;
+}
+
+bool node_view_builder_set_pending(struct node_view_builder *nb, const struct pod_shape *shapes,
+                                   size_t n)
+{
+    struct node_view *v = nb->b.v;
+    free(v->pending);
+    v->pending = NULL;
+    v->n_pending = v->cap_pending = 0;
+    if (!n)
+        return true;
+    if (!(v->pending = malloc(n * sizeof(*shapes))))
+        return false;
+    memcpy(v->pending, shapes, n * sizeof(*shapes));
+    v->n_pending = v->cap_pending = n;
+    return true;
+}
+
+static struct pod_shape shape_of(const struct pod_info *p)
+{
+    return (struct pod_shape){p->score_requests.cpu_milli, p->score_requests.memory,
+                              resources_gpus(&p->requests), 0};
+}
+
+static struct pod_shape *find_shape(const struct node_view *v, const struct pod_shape *k)
+{
+    for (size_t i = 0; i < v->n_pending; i++) {
+        struct pod_shape *s = &v->pending[i];
+        if (s->cpu_milli == k->cpu_milli && s->memory == k->memory && s->gpus == k->gpus)
+            return s;
+    }
+    return NULL;
+}
+
+bool node_view_pending_add(struct node_view *v, const struct pod_info *p, int64_t delta)
+{
+    if (p->daemon || !delta)
+        return true;
+    struct pod_shape k = shape_of(p);
+    struct pod_shape *s = find_shape(v, &k);
+    if (!s) {
+        if (delta < 0)
+            return true;
+        if (v->n_pending == v->cap_pending) {
+            size_t cap = v->cap_pending ? v->cap_pending * 2 : 16;
+            struct pod_shape *g = realloc(v->pending, cap * sizeof(*g));
+            if (!g)
+                return false;
+            v->pending = g;
+            v->cap_pending = cap;
+        }
+        s = &v->pending[v->n_pending++];
+        *s = k;
+    }
+    s->count += delta;
+    if (s->count <= 0)
+        *s = v->pending[--v->n_pending];
+    return true;
+}
+
+int64_t node_view_pending_like(const struct node_view *v, const struct pod_info *p)
+{
+    if (!v)
+        return 0;
+    struct pod_shape k = shape_of(p);
+    const struct pod_shape *s = find_shape(v, &k);
+    return s ? s->count : 0;
 }
 
 bool node_view_builder_add(struct node_view_builder *nb, const struct node_facts *nf, char *err,

@@ -235,6 +235,10 @@ static bool decode_key_map(struct jscan *s, const struct pod_decode_opts *o, int
             }
         }
         if (role < 0) {
+            /* A static pod's mirror: the kubelet runs it on its node
+             * whatever a scheduler says. */
+            if (place == IN_ANNOTATIONS && jstr_eq(&key, "kubernetes.io/config.mirror"))
+                out->daemon = true;
             if (!jscan_skip(s, NULL))
                 return false;
             continue;
@@ -246,6 +250,43 @@ static bool decode_key_map(struct jscan *s, const struct pod_decode_opts *o, int
             return false;
         if (place == IN_ANNOTATIONS || !str_is_set(out->keys[role]))
             out->keys[role] = v;
+    }
+    return s->error == NULL;
+}
+
+/* metadata.ownerReferences: whether a DaemonSet controls the pod. */
+static bool decode_owners(struct jscan *s, struct pod_info *out)
+{
+    if (jscan_null(s))
+        return true;
+    if (!jscan_begin_array(s))
+        return false;
+    while (jscan_next_item(s)) {
+        if (jscan_null(s))
+            continue;
+        if (!jscan_begin_object(s))
+            return false;
+        struct jstr key;
+        bool daemonset = false, controller = false;
+        while (jscan_next_key(s, &key)) {
+            struct jstr v;
+            bool ok;
+            if (jstr_eq(&key, "kind") && jscan_peek(s) == JT_STRING) {
+                ok = jscan_string(s, &v);
+                daemonset = ok && jstr_eq(&v, "DaemonSet");
+            } else if (jstr_eq(&key, "controller") &&
+                       (jscan_peek(s) == JT_TRUE || jscan_peek(s) == JT_FALSE)) {
+                ok = jscan_bool(s, &controller);
+            } else {
+                ok = jscan_skip(s, NULL);
+            }
+            if (!ok)
+                return false;
+        }
+        if (s->error)
+            return false;
+        if (daemonset && controller)
+            out->daemon = true;
     }
     return s->error == NULL;
 }
@@ -270,6 +311,8 @@ static bool decode_metadata(struct jscan *s, const struct pod_decode_opts *o,
             ok = decode_key_map(s, o, IN_LABELS, out);
         else if (jstr_eq(&key, "annotations"))
             ok = decode_key_map(s, o, IN_ANNOTATIONS, out);
+        else if (jstr_eq(&key, "ownerReferences"))
+            ok = decode_owners(s, out);
         else
             ok = jscan_skip(s, NULL);
         if (!ok)

@@ -47,6 +47,11 @@ struct pod_info {
      * cpu or memory (100m, 200Mi), used for scoring so that a best-effort
      * pod still prefers cheap nodes. */
     struct resources score_requests;
+    /* A DaemonSet's pod (its controlling owner reference) or a static
+     * pod's mirror (annotation kubernetes.io/config.mirror): it runs on its
+     * node whatever a scheduler decides, so it does not make the node
+     * occupied for the cost model. */
+    bool daemon;
     /* NULL when usable; otherwise why not, naming the field and the value:
      * "spec.containers[0].resources.requests.memory quantity "-5Gi" is
      * invalid: negative quantity". */

@@ -217,6 +217,12 @@ static const struct setting SETTINGS[] = {
      "0..1: a node already running pods costs a pod cost * (1 - W * utilisation), so busy "
      "nodes fill up and empty ones can be removed; 0 turns it off.",
      NULL},
+    {NULL, "opening-cost", "policy.openingCost", "BOOL", SETTING_BOOL, AT(cost.opening_cost), 0,
+     0, "true or false",
+     "An empty node (no pods but DaemonSet and static ones) costs a pod its whole price, "
+     "shared only with the pending pods of its shape that fit there (README, \"How a node is "
+     "priced\"); false: the pod's dominant share on every node.",
+     NULL},
     {NULL, "capacity-label", "capacityTypeLabel.key", "KEY", SETTING_LABEL,
      AT(capacity_label.key), 0, 0, "a label key",
      "Your own node label saying the capacity type; checked before the well-known ones. "

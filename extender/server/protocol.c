@@ -274,8 +274,11 @@ bool protocol_candidates(struct extender_args *a, const struct node_view *view,
     if (a->full_nodes) {
         for (size_t i = 0; i < n; i++) {
             const struct node_facts *known = view ? node_view_find(view, a->nodes[i].name) : NULL;
-            if (known)
+            if (known) {
                 a->nodes[i].requested = known->requested;
+                a->nodes[i].workload_pods = known->workload_pods;
+                a->nodes[i].usage_known = known->usage_known;
+            }
             nodes[i] = &a->nodes[i];
             names[i] = a->nodes[i].name;
         }

@@ -357,6 +357,12 @@ static void bind(struct sim_run *r, size_t pi, uint32_t node)
     const struct pod_info *pod = &r->in->pods[pi].info;
     struct node_facts *nf = &r->view->nodes[node];
     resources_add(&nf->requested, &pod->requests);
+    if (!r->in->pods[pi].daemon) {
+        struct pod_info counted = *pod;
+        counted.daemon = false; /* as run_init counted it */
+        nf->workload_pods++;
+        node_view_pending_add(r->view, &counted, -1);
+    }
     struct ksched_usage *u = &r->usage[node];
     u->cpu_milli += pod->requests.cpu_milli;
     u->memory += pod->requests.memory;
@@ -425,6 +431,8 @@ static struct node_view *empty_view(const struct sim_input *in, char *err, size_
     for (size_t i = 0; i < in->n_nodes; i++) {
         struct node_facts nf = in->nodes[i].facts;
         memset(&nf.requested, 0, sizeof(nf.requested));
+        nf.workload_pods = 0;
+        nf.usage_known = true;
         if (!node_view_builder_add(b, &nf, err, errlen)) {
             node_view_builder_free(b);
             return NULL;
@@ -486,7 +494,22 @@ static bool run_init(struct sim_run *r, const struct sim_config *cfg, const stru
     for (size_t i = 0; i < in->n_pods; i++)
         res->placement[i] = res->reason_of[i] = -1;
     r->view = empty_view(in, err, errlen);
-    return r->view != NULL;
+    if (!r->view)
+        return false;
+    /* Every pod of the snapshot waits for a node from the start, as the
+     * pods of a workload do once its controller has made them: the cost
+     * model amortises an empty node over those of the pod's shape. */
+    for (size_t i = 0; i < in->n_pods; i++) {
+        if (in->pods[i].daemon)
+            continue;
+        struct pod_info p = in->pods[i].info;
+        p.daemon = false;
+        if (!node_view_pending_add(r->view, &p, 1)) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
+    }
+    return true;
 }
 
 static void summarise(struct sim_run *r, struct sim_report *rep, struct sim_result *res);

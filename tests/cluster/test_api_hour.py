@@ -27,7 +27,7 @@ def test_state_reads_over_a_simulated_hour(api, cluster_extender, server):
     a = api(watch_list=server == "watch-list", bookmark_interval=MINUTE,
             ignore_limit_on_rv0=server == "list-unpaged")
     nodes, pods = load_fixture_cluster(a)
-    flags = extender_flags() + ["--packing-weight", "0"]
+    flags = extender_flags() + ["--packing-weight", "0", "--opening-cost", "false"]
     if server != "watch-list":
         flags += ["--list-page-size", "2"]
     ext = cluster_extender(a, *flags, timeout=20)

@@ -39,7 +39,7 @@ def serving_fixture_cluster(api, cluster_extender, **double):
     pod, node names, scores)."""
     a = api(**double)
     nodes, pods = load_fixture_cluster(a)
-    ext = cluster_extender(a, "--packing-weight", "0")
+    ext = cluster_extender(a, "--packing-weight", "0", "--opening-cost", "false")
     names = sorted(nodes)
     pod = request_pod("web-1")
     want = expected_scores(pod, list(nodes.values()))
@@ -151,7 +151,7 @@ def test_error_event_410_on_live_watch_relists_while_serving(api, cluster_extend
     the informer list again; /readyz and requests stay good meanwhile."""
     a = api()
     nodes, _ = load_fixture_cluster(a)
-    ext = cluster_extender(a, "--packing-weight", "0")
+    ext = cluster_extender(a, "--packing-weight", "0", "--opening-cost", "false")
     pod = request_pod("web-1")
     want = expected_scores(pod, list(nodes.values()))
     before = state_reads(a, "pods")
@@ -307,7 +307,7 @@ def test_429_retry_after_is_honoured_while_serving_and_view_ages(api, cluster_ex
     is back."""
     a = api()
     nodes, _ = load_fixture_cluster(a)
-    ext = cluster_extender(a, "--packing-weight", "0")
+    ext = cluster_extender(a, "--packing-weight", "0", "--opening-cost", "false")
     pod = request_pod("web-1")
     names = sorted(nodes)
     want = expected_scores(pod, list(nodes.values()))
@@ -342,7 +342,7 @@ def test_500_on_list_backs_off_and_keeps_serving(api, cluster_extender, server):
     code and as failed lists; the last view serves meanwhile."""
     a = api(watch_list=server == "watch-list")
     nodes, _ = load_fixture_cluster(a)
-    ext = cluster_extender(a, "--packing-weight", "0")
+    ext = cluster_extender(a, "--packing-weight", "0", "--opening-cost", "false")
     pod = request_pod("web-1")
     names = sorted(nodes)
     want = expected_scores(pod, list(nodes.values()))

@@ -38,7 +38,7 @@ def test_initial_sync_readyz_scores_metrics_and_wire(api, cluster_extender, serv
         a.slow_list(1.5)
     else:
         a.stall_watches()
-    ext = cluster_extender(a, "--packing-weight", "0", wait_ready=False)
+    ext = cluster_extender(a, "--packing-weight", "0", "--opening-cost", "false", wait_ready=False)
     status, body = readyz(ext)
     assert status == 503, (status, body)
     assert body.get("reason") == WAITING, body
@@ -145,7 +145,7 @@ def test_node_label_and_allocatable_updates_are_reflected(api, cluster_extender)
     API server: the next names-only calls reflect each change."""
     a = api()
     nodes, _ = load_fixture_cluster(a)
-    ext = cluster_extender(a, "--packing-weight", "0")
+    ext = cluster_extender(a, "--packing-weight", "0", "--opening-cost", "false")
     names = sorted(nodes)
     pod = request_pod("web-1")
     target = "ip-10-0-0-10.ec2.internal"  # m5.large, on-demand
@@ -182,12 +182,13 @@ def test_node_label_and_allocatable_updates_are_reflected(api, cluster_extender)
 def test_bound_pods_raise_the_nodes_requested_sum_and_packing(api, cluster_extender):
     """Two identical empty nodes score the same. A pod bound to one raises that
     node's requested sum, and packing makes it the better (higher-scoring)
-    node, by the documented factor 1 - W * utilisation. Deleting the pod, or
+    node, by the documented factor 1 - W * utilisation (priced by share:
+    opening an empty node is test_cluster_marginal.py). Deleting the pod, or
     the pod finishing (Succeeded), releases it again."""
     a = api()
     for n in ("node-a", "node-b"):
         a.add_node(make_node(n, instance_type="m5.xlarge", cpu="4", memory="16Gi"))
-    ext = cluster_extender(a, "--packing-weight", "0.5")
+    ext = cluster_extender(a, "--packing-weight", "0.5", "--opening-cost", "false")
     pod = simple_pod(cpu="500m", memory="512Mi")
     names = ["node-a", "node-b"]
     wait_scores(ext, pod, names, {"node-a": 10, "node-b": 10}, what="equal empty nodes")

@@ -301,6 +301,91 @@ static void test_requested_sums(void **state)
     cluster_state_free(st);
 }
 
+/* A pod of DaemonSet ds (controller owner reference) on node. */
+static char *daemonset_pod(const char *name, const char *node)
+{
+    char *s = malloc(1024);
+    snprintf(s, 1024,
+             "{\"kind\":\"Pod\",\"metadata\":{\"name\":\"%s\",\"namespace\":\"kube-system\","
+             "\"ownerReferences\":[{\"apiVersion\":\"apps/v1\",\"kind\":\"DaemonSet\","
+             "\"name\":\"ds\",\"uid\":\"u1\",\"controller\":true}]},"
+             "\"spec\":{\"nodeName\":\"%s\",\"containers\":[{\"name\":\"c\",\"resources\":"
+             "{\"requests\":{\"cpu\":\"100m\",\"memory\":\"128Mi\"}}}]},"
+             "\"status\":{\"phase\":\"Running\"}}",
+             name, node);
+    return s;
+}
+
+static int64_t pending_of(const struct node_view *v, int64_t cpu_milli, int64_t gpus)
+{
+    for (size_t i = 0; i < v->n_pending; i++)
+        if (v->pending[i].cpu_milli == cpu_milli && v->pending[i].memory == (1LL << 30) &&
+            v->pending[i].gpus == gpus)
+            return v->pending[i].count;
+    return 0;
+}
+
+/* What the cost model needs to price opening a node: which nodes run
+ * workload (DaemonSet pods do not count) and how many pods of each shape
+ * wait for a node. */
+static void test_workload_pods_and_pending_shapes(void **state)
+{
+    (void)state;
+    struct cluster_state *st = cluster_state_new(&no_label, 64);
+    assert_non_null(st);
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n1", "m5.large", "2", "8Gi")));
+    assert_true(apply(st, CLUSTER_NODES, CLUSTER_UPSERT, node_json("n2", "m5.large", "2", "8Gi")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, daemonset_pod("ds-a", "n1")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, daemonset_pod("ds-b", "n2")));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("a", "web", "n2", "500m", "Running", NULL)));
+    for (int i = 0; i < 3; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "job-%d", i);
+        assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("b", name, NULL, "250m", "Pending", NULL)));
+    }
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("b", "train", NULL, "250m", "Pending", "1")));
+    struct node_view *v = cluster_state_snapshot(st);
+    assert_true(find(v, "n1")->usage_known);
+    assert_int_equal(find(v, "n1")->requested.pods, 1);
+    assert_int_equal(find(v, "n1")->workload_pods, 0); /* empty: only its DaemonSet pod */
+    assert_int_equal(find(v, "n2")->workload_pods, 1);
+    assert_int_equal(pending_of(v, 250, 0), 3);
+    assert_int_equal(pending_of(v, 250, 1), 1); /* GPUs make another shape */
+    assert_int_equal(v->n_pending, 2);
+    snapshot_release(&v->snap);
+
+    /* One binds, one is deleted, one finishes: one of that shape waits. A
+     * status-only update of the last leaves the view as it was. */
+    assert_true(cluster_state_take_dirty(st));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("b", "job-0", "n1", "250m", "Running", NULL)));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_DELETE, pod_json("b", "job-1", NULL, "250m", "Pending", NULL)));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("b", "train", NULL, "250m", "Failed", "1")));
+    assert_true(cluster_state_take_dirty(st));
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("b", "job-2", NULL, "250m", "Pending", NULL)));
+    assert_false(cluster_state_take_dirty(st));
+    v = cluster_state_snapshot(st);
+    assert_int_equal(find(v, "n1")->workload_pods, 1);
+    assert_int_equal(pending_of(v, 250, 0), 1);
+    assert_int_equal(pending_of(v, 250, 1), 0);
+    assert_int_equal(v->n_pending, 1);
+    struct pod_info like;
+    memset(&like, 0, sizeof(like));
+    like.score_requests.cpu_milli = 250;
+    like.score_requests.memory = 1LL << 30;
+    assert_int_equal(node_view_pending_like(v, &like), 1);
+    like.score_requests.cpu_milli = 251;
+    assert_int_equal(node_view_pending_like(v, &like), 0);
+    snapshot_release(&v->snap);
+
+    /* The DaemonSet pod goes: n1 still runs job-0. */
+    assert_true(apply(st, CLUSTER_PODS, CLUSTER_DELETE, daemonset_pod("ds-a", "n1")));
+    v = cluster_state_snapshot(st);
+    assert_int_equal(find(v, "n1")->requested.pods, 1);
+    assert_int_equal(find(v, "n1")->workload_pods, 1);
+    snapshot_release(&v->snap);
+    cluster_state_free(st);
+}
+
 static struct str queue_by_namespace(void *ctx, const struct pod_info *pod)
 {
     (void)ctx;
@@ -740,6 +825,7 @@ int main(void)
         cmocka_unit_test(test_parse_real_watch_stream),
         cmocka_unit_test(test_parse_error_events),
         cmocka_unit_test(test_requested_sums),
+        cmocka_unit_test(test_workload_pods_and_pending_shapes),
         cmocka_unit_test(test_cost_allocation_of_the_state),
         cmocka_unit_test(test_relist_drops_what_vanished),
         cmocka_unit_test(test_relist_without_memory_still_drops),

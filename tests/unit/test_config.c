@@ -169,6 +169,7 @@ static const struct flag_case FLAGS[] = {
     {"metrics-max-namespaces", "metrics.maxNamespaces", "50", {"0", "100001", "x", "-1"}},
     {"metrics-max-instance-types", "metrics.maxInstanceTypes", "20", {"0", "100001", "1.5"}},
     {"packing-weight", "policy.packingWeight", "0.25", {"-0.1", "1.01", "nan", "x", ""}},
+    {"opening-cost", "policy.openingCost", "false", {"no", "0", "", "FALSE"}},
     {"log-level", "logLevel", "debug", {"verbose", "DEBUG", "", "5", "warning"}},
     {"max-body-bytes", "http.maxBodyBytes", "256Mi", {"1023", "-1", "abc", "1e3", "", "1.5.5"}},
     {"max-header-bytes", "http.maxHeaderBytes", "1Mi", {"4095", "65Mi", "x", "", "-4Ki"}},
@@ -275,6 +276,8 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_int_equal(c->metrics_max_instance_types, 20);
     else if (!strcmp(f, "packing-weight"))
         assert_true(c->cost.packing_weight == 0.25);
+    else if (!strcmp(f, "opening-cost"))
+        assert_false(c->cost.opening_cost);
     else if (!strcmp(f, "log-level"))
         assert_int_equal(c->log_level, LOG_DEBUG);
     else if (!strcmp(f, "max-body-bytes"))
@@ -626,6 +629,7 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "  defaultSpot: prefer\n"
                                 "  spotRiskWeight: 2.5\n"
                                 "  packingWeight: 0.25\n"
+                                "  openingCost: false\n"
                                 "capacityTypeLabel:\n"
                                 "  key: example.com/capacity\n"
                                 "  spotValues: [spot, preemptible]\n"

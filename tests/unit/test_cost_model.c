@@ -713,6 +713,168 @@ static void test_packing(void **state)
     assert_near(cost_node_utilisation(&g), 1.0);
 }
 
+/* --- marginal cost: opening an empty node --------------------------------------- */
+
+/* small.node: 2 CPUs, 8 GiB, 0.10/h; big.node: 8 CPUs, 64 GiB, 0.50/h. */
+static const char TABLE_SIZES[] =
+    HEAD "unknownInstanceTypes: {policy: unschedulable}\n"
+         "instanceTypes:\n"
+         "  small.node: {vcpu: 2, memory: 8Gi, onDemand: 0.10}\n"
+         "  big.node: {vcpu: 8, memory: 64Gi, onDemand: 0.50}\n"
+         "  gpu.node: {vcpu: 8, memory: 64Gi, gpus: 4, onDemand: 4.0}\n";
+
+/* A node the cluster view knows: what runs there, and how many of those
+ * pods are workload (not DaemonSet or static). */
+static struct node_facts known(struct node_facts n, int64_t cpu, int64_t mem, int64_t pods,
+                               int64_t workload)
+{
+    n.requested.cpu_milli = cpu;
+    n.requested.memory = mem;
+    n.requested.pods = pods;
+    n.workload_pods = workload;
+    n.usage_known = true;
+    return n;
+}
+
+static void evaluate3(const struct pricing_table *t, const struct cost_config *cfg,
+                      const struct pod_info *p, int64_t pending, const struct node_facts *n,
+                      struct node_cost *c, uint8_t *scores)
+{
+    struct pod_policy pol;
+    cost_pod_policy(p, cfg, &pol);
+    pol.pending_like = pending;
+    const struct node_facts *nodes[3] = {&n[0], &n[1], &n[2]};
+    cost_evaluate_nodes(t, cfg, p, &pol, nodes, 3, c);
+    cost_score_nodes(c, 3, pol.spot, scores);
+}
+
+/* The issue's case: a lone pod would open an empty big node because its
+ * share there looks cheap; by marginal cost it goes where the cluster
+ * already pays. */
+static void test_opening_cost_lone_pod(void **state)
+{
+    (void)state;
+    struct pricing_table *t = table(TABLE_SIZES);
+    struct cost_config cfg;
+    cost_config_defaults(&cfg);
+    struct pod_info p = pod(500, 3 * GI, 0);
+    struct node_facts n[3] = {
+        known(node("small-busy", "small.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0), 250, GI / 2,
+              1, 1),
+        known(node("small-empty", "small.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0), 0, 0, 0, 0),
+        known(node("big-empty", "big.node", CAPACITY_ON_DEMAND, 8000, 64 * GI, 0), 0, 0, 0, 0),
+    };
+    struct node_cost c[3];
+    uint8_t s[3];
+    /* small-busy: share max(500/2000, 3/8) = 0.375 of 0.10 = 0.0375, packed
+     * by 1 - 0.5 * max(250/2000, 0.5/8) = 0.9375: 0.03515625. The empty
+     * ones are opened for this pod alone (pending 1: itself): 0.10, 0.50. */
+    evaluate3(t, &cfg, &p, 1, n, c, s);
+    assert_false(c[0].opens);
+    assert_near(c[0].cost, 0.03515625);
+    assert_true(c[1].opens && c[2].opens);
+    assert_near(c[1].fill, 1);
+    assert_near(c[1].cost, 0.10);
+    assert_near(c[2].cost, 0.50);
+    /* 10; round(10 * 0.03515625 / 0.10) = round(3.52) = 4; round(0.70) = 1. */
+    assert_int_equal(s[0], 10);
+    assert_int_equal(s[1], 4);
+    assert_int_equal(s[2], 1);
+
+    /* By share (--opening-cost false) the big node wins: share
+     * max(500/8000, 3/64) = 0.0625 of 0.50 = 0.03125 against 0.03515625
+     * (round(8.89) = 9) and small-empty's 0.0375 (round(8.33) = 8). */
+    cfg.opening_cost = false;
+    evaluate3(t, &cfg, &p, 1, n, c, s);
+    assert_false(c[2].opens);
+    assert_near(c[2].cost, 0.03125);
+    assert_int_equal(s[2], 10);
+    assert_int_equal(s[0], 9);
+    assert_int_equal(s[1], 8);
+
+    /* A nodes file (or a full-node request without a cluster view) does
+     * not know the nodes are empty: priced by share, as before. */
+    cost_config_defaults(&cfg);
+    for (int i = 0; i < 3; i++)
+        n[i].usage_known = false;
+    evaluate3(t, &cfg, &p, 1, n, c, s);
+    assert_false(c[1].opens || c[2].opens);
+    assert_near(c[2].cost, 0.03125);
+    snapshot_release(&t->snap);
+}
+
+/* Pods of the same shape waiting share the price of the node they open,
+ * as many as fit there. */
+static void test_opening_cost_amortised(void **state)
+{
+    (void)state;
+    struct pricing_table *t = table(TABLE_SIZES);
+    struct cost_config cfg;
+    cost_config_defaults(&cfg);
+    struct pod_info p = pod(500, 3 * GI, 0);
+    struct node_facts n[3] = {
+        known(node("small-busy", "small.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0), 250, GI / 2,
+              1, 1),
+        known(node("small-empty", "small.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0), 0, 0, 0, 0),
+        known(node("big-empty", "big.node", CAPACITY_ON_DEMAND, 8000, 64 * GI, 0), 0, 0, 0, 0),
+    };
+    struct node_cost c[3];
+    uint8_t s[3];
+    /* 20 waiting. big: min(8000/500 = 16, 64/3 = 21, 110 pods) = 16 fit:
+     * 0.50 / 16 = 0.03125. small-empty: min(4, 8/3 = 2) = 2: 0.05. */
+    evaluate3(t, &cfg, &p, 20, n, c, s);
+    assert_near(c[2].fill, 16);
+    assert_near(c[2].cost, 0.03125);
+    assert_near(c[1].fill, 2);
+    assert_near(c[1].cost, 0.05);
+    /* big 10; busy round(10 * 0.03125 / 0.03515625) = round(8.89) = 9;
+     * small-empty round(6.25) = 6. */
+    assert_int_equal(s[2], 10);
+    assert_int_equal(s[0], 9);
+    assert_int_equal(s[1], 6);
+
+    /* Fewer waiting than fit: only they share it. 5 waiting: 0.50 / 5. */
+    evaluate3(t, &cfg, &p, 5, n, c, s);
+    assert_near(c[2].fill, 5);
+    assert_near(c[2].cost, 0.10);
+    assert_int_equal(s[0], 10);
+
+    /* DaemonSet pods take room but do not make a node occupied: 1 CPU of
+     * them on big-empty leaves 7000/500 = 14 to share it. */
+    n[2] = known(n[2], 1000, GI, 2, 0);
+    evaluate3(t, &cfg, &p, 20, n, c, s);
+    assert_true(c[2].opens);
+    assert_near(c[2].fill, 14);
+    assert_near(c[2].cost, 0.50 / 14);
+
+    /* One workload pod makes it occupied: share and packing again. */
+    n[2].workload_pods = 1;
+    evaluate3(t, &cfg, &p, 20, n, c, s);
+    assert_false(c[2].opens);
+    assert_near(c[2].cost, 0.03125 * (1 - 0.5 * (1000.0 / 8000)));
+    snapshot_release(&t->snap);
+}
+
+static void test_pods_fitting(void **state)
+{
+    (void)state;
+    struct node_facts g = node("g", "gpu.node", CAPACITY_ON_DEMAND, 8000, 64 * GI, 4);
+    struct pod_info one = pod(1000, 4 * GI, 1), none = pod(100, GI, 0);
+    assert_int_equal(cost_pods_fitting(&one, &g), 4); /* GPUs bound it */
+    assert_true(resources_ext_set(&g.requested, str_of("nvidia.com/gpu"), 3));
+    assert_int_equal(cost_pods_fitting(&one, &g), 1);
+    assert_true(resources_ext_set(&g.requested, str_of("nvidia.com/gpu"), 4));
+    assert_int_equal(cost_pods_fitting(&one, &g), 0);
+    /* cpu 8000/100 = 80, memory 64, pod slots 110 - 2. */
+    g.requested.pods = 2;
+    assert_int_equal(cost_pods_fitting(&none, &g), 64);
+    g.requested.pods = 100;
+    assert_int_equal(cost_pods_fitting(&none, &g), 10);
+    /* Over-committed: none fit (the fill is still at least 1). */
+    g.requested.memory = 65 * GI;
+    assert_int_equal(cost_pods_fitting(&none, &g), 0);
+}
+
 static struct node_cost fits(double cost, bool spot)
 {
     struct node_cost c;
@@ -977,6 +1139,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verdict_invalid_and_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packing, setup, teardown),
+        cmocka_unit_test(test_opening_cost_lone_pod),
+        cmocka_unit_test(test_opening_cost_amortised),
+        cmocka_unit_test(test_pods_fitting),
         cmocka_unit_test(test_score_examples),
         cmocka_unit_test(test_score_prefer_banding),
         cmocka_unit_test(test_score_properties),

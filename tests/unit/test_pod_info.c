@@ -556,6 +556,47 @@ static void test_spec_parts(void **state)
     decoded_free(&d);
 }
 
+/* DaemonSet and static pods: they do not make a node occupied. */
+static void test_daemon_pods(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *metadata;
+        bool daemon;
+    } cases[] = {
+        {"\"ownerReferences\":[{\"kind\":\"DaemonSet\",\"name\":\"ds\",\"controller\":true}]", true},
+        /* Only the controller counts; a DaemonSet that merely owns it, no. */
+        {"\"ownerReferences\":[{\"kind\":\"DaemonSet\",\"name\":\"ds\",\"controller\":false}]",
+         false},
+        {"\"ownerReferences\":[{\"kind\":\"DaemonSet\",\"name\":\"ds\"}]", false},
+        {"\"ownerReferences\":[{\"kind\":\"ReplicaSet\",\"controller\":true},"
+         "{\"controller\":true,\"kind\":\"DaemonSet\"}]",
+         true},
+        {"\"ownerReferences\":[{\"kind\":\"ReplicaSet\",\"name\":\"rs\",\"controller\":true}]",
+         false},
+        {"\"ownerReferences\":null", false},
+        {"\"ownerReferences\":[null,{\"kind\":7,\"controller\":\"yes\"}]", false},
+        {"\"annotations\":{\"kubernetes.io/config.mirror\":\"abc\"}", true},
+        {"\"labels\":{\"kubernetes.io/config.mirror\":\"abc\"}", false},
+        {"\"name\":\"plain\"", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char j[512];
+        snprintf(j, sizeof(j), "{\"metadata\":{%s},\"spec\":{}}", cases[i].metadata);
+        struct decoded d;
+        decode(&d, j);
+        assert_true(d.ok);
+        if (d.p.daemon != cases[i].daemon)
+            fail_msg("%s: daemon %d, want %d", j, d.p.daemon, cases[i].daemon);
+        decoded_free(&d);
+    }
+    /* A wrongly typed ownerReferences is malformed for the decoder. */
+    struct decoded d;
+    decode(&d, "{\"metadata\":{\"ownerReferences\":{\"kind\":\"DaemonSet\"}}}");
+    assert_false(d.ok);
+    decoded_free(&d);
+}
+
 static void test_keys_labels_and_annotations(void **state)
 {
     (void)state;
@@ -755,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_limits_default_requests),
         cmocka_unit_test(test_spec_parts),
         cmocka_unit_test(test_keys_labels_and_annotations),
+        cmocka_unit_test(test_daemon_pods),
         cmocka_unit_test(test_invalid_and_malformed),
         cmocka_unit_test(test_too_many_containers),
         cmocka_unit_test(test_pod_ref),
