@@ -1,0 +1,419 @@
+/*
+ * sim_bound.c - the fractional lower bound of sim_bound.h.
+ *
+ * Why it is a lower bound. Take any placement of the workload pods that
+ * keeps kube-scheduler's filters and the pods' spot policies, and a node n
+ * it occupies, running the workload pods S(n). NodeResourcesFit keeps
+ * their requests within n's allocatable in each resource: with
+ * share_r(p, n) = request_r(p) / allocatable_r(n),
+ *
+ *     sum over p in S(n) of share_r(p, n) <= 1   for r = cpu, memory, GPUs
+ *
+ * (GPU kinds fit one by one, so their sum fits the sum). For any weights
+ * w_n >= 0 over the resources with sum 1, the weighted shares then sum to
+ * at most 1 too, and
+ *
+ *     price(n) >= sum over p in S(n) of price(n) * w_n . share(p, n)
+ *              >= sum over p in S(n) of m(p),
+ *     m(p) = min over the nodes n' p may run on of price(n') * w_n' . share(p, n').
+ *
+ * Adding this up over the occupied nodes (each workload pod is on exactly
+ * one), the occupied-node cost is at least the sum of m(p) over the pods.
+ * That holds for every choice of weights, so the bound is the largest sum
+ * found over a grid of them: one weight vector for the nodes without GPUs
+ * (cpu and memory, in steps of 1/40) and one for the GPU nodes (cpu, memory,
+ * GPUs, steps of 1/20). DaemonSet pods only lower what is left for the
+ * workload, so leaving them out keeps the bound valid (if weaker).
+ *
+ * Why not the dominant share, max over r of share_r(p, n): shares of
+ * different resources do not add up within one node. A pod with 7/8 of a
+ * node's cpu and 1/8 of its memory and one with 1/8 cpu and 7/8 memory fit
+ * together on one node, yet their dominant shares sum to 7/4 of it: summing
+ * price x dominant share over the pods can exceed the cost of the nodes
+ * they need (tests/unit/test_simulate.c, test_bound_is_not_dominant_share).
+ * A fixed weight vector is exactly the one share measure that does add up.
+ *
+ * Cost: each pod shape (constraints, requests, spot policy; the pods of a
+ * workload share one) is checked against every node once; its candidate
+ * nodes are reduced to distinct (price, allocatable) kinds and then to the
+ * ones no other kind of the same group undercuts in every resource, so the
+ * weight search looks at a handful of numbers per shape.
+ */
+#include "sim_bound.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_GPU_STEPS 40 /* cpu weight 0, 1/40, ..., 1 on nodes without GPUs */
+#define GPU_STEPS 20    /* cpu and memory weights in 1/20 on GPU nodes */
+
+/* One kind of node a shape may run on: price x share per resource. */
+struct entry {
+    double v[SIM_BOUND_RESOURCES];
+    int group;
+};
+
+struct shape {
+    size_t first_pod; /* a pod of the shape, for its requests */
+    struct entry *entries;
+    size_t n_entries;
+    bool in_group[SIM_BOUND_GROUPS];
+};
+
+struct sim_bound_model {
+    const struct sim_input *in;
+    const double *node_price;
+    const struct cost_config *cost;
+    uint32_t *shape_of; /* per pod; NO_SHAPE for DaemonSet and static pods */
+    struct shape *shapes;
+    size_t n_shapes;
+};
+
+#define NO_SHAPE UINT32_MAX
+
+static enum spot_policy spot_of(const struct sim_bound_model *m, size_t pi)
+{
+    struct pod_policy pol;
+    cost_pod_policy(&m->in->pods[pi].info, m->cost, &pol);
+    return pol.spot;
+}
+
+/* The pod's spot policy on a node of this capacity type, as the cost
+ * model's filter reads it (never: not on spot; only: on spot alone). */
+static bool spot_allows(enum spot_policy spot, enum capacity_type capacity)
+{
+    if (spot == SPOT_NEVER)
+        return capacity != CAPACITY_SPOT;
+    if (spot == SPOT_ONLY)
+        return capacity == CAPACITY_SPOT;
+    return true;
+}
+
+/* --- pod shapes ------------------------------------------------------------------------------- */
+
+struct shape_key {
+    uint32_t pod;
+    enum spot_policy spot;
+};
+
+static const struct sim_input *sort_in;
+
+static int cmp_str(struct str a, struct str b)
+{
+    if (a.len != b.len)
+        return a.len < b.len ? -1 : 1;
+    return a.len ? memcmp(a.ptr, b.ptr, a.len) : 0;
+}
+
+static int cmp_i64(int64_t a, int64_t b)
+{
+    return a < b ? -1 : a > b;
+}
+
+/* Pods that the bound cannot tell apart compare equal. */
+static int cmp_shape_fields(const struct shape_key *ka, const struct shape_key *kb)
+{
+    const struct sim_pod *a = &sort_in->pods[ka->pod], *b = &sort_in->pods[kb->pod];
+    const struct resources *ra = &a->info.requests, *rb = &b->info.requests;
+    int c;
+    if ((c = cmp_i64(a->sched_class, b->sched_class)) || (c = cmp_i64(a->pinned, b->pinned)) ||
+        (c = cmp_i64(ka->spot, kb->spot)) || (c = cmp_i64(ra->cpu_milli, rb->cpu_milli)) ||
+        (c = cmp_i64(ra->memory, rb->memory)) || (c = cmp_i64(ra->n_ext, rb->n_ext)))
+        return c;
+    for (int i = 0; i < ra->n_ext; i++)
+        if ((c = cmp_str(ra->ext[i].name, rb->ext[i].name)) ||
+            (c = cmp_i64(ra->ext[i].value, rb->ext[i].value)))
+            return c;
+    return 0;
+}
+
+static int cmp_shape(const void *pa, const void *pb)
+{
+    const struct shape_key *ka = pa, *kb = pb;
+    int c = cmp_shape_fields(ka, kb);
+    return c ? c : cmp_i64(ka->pod, kb->pod); /* a total order: qsort is not stable */
+}
+
+/* --- the nodes a shape may run on ------------------------------------------------------------ */
+
+static double share_of(int64_t request, int64_t allocatable)
+{
+    return request > 0 && allocatable > 0 ? (double)request / (double)allocatable : 0;
+}
+
+static bool dominates(const struct entry *a, const struct entry *b)
+{
+    if (a->group != b->group)
+        return false;
+    for (int r = 0; r < SIM_BOUND_RESOURCES; r++)
+        if (a->v[r] > b->v[r])
+            return false;
+    return true;
+}
+
+/* Adds c to the shape's candidates unless one of them is as cheap in every
+ * resource; drops those c undercuts. Room for one more is there. */
+static void add_candidate(struct shape *s, const struct entry *c)
+{
+    for (size_t i = 0; i < s->n_entries; i++)
+        if (dominates(&s->entries[i], c))
+            return;
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_entries; i++)
+        if (!dominates(c, &s->entries[i]))
+            s->entries[k++] = s->entries[i];
+    s->entries[k++] = *c;
+    s->n_entries = k;
+    s->in_group[c->group] = true;
+}
+
+/* Whether pod pi may run on node ni, alone on it, under the bound's rules;
+ * code is kube-scheduler's static verdict there. */
+static bool pod_may_run(const struct sim_bound_model *m, size_t pi, size_t ni,
+                        enum ksched_refusal code, enum spot_policy spot)
+{
+    const struct sim_pod *p = &m->in->pods[pi];
+    const struct node_facts *nf = &m->in->nodes[ni].facts;
+    if (p->pinned == -2 || (p->pinned >= 0 && (size_t)p->pinned != ni) || code != KS_PASS ||
+        !spot_allows(spot, nf->capacity))
+        return false;
+    struct resources none;
+    memset(&none, 0, sizeof(none));
+    struct str what;
+    return ksched_fits(&p->info.requests, &nf->allocatable, &none, &what);
+}
+
+static bool build_shape(struct sim_bound_model *m, struct shape *s, enum spot_policy spot,
+                        const uint8_t *codes)
+{
+    const struct sim_input *in = m->in;
+    s->entries = malloc((in->n_nodes + 1) * sizeof(*s->entries));
+    if (!s->entries)
+        return false;
+    const struct resources *req = &in->pods[s->first_pod].info.requests;
+    int64_t gpus = resources_gpus(req);
+    for (size_t i = 0; i < in->n_nodes; i++) {
+        if (!pod_may_run(m, s->first_pod, i, (enum ksched_refusal)codes[i], spot))
+            continue;
+        const struct resources *a = &in->nodes[i].facts.allocatable;
+        double price = m->node_price[i];
+        int64_t node_gpus = resources_gpus(a);
+        struct entry c = {{price * share_of(req->cpu_milli, a->cpu_milli),
+                           price * share_of(req->memory, a->memory),
+                           price * share_of(gpus, node_gpus)},
+                          node_gpus > 0 ? SIM_BOUND_GPU : SIM_BOUND_NO_GPU};
+        add_candidate(s, &c);
+    }
+    return true;
+}
+
+/* kube-scheduler's static verdict on every node for constraint class cls. */
+static uint8_t *class_codes(const struct sim_input *in, uint32_t cls)
+{
+    uint8_t *codes = calloc(in->n_nodes ? in->n_nodes : 1, 1);
+    if (!codes)
+        return NULL;
+    for (size_t i = 0; i < in->n_nodes; i++)
+        codes[i] = (uint8_t)ksched_filter_static(in->classes[cls], &in->nodes[i].sched, NULL);
+    return codes;
+}
+
+void sim_bound_model_free(struct sim_bound_model *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_shapes; i++)
+        free(m->shapes[i].entries);
+    free(m->shapes);
+    free(m->shape_of);
+    free(m);
+}
+
+static bool build_shapes(struct sim_bound_model *m, struct shape_key *keys, size_t n)
+{
+    const struct sim_input *in = m->in;
+    uint8_t **codes = calloc(in->n_classes ? in->n_classes : 1, sizeof(*codes));
+    m->shapes = calloc(n ? n : 1, sizeof(*m->shapes));
+    bool ok = codes && m->shapes;
+    for (size_t k = 0; ok && k < n; k++) {
+        if (k && !cmp_shape_fields(&keys[k - 1], &keys[k])) {
+            m->shape_of[keys[k].pod] = (uint32_t)(m->n_shapes - 1);
+            continue;
+        }
+        uint32_t cls = in->pods[keys[k].pod].sched_class;
+        if (!codes[cls])
+            codes[cls] = class_codes(in, cls);
+        struct shape *s = &m->shapes[m->n_shapes];
+        s->first_pod = keys[k].pod;
+        ok = codes[cls] && build_shape(m, s, keys[k].spot, codes[cls]);
+        m->shape_of[keys[k].pod] = (uint32_t)m->n_shapes++;
+    }
+    if (codes)
+        for (size_t i = 0; i < in->n_classes; i++)
+            free(codes[i]);
+    free(codes);
+    return ok;
+}
+
+struct sim_bound_model *sim_bound_model_new(const struct sim_input *in, const double *node_price,
+                                            const struct cost_config *cost)
+{
+    struct sim_bound_model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->in = in;
+    m->node_price = node_price;
+    m->cost = cost;
+    m->shape_of = malloc((in->n_pods ? in->n_pods : 1) * sizeof(*m->shape_of));
+    struct shape_key *keys = malloc((in->n_pods ? in->n_pods : 1) * sizeof(*keys));
+    if (!m->shape_of || !keys) {
+        free(keys);
+        sim_bound_model_free(m);
+        return NULL;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < in->n_pods; i++) {
+        m->shape_of[i] = NO_SHAPE;
+        if (!in->pods[i].daemon)
+            keys[n++] = (struct shape_key){(uint32_t)i, spot_of(m, i)};
+    }
+    sort_in = in;
+    qsort(keys, n, sizeof(*keys), cmp_shape);
+    bool ok = build_shapes(m, keys, n);
+    free(keys);
+    if (!ok) {
+        sim_bound_model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+bool sim_bound_allows(const struct sim_bound_model *m, size_t pod, size_t node)
+{
+    if (pod >= m->in->n_pods || node >= m->in->n_nodes || m->shape_of[pod] == NO_SHAPE)
+        return false;
+    const struct sim_pod *p = &m->in->pods[pod];
+    enum ksched_refusal code =
+        ksched_filter_static(m->in->classes[p->sched_class], &m->in->nodes[node].sched, NULL);
+    return pod_may_run(m, pod, node, code, spot_of(m, pod));
+}
+
+/* --- the weight search -------------------------------------------------------------------- */
+
+struct weights {
+    double w[SIM_BOUND_GROUPS][SIM_BOUND_RESOURCES];
+};
+
+static void no_gpu_weights(int i, double w[SIM_BOUND_RESOURCES])
+{
+    w[SIM_BOUND_CPU] = (double)i / NO_GPU_STEPS;
+    w[SIM_BOUND_MEMORY] = 1.0 - w[SIM_BOUND_CPU];
+    w[SIM_BOUND_GPUS] = 0;
+}
+
+/* The j-th (cpu, memory, GPU) weight vector on the GPU nodes' grid. */
+#define GPU_POINTS ((GPU_STEPS + 1) * (GPU_STEPS + 2) / 2)
+static void gpu_weights(int j, double w[SIM_BOUND_RESOURCES])
+{
+    int c = 0;
+    while (j > GPU_STEPS - c) {
+        j -= GPU_STEPS - c + 1;
+        c++;
+    }
+    w[SIM_BOUND_CPU] = (double)c / GPU_STEPS;
+    w[SIM_BOUND_MEMORY] = (double)j / GPU_STEPS;
+    w[SIM_BOUND_GPUS] = (double)(GPU_STEPS - c - j) / GPU_STEPS;
+}
+
+/* m(p) of the header comment for one shape under the weights. */
+static double cheapest(const struct shape *s, const struct weights *w)
+{
+    double best = -1;
+    for (size_t i = 0; i < s->n_entries; i++) {
+        const struct entry *e = &s->entries[i];
+        const double *g = w->w[e->group];
+        double v = g[0] * e->v[0] + g[1] * e->v[1] + g[2] * e->v[2];
+        if (best < 0 || v < best)
+            best = v;
+    }
+    return best < 0 ? 0 : best;
+}
+
+/* Sum over the shapes of count x cheapest, for the shapes whose nodes are
+ * in exactly the groups asked (no_gpu, gpu). */
+static double total(const struct sim_bound_model *m, const size_t *count, const struct weights *w,
+                    bool no_gpu, bool gpu)
+{
+    double sum = 0;
+    for (size_t s = 0; s < m->n_shapes; s++) {
+        const struct shape *sh = &m->shapes[s];
+        if (count[s] && sh->in_group[SIM_BOUND_NO_GPU] == no_gpu &&
+            sh->in_group[SIM_BOUND_GPU] == gpu)
+            sum += (double)count[s] * cheapest(sh, w);
+    }
+    return sum;
+}
+
+/* The two groups' weights are chosen together: the shapes with nodes in
+ * one group only are summed once per grid point of that group, and only
+ * the shapes with nodes in both are summed for every pair. */
+static void search(const struct sim_bound_model *m, const size_t *count, bool mixed,
+                   struct sim_lower_bound *out)
+{
+    double a[NO_GPU_STEPS + 1], b[GPU_POINTS];
+    struct weights w;
+    memset(&w, 0, sizeof(w));
+    for (int i = 0; i <= NO_GPU_STEPS; i++) {
+        no_gpu_weights(i, w.w[SIM_BOUND_NO_GPU]);
+        a[i] = total(m, count, &w, true, false);
+    }
+    for (int j = 0; j < GPU_POINTS; j++) {
+        gpu_weights(j, w.w[SIM_BOUND_GPU]);
+        b[j] = total(m, count, &w, false, true);
+    }
+    int best_i = 0, best_j = 0;
+    double best = -1;
+    for (int i = 0; i <= NO_GPU_STEPS; i++) {
+        for (int j = 0; j < GPU_POINTS; j++) {
+            double v = a[i] + b[j];
+            if (mixed) {
+                no_gpu_weights(i, w.w[SIM_BOUND_NO_GPU]);
+                gpu_weights(j, w.w[SIM_BOUND_GPU]);
+                v += total(m, count, &w, true, true);
+            }
+            if (v > best) {
+                best = v;
+                best_i = i;
+                best_j = j;
+            }
+        }
+    }
+    out->cost = best < 0 ? 0 : best;
+    no_gpu_weights(best_i, out->weights[SIM_BOUND_NO_GPU]);
+    gpu_weights(best_j, out->weights[SIM_BOUND_GPU]);
+}
+
+bool sim_bound_compute(const struct sim_bound_model *m, const bool *include,
+                       struct sim_lower_bound *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t *count = calloc(m->n_shapes ? m->n_shapes : 1, sizeof(*count));
+    if (!count)
+        return false;
+    bool mixed = false;
+    for (size_t i = 0; i < m->in->n_pods; i++) {
+        uint32_t s = m->shape_of[i];
+        if (s == NO_SHAPE || (include && !include[i]))
+            continue;
+        if (!m->shapes[s].n_entries) {
+            out->pods_left_out++;
+            continue;
+        }
+        out->pods++;
+        count[s]++;
+        mixed |= m->shapes[s].in_group[SIM_BOUND_NO_GPU] && m->shapes[s].in_group[SIM_BOUND_GPU];
+    }
+    search(m, count, mixed, out);
+    free(count);
+    return true;
+}
