@@ -10,20 +10,37 @@
  *     sum over p in S(n) of share_r(p, n) <= 1   for r = cpu, memory, GPUs
  *
  * (GPU kinds fit one by one, so their sum fits the sum). For any weights
- * w_n >= 0 over the resources with sum 1, the weighted shares then sum to
- * at most 1 too, and
+ * w_n >= 0 over the resources with sum 1, the weighted shares
+ * u(p, n) = w_n . share(p, n) then sum to at most 1 too, and
  *
- *     price(n) >= sum over p in S(n) of price(n) * w_n . share(p, n)
- *              >= sum over p in S(n) of m(p),
- *     m(p) = min over the nodes n' p may run on of price(n') * w_n' . share(p, n').
+ *     price(n) >= sum over p in S(n) of price(n) * u(p, n).
  *
  * Adding this up over the occupied nodes (each workload pod is on exactly
- * one), the occupied-node cost is at least the sum of m(p) over the pods.
- * That holds for every choice of weights, so the bound is the largest sum
- * found over a grid of them: one weight vector for the nodes without GPUs
- * (cpu and memory, in steps of 1/40) and one for the GPU nodes (cpu, memory,
- * GPUs, steps of 1/20). DaemonSet pods only lower what is left for the
- * workload, so leaving them out keeps the bound valid (if weaker).
+ * one), the occupied-node cost is at least the sum over the pods of
+ * price x u where they run, so at least the sum of
+ *
+ *     m(p) = min over the nodes n' p may run on of price(n') * u(p, n'),
+ *
+ * every pod at its cheapest price per weighted unit of capacity.
+ *
+ * Node counts. That sum lets every pod use the cheapest kind of node,
+ * however few of them there are. Call nodes of one price and allocatable a
+ * kind k, N_k of them. In the placement, U_k (the pods' u summed over the
+ * kind's nodes) is at most the kind's occupied nodes, so at most N_k, and
+ * for any surcharges s_k >= 0 per unit of a kind's capacity:
+ *
+ *     cost >= sum_k price_k U_k >= sum_k price_k U_k + sum_k s_k (U_k - N_k)
+ *          >= sum over p of min_k (price_k + s_k) u(p, k)  -  sum_k s_k N_k
+ *
+ * (Lagrangian relaxation of the kinds' capacities; s = 0 is the sum
+ * above). So every choice of weights and surcharges gives a lower bound,
+ * and the bound is the largest one found: the weights on a grid (one vector
+ * for the nodes without GPUs, cpu and memory in steps of 1/40; one for the
+ * GPU nodes, cpu, memory and GPUs in steps of 1/20), then surcharges by
+ * subgradient steps (raised on the kinds the pods would overfill, lowered
+ * on the others), then the weights again. DaemonSet pods only lower what
+ * is left for the workload, so leaving them out keeps the bound valid (if
+ * weaker).
  *
  * Why not the dominant share, max over r of share_r(p, n): shares of
  * different resources do not add up within one node. A pod with 7/8 of a
@@ -34,10 +51,8 @@
  * A fixed weight vector is exactly the one share measure that does add up.
  *
  * Cost: each pod shape (constraints, requests, spot policy; the pods of a
- * workload share one) is checked against every node once; its candidate
- * nodes are reduced to distinct (price, allocatable) kinds and then to the
- * ones no other kind of the same group undercuts in every resource, so the
- * weight search looks at a handful of numbers per shape.
+ * workload share one) is checked against every node once and keeps the
+ * kinds it may use; the searches then look at shapes x kinds numbers.
  */
 #include "sim_bound.h"
 
@@ -47,10 +62,18 @@
 #define NO_GPU_STEPS 40 /* cpu weight 0, 1/40, ..., 1 on nodes without GPUs */
 #define GPU_STEPS 20    /* cpu and memory weights in 1/20 on GPU nodes */
 
-/* One kind of node a shape may run on: price x share per resource. */
-struct entry {
-    double v[SIM_BOUND_RESOURCES];
+/* Nodes of one price and allocatable. */
+struct kind {
+    double price;
+    int64_t cpu_milli, memory, gpus;
     int group;
+    size_t nodes;
+};
+
+/* A kind a shape may run on: its share of one node per resource. */
+struct entry {
+    uint32_t kind;
+    double share[SIM_BOUND_RESOURCES];
 };
 
 struct shape {
@@ -67,6 +90,9 @@ struct sim_bound_model {
     uint32_t *shape_of; /* per pod; NO_SHAPE for DaemonSet and static pods */
     struct shape *shapes;
     size_t n_shapes;
+    struct kind *kinds;
+    size_t n_kinds;
+    uint32_t *kind_of; /* per node */
 };
 
 #define NO_SHAPE UINT32_MAX
@@ -141,32 +167,6 @@ static double share_of(int64_t request, int64_t allocatable)
     return request > 0 && allocatable > 0 ? (double)request / (double)allocatable : 0;
 }
 
-static bool dominates(const struct entry *a, const struct entry *b)
-{
-    if (a->group != b->group)
-        return false;
-    for (int r = 0; r < SIM_BOUND_RESOURCES; r++)
-        if (a->v[r] > b->v[r])
-            return false;
-    return true;
-}
-
-/* Adds c to the shape's candidates unless one of them is as cheap in every
- * resource; drops those c undercuts. Room for one more is there. */
-static void add_candidate(struct shape *s, const struct entry *c)
-{
-    for (size_t i = 0; i < s->n_entries; i++)
-        if (dominates(&s->entries[i], c))
-            return;
-    size_t k = 0;
-    for (size_t i = 0; i < s->n_entries; i++)
-        if (!dominates(c, &s->entries[i]))
-            s->entries[k++] = s->entries[i];
-    s->entries[k++] = *c;
-    s->n_entries = k;
-    s->in_group[c->group] = true;
-}
-
 /* Whether pod pi may run on node ni, alone on it, under the bound's rules;
  * code is kube-scheduler's static verdict there. */
 static bool pod_may_run(const struct sim_bound_model *m, size_t pi, size_t ni,
@@ -183,26 +183,55 @@ static bool pod_may_run(const struct sim_bound_model *m, size_t pi, size_t ni,
     return ksched_fits(&p->info.requests, &nf->allocatable, &none, &what);
 }
 
-static bool build_shape(struct sim_bound_model *m, struct shape *s, enum spot_policy spot,
-                        const uint8_t *codes)
+/* The kinds a shape may run on (seen: per kind, the last shape that took
+ * it, + 1). */
+static bool build_shape(struct sim_bound_model *m, struct shape *s, uint32_t stamp,
+                        enum spot_policy spot, const uint8_t *codes, uint32_t *seen)
 {
     const struct sim_input *in = m->in;
-    s->entries = malloc((in->n_nodes + 1) * sizeof(*s->entries));
+    s->entries = malloc((m->n_kinds + 1) * sizeof(*s->entries));
     if (!s->entries)
         return false;
     const struct resources *req = &in->pods[s->first_pod].info.requests;
     int64_t gpus = resources_gpus(req);
     for (size_t i = 0; i < in->n_nodes; i++) {
-        if (!pod_may_run(m, s->first_pod, i, (enum ksched_refusal)codes[i], spot))
+        uint32_t k = m->kind_of[i];
+        if (seen[k] == stamp ||
+            !pod_may_run(m, s->first_pod, i, (enum ksched_refusal)codes[i], spot))
             continue;
+        seen[k] = stamp;
+        const struct kind *kd = &m->kinds[k];
+        s->entries[s->n_entries++] =
+            (struct entry){k,
+                           {share_of(req->cpu_milli, kd->cpu_milli),
+                            share_of(req->memory, kd->memory), share_of(gpus, kd->gpus)}};
+        s->in_group[kd->group] = true;
+    }
+    return true;
+}
+
+/* Groups the nodes into kinds (a few hundred at most in practice: a linear
+ * search each). */
+static bool build_kinds(struct sim_bound_model *m)
+{
+    const struct sim_input *in = m->in;
+    m->kinds = calloc(in->n_nodes ? in->n_nodes : 1, sizeof(*m->kinds));
+    m->kind_of = malloc((in->n_nodes ? in->n_nodes : 1) * sizeof(*m->kind_of));
+    if (!m->kinds || !m->kind_of)
+        return false;
+    for (size_t i = 0; i < in->n_nodes; i++) {
         const struct resources *a = &in->nodes[i].facts.allocatable;
-        double price = m->node_price[i];
-        int64_t node_gpus = resources_gpus(a);
-        struct entry c = {{price * share_of(req->cpu_milli, a->cpu_milli),
-                           price * share_of(req->memory, a->memory),
-                           price * share_of(gpus, node_gpus)},
-                          node_gpus > 0 ? SIM_BOUND_GPU : SIM_BOUND_NO_GPU};
-        add_candidate(s, &c);
+        struct kind c = {m->node_price[i], a->cpu_milli, a->memory, resources_gpus(a), 0, 0};
+        c.group = c.gpus > 0 ? SIM_BOUND_GPU : SIM_BOUND_NO_GPU;
+        size_t k = 0;
+        while (k < m->n_kinds &&
+               (m->kinds[k].price != c.price || m->kinds[k].cpu_milli != c.cpu_milli ||
+                m->kinds[k].memory != c.memory || m->kinds[k].gpus != c.gpus))
+            k++;
+        if (k == m->n_kinds)
+            m->kinds[m->n_kinds++] = c;
+        m->kinds[k].nodes++;
+        m->kind_of[i] = (uint32_t)k;
     }
     return true;
 }
@@ -226,6 +255,8 @@ void sim_bound_model_free(struct sim_bound_model *m)
         free(m->shapes[i].entries);
     free(m->shapes);
     free(m->shape_of);
+    free(m->kinds);
+    free(m->kind_of);
     free(m);
 }
 
@@ -234,7 +265,8 @@ static bool build_shapes(struct sim_bound_model *m, struct shape_key *keys, size
     const struct sim_input *in = m->in;
     uint8_t **codes = calloc(in->n_classes ? in->n_classes : 1, sizeof(*codes));
     m->shapes = calloc(n ? n : 1, sizeof(*m->shapes));
-    bool ok = codes && m->shapes;
+    uint32_t *seen = calloc(m->n_kinds ? m->n_kinds : 1, sizeof(*seen));
+    bool ok = codes && m->shapes && seen;
     for (size_t k = 0; ok && k < n; k++) {
         if (k && !cmp_shape_fields(&keys[k - 1], &keys[k])) {
             m->shape_of[keys[k].pod] = (uint32_t)(m->n_shapes - 1);
@@ -245,13 +277,15 @@ static bool build_shapes(struct sim_bound_model *m, struct shape_key *keys, size
             codes[cls] = class_codes(in, cls);
         struct shape *s = &m->shapes[m->n_shapes];
         s->first_pod = keys[k].pod;
-        ok = codes[cls] && build_shape(m, s, keys[k].spot, codes[cls]);
+        ok = codes[cls] &&
+             build_shape(m, s, (uint32_t)m->n_shapes + 1, keys[k].spot, codes[cls], seen);
         m->shape_of[keys[k].pod] = (uint32_t)m->n_shapes++;
     }
     if (codes)
         for (size_t i = 0; i < in->n_classes; i++)
             free(codes[i]);
     free(codes);
+    free(seen);
     return ok;
 }
 
@@ -279,7 +313,7 @@ struct sim_bound_model *sim_bound_model_new(const struct sim_input *in, const do
     }
     sort_in = in;
     qsort(keys, n, sizeof(*keys), cmp_shape);
-    bool ok = build_shapes(m, keys, n);
+    bool ok = build_kinds(m) && build_shapes(m, keys, n);
     free(keys);
     if (!ok) {
         sim_bound_model_free(m);
@@ -325,51 +359,83 @@ static void gpu_weights(int j, double w[SIM_BOUND_RESOURCES])
     w[SIM_BOUND_GPUS] = (double)(GPU_STEPS - c - j) / GPU_STEPS;
 }
 
-/* m(p) of the header comment for one shape under the weights. */
-static double cheapest(const struct shape *s, const struct weights *w)
+/* Surcharges per kind (NULL: none) and where the pods' cheapest choices
+ * put them (units of capacity per kind; NULL when not wanted). */
+struct prices {
+    const double *surcharge;
+    double *demand;
+};
+
+/* min over the shape's kinds of (price + surcharge) x weighted share, and
+ * the demand that puts on its kind. */
+static double cheapest(const struct sim_bound_model *m, const struct shape *s,
+                       const struct weights *w, const struct prices *pr, size_t count)
 {
-    double best = -1;
+    double best = -1, best_units = 0;
+    uint32_t best_kind = 0;
     for (size_t i = 0; i < s->n_entries; i++) {
         const struct entry *e = &s->entries[i];
-        const double *g = w->w[e->group];
-        double v = g[0] * e->v[0] + g[1] * e->v[1] + g[2] * e->v[2];
-        if (best < 0 || v < best)
+        const struct kind *k = &m->kinds[e->kind];
+        const double *g = w->w[k->group];
+        double units = g[0] * e->share[0] + g[1] * e->share[1] + g[2] * e->share[2];
+        double v = (k->price + (pr->surcharge ? pr->surcharge[e->kind] : 0)) * units;
+        if (best < 0 || v < best) {
             best = v;
+            best_units = units;
+            best_kind = e->kind;
+        }
     }
-    return best < 0 ? 0 : best;
+    if (best < 0)
+        return 0;
+    if (pr->demand)
+        pr->demand[best_kind] += (double)count * best_units;
+    return best;
 }
 
-/* Sum over the shapes of count x cheapest, for the shapes whose nodes are
+/* Sum over the shapes of count x cheapest, for the shapes whose kinds are
  * in exactly the groups asked (no_gpu, gpu). */
 static double total(const struct sim_bound_model *m, const size_t *count, const struct weights *w,
-                    bool no_gpu, bool gpu)
+                    const struct prices *pr, bool no_gpu, bool gpu)
 {
     double sum = 0;
     for (size_t s = 0; s < m->n_shapes; s++) {
         const struct shape *sh = &m->shapes[s];
         if (count[s] && sh->in_group[SIM_BOUND_NO_GPU] == no_gpu &&
             sh->in_group[SIM_BOUND_GPU] == gpu)
-            sum += (double)count[s] * cheapest(sh, w);
+            sum += (double)count[s] * cheapest(m, sh, w, pr, count[s]);
     }
     return sum;
 }
 
-/* The two groups' weights are chosen together: the shapes with nodes in
- * one group only are summed once per grid point of that group, and only
- * the shapes with nodes in both are summed for every pair. */
-static void search(const struct sim_bound_model *m, const size_t *count, bool mixed,
-                   struct sim_lower_bound *out)
+/* The Lagrangian of the header comment at (w, surcharges). */
+static double lagrangian(const struct sim_bound_model *m, const size_t *count,
+                         const struct weights *w, const struct prices *pr)
+{
+    double v = total(m, count, w, pr, true, false) + total(m, count, w, pr, false, true) +
+               total(m, count, w, pr, true, true);
+    for (size_t k = 0; pr->surcharge && k < m->n_kinds; k++)
+        v -= pr->surcharge[k] * (double)m->kinds[k].nodes;
+    return v;
+}
+
+/* The best weights on the grid for fixed surcharges. The two groups'
+ * weights are chosen together: the shapes with kinds in one group only are
+ * summed once per grid point of that group, and only the shapes with kinds
+ * in both are summed for every pair. */
+static double best_weights(const struct sim_bound_model *m, const size_t *count, bool mixed,
+                           const double *surcharge, struct weights *best_w)
 {
     double a[NO_GPU_STEPS + 1], b[GPU_POINTS];
+    struct prices pr = {surcharge, NULL};
     struct weights w;
     memset(&w, 0, sizeof(w));
     for (int i = 0; i <= NO_GPU_STEPS; i++) {
         no_gpu_weights(i, w.w[SIM_BOUND_NO_GPU]);
-        a[i] = total(m, count, &w, true, false);
+        a[i] = total(m, count, &w, &pr, true, false);
     }
     for (int j = 0; j < GPU_POINTS; j++) {
         gpu_weights(j, w.w[SIM_BOUND_GPU]);
-        b[j] = total(m, count, &w, false, true);
+        b[j] = total(m, count, &w, &pr, false, true);
     }
     int best_i = 0, best_j = 0;
     double best = -1;
@@ -379,7 +445,7 @@ static void search(const struct sim_bound_model *m, const size_t *count, bool mi
             if (mixed) {
                 no_gpu_weights(i, w.w[SIM_BOUND_NO_GPU]);
                 gpu_weights(j, w.w[SIM_BOUND_GPU]);
-                v += total(m, count, &w, true, true);
+                v += total(m, count, &w, &pr, true, true);
             }
             if (v > best) {
                 best = v;
@@ -388,9 +454,73 @@ static void search(const struct sim_bound_model *m, const size_t *count, bool mi
             }
         }
     }
+    no_gpu_weights(best_i, best_w->w[SIM_BOUND_NO_GPU]);
+    gpu_weights(best_j, best_w->w[SIM_BOUND_GPU]);
+    for (size_t k = 0; surcharge && k < m->n_kinds; k++)
+        best -= surcharge[k] * (double)m->kinds[k].nodes;
+    return best;
+}
+
+#define SURCHARGE_STEPS 400
+
+/* Subgradient steps on the surcharges for fixed weights, from and into
+ * best_s (the best found): a kind the pods' cheapest choices overfill gets
+ * dearer, one they leave room on cheaper, each step a share of its price
+ * that shrinks as the steps go on. Returns the best value found. */
+static double best_surcharges(const struct sim_bound_model *m, const size_t *count,
+                              const struct weights *w, double *best_s, double *s, double *demand,
+                              double best)
+{
+    memcpy(s, best_s, m->n_kinds * sizeof(*s));
+    struct prices pr = {s, demand};
+    for (int t = 0; t < SURCHARGE_STEPS; t++) {
+        memset(demand, 0, m->n_kinds * sizeof(*demand));
+        double v = lagrangian(m, count, w, &pr);
+        if (v > best) {
+            best = v;
+            memcpy(best_s, s, m->n_kinds * sizeof(*s));
+        }
+        double step = 0.5 / (1.0 + t / 25.0);
+        for (size_t k = 0; k < m->n_kinds; k++) {
+            double n = (double)m->kinds[k].nodes;
+            s[k] += step * m->kinds[k].price * (demand[k] - n) / n;
+            if (s[k] < 0)
+                s[k] = 0;
+        }
+    }
+    return best;
+}
+
+static bool search(const struct sim_bound_model *m, const size_t *count, bool mixed,
+                   struct sim_lower_bound *out)
+{
+    size_t nk = m->n_kinds ? m->n_kinds : 1;
+    double *best_s = calloc(nk, sizeof(double)), *s = calloc(nk, sizeof(double));
+    double *demand = calloc(nk, sizeof(double));
+    if (!best_s || !s || !demand) {
+        free(best_s);
+        free(s);
+        free(demand);
+        return false;
+    }
+    struct weights w, best_w;
+    memset(&w, 0, sizeof(w));
+    memset(&best_w, 0, sizeof(best_w));
+    double best = best_weights(m, count, mixed, NULL, &best_w);
+    for (int round_ = 0; round_ < 2; round_++) {
+        best = best_surcharges(m, count, &best_w, best_s, s, demand, best);
+        double v = best_weights(m, count, mixed, best_s, &w);
+        if (v > best) {
+            best = v;
+            best_w = w;
+        }
+    }
     out->cost = best < 0 ? 0 : best;
-    no_gpu_weights(best_i, out->weights[SIM_BOUND_NO_GPU]);
-    gpu_weights(best_j, out->weights[SIM_BOUND_GPU]);
+    memcpy(out->weights, best_w.w, sizeof(out->weights));
+    free(best_s);
+    free(s);
+    free(demand);
+    return true;
 }
 
 bool sim_bound_compute(const struct sim_bound_model *m, const bool *include,
@@ -413,7 +543,7 @@ bool sim_bound_compute(const struct sim_bound_model *m, const bool *include,
         count[s]++;
         mixed |= m->shapes[s].in_group[SIM_BOUND_NO_GPU] && m->shapes[s].in_group[SIM_BOUND_GPU];
     }
-    search(m, count, mixed, out);
+    bool ok = search(m, count, mixed, out);
     free(count);
-    return true;
+    return ok;
 }

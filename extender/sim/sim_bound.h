@@ -6,8 +6,9 @@
  *
  * The bound is fractional: every pod is charged the cheapest price per
  * unit of a weighted mix of its resources among the nodes it may run on,
- * as if nodes could be bought in slices. sim_bound.c proves it is a lower
- * bound and says why a pod's dominant share would not be one.
+ * as if nodes could be bought in slices, within the capacity of the nodes
+ * of each kind there are (a Lagrangian relaxation). sim_bound.c proves it
+ * is a lower bound and says why a pod's dominant share would not be one.
  *
  * Prices are the nodes' list prices per hour (what the report's occupied-
  * node cost adds up; spot risk is not included). DaemonSet and static pods

@@ -784,7 +784,8 @@ static bool add_bounds(const struct sim_config *cfg, const struct sim_input *in,
         struct sim_bound *b = &out->bounds[out->n_bounds++];
         b->name = "fractional";
         b->summary = "every workload pod at the cheapest list price per unit of a weighted mix "
-                     "of its cpu, memory and GPUs among the nodes it may run on";
+                     "of its cpu, memory and GPUs among the nodes it may run on, within the "
+                     "number of nodes of each kind";
         b->cost = lb.cost;
         b->pods = lb.pods;
         b->pods_left_out = lb.pods_left_out;
@@ -802,6 +803,12 @@ static bool add_bounds(const struct sim_config *cfg, const struct sim_input *in,
         }
         ok = sim_bound_compute(m, placed, &lb);
         res->placed_bound = lb.cost;
+        /* A bound over some of the pods is one over all of them too: the
+         * search may have found a better one there. */
+        if (ok && lb.cost > out->bounds[0].cost) {
+            out->bounds[0].cost = lb.cost;
+            memcpy(out->bounds[0].weights, lb.weights, sizeof(lb.weights));
+        }
     }
     sim_bound_model_free(m);
     free(placed);

@@ -131,9 +131,13 @@ def test_lower_bound_on_the_example(example_json):
         assert p["ratioToBounds"]["fractional"] == pytest.approx(
             p["occupiedCostPerHour"] / bound["costPerHour"], abs=1e-4)
         assert p["placedPodsBoundPerHour"] <= bound["costPerHour"] + 1e-6
+        assert p["ratioToPlacedPodsBound"] == pytest.approx(
+            p["occupiedCostPerHour"] / p["placedPodsBoundPerHour"], abs=1e-4)
     # cost keeps every rule, so it pays at least the bound of what it placed
-    # (it holds gang members back: fewer pods than the bound counts).
+    # (it holds gang members back: fewer pods than the bound counts, whose
+    # bound can then be above what cost pays).
     assert cost["podsOutsideBoundRules"] == 0
+    assert cost["placed"] < spread["placed"]
     assert cost["occupiedCostPerHour"] >= cost["placedPodsBoundPerHour"]
     assert cost["ratioToPlacedPodsBound"] >= 1
     # spread puts spot: never pods on spot: not held to the bound.
@@ -150,8 +154,8 @@ def test_text_table_says_the_same(example_json):
         p = policy(example_json, name)
         row = next(l for l in out.splitlines() if l.startswith("occupied nodes"))
         assert str(p["occupiedNodes"]) in row
-        row = next(l for l in out.splitlines() if l.startswith("ratio to the lower bound"))
-        assert "%.2fx" % p["ratioToBounds"]["fractional"] in row
+        row = next(l for l in out.splitlines() if l.startswith("ratio to that bound"))
+        assert "%.2fx" % p["ratioToPlacedPodsBound"] in row
     b = example_json["bounds"][0]
     assert "lower bound (fractional): $%.4f per hour over 2,100 workload pods" % (
         b["costPerHour"]) in out
@@ -217,7 +221,7 @@ def test_html_parses_and_holds_the_json_figures(example_json, tmp_path):
         elif f.get("data-field") == "bounds.costPerHour":
             assert example_json["bounds"][0]["costPerHour"] == value, f
             seen += 1
-    assert seen >= 2 * 15 + 4
+    assert seen >= 2 * 16 + 4
     # Every SVG is well-formed XML, and there are the three kinds of chart.
     svgs = re.findall(r"<svg\b.*?</svg>", page_text, re.S)
     titles = []

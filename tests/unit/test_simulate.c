@@ -556,6 +556,34 @@ static void test_bound_is_not_dominant_share(void **state)
     world_free(&w);
 }
 
+/* Node counts. One spot node d (0.16/h) and two on-demand, c1 and c2
+ * (0.40/h), 8 cpu and 32Gi each; six pods of 2 cpu and 2Gi. Every pod at
+ * d's price would be 6 x 0.16 x 2/8 = 0.24, but that needs 1.5 of d. The
+ * kinds' capacities: d holds 1 unit (weights all on cpu: a pod is 1/4 of a
+ * node), so four pods at 0.04 and two at c's 0.40 x 1/4 = 0.10: 0.36,
+ * which a surcharge of 0.24 per unit of d gives exactly (d then costs
+ * (0.16 + 0.24)/4 = 0.10 a pod like c: 6 x 0.10 - 0.24 x 1 = 0.36). Memory
+ * weight only lowers it (a pod is then less of d). The surcharge is found
+ * by steps, so within 0.005 of it. The best placement: four pods on d, two
+ * on c1: 0.56. */
+static void test_bound_counts_the_nodes_of_each_kind(void **state)
+{
+    (void)state;
+    static const char pods[] =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\n"
+        "spec:\n  replicas: 6\n  template:\n    spec:\n      containers:\n"
+        "      - {name: c, resources: {requests: {cpu: \"2\", memory: 2Gi}}}\n";
+    struct world w;
+    world_run(&w, SPOT_NODES, pods, NULL);
+    const struct sim_bound *b = bound(&w);
+    assert_int_equal(b->pods, 6);
+    if (!(b->cost <= 0.36 + 1e-9 && b->cost >= 0.355))
+        fail_msg("bound %.6f, want 0.36 (0.355 at least)", b->cost);
+    for (size_t i = 0; i < w.rep.n_results; i++)
+        assert_true(w.rep.results[i].occupied_cost >= 0.56 - 1e-9);
+    world_free(&w);
+}
+
 /* The bound never exceeds what a policy pays: random small clusters (three
  * node types, spot and on-demand, some tainted or labelled; pods with
  * random requests, spot policies, tolerations, selectors and GPUs), both
@@ -661,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_bound_spot_never_pays_on_demand),
         cmocka_unit_test(test_bound_tainted_gpu_nodes_only_for_tolerating_pods),
         cmocka_unit_test(test_bound_is_not_dominant_share),
+        cmocka_unit_test(test_bound_counts_the_nodes_of_each_kind),
         cmocka_unit_test(test_bound_never_exceeds_a_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
