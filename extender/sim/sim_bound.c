@@ -117,10 +117,21 @@ static bool spot_allows(enum spot_policy spot, enum capacity_type capacity)
 
 /* --- pod shapes ------------------------------------------------------------------------------- */
 
+/* A pod's cpu and memory as its shape counts them (rounded down when
+ * there are too many shapes). */
 struct shape_key {
     uint32_t pod;
     enum spot_policy spot;
+    int64_t cpu_milli, memory;
 };
+
+/* Distinct shapes the searches are sized for. Past that (a cluster whose
+ * pods all request a little differently, with a vertical autoscaler say),
+ * cpu and memory are rounded down to fewer significant bits until they fit:
+ * smaller requests fit wherever the real ones do and take smaller shares,
+ * so the bound of the rounded pods is a lower bound for the real ones too
+ * (a weaker one, by at most the rounding: 1/8 with 4 bits). */
+#define MAX_SHAPES 1024
 
 static const struct sim_input *sort_in;
 
@@ -143,8 +154,8 @@ static int cmp_shape_fields(const struct shape_key *ka, const struct shape_key *
     const struct resources *ra = &a->info.requests, *rb = &b->info.requests;
     int c;
     if ((c = cmp_i64(a->sched_class, b->sched_class)) || (c = cmp_i64(a->pinned, b->pinned)) ||
-        (c = cmp_i64(ka->spot, kb->spot)) || (c = cmp_i64(ra->cpu_milli, rb->cpu_milli)) ||
-        (c = cmp_i64(ra->memory, rb->memory)) || (c = cmp_i64(ra->n_ext, rb->n_ext)))
+        (c = cmp_i64(ka->spot, kb->spot)) || (c = cmp_i64(ka->cpu_milli, kb->cpu_milli)) ||
+        (c = cmp_i64(ka->memory, kb->memory)) || (c = cmp_i64(ra->n_ext, rb->n_ext)))
         return c;
     for (int i = 0; i < ra->n_ext; i++)
         if ((c = cmp_str(ra->ext[i].name, rb->ext[i].name)) ||
@@ -167,10 +178,23 @@ static double share_of(int64_t request, int64_t allocatable)
     return request > 0 && allocatable > 0 ? (double)request / (double)allocatable : 0;
 }
 
-/* Whether pod pi may run on node ni, alone on it, under the bound's rules;
- * code is kube-scheduler's static verdict there. */
-static bool pod_may_run(const struct sim_bound_model *m, size_t pi, size_t ni,
-                        enum ksched_refusal code, enum spot_policy spot)
+/* v with only its `bits` highest significant bits kept. */
+static int64_t round_down(int64_t v, int bits)
+{
+    if (v <= 0)
+        return v;
+    int top = 63 - __builtin_clzll((unsigned long long)v);
+    if (top < bits)
+        return v;
+    int64_t unit = (int64_t)1 << (top - bits + 1);
+    return v / unit * unit;
+}
+
+/* Whether pod pi, asking req (its own requests, or a shape's rounded down),
+ * may run on node ni, alone on it, under the bound's rules; code is
+ * kube-scheduler's static verdict there. */
+static bool pod_may_run(const struct sim_bound_model *m, size_t pi, const struct resources *req,
+                        size_t ni, enum ksched_refusal code, enum spot_policy spot)
 {
     const struct sim_pod *p = &m->in->pods[pi];
     const struct node_facts *nf = &m->in->nodes[ni].facts;
@@ -180,24 +204,27 @@ static bool pod_may_run(const struct sim_bound_model *m, size_t pi, size_t ni,
     struct resources none;
     memset(&none, 0, sizeof(none));
     struct str what;
-    return ksched_fits(&p->info.requests, &nf->allocatable, &none, &what);
+    return ksched_fits(req, &nf->allocatable, &none, &what);
 }
 
 /* The kinds a shape may run on (seen: per kind, the last shape that took
  * it, + 1). */
-static bool build_shape(struct sim_bound_model *m, struct shape *s, uint32_t stamp,
-                        enum spot_policy spot, const uint8_t *codes, uint32_t *seen)
+static bool build_shape(struct sim_bound_model *m, struct shape *s, const struct shape_key *key,
+                        uint32_t stamp, const uint8_t *codes, uint32_t *seen)
 {
     const struct sim_input *in = m->in;
     s->entries = malloc((m->n_kinds + 1) * sizeof(*s->entries));
     if (!s->entries)
         return false;
-    const struct resources *req = &in->pods[s->first_pod].info.requests;
+    struct resources rq = in->pods[s->first_pod].info.requests;
+    rq.cpu_milli = key->cpu_milli;
+    rq.memory = key->memory;
+    const struct resources *req = &rq;
     int64_t gpus = resources_gpus(req);
     for (size_t i = 0; i < in->n_nodes; i++) {
         uint32_t k = m->kind_of[i];
         if (seen[k] == stamp ||
-            !pod_may_run(m, s->first_pod, i, (enum ksched_refusal)codes[i], spot))
+            !pod_may_run(m, s->first_pod, req, i, (enum ksched_refusal)codes[i], key->spot))
             continue;
         seen[k] = stamp;
         const struct kind *kd = &m->kinds[k];
@@ -207,6 +234,9 @@ static bool build_shape(struct sim_bound_model *m, struct shape *s, uint32_t sta
                             share_of(req->memory, kd->memory), share_of(gpus, kd->gpus)}};
         s->in_group[kd->group] = true;
     }
+    struct entry *fit = realloc(s->entries, (s->n_entries + 1) * sizeof(*fit));
+    if (fit)
+        s->entries = fit;
     return true;
 }
 
@@ -260,6 +290,14 @@ void sim_bound_model_free(struct sim_bound_model *m)
     free(m);
 }
 
+static size_t distinct_shapes(const struct shape_key *keys, size_t n)
+{
+    size_t d = 0;
+    for (size_t k = 0; k < n; k++)
+        d += !k || cmp_shape_fields(&keys[k - 1], &keys[k]) != 0;
+    return d;
+}
+
 static bool build_shapes(struct sim_bound_model *m, struct shape_key *keys, size_t n)
 {
     const struct sim_input *in = m->in;
@@ -277,8 +315,7 @@ static bool build_shapes(struct sim_bound_model *m, struct shape_key *keys, size
             codes[cls] = class_codes(in, cls);
         struct shape *s = &m->shapes[m->n_shapes];
         s->first_pod = keys[k].pod;
-        ok = codes[cls] &&
-             build_shape(m, s, (uint32_t)m->n_shapes + 1, keys[k].spot, codes[cls], seen);
+        ok = codes[cls] && build_shape(m, s, &keys[k], (uint32_t)m->n_shapes + 1, codes[cls], seen);
         m->shape_of[keys[k].pod] = (uint32_t)m->n_shapes++;
     }
     if (codes)
@@ -309,10 +346,20 @@ struct sim_bound_model *sim_bound_model_new(const struct sim_input *in, const do
     for (size_t i = 0; i < in->n_pods; i++) {
         m->shape_of[i] = NO_SHAPE;
         if (!in->pods[i].daemon)
-            keys[n++] = (struct shape_key){(uint32_t)i, spot_of(m, i)};
+            keys[n++] =
+                (struct shape_key){(uint32_t)i, spot_of(m, i), in->pods[i].info.requests.cpu_milli,
+                                   in->pods[i].info.requests.memory};
     }
     sort_in = in;
     qsort(keys, n, sizeof(*keys), cmp_shape);
+    for (int bits = 4; bits > 0 && distinct_shapes(keys, n) > MAX_SHAPES; bits--) {
+        for (size_t k = 0; k < n; k++) {
+            const struct resources *r = &in->pods[keys[k].pod].info.requests;
+            keys[k].cpu_milli = round_down(r->cpu_milli, bits);
+            keys[k].memory = round_down(r->memory, bits);
+        }
+        qsort(keys, n, sizeof(*keys), cmp_shape);
+    }
     bool ok = build_kinds(m) && build_shapes(m, keys, n);
     free(keys);
     if (!ok) {
@@ -329,7 +376,7 @@ bool sim_bound_allows(const struct sim_bound_model *m, size_t pod, size_t node)
     const struct sim_pod *p = &m->in->pods[pod];
     enum ksched_refusal code =
         ksched_filter_static(m->in->classes[p->sched_class], &m->in->nodes[node].sched, NULL);
-    return pod_may_run(m, pod, node, code, spot_of(m, pod));
+    return pod_may_run(m, pod, &p->info.requests, node, code, spot_of(m, pod));
 }
 
 /* --- the weight search -------------------------------------------------------------------- */
@@ -462,6 +509,7 @@ static double best_weights(const struct sim_bound_model *m, const size_t *count,
 }
 
 #define SURCHARGE_STEPS 400
+#define STEP_BUDGET 20000000 /* entries looked at in all steps (about 0.1 s) */
 
 /* Subgradient steps on the surcharges for fixed weights, from and into
  * best_s (the best found): a kind the pods' cheapest choices overfill gets
@@ -473,7 +521,13 @@ static double best_surcharges(const struct sim_bound_model *m, const size_t *cou
 {
     memcpy(s, best_s, m->n_kinds * sizeof(*s));
     struct prices pr = {s, demand};
-    for (int t = 0; t < SURCHARGE_STEPS; t++) {
+    /* Each step looks at every shape's kinds once: a few hundred thousand
+     * numbers at most after MAX_SHAPES, fewer steps past a budget. */
+    size_t work = 1;
+    for (size_t i = 0; i < m->n_shapes; i++)
+        work += count[i] ? m->shapes[i].n_entries : 0;
+    int steps = work * SURCHARGE_STEPS > STEP_BUDGET ? (int)(STEP_BUDGET / work) : SURCHARGE_STEPS;
+    for (int t = 0; t < steps; t++) {
         memset(demand, 0, m->n_kinds * sizeof(*demand));
         double v = lagrangian(m, count, w, &pr);
         if (v > best) {

@@ -13,7 +13,8 @@
  * Prices are the nodes' list prices per hour (what the report's occupied-
  * node cost adds up; spot risk is not included). DaemonSet and static pods
  * are left out (their nodes pay for them, and a node running only them is
- * not occupied), and so are pods no node can take (counted).
+ * not occupied), and so are pods no node can take (counted). Past
+ * MAX_SHAPES distinct pod shapes, requests are rounded down (sim_bound.c).
  *
  * Knows nothing of policies or the cost model's scores: only the input, the
  * node prices and the pods' spot annotations.

@@ -584,6 +584,45 @@ static void test_bound_counts_the_nodes_of_each_kind(void **state)
     world_free(&w);
 }
 
+/* Past 1,024 pod shapes (1,100 pods asking 1m, 2m, ..., 1100m of cpu and
+ * nothing else, on 90 on-demand m.big nodes: 0.40/h for 8 cpu), requests are
+ * rounded down to their 4 highest bits: the bound drops by less than 1/8
+ * from the exact one, 0.40 x (1 + ... + 1100)/8000 = 30.2775/h, and stays
+ * below what both policies pay (at least 76 nodes: 30.40/h). */
+static void test_bound_rounds_requests_past_too_many_shapes(void **state)
+{
+    (void)state;
+    struct buf nodes, pods;
+    buf_init(&nodes, 1 << 16);
+    buf_init(&pods, 1 << 18);
+    buf_puts(&nodes, "kind: NodeList\nitems:\n");
+    for (int i = 0; i < 90; i++)
+        buf_printf(&nodes,
+                   "- kind: Node\n  metadata:\n    name: n%d\n    labels: "
+                   "{node.kubernetes.io/instance-type: m.big, karpenter.sh/capacity-type: "
+                   "on-demand}\n  status: {allocatable: {cpu: \"8\", memory: 32Gi, pods: "
+                   "\"110\"}}\n",
+                   i);
+    for (int i = 1; i <= 1100; i++)
+        buf_printf(&pods,
+                   "---\nkind: Pod\nmetadata: {name: p%d}\nspec:\n  containers: [{name: c, "
+                   "resources: {requests: {cpu: %dm}}}]\n",
+                   i, i);
+    buf_putc(&nodes, '\0');
+    buf_putc(&pods, '\0');
+    struct world w;
+    world_run(&w, nodes.data, pods.data, NULL);
+    const struct sim_bound *b = bound(&w);
+    assert_int_equal(b->pods, 1100);
+    if (!(b->cost < 30.2775 - 1e-6 && b->cost > 30.2775 * 7 / 8)) /* rounded, by < 1/8 */
+        fail_msg("bound %.6f, want within 1/8 below 30.2775", b->cost);
+    for (size_t i = 0; i < w.rep.n_results; i++)
+        assert_true(w.rep.results[i].occupied_cost >= 30.40 - 1e-9);
+    world_free(&w);
+    buf_free(&nodes);
+    buf_free(&pods);
+}
+
 /* The bound never exceeds what a policy pays: random small clusters (three
  * node types, spot and on-demand, some tainted or labelled; pods with
  * random requests, spot policies, tolerations, selectors and GPUs), both
@@ -690,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_bound_tainted_gpu_nodes_only_for_tolerating_pods),
         cmocka_unit_test(test_bound_is_not_dominant_share),
         cmocka_unit_test(test_bound_counts_the_nodes_of_each_kind),
+        cmocka_unit_test(test_bound_rounds_requests_past_too_many_shapes),
         cmocka_unit_test(test_bound_never_exceeds_a_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
