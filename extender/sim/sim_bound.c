@@ -133,8 +133,6 @@ struct shape_key {
  * (a weaker one, by at most the rounding: 1/8 with 4 bits). */
 #define MAX_SHAPES 1024
 
-static const struct sim_input *sort_in;
-
 static int cmp_str(struct str a, struct str b)
 {
     if (a.len != b.len)
@@ -148,9 +146,10 @@ static int cmp_i64(int64_t a, int64_t b)
 }
 
 /* Pods that the bound cannot tell apart compare equal. */
-static int cmp_shape_fields(const struct shape_key *ka, const struct shape_key *kb)
+static int cmp_shape_fields(const struct sim_input *in, const struct shape_key *ka,
+                            const struct shape_key *kb)
 {
-    const struct sim_pod *a = &sort_in->pods[ka->pod], *b = &sort_in->pods[kb->pod];
+    const struct sim_pod *a = &in->pods[ka->pod], *b = &in->pods[kb->pod];
     const struct resources *ra = &a->info.requests, *rb = &b->info.requests;
     int c;
     if ((c = cmp_i64(a->sched_class, b->sched_class)) || (c = cmp_i64(a->pinned, b->pinned)) ||
@@ -164,10 +163,10 @@ static int cmp_shape_fields(const struct shape_key *ka, const struct shape_key *
     return 0;
 }
 
-static int cmp_shape(const void *pa, const void *pb)
+static int cmp_shape(const void *pa, const void *pb, void *in)
 {
     const struct shape_key *ka = pa, *kb = pb;
-    int c = cmp_shape_fields(ka, kb);
+    int c = cmp_shape_fields(in, ka, kb);
     return c ? c : cmp_i64(ka->pod, kb->pod); /* a total order: qsort is not stable */
 }
 
@@ -290,11 +289,11 @@ void sim_bound_model_free(struct sim_bound_model *m)
     free(m);
 }
 
-static size_t distinct_shapes(const struct shape_key *keys, size_t n)
+static size_t distinct_shapes(const struct sim_input *in, const struct shape_key *keys, size_t n)
 {
     size_t d = 0;
     for (size_t k = 0; k < n; k++)
-        d += !k || cmp_shape_fields(&keys[k - 1], &keys[k]) != 0;
+        d += !k || cmp_shape_fields(in, &keys[k - 1], &keys[k]) != 0;
     return d;
 }
 
@@ -306,7 +305,7 @@ static bool build_shapes(struct sim_bound_model *m, struct shape_key *keys, size
     uint32_t *seen = calloc(m->n_kinds ? m->n_kinds : 1, sizeof(*seen));
     bool ok = codes && m->shapes && seen;
     for (size_t k = 0; ok && k < n; k++) {
-        if (k && !cmp_shape_fields(&keys[k - 1], &keys[k])) {
+        if (k && !cmp_shape_fields(in, &keys[k - 1], &keys[k])) {
             m->shape_of[keys[k].pod] = (uint32_t)(m->n_shapes - 1);
             continue;
         }
@@ -350,15 +349,15 @@ struct sim_bound_model *sim_bound_model_new(const struct sim_input *in, const do
                 (struct shape_key){(uint32_t)i, spot_of(m, i), in->pods[i].info.requests.cpu_milli,
                                    in->pods[i].info.requests.memory};
     }
-    sort_in = in;
-    qsort(keys, n, sizeof(*keys), cmp_shape);
-    for (int bits = 4; bits > 0 && distinct_shapes(keys, n) > MAX_SHAPES; bits--) {
+    /* qsort_r (glibc): the comparator reads the pods through its argument */
+    qsort_r(keys, n, sizeof(*keys), cmp_shape, (void *)in);
+    for (int bits = 4; bits > 0 && distinct_shapes(in, keys, n) > MAX_SHAPES; bits--) {
         for (size_t k = 0; k < n; k++) {
             const struct resources *r = &in->pods[keys[k].pod].info.requests;
             keys[k].cpu_milli = round_down(r->cpu_milli, bits);
             keys[k].memory = round_down(r->memory, bits);
         }
-        qsort(keys, n, sizeof(*keys), cmp_shape);
+        qsort_r(keys, n, sizeof(*keys), cmp_shape, (void *)in);
     }
     bool ok = build_kinds(m) && build_shapes(m, keys, n);
     free(keys);
