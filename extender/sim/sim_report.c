@@ -115,6 +115,28 @@ static cJSON *result_json(const struct sim_report *r, const struct sim_result *r
         if (r->bounds[i].cost > 0)
             cJSON_AddNumberToObject(ratios, r->bounds[i].name,
                                     round(res->occupied_cost / r->bounds[i].cost * 1e4) / 1e4);
+    cJSON_AddNumberToObject(o, "placedPodsBoundPerHour", r6(res->placed_bound));
+    if (res->placed_bound > 0)
+        cJSON_AddNumberToObject(o, "ratioToPlacedPodsBound",
+                                round(res->occupied_cost / res->placed_bound * 1e4) / 1e4);
+    else
+        cJSON_AddNullToObject(o, "ratioToPlacedPodsBound");
+    cJSON_AddNumberToObject(o, "podsOutsideBoundRules", (double)res->pods_outside_bound_rules);
+    return o;
+}
+
+/* The resource weights the bound was found with, per node group. */
+static cJSON *weights_json(const double w[SIM_BOUND_GROUPS][SIM_BOUND_RESOURCES])
+{
+    static const char *const groups[SIM_BOUND_GROUPS] = {"nodesWithoutGpus", "gpuNodes"};
+    static const char *const names[SIM_BOUND_RESOURCES] = {"cpu", "memory", "gpus"};
+    cJSON *o = cJSON_CreateObject();
+    for (int g = 0; g < SIM_BOUND_GROUPS; g++) {
+        cJSON *e = cJSON_AddObjectToObject(o, groups[g]);
+        for (int k = 0; k < SIM_BOUND_RESOURCES; k++)
+            if (g == SIM_BOUND_GPU || k != SIM_BOUND_GPUS)
+                cJSON_AddNumberToObject(e, names[k], round(w[g][k] * 1e4) / 1e4);
+    }
     return o;
 }
 
@@ -198,6 +220,13 @@ cJSON *sim_report_json(const struct sim_report *r, size_t max_pods)
         cJSON_AddStringToObject(b, "name", r->bounds[i].name);
         cJSON_AddStringToObject(b, "summary", r->bounds[i].summary);
         cJSON_AddNumberToObject(b, "costPerHour", r6(r->bounds[i].cost));
+        cJSON_AddNumberToObject(b, "costPerMonth",
+                                round(r->bounds[i].cost * SIM_HOURS_PER_MONTH * 100) / 100);
+        cJSON_AddStringToObject(b, "prices", "list");
+        cJSON_AddBoolToObject(b, "spotRiskIncluded", false);
+        cJSON_AddNumberToObject(b, "pods", (double)r->bounds[i].pods);
+        cJSON_AddNumberToObject(b, "podsLeftOut", (double)r->bounds[i].pods_left_out);
+        cJSON_AddItemToObject(b, "weights", weights_json(r->bounds[i].weights));
         cJSON_AddItemToArray(bounds, b);
     }
     if (r->has_saving) {
@@ -262,7 +291,7 @@ static const char *money_unit(const cJSON *doc)
 }
 
 /* One row of the comparison: a label and how to show each policy's value. */
-enum row_kind { ROW_COUNT, ROW_MONEY_H, ROW_MONEY_M, ROW_PERCENT, ROW_GANGS };
+enum row_kind { ROW_COUNT, ROW_MONEY_H, ROW_MONEY_M, ROW_PERCENT, ROW_RATIO, ROW_GANGS };
 struct row {
     const char *label;
     const char *key; /* in the policy object (a.b for nested) */
@@ -275,6 +304,8 @@ static const struct row rows[] = {
     {"occupied nodes", "occupiedNodes", ROW_COUNT},
     {"occupied-node cost per hour", "occupiedCostPerHour", ROW_MONEY_H},
     {"occupied-node cost per month", "occupiedCostPerMonth", ROW_MONEY_M},
+    {"lower bound for its pods per hour", "placedPodsBoundPerHour", ROW_MONEY_H},
+    {"ratio to that bound", "ratioToPlacedPodsBound", ROW_RATIO},
     {"pods' cost per hour, on-demand", "podCostPerHour.on-demand", ROW_MONEY_H},
     {"pods' cost per hour, spot", "podCostPerHour.spot", ROW_MONEY_H},
     {"pods' cost per hour, reserved", "podCostPerHour.reserved", ROW_MONEY_H},
@@ -312,6 +343,12 @@ static void fmt_cell(char *out, size_t n, const struct row *row, const cJSON *v,
         break;
     case ROW_PERCENT:
         snprintf(out, n, "%.1f %%", d * 100);
+        break;
+    case ROW_RATIO:
+        if (cJSON_IsNumber(v))
+            snprintf(out, n, "%.2fx", d);
+        else
+            snprintf(out, n, "-");
         break;
     default:
         fmt_grouped(out, n, d, 0);
@@ -404,6 +441,19 @@ static void text_details(const cJSON *doc, struct buf *out)
     }
 }
 
+/* "lower bound (fractional): $1.2345 per hour over 2,100 workload pods ..." */
+static void bound_line(const cJSON *b, const char *unit, char *line, size_t n)
+{
+    char c[64], pods[32];
+    fmt_grouped(c, sizeof(c), num(b, "costPerHour"), 4);
+    fmt_grouped(pods, sizeof(pods), num(b, "pods"), 0);
+    int w = snprintf(line, n, "lower bound (%s): %s%s per hour over %s workload pods (%s)",
+                     str(b, "name"), unit, c, pods, str(b, "summary"));
+    if (w > 0 && (size_t)w < n && num(b, "podsLeftOut") > 0)
+        snprintf(line + w, n - (size_t)w, "; %.0f pods no node can take left out",
+                 num(b, "podsLeftOut"));
+}
+
 void sim_report_text(const cJSON *doc, struct buf *out)
 {
     text_header(doc, out);
@@ -420,10 +470,9 @@ void sim_report_text(const cJSON *doc, struct buf *out)
     const cJSON *b;
     cJSON_ArrayForEach(b, obj(doc, "bounds"))
     {
-        char c[64];
-        fmt_grouped(c, sizeof(c), num(b, "costPerHour"), 4);
-        buf_printf(out, "bound %s: %s%s per hour (%s)\n", str(b, "name"), unit, c,
-                   str(b, "summary"));
+        char line[600];
+        bound_line(b, unit, line, sizeof(line));
+        buf_printf(out, "%s\n", line);
     }
     text_details(doc, out);
 }
@@ -649,6 +698,22 @@ static void html_saving(const cJSON *doc, struct buf *b)
     buf_puts(b, " of the occupied-node cost against the default scheduler alone.</p>\n");
 }
 
+static void html_bounds(const cJSON *doc, struct buf *b)
+{
+    const cJSON *bound;
+    cJSON_ArrayForEach(bound, obj(doc, "bounds"))
+    {
+        char line[600];
+        bound_line(bound, money_unit(doc), line, sizeof(line));
+        buf_printf(b, "<p class=\"bound\" data-bound=\"");
+        esc(b, str(bound, "name"));
+        buf_puts(b, "\">");
+        figure(b, "span", "data-field=\"bounds.costPerHour\"", obj(bound, "costPerHour"), line);
+        buf_puts(b, " No placement that keeps the pods' constraints and spot policies costs "
+                    "less; each policy's ratio to it is in the table.</p>\n");
+    }
+}
+
 static void html_reasons_and_queues(const cJSON *doc, struct buf *b)
 {
     const cJSON *p, *e;
@@ -779,6 +844,7 @@ void sim_report_html(const cJSON *doc, struct buf *b)
     free(text);
     buf_puts(b, "</p>\n");
     html_saving(doc, b);
+    html_bounds(doc, b);
     html_table(doc, b);
     chart_cost(doc, b);
     const cJSON *p;

@@ -794,6 +794,58 @@ static void summarise(struct sim_run *r, struct sim_report *rep, struct sim_resu
 
 /* --- all runs ------------------------------------------------------------------------------- */
 
+/* The lower bound per run over the pods it placed, and over the workload:
+ * the pods some run placed (those unschedulable in every run are left out
+ * and counted, as are pods no node can take under the bound's rules). */
+static bool add_bounds(const struct sim_config *cfg, const struct sim_input *in,
+                       struct sim_report *out)
+{
+    struct sim_bound_model *m = sim_bound_model_new(in, out->node_price, cfg->cost);
+    bool *placed = calloc(in->n_pods ? in->n_pods : 1, sizeof(*placed));
+    bool *anywhere = calloc(in->n_pods ? in->n_pods : 1, sizeof(*anywhere));
+    out->bounds = calloc(1, sizeof(*out->bounds));
+    struct sim_lower_bound lb, best;
+    memset(&best, 0, sizeof(best));
+    bool ok = m && placed && anywhere && out->bounds;
+    for (size_t k = 0; ok && k < out->n_results; k++) {
+        struct sim_result *res = &out->results[k];
+        if (!res->placement)
+            continue; /* a run that did not start has nothing placed */
+        for (size_t i = 0; i < in->n_pods; i++) {
+            placed[i] = res->placement[i] >= 0;
+            anywhere[i] |= placed[i];
+            if (placed[i] && !in->pods[i].daemon &&
+                !sim_bound_allows(m, i, (size_t)res->placement[i]))
+                res->pods_outside_bound_rules++;
+        }
+        ok = sim_bound_compute(m, placed, &lb);
+        res->placed_bound = lb.cost;
+        if (lb.cost > best.cost)
+            best = lb;
+    }
+    ok = ok && sim_bound_compute(m, anywhere, &lb);
+    if (ok) {
+        struct sim_bound *b = &out->bounds[out->n_bounds++];
+        b->name = "fractional";
+        b->summary = "every workload pod at the cheapest list price per unit of a weighted mix "
+                     "of its cpu, memory and GPUs among the nodes it may run on, within the "
+                     "number of nodes of each kind";
+        b->pods = lb.pods;
+        b->pods_left_out = lb.pods_left_out;
+        for (size_t i = 0; i < in->n_pods; i++)
+            b->pods_left_out += !anywhere[i] && !in->pods[i].daemon;
+        /* A bound over some of the pods is one over all of them too: the
+         * search may have found a better one there. */
+        const struct sim_lower_bound *use = best.cost > lb.cost ? &best : &lb;
+        b->cost = use->cost;
+        memcpy(b->weights, use->weights, sizeof(b->weights));
+    }
+    sim_bound_model_free(m);
+    free(placed);
+    free(anywhere);
+    return ok;
+}
+
 bool sim_run_all(const struct sim_config *cfg, const struct sim_input *in,
                  const struct sim_policy *const *policies, size_t n, struct sim_report *out,
                  char *err, size_t errlen)
@@ -832,6 +884,10 @@ bool sim_run_all(const struct sim_config *cfg, const struct sim_input *in,
             cost = &out->results[i];
         if (out->results[i].policy == &sim_policy_spread)
             spread = &out->results[i];
+    }
+    if (!add_bounds(cfg, in, out)) {
+        snprintf(err, errlen, "out of memory");
+        return false;
     }
     if (cost && spread) {
         out->has_saving = true;

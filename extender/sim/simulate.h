@@ -20,6 +20,7 @@
 #include "../gang/queue_config.h"
 #include "../kube/node_view.h"
 #include "kube_scheduler.h"
+#include "sim_bound.h"
 #include "sim_input.h"
 
 #include <stdbool.h>
@@ -120,14 +121,22 @@ struct sim_result {
     int32_t *placement; /* per pod: node index, or -1 */
     int32_t *reason_of; /* per pod: index into reasons, or -1 */
     double *pod_price;  /* per pod: $/h where placed (node price x dominant share) */
+    /* The lower bound (sim_bound.h) over the pods this run placed, and how
+     * many of them it placed where the bound's rules do not allow (a spot:
+     * never pod on spot): when none, placed_bound <= occupied_cost. */
+    double placed_bound;
+    size_t pods_outside_bound_rules;
 };
 
-/* A reference cost the policies are measured against (a lower bound,
- * say): shown as each policy's ratio to it. */
+/* A reference cost the policies are measured against: the lower bound of
+ * sim_bound.h ("fractional"), shown as each policy's ratio to it. */
 struct sim_bound {
     const char *name;
     const char *summary;
-    double cost; /* per hour */
+    double cost;                                           /* per hour */
+    size_t pods;                                           /* workload pods it counts */
+    size_t pods_left_out;                                  /* workload pods no node can take */
+    double weights[SIM_BOUND_GROUPS][SIM_BOUND_RESOURCES]; /* sim_bound.h */
 };
 
 struct sim_report {

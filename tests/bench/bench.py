@@ -149,6 +149,7 @@ def main():
     cluster_sync_and_watch()
     pricing_import()
     simulate()
+    profile_sweep()
     api_server_reads()
 
 
@@ -211,6 +212,15 @@ def simulate():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_simulate
     bench_simulate.run(out=lambda s: print("  " + s, flush=True))
+
+
+def profile_sweep():
+    """Issue 18: cost against the lower bound and spread, per scoring and
+    extender weight, and the profile deploy/ ships (bench_sweep.py)."""
+    print("\nscheduler profile sweep (issue #18, bench_sweep.py):", flush=True)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import bench_sweep
+    bench_sweep.run(out=lambda s: print("  " + s, flush=True))
 
 
 def pricing_import():

@@ -112,6 +112,38 @@ def test_cost_policy_guarantees(example_json):
             assert x["node"] or x["reason"].startswith("0/300 nodes are available: "), e
 
 
+def test_lower_bound_on_the_example(example_json):
+    """The fractional bound (README, "A lower bound"): below what every policy
+    pays that kept the pods' rules, each policy's ratio to it as documented."""
+    doc = example_json
+    (bound,) = doc["bounds"]
+    assert bound["name"] == "fractional"
+    assert bound["prices"] == "list" and bound["spotRiskIncluded"] is False
+    # DaemonSet pods are left out: 2,100 workload pods, each of which some
+    # node can take.
+    assert bound["pods"] == 2100 and bound["podsLeftOut"] == 0
+    assert bound["costPerMonth"] == pytest.approx(bound["costPerHour"] * 730, abs=0.01)
+    for group in bound["weights"].values():
+        assert sum(group.values()) == pytest.approx(1)
+    assert 0 < bound["costPerHour"] < doc["inputs"]["clusterCostPerHour"]
+    cost, spread = policy(doc, "cost"), policy(doc, "spread")
+    for p in (cost, spread):
+        assert p["ratioToBounds"]["fractional"] == pytest.approx(
+            p["occupiedCostPerHour"] / bound["costPerHour"], abs=1e-4)
+        assert p["placedPodsBoundPerHour"] <= bound["costPerHour"] + 1e-6
+        assert p["ratioToPlacedPodsBound"] == pytest.approx(
+            p["occupiedCostPerHour"] / p["placedPodsBoundPerHour"], abs=1e-4)
+    # cost keeps every rule, so it pays at least the bound of what it placed
+    # (it holds gang members back: fewer pods than the bound counts, whose
+    # bound can then be above what cost pays).
+    assert cost["podsOutsideBoundRules"] == 0
+    assert cost["placed"] < spread["placed"]
+    assert cost["occupiedCostPerHour"] >= cost["placedPodsBoundPerHour"]
+    assert cost["ratioToPlacedPodsBound"] >= 1
+    # spread puts spot: never pods on spot: not held to the bound.
+    assert spread["podsOutsideBoundRules"] >= spread["spotNeverPodsOnSpot"] > 0
+
+
 def test_text_table_says_the_same(example_json):
     out = simulate(*example_args(), "--quiet").stdout
     sv = example_json["saving"]
@@ -122,6 +154,11 @@ def test_text_table_says_the_same(example_json):
         p = policy(example_json, name)
         row = next(l for l in out.splitlines() if l.startswith("occupied nodes"))
         assert str(p["occupiedNodes"]) in row
+        row = next(l for l in out.splitlines() if l.startswith("ratio to that bound"))
+        assert "%.2fx" % p["ratioToPlacedPodsBound"] in row
+    b = example_json["bounds"][0]
+    assert "lower bound (fractional): $%.4f per hour over 2,100 workload pods" % (
+        b["costPerHour"]) in out
 
 
 class Page(html.parser.HTMLParser):
@@ -156,7 +193,8 @@ class Page(html.parser.HTMLParser):
 
 def field(doc_policy, key):
     v = doc_policy
-    for part in key.split(".", 1) if key.startswith(("podCostPerHour", "gangs")) else [key]:
+    for part in (key.split(".", 1) if key.startswith(("podCostPerHour", "gangs", "ratioToBounds"))
+                 else [key]):
         v = v[part]
     return v
 
@@ -180,7 +218,10 @@ def test_html_parses_and_holds_the_json_figures(example_json, tmp_path):
         elif f.get("data-field", "").startswith("saving."):
             assert example_json["saving"][f["data-field"][7:]] == value, f
             seen += 1
-    assert seen >= 2 * 14 + 3
+        elif f.get("data-field") == "bounds.costPerHour":
+            assert example_json["bounds"][0]["costPerHour"] == value, f
+            seen += 1
+    assert seen >= 2 * 16 + 4
     # Every SVG is well-formed XML, and there are the three kinds of chart.
     svgs = re.findall(r"<svg\b.*?</svg>", page_text, re.S)
     titles = []

@@ -328,6 +328,53 @@ def test_scheduler_configs_are_names_only_without_bind():
     assert cfgs["secondary"]["extenders"][0]["ignorable"] is False
 
 
+def shipped_profile_in_benchmarks():
+    """(scoring strategy, weight) BENCHMARKS.md says the secondary ships."""
+    text = (REPO / "BENCHMARKS.md").read_text()
+    m = re.search(r"^Shipped secondary-scheduler profile: scoringStrategy (\w+), "
+                  r"extender weight (\d+)\.$", text, re.M)
+    assert m, "BENCHMARKS.md states the shipped profile"
+    return m.group(1), int(m.group(2))
+
+
+def test_secondary_profile_is_the_measured_one():
+    # BENCHMARKS.md "Shipped profiles": the sweep's pick, as the rendered
+    # ConfigMap holds it.
+    cfg = dict(scheduler_configs())["secondary"]
+    (profile,) = cfg["profiles"]
+    (fit,) = [p for p in profile["pluginConfig"] if p["name"] == "NodeResourcesFit"]
+    strategy = fit["args"]["scoringStrategy"]
+    scoring, weight = shipped_profile_in_benchmarks()
+    assert strategy["type"] == scoring == "MostAllocated"
+    # cpu and memory, weight 1 each: what `simulate --scoring most-allocated`
+    # scores with (extender/sim/kube_scheduler.c).
+    assert strategy["resources"] == [{"name": "cpu", "weight": 1},
+                                     {"name": "memory", "weight": 1}]
+    assert cfg["extenders"][0]["weight"] == weight
+    # deploy/README.md shows the same figures.
+    readme = (DEPLOY / "README.md").read_text()
+    assert f"the extender at weight {weight}" in readme
+    assert f"secondary profile (MostAllocated, weight {weight})" in readme
+
+
+def test_default_scheduler_keeps_the_clusters_scoring():
+    # The cluster's own LeastAllocated stays in force (deploy/README.md).
+    for path in (DEFAULT_SCHED_CONFIG, DEPLOY / "mtls" / "kube-scheduler-config.yaml"):
+        cfg = load_yaml_file(path)
+        assert all("pluginConfig" not in p for p in cfg["profiles"]), path
+        assert cfg["extenders"][0]["weight"] == 5, path
+    assert "this mode (LeastAllocated, weight 5)" in (DEPLOY / "README.md").read_text()
+
+
+def test_scheduler_configs_retry_refused_pods_promptly():
+    # Gang members refused while their gang waits come back within 5 s.
+    configs = scheduler_configs() + [("mtls", load_yaml_file(
+        DEPLOY / "mtls" / "kube-scheduler-config.yaml"))]
+    for name, cfg in configs:
+        assert cfg["podInitialBackoffSeconds"] == 1, name
+        assert cfg["podMaxBackoffSeconds"] == 5, name
+
+
 def test_default_scheduler_url_prefix_is_the_service():
     cfg = load_yaml_file(DEFAULT_SCHED_CONFIG)
     u = urlsplit(cfg["extenders"][0]["urlPrefix"])

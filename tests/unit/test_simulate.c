@@ -43,7 +43,8 @@ static const char TABLE[] =
     "unknownInstanceTypes: {policy: unschedulable}\n"
     "instanceTypes:\n"
     "  m.big: {vcpu: 8, memory: 32Gi, onDemand: 0.40, spot: 0.16}\n"
-    "  g.one: {vcpu: 8, memory: 32Gi, gpus: 1, onDemand: 1.00, spot: 0.50}\n";
+    "  g.one: {vcpu: 8, memory: 32Gi, gpus: 1, onDemand: 1.00, spot: 0.50}\n"
+    "  c.small: {vcpu: 4, memory: 8Gi, onDemand: 0.17, spot: 0.07}\n";
 
 struct world {
     struct capacity_label_config label;
@@ -53,6 +54,9 @@ struct world {
     struct sim_input in;
     struct sim_report rep;
 };
+
+/* NodeResourcesFit's strategy for the next world_run. */
+static enum ksched_fit_strategy world_fit = KS_LEAST_ALLOCATED;
 
 static void world_run(struct world *w, const char *nodes, const char *pods, const char *queues)
 {
@@ -76,6 +80,7 @@ static void world_run(struct world *w, const char *nodes, const char *pods, cons
         fail_msg("input: %s", err);
     struct sim_config cfg = {.pricing = w->t, .cost = &w->cost, .queues = w->q, .weight = 5};
     ksched_profile_defaults(&cfg.profile);
+    cfg.profile.fit_strategy = world_fit;
     const struct sim_policy *pols[] = {&sim_policy_cost, &sim_policy_spread};
     if (!sim_run_all(&cfg, &w->in, pols, 2, &w->rep, err, sizeof(err)))
         fail_msg("run: %s", err);
@@ -407,6 +412,311 @@ static void test_bad_input_names_file_and_object(void **state)
                        "spec.tolerations[0].operator: want Exists or Equal, got \"Maybe\"");
 }
 
+/* --- the lower bound ------------------------------------------------------------------------- */
+
+static const struct sim_bound *bound(const struct world *w)
+{
+    assert_int_equal(w->rep.n_bounds, 1);
+    assert_string_equal(w->rep.bounds[0].name, "fractional");
+    return &w->rep.bounds[0];
+}
+
+/* The spot cluster above (d spot 0.16/h; c1, c2 on-demand 0.40/h; 8 cpu
+ * and 32Gi each). Without GPU nodes the bound weighs cpu by a and memory by
+ * 1 - a:
+ *   p4 (1 cpu, 1Gi, spot: never): c1 or c2 only: 0.40 x (a/8 + (1-a)/32)
+ *   p-0..2 (2 cpu, 2Gi): d is cheapest: 0.16 x (2a/8 + 2(1-a)/32) each
+ * Both grow with a, so a = 1: 0.05 + 3 x 0.04 = 0.17/h (had p4 been free to
+ * use d: 0.02 + 0.12 = 0.14). cost occupies 0.56/h: 3.2941x; spread 0.96/h:
+ * 5.6471x, and it put p4 on spot, outside the bound's rules. */
+static void test_bound_spot_never_pays_on_demand(void **state)
+{
+    (void)state;
+    struct world w;
+    world_run(&w, SPOT_NODES, SPOT_PODS, NULL);
+    const struct sim_bound *b = bound(&w);
+    assert_near(b->cost, 0.17);
+    assert_int_equal(b->pods, 4);
+    assert_int_equal(b->pods_left_out, 0);
+    assert_near(b->weights[SIM_BOUND_NO_GPU][SIM_BOUND_CPU], 1.0);
+    const struct sim_result *c = result(&w, "cost"), *s = result(&w, "spread");
+    assert_near(c->placed_bound, 0.17);
+    assert_int_equal(c->pods_outside_bound_rules, 0);
+    assert_int_equal(s->pods_outside_bound_rules, 1);
+    assert_true(c->occupied_cost >= b->cost);
+
+    cJSON *doc = sim_report_json(&w.rep, 0);
+    const cJSON *jb = cJSON_GetArrayItem(cJSON_GetObjectItem(doc, "bounds"), 0);
+    assert_near(cJSON_GetObjectItem(jb, "costPerHour")->valuedouble, 0.17);
+    assert_near(cJSON_GetObjectItem(jb, "costPerMonth")->valuedouble, 124.10);
+    assert_int_equal(cJSON_GetObjectItem(jb, "pods")->valueint, 4);
+    assert_string_equal(cJSON_GetObjectItem(jb, "prices")->valuestring, "list");
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(jb, "spotRiskIncluded")));
+    const cJSON *pols = cJSON_GetObjectItem(doc, "policies");
+    const cJSON *jc = cJSON_GetArrayItem(pols, 0), *js = cJSON_GetArrayItem(pols, 1);
+    assert_near(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(jc, "ratioToBounds"), "fractional")->valuedouble,
+        round(c->occupied_cost / 0.17 * 1e4) / 1e4);
+    assert_near(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(js, "ratioToBounds"), "fractional")->valuedouble,
+        5.6471);
+    assert_int_equal(cJSON_GetObjectItem(js, "podsOutsideBoundRules")->valueint, 1);
+    struct buf text;
+    buf_init(&text, 4096);
+    sim_report_text(doc, &text);
+    buf_putc(&text, '\0');
+    if (!strstr(text.data, "lower bound (fractional): $0.1700 per hour over 4 workload pods") ||
+        !strstr(text.data, "5.65x"))
+        fail_msg("table:\n%s", text.data);
+    buf_free(&text);
+    cJSON_Delete(doc);
+    world_free(&w);
+}
+
+/* GPU nodes tainted for tolerating pods only: g1 (on-demand 1.00/h), g2
+ * and g3 (spot 0.50/h), 8 cpu, 32Gi, 1 GPU each, and c (m.big on-demand
+ * 0.40/h) untainted. Pods:
+ *   gpu (1 GPU, 1 cpu, 4Gi, tolerates): g2 or g3: 0.50 x (1/8, 1/8, 1)
+ *   plain (1 cpu, 4Gi, no toleration): c alone: 0.40 x (1/8, 1/8): 0.05
+ *     whatever the weights
+ *   tol (4 cpu, 4Gi, tolerates, no GPU): c, 0.40 x (1/2, 1/8), or g2/g3,
+ *     0.50 x (1/2, 1/8, 0) (g1 costs more in everything)
+ * With GPU-node weights (c, m, g), g = 1 - c - m, and a on c:
+ *   0.05 + 0.0625(c + m) + 0.5g + min(0.05 + 0.15a, 0.25c + 0.0625m)
+ *   = 0.55 - 0.4375(c + m) + min(..., 0.25c + 0.0625m) <= 0.55, at c = m = 0.
+ * So 0.55/h: the GPU pod pays a spot GPU node whole, plain pays its share of
+ * c (were it tolerating, the GPU nodes' idle cpu would make it free), tol
+ * rides on the GPU node's cpu for nothing. The best placement (gpu and tol
+ * on g2, plain on c) costs 0.90. */
+static void test_bound_tainted_gpu_nodes_only_for_tolerating_pods(void **state)
+{
+    (void)state;
+    static const char nodes[] = "kind: NodeList\nitems:\n" GPU_NODE("g1", "on-demand")
+        GPU_NODE("g2", "spot") GPU_NODE("g3", "spot") NODE("c", "m.big", "on-demand", "") "}}\n";
+    static const char pods[] =
+        "kind: Pod\nmetadata: {name: gpu}\nspec:\n"
+        "  tolerations: [{key: nvidia.com/gpu, operator: Exists}]\n"
+        "  containers: [{name: c, resources: {requests: {cpu: \"1\", memory: 4Gi, "
+        "nvidia.com/gpu: \"1\"}}}]\n---\n"
+        "kind: Pod\nmetadata: {name: plain}\nspec:\n"
+        "  containers: [{name: c, resources: {requests: {cpu: \"1\", memory: 4Gi}}}]\n---\n"
+        "kind: Pod\nmetadata: {name: tol}\nspec:\n"
+        "  tolerations: [{key: nvidia.com/gpu, operator: Exists}]\n"
+        "  containers: [{name: c, resources: {requests: {cpu: \"4\", memory: 4Gi}}}]\n";
+    struct world w;
+    world_run(&w, nodes, pods, NULL);
+    const struct sim_bound *b = bound(&w);
+    assert_near(b->cost, 0.55);
+    assert_int_equal(b->pods, 3);
+    assert_near(b->weights[SIM_BOUND_GPU][SIM_BOUND_GPUS], 1.0);
+    for (size_t i = 0; i < w.rep.n_results; i++) {
+        const struct sim_result *r = &w.rep.results[i];
+        assert_int_equal(r->placed, 3);
+        assert_true(r->occupied_cost >= 0.90 - 1e-9);
+        assert_near(r->placed_bound, 0.55);
+    }
+    world_free(&w);
+}
+
+/* Why not the dominant share. Two on-demand m.big nodes (0.40/h, 8 cpu,
+ * 32Gi); a (7 cpu, 4Gi) and b (1 cpu, 28Gi) fit together on one: the best
+ * placement costs 0.40. Their dominant shares are 7/8 each: summed, price x
+ * dominant share is 0.70, more than that placement costs. The weighted
+ * share does add up: a 0.40(7a/8 + (1-a)/8), b 0.40(a/8 + 7(1-a)/8), 0.40
+ * together for every a: the bound is 0.40, tight. A pod no node can take
+ * (16 cpu) is left out and counted. */
+static void test_bound_is_not_dominant_share(void **state)
+{
+    (void)state;
+    static const char nodes[] = "kind: NodeList\nitems:\n" NODE(
+        "c1", "m.big", "on-demand", "") "}}\n" NODE("c2", "m.big", "on-demand", "") "}}\n";
+    static const char pods[] =
+        "kind: Pod\nmetadata: {name: a}\nspec:\n"
+        "  containers: [{name: c, resources: {requests: {cpu: \"7\", memory: 4Gi}}}]\n---\n"
+        "kind: Pod\nmetadata: {name: b}\nspec:\n"
+        "  containers: [{name: c, resources: {requests: {cpu: \"1\", memory: 28Gi}}}]\n---\n"
+        "kind: Pod\nmetadata: {name: huge}\nspec:\n"
+        "  containers: [{name: c, resources: {requests: {cpu: \"16\"}}}]\n";
+    struct world w;
+    world_run(&w, nodes, pods, NULL);
+    const struct sim_bound *b = bound(&w);
+    assert_near(b->cost, 0.40);
+    assert_int_equal(b->pods, 2);
+    assert_int_equal(b->pods_left_out, 1);
+    double dominant = 0;
+    for (size_t i = 0; i < w.in.n_pods; i++) {
+        const struct resources *r = &w.in.pods[i].info.requests;
+        double share = fmax(r->cpu_milli / 8000.0, r->memory / (32.0 * 1073741824.0));
+        if (share <= 1)
+            dominant += 0.40 * share;
+    }
+    assert_near(dominant, 0.70);
+    for (size_t i = 0; i < w.rep.n_results; i++)
+        assert_true(w.rep.results[i].occupied_cost >= b->cost - 1e-9);
+    world_free(&w);
+}
+
+/* Node counts. One spot node d (0.16/h) and two on-demand, c1 and c2
+ * (0.40/h), 8 cpu and 32Gi each; six pods of 2 cpu and 2Gi. Every pod at
+ * d's price would be 6 x 0.16 x 2/8 = 0.24, but that needs 1.5 of d. The
+ * kinds' capacities: d holds 1 unit (weights all on cpu: a pod is 1/4 of a
+ * node), so four pods at 0.04 and two at c's 0.40 x 1/4 = 0.10: 0.36,
+ * which a surcharge of 0.24 per unit of d gives exactly (d then costs
+ * (0.16 + 0.24)/4 = 0.10 a pod like c: 6 x 0.10 - 0.24 x 1 = 0.36). Memory
+ * weight only lowers it (a pod is then less of d). The surcharge is found
+ * by steps, so within 0.005 of it. The best placement: four pods on d, two
+ * on c1: 0.56. */
+static void test_bound_counts_the_nodes_of_each_kind(void **state)
+{
+    (void)state;
+    static const char pods[] =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\n"
+        "spec:\n  replicas: 6\n  template:\n    spec:\n      containers:\n"
+        "      - {name: c, resources: {requests: {cpu: \"2\", memory: 2Gi}}}\n";
+    struct world w;
+    world_run(&w, SPOT_NODES, pods, NULL);
+    const struct sim_bound *b = bound(&w);
+    assert_int_equal(b->pods, 6);
+    if (!(b->cost <= 0.36 + 1e-9 && b->cost >= 0.355))
+        fail_msg("bound %.6f, want 0.36 (0.355 at least)", b->cost);
+    for (size_t i = 0; i < w.rep.n_results; i++)
+        assert_true(w.rep.results[i].occupied_cost >= 0.56 - 1e-9);
+    world_free(&w);
+}
+
+/* Past 1,024 pod shapes (1,100 pods asking 1m, 2m, ..., 1100m of cpu and
+ * nothing else, on 90 on-demand m.big nodes: 0.40/h for 8 cpu), requests are
+ * rounded down to their 4 highest bits: the bound drops by less than 1/8
+ * from the exact one, 0.40 x (1 + ... + 1100)/8000 = 30.2775/h, and stays
+ * below what both policies pay (at least 76 nodes: 30.40/h). */
+static void test_bound_rounds_requests_past_too_many_shapes(void **state)
+{
+    (void)state;
+    struct buf nodes, pods;
+    buf_init(&nodes, 1 << 16);
+    buf_init(&pods, 1 << 18);
+    buf_puts(&nodes, "kind: NodeList\nitems:\n");
+    for (int i = 0; i < 90; i++)
+        buf_printf(&nodes,
+                   "- kind: Node\n  metadata:\n    name: n%d\n    labels: "
+                   "{node.kubernetes.io/instance-type: m.big, karpenter.sh/capacity-type: "
+                   "on-demand}\n  status: {allocatable: {cpu: \"8\", memory: 32Gi, pods: "
+                   "\"110\"}}\n",
+                   i);
+    for (int i = 1; i <= 1100; i++)
+        buf_printf(&pods,
+                   "---\nkind: Pod\nmetadata: {name: p%d}\nspec:\n  containers: [{name: c, "
+                   "resources: {requests: {cpu: %dm}}}]\n",
+                   i, i);
+    buf_putc(&nodes, '\0');
+    buf_putc(&pods, '\0');
+    struct world w;
+    world_run(&w, nodes.data, pods.data, NULL);
+    const struct sim_bound *b = bound(&w);
+    assert_int_equal(b->pods, 1100);
+    if (!(b->cost < 30.2775 - 1e-6 && b->cost > 30.2775 * 7 / 8)) /* rounded, by < 1/8 */
+        fail_msg("bound %.6f, want within 1/8 below 30.2775", b->cost);
+    for (size_t i = 0; i < w.rep.n_results; i++)
+        assert_true(w.rep.results[i].occupied_cost >= 30.40 - 1e-9);
+    world_free(&w);
+    buf_free(&nodes);
+    buf_free(&pods);
+}
+
+/* The bound never exceeds what a policy pays: random small clusters (three
+ * node types, spot and on-demand, some tainted or labelled; pods with
+ * random requests, spot policies, tolerations, selectors and GPUs), both
+ * policies, both scoring strategies. A policy that kept the bound's rules
+ * pays at least the bound of the pods it placed; one that placed every pod
+ * the bound counts, at least the bound itself. */
+static uint64_t rng_state;
+static unsigned rnd(unsigned n)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (unsigned)((rng_state >> 33) % n);
+}
+
+static void random_cluster(struct buf *nodes, struct buf *pods)
+{
+    static const char *const types[] = {"m.big", "g.one", "c.small"};
+    static const char *const alloc[] = {"cpu: \"8\", memory: 32Gi",
+                                        "cpu: \"8\", memory: 32Gi, nvidia.com/gpu: \"1\"",
+                                        "cpu: \"4\", memory: 8Gi"};
+    buf_puts(nodes, "kind: NodeList\nitems:\n");
+    unsigned n_nodes = 2 + rnd(6);
+    for (unsigned i = 0; i < n_nodes; i++) {
+        unsigned t = rnd(3);
+        buf_printf(nodes,
+                   "- kind: Node\n  metadata:\n    name: n%u\n    labels: "
+                   "{node.kubernetes.io/instance-type: %s, karpenter.sh/capacity-type: %s, "
+                   "zone: z%u}\n",
+                   i, types[t], rnd(2) ? "spot" : "on-demand", rnd(2));
+        if (t == 1 || !rnd(4))
+            buf_printf(nodes, "  spec: {taints: [{key: %s, value: x, effect: NoSchedule}]}\n",
+                       t == 1 ? "nvidia.com/gpu" : "team");
+        buf_printf(nodes, "  status: {allocatable: {%s, pods: \"110\"}}\n", alloc[t]);
+    }
+    unsigned n_pods = 1 + rnd(16);
+    for (unsigned i = 0; i < n_pods; i++) {
+        static const char *const spot[] = {"", "never", "only", "prefer"};
+        unsigned sp = rnd(4);
+        buf_printf(pods, "---\nkind: Pod\nmetadata:\n  name: p%u\n", i);
+        if (sp)
+            buf_printf(pods, "  annotations: {cost-extender.io/spot: %s}\n", spot[sp]);
+        buf_puts(pods, "spec:\n");
+        if (!rnd(4))
+            buf_printf(pods, "  nodeSelector: {zone: z%u}\n", rnd(2));
+        bool gpu = !rnd(4);
+        if (gpu || !rnd(3))
+            buf_printf(pods, "  tolerations: [{key: %s, operator: Exists}]\n",
+                       gpu || rnd(2) ? "nvidia.com/gpu" : "team");
+        buf_printf(pods,
+                   "  containers: [{name: c, resources: {requests: {cpu: %um, memory: %uMi%s}}}]\n",
+                   100 + 100 * rnd(60), 128 * (1 + rnd(160)), gpu ? ", nvidia.com/gpu: \"1\"" : "");
+    }
+}
+
+static void test_bound_never_exceeds_a_policy(void **state)
+{
+    (void)state;
+    rng_state = 18;
+    size_t held_to_placed = 0, held_to_all = 0, nonzero = 0;
+    for (int round_ = 0; round_ < 200; round_++) {
+        world_fit = round_ % 2 ? KS_MOST_ALLOCATED : KS_LEAST_ALLOCATED;
+        struct buf nodes, pods;
+        buf_init(&nodes, 4096);
+        buf_init(&pods, 4096);
+        random_cluster(&nodes, &pods);
+        buf_putc(&nodes, '\0');
+        buf_putc(&pods, '\0');
+        struct world w;
+        world_run(&w, nodes.data, pods.data, NULL);
+        const struct sim_bound *b = bound(&w);
+        for (size_t i = 0; i < w.rep.n_results; i++) {
+            const struct sim_result *r = &w.rep.results[i];
+            assert_true(r->placed_bound <= b->cost + 1e-9);
+            if (r->pods_outside_bound_rules)
+                continue;
+            held_to_placed++;
+            held_to_all += r->placed == b->pods;
+            nonzero += b->cost > 0;
+            if (r->placed_bound > r->occupied_cost + 1e-9 ||
+                (r->placed == b->pods && b->cost > r->occupied_cost + 1e-9))
+                fail_msg("round %d, %s: bound %.6f (placed %.6f) over occupied %.6f\n%s\n%s",
+                         round_, r->policy->name, b->cost, r->placed_bound, r->occupied_cost,
+                         nodes.data, pods.data);
+        }
+        world_free(&w);
+        buf_free(&nodes);
+        buf_free(&pods);
+    }
+    world_fit = KS_LEAST_ALLOCATED;
+    /* the checks above ran often enough to mean something */
+    assert_true(held_to_placed >= 200);
+    assert_true(held_to_all >= 100);
+    assert_true(nonzero >= 150);
+}
+
 int main(void)
 {
     log_set_level(LOG_WARN); /* the gang engine's "gang admitted" lines */
@@ -415,6 +725,12 @@ int main(void)
         cmocka_unit_test(test_gangs_and_queue_caps),
         cmocka_unit_test(test_taints_selectors_and_pins),
         cmocka_unit_test(test_bad_input_names_file_and_object),
+        cmocka_unit_test(test_bound_spot_never_pays_on_demand),
+        cmocka_unit_test(test_bound_tainted_gpu_nodes_only_for_tolerating_pods),
+        cmocka_unit_test(test_bound_is_not_dominant_share),
+        cmocka_unit_test(test_bound_counts_the_nodes_of_each_kind),
+        cmocka_unit_test(test_bound_rounds_requests_past_too_many_shapes),
+        cmocka_unit_test(test_bound_never_exceeds_a_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
