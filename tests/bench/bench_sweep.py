@@ -110,8 +110,9 @@ def run(out=print):
     w = pick(results, secondary)
     out(f"picked for deploy/secondary-scheduler (its own profile): --scoring {secondary} "
         f"--weight {w}")
-    out(f"picked for deploy/default-scheduler (the cluster's LeastAllocated stays): --scoring "
-        f"least-allocated --weight {pick(results, 'least-allocated')}")
+    out(f"picked by the same rule for deploy/default-scheduler (the cluster's LeastAllocated "
+        f"stays): --weight {pick(results, 'least-allocated')}; it ships 5, so that the cluster's "
+        f"own preferences keep their say (deploy/README.md)")
     return secondary, w
 
 
