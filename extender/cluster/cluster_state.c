@@ -13,6 +13,7 @@
 #include "../base/metrics.h"
 #include "../base/strmap.h"
 #include "../kube/pod_info.h"
+#include "assumed.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -153,6 +154,7 @@ struct cluster_state {
     struct arena *scratch; /* decoding one object */
     cluster_pod_hook hook;
     void *hook_ctx;
+    struct assumed_pods assumed; /* pods we bound that the watch has not shown bound */
 };
 
 void cluster_state_set_pod_hook(struct cluster_state *st, cluster_pod_hook fn, void *ctx)
@@ -178,7 +180,8 @@ struct cluster_state *cluster_state_new(const struct capacity_label_config *labe
     st->max_depth = max_depth;
     st->scratch = arena_new(64 * 1024);
     if (!st->scratch || !strmap_init(&st->nodes, 1024) || !strmap_init(&st->pods, 16384) ||
-        !strmap_init(&st->usage, 1024) || !strmap_init(&st->names, 16)) {
+        !strmap_init(&st->usage, 1024) || !strmap_init(&st->names, 16) ||
+        !assumed_init(&st->assumed)) {
         cluster_state_free(st);
         return NULL;
     }
@@ -225,6 +228,7 @@ void cluster_state_free(struct cluster_state *st)
     strmap_free(&st->pods);
     strmap_free(&st->usage);
     strmap_free(&st->names);
+    assumed_free(&st->assumed);
     arena_free(st->scratch);
     pthread_mutex_destroy(&st->mu);
     free(st);
@@ -303,6 +307,8 @@ static void pod_remove(struct cluster_state *st, const char *key, size_t len)
 {
     if (st->hook)
         st->hook(st->hook_ctx, key, len, NULL);
+    if (assumed_forget(&st->assumed, key, len))
+        st->dirty = true;
     struct pod_entry *old = strmap_delete(&st->pods, key, len);
     if (old) {
         if (account(st, old, -1))
@@ -430,6 +436,9 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
         pod_entry_free(old);
     }
     if (account(st, p, +1))
+        st->dirty = true;
+    /* Bound now by the watch's word: its entry counts the pod from here. */
+    if (p->node && assumed_forget(&st->assumed, key, (size_t)kl))
         st->dirty = true;
     if (st->hook)
         st->hook(st->hook_ctx, key, (size_t)kl, &pod);
@@ -714,6 +723,7 @@ struct node_view *cluster_state_snapshot(struct cluster_state *st)
             usage_to_resources(u, &f.requested);
         else
             memset(&f.requested, 0, sizeof(f.requested));
+        assumed_add_usage(&st->assumed, f.name, &f.requested);
         if (!node_view_builder_add(b, &f, err, sizeof(err))) {
             ok = false;
             break;
@@ -854,4 +864,62 @@ bool cluster_state_find_pod(struct cluster_state *st, struct str ns, struct str 
 out:
     pthread_mutex_unlock(&st->mu);
     return ok;
+}
+
+/* --- assumed placements (assumed.h) ------------------------------------------------ */
+
+enum cluster_assume cluster_state_assume(struct cluster_state *st, struct str ns, struct str name,
+                                         struct str node, int64_t expires_ms)
+{
+    char key[600];
+    int kl = snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(ns), STR_FMT(name));
+    if (kl <= 0 || (size_t)kl >= sizeof(key) || !node.len)
+        return CLUSTER_ASSUME_UNKNOWN_POD;
+    enum cluster_assume r = CLUSTER_ASSUME_OK;
+    pthread_mutex_lock(&st->mu);
+    const struct pod_entry *p = strmap_get(&st->pods, key, (size_t)kl);
+    if (!p) {
+        r = CLUSTER_ASSUME_UNKNOWN_POD;
+    } else if (p->node) {
+        r = CLUSTER_ASSUME_ALREADY_BOUND; /* the watch was first: it counts the pod */
+    } else {
+        struct resources req = {.cpu_milli = p->cpu_milli, .memory = p->memory};
+        for (int i = 0; i < p->n_ext && i < RESOURCES_EXT_MAX; i++)
+            req.ext[req.n_ext++] = p->ext[i];
+        if (assumed_add(&st->assumed, key, (size_t)kl, node.ptr, node.len, &req, expires_ms))
+            st->dirty = true;
+        else
+            r = CLUSTER_ASSUME_NO_MEMORY;
+    }
+    pthread_mutex_unlock(&st->mu);
+    if (r == CLUSTER_ASSUME_NO_MEMORY)
+        metrics_out_of_memory(OOM_CLUSTER_STATE);
+    return r;
+}
+
+static void assumption_expired(void *ctx, const char *key, const char *node)
+{
+    (void)ctx;
+    log_kv(LOG_WARN,
+           "assumed placement expired: the watch never showed the pod bound; it no longer "
+           "counts on the node",
+           "pod", key, "node", node, NULL);
+}
+
+size_t cluster_state_expire_assumed(struct cluster_state *st, int64_t now_ms)
+{
+    pthread_mutex_lock(&st->mu);
+    size_t n = assumed_expire(&st->assumed, now_ms, assumption_expired, NULL);
+    if (n)
+        st->dirty = true;
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+size_t cluster_state_assumed_count(struct cluster_state *st)
+{
+    pthread_mutex_lock(&st->mu);
+    size_t n = assumed_count(&st->assumed);
+    pthread_mutex_unlock(&st->mu);
+    return n;
 }
