@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "cluster/cluster.h"
+#include "cluster/cluster_bind.h"
 #include "explain/explain_cli.h"
 #include "explain/explain_http.h"
 #include "cost/pricing_table.h"
@@ -125,6 +126,20 @@ static bool find_pod(void *ctx, struct str ns, struct str name, struct arena *ar
     return c && cluster_find_pod(c, ns, name, arena, out);
 }
 
+static bool bind_pod(void *ctx, const struct bind_request *req, struct bind_outcome *out)
+{
+    (void)ctx;
+    struct cluster *c = atomic_load(&live_cluster);
+    if (!c) {
+        memset(out, 0, sizeof(*out));
+        out->result = BIND_INTERNAL;
+        snprintf(out->message, sizeof(out->message),
+                 "cost-extender is still connecting to the cluster; try again");
+        return false;
+    }
+    return cluster_bind(c, req, out);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "report"))
@@ -197,8 +212,10 @@ int main(int argc, char **argv)
         app_reload_queues(&app);
     reloader_start(rl);
 
-    if (src == STARTUP_SOURCE_CLUSTER)
+    if (src == STARTUP_SOURCE_CLUSTER) {
         app.find_pod = find_pod;
+        app.bind = bind_pod;
+    }
     char err[512];
     struct http_server *srv = http_start(&app, tls, err, sizeof(err));
     if (!srv) {
@@ -228,6 +245,8 @@ int main(int argc, char **argv)
         copts.cost_interval_ms = cfg.cost_metrics_interval_ms;
         copts.metrics_max_namespaces = cfg.metrics_max_namespaces;
         copts.metrics_max_instance_types = cfg.metrics_max_instance_types;
+        copts.bind_timeout_s = cfg.bind_timeout_s;
+        copts.assume_ttl_ms = cfg.assume_ttl_ms;
         struct cluster_hooks hooks = {.nodes = &app.nodes,
                                       .gangs = app.gangs,
                                       .costs = &app.costs,
