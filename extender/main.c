@@ -21,6 +21,7 @@
 #include "kube/node_view.h"
 #include "report/report.h"
 #include "server/app.h"
+#include "server/bind_barrier.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/reload.h"
@@ -60,6 +61,7 @@ static void cluster_view_status_cb(void *ctx, const char *why)
 static void cluster_tick_cb(void *ctx)
 {
     app_gang_tick(ctx);
+    bind_barrier_tick(ctx);
 }
 
 static void reload_tls_cb(void *ctx)
@@ -215,6 +217,8 @@ int main(int argc, char **argv)
     if (src == STARTUP_SOURCE_CLUSTER) {
         app.find_pod = find_pod;
         app.bind = bind_pod;
+        /* Gangs bound whole; without memory for it, member by member. */
+        app.bind_barrier = bind_barrier_new();
     }
     char err[512];
     struct http_server *srv = http_start(&app, tls, err, sizeof(err));
@@ -297,6 +301,7 @@ int main(int argc, char **argv)
      * rather than refusing); in-flight requests get the grace period. */
     atomic_store(&app.shutting_down, true);
     log_kv(LOG_INFO, "shutting down: /readyz answers 503, finishing requests in flight", NULL);
+    bind_barrier_release_all(&app, "cost-extender is shutting down");
     double deadline = clock_mono_s() + cfg.shutdown_grace_s;
     while (http_in_flight(srv) > 0 && clock_mono_s() < deadline) {
         struct timespec ts = {0, 20 * 1000000L};
@@ -310,6 +315,7 @@ int main(int argc, char **argv)
     }
     http_stop(srv);
     cluster_stop(cluster);
+    bind_barrier_free(app.bind_barrier);
     gang_engine_free(app.gangs);
     reloader_stop(rl);
     startup_free(&st); /* the TLS store, and the kube_auth if cluster_start did not take it */

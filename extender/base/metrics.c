@@ -77,7 +77,8 @@ static const char *const bind_names[BIND_RESULT_COUNT] = {
     [BIND_CONFLICT] = "conflict",       [BIND_FORBIDDEN] = "forbidden",
     [BIND_NODE_UNKNOWN] = "node_unknown", [BIND_REFUSED] = "refused",
     [BIND_UNREACHABLE] = "unreachable", [BIND_TIMEOUT] = "timeout",
-    [BIND_INTERNAL] = "internal",
+    [BIND_INTERNAL] = "internal",       [BIND_GANG_RELEASED] = "gang_released",
+    [BIND_GANG_TIMEOUT] = "gang_timeout",
 };
 
 static struct {
@@ -349,7 +350,8 @@ static void render_binds(struct buf *b)
         sample_u64(b, "cost_extender_binds_total", labels, GET(M.binds[r]));
     }
     help(b, "cost_extender_bind_duration_seconds", "histogram",
-         "Time from a bind call's request to its answer, the Binding's API call included.");
+         "Time a bind call took: the Binding's API call; for a gang member held for its "
+         "gang and not bound, from its request to its answer.");
     uint64_t cum = 0;
     for (size_t i = 0; i <= BIND_BUCKETS; i++) {
         cum += GET(M.bind_hist[i]);

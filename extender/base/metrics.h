@@ -128,6 +128,8 @@ enum bind_result {
     BIND_UNREACHABLE,  /* no answer: connection refused or reset, TLS, ... */
     BIND_TIMEOUT,      /* no answer within --bind-timeout */
     BIND_INTERNAL,     /* out of memory */
+    BIND_GANG_RELEASED, /* not bound: another member of its gang could not be */
+    BIND_GANG_TIMEOUT,  /* not bound: its gang's members did not all come in time */
     BIND_RESULT_COUNT
 };
 void metrics_bind(enum bind_result r, double seconds);

@@ -497,7 +497,11 @@ bool cluster_bind(void *cv, const struct bind_request *req, struct bind_outcome 
                  "cannot bind pod %.*s/%.*s to node %.*s: cost-extender does not know that "
                  "node (deleted, or not yet seen by its watch); no Binding created",
                  STR_FMT(req->pod_namespace), STR_FMT(req->pod_name), STR_FMT(req->node));
-    } else if (bind_post(c->binds, req, c->opts.bind_timeout_s, &c->stop, out)) {
+    } else if (!bind_post(c->binds, req, c->opts.bind_timeout_s, &c->stop, out)) {
+        /* out says why */
+    } else if (req->dry_run) {
+        return true;
+    } else {
         out->result = BIND_SUCCESS;
         assumed = cluster_state_assume(c->st, req->pod_namespace, req->pod_name, req->node,
                                        clock_mono_ms() + c->opts.assume_ttl_ms);
@@ -507,6 +511,8 @@ bool cluster_bind(void *cv, const struct bind_request *req, struct bind_outcome 
             publish(c, true);
         metrics_assumed_pods(cluster_state_assumed_count(c->st));
     }
+    if (req->dry_run)
+        return false;
     double took = clock_mono_s() - t0;
     metrics_bind(out->result, took);
     log_bind(req, out, assumed, took);

@@ -88,7 +88,8 @@ bool cluster_find_pod(void *c, struct str ns, struct str name, struct arena *are
  * before this returns (cluster_state_assume), so the very next filter or
  * prioritize call sees it. Logs the outcome with the pod and the node,
  * counts it (cost_extender_binds_total), and returns true when bound;
- * otherwise out->message says why. Safe from any number of threads. */
+ * otherwise out->message says why. A dry run (req->dry_run) only checks:
+ * nothing is assumed, logged or counted. Safe from any number of threads. */
 struct bind_request;
 struct bind_outcome;
 bool cluster_bind(void *c, const struct bind_request *req, struct bind_outcome *out);

@@ -191,7 +191,7 @@ bool bind_post(struct bind_pool *p, const struct bind_request *req, long timeout
     escape_str(&path, req->pod_namespace);
     buf_puts(&path, "/pods/");
     escape_str(&path, req->pod_name);
-    buf_puts(&path, "/binding");
+    buf_puts(&path, req->dry_run ? "/binding?dryRun=All" : "/binding");
     binding_body(&body, req);
     struct kube_conn *k = NULL;
     bool ok = false;

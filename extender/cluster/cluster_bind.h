@@ -26,6 +26,10 @@
 /* ExtenderBindingArgs, decoded: strings not NUL-terminated. */
 struct bind_request {
     struct str pod_namespace, pod_name, pod_uid, node;
+    /* Only ask (dryRun=All): would the API server create this Binding? It
+     * checks all it would (pod there and unbound, uid, RBAC, admission)
+     * and keeps nothing. A gang is tried whole this way first. */
+    bool dry_run;
 };
 
 struct bind_outcome {

@@ -55,6 +55,9 @@ struct app {
      * connection (then /bind answers 501). */
     bool (*bind)(void *ctx, const struct bind_request *req, struct bind_outcome *out);
     void *bind_ctx;
+    /* Gang members' binds waiting for each other (bind_barrier.h); NULL:
+     * every pod is bound on its own. */
+    struct bind_barrier *bind_barrier;
     /* /explain's own rate limit (token bucket), guarded by mu */
     double explain_tokens;
     double explain_refilled_s;

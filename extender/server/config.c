@@ -63,6 +63,9 @@ void config_defaults(struct config *c)
     c->watch_list = true;
     c->bind_timeout_s = CLUSTER_DEFAULT_BIND_TIMEOUT_S;
     c->assume_ttl_ms = CLUSTER_DEFAULT_ASSUME_TTL_MS;
+    /* Under kube-scheduler's default extender httpTimeout (5 s), which
+     * bounds each held bind call too. */
+    c->gang_bind_timeout_ms = 4000;
     c->cost_metrics_interval_ms = 5000;
     c->metrics_max_namespaces = 200;
     c->metrics_max_instance_types = 100;
@@ -198,6 +201,12 @@ static const struct setting SETTINGS[] = {
      3600, "seconds, 1 to 3600",
      "With bindVerb: a pod bound by cost-extender counts on its node at once, until the "
      "watch shows it bound or this long has passed.",
+     NULL},
+    {NULL, "gang-bind-timeout", "cluster.gangBindTimeoutSeconds", "S", SETTING_SECONDS,
+     AT(gang_bind_timeout_ms), 0.1, 300, "seconds, 0.1 to 300",
+     "With bindVerb: the bind calls of an admitted gang's members wait this long for the "
+     "rest of the gang, then none is bound and the gang's room is given back. Keep it "
+     "under the extender's httpTimeout.",
      NULL},
 
     {"Cost metrics (from the cluster connection; README.md, \"Cost metrics\")",

@@ -18,6 +18,7 @@
 #include "../gang/queue_config.h"
 #include "../cluster/cluster_bind.h"
 #include "../kube/node_view.h"
+#include "bind_barrier.h"
 #include "protocol.h"
 
 #include <stdio.h>
@@ -334,7 +335,7 @@ void handle_prioritize(struct app *app, const char *body, size_t len, struct are
 }
 
 void handle_bind(struct app *app, const char *body, size_t len, struct arena *arena,
-                 struct reply *out)
+                 struct reply *out, const struct reply_hold *hold)
 {
     struct extender_binding b;
     char err[256];
@@ -360,14 +361,26 @@ void handle_bind(struct app *app, const char *body, size_t len, struct arena *ar
         reply_error(out, 400, RERR_BAD_REQUEST, err);
         return;
     }
-    /* A bind that fails is still answered 200: kube-scheduler reads the
-     * ExtenderBindingResult's Error, puts it in the pod's events and tries
-     * the pod again. The failure is logged and counted by the binder. */
+    if (hold && app->bind_barrier) {
+        enum bind_barrier_take t = bind_barrier_offer(app, &req, out, hold);
+        if (t == BIND_BARRIER_HELD)
+            out->held = true;
+        if (t != BIND_BARRIER_NOT_HELD)
+            return;
+    }
     struct bind_outcome res;
     bool bound = app->bind(app->bind_ctx, &req, &res);
+    reply_bind_result(out, bound ? "" : res.message);
+}
+
+/* A bind that fails is still answered 200: kube-scheduler reads the
+ * ExtenderBindingResult's Error, puts it in the pod's events and tries the
+ * pod again. The failure is logged and counted by the binder. */
+void reply_bind_result(struct reply *out, const char *error)
+{
     struct buf r;
     buf_init(&r, 256);
-    protocol_encode_error(&r, bound ? "" : res.message);
+    protocol_encode_error(&r, error);
     size_t n;
     char *text = buf_steal(&r, &n);
     if (!text) {

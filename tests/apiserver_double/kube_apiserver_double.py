@@ -36,6 +36,7 @@ import base64
 import bisect
 import collections
 import copy
+import functools
 import glob
 import hashlib
 import json
@@ -816,6 +817,16 @@ _POD_FIELDS = ("metadata.name", "metadata.namespace", "spec.nodeName", "spec.res
                "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork",
                "status.phase", "status.podIP", "status.nominatedNodeName")
 _NODE_FIELDS = ("metadata.name", "spec.unschedulable")
+
+
+def _bind_pod(o, node):
+    """What BindingREST sets on the pod: spec.nodeName and PodScheduled."""
+    o.setdefault("spec", {})["nodeName"] = node
+    st = o.setdefault("status", {})
+    conds = [c for c in (st.get("conditions") or []) if c.get("type") != "PodScheduled"]
+    conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                  "lastTransitionTime": _now_ts()})
+    st["conditions"] = conds
 
 
 class _ApiError(Exception):
@@ -2065,7 +2076,8 @@ class KubeApiServerDouble:
             return self._send_json(h, 200, SERVER_VERSION)
         binding = self._binding_route(path)
         if binding is not None and h.command == "POST":
-            return self._serve_binding(h, user, binding[0], binding[1], body)
+            return self._serve_binding(h, user, binding[0], binding[1], body,
+                                       dry_run=query.get("dryRun"))
         route = self._route(path)
         if route is None:
             return self._send_status(h, 404, "NotFound",
@@ -2137,15 +2149,20 @@ class KubeApiServerDouble:
             return unquote(parts[3]), unquote(parts[5])
         return None
 
-    def _serve_binding(self, h, user, ns, name, body):
+    def _serve_binding(self, h, user, ns, name, body, dry_run=None):
         """POST pods/{name}/binding (a v1 Binding), as the real BindingREST.Create:
         201 Status Success, spec.nodeName and the PodScheduled condition set,
         a MODIFIED event for watchers; 404 for an unknown pod, 409 when the pod
         is already bound or metadata.uid is not the pod's, 400/422 for a bad
-        Binding; 403 when denied ("pods/binding" with verb "create")."""
+        Binding; 403 when denied ("pods/binding" with verb "create"). With
+        dryRun=All every check (and an injected failure) is made and nothing
+        is kept, as the real server's dry run."""
         key = "%s/%s" % (ns, name)
+        if dry_run not in (None, "All"):
+            return self._send_status(h, 400, "BadRequest",
+                                     "Invalid dry run value: %s" % dry_run)
         with self._lock:
-            self._stats["binding_requests"] += 1
+            self._stats["binding_dry_runs" if dry_run else "binding_requests"] += 1
             denied = (("pods/binding", None) in self._denied
                       or ("pods/binding", "create") in self._denied)
             failing = self._failing_bindings.get(key, self._failing_bindings.get(None))
@@ -2200,17 +2217,10 @@ class KubeApiServerDouble:
                                     'is already assigned to node "%s"' % (name, name, have),
                                     details={"name": name, "kind": "pods/binding"})
 
-                def bind(o):
-                    o.setdefault("spec", {})["nodeName"] = node
-                    st = o.setdefault("status", {})
-                    conds = [c for c in (st.get("conditions") or [])
-                             if c.get("type") != "PodScheduled"]
-                    conds.append({"type": "PodScheduled", "status": "True",
-                                  "lastProbeTime": None, "lastTransitionTime": _now_ts()})
-                    st["conditions"] = conds
-                self._update("pods", key, bind, None)
-                self.bindings.append((key, node))
-                self._stats["bindings"] += 1
+                if not dry_run:
+                    self._update("pods", key, functools.partial(_bind_pod, node=node), None)
+                    self.bindings.append((key, node))
+                    self._stats["bindings"] += 1
         except _ApiError as e:
             return self._send_api_error(h, e)
         return self._send_json(h, 201, {"kind": "Status", "apiVersion": "v1", "metadata": {},

@@ -499,6 +499,14 @@ def test_binding_sets_the_node_and_watchers_see_it(api):
     status, st = c.post(path % "w-1", "{not json")
     assert status == 400, st
 
+    # A dry run checks everything and keeps nothing.
+    rv = api.resource_version
+    assert c.post((path % "w-1") + "?dryRun=All", binding("w-1", "n2"))[0] == 201
+    assert c.post((path % "w-0") + "?dryRun=All", binding("w-0", "n2"))[0] == 409
+    assert c.post((path % "w-1") + "?dryRun=Some", binding("w-1", "n2"))[0] == 400
+    assert api.resource_version == rv and api.get_pod("ml", "w-1")["spec"].get("nodeName") is None
+    assert api.stats()["binding_dry_runs"] == 2   # the bad value is refused first
+
     api.deny("pods/binding", "create")
     status, st = c.post(path % "w-1", binding("w-1", "n2"))
     assert status == 403 and 'cannot create resource "pods/binding"' in st["message"], st
