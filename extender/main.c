@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/metrics.h"
 #include "cluster/cluster.h"
+#include "cluster/cluster_bind.h"
 #include "explain/explain_cli.h"
 #include "explain/explain_http.h"
 #include "cost/pricing_table.h"
@@ -20,6 +21,7 @@
 #include "kube/node_view.h"
 #include "report/report.h"
 #include "server/app.h"
+#include "server/bind_barrier.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/reload.h"
@@ -59,6 +61,7 @@ static void cluster_view_status_cb(void *ctx, const char *why)
 static void cluster_tick_cb(void *ctx)
 {
     app_gang_tick(ctx);
+    bind_barrier_tick(ctx);
 }
 
 static void reload_tls_cb(void *ctx)
@@ -123,6 +126,20 @@ static bool find_pod(void *ctx, struct str ns, struct str name, struct arena *ar
     (void)ctx;
     struct cluster *c = atomic_load(&live_cluster);
     return c && cluster_find_pod(c, ns, name, arena, out);
+}
+
+static bool bind_pod(void *ctx, const struct bind_request *req, struct bind_outcome *out)
+{
+    (void)ctx;
+    struct cluster *c = atomic_load(&live_cluster);
+    if (!c) {
+        memset(out, 0, sizeof(*out));
+        out->result = BIND_INTERNAL;
+        snprintf(out->message, sizeof(out->message),
+                 "cost-extender is still connecting to the cluster; try again");
+        return false;
+    }
+    return cluster_bind(c, req, out);
 }
 
 int main(int argc, char **argv)
@@ -197,8 +214,12 @@ int main(int argc, char **argv)
         app_reload_queues(&app);
     reloader_start(rl);
 
-    if (src == STARTUP_SOURCE_CLUSTER)
+    if (src == STARTUP_SOURCE_CLUSTER) {
         app.find_pod = find_pod;
+        app.bind = bind_pod;
+        /* Gangs bound whole; without memory for it, member by member. */
+        app.bind_barrier = bind_barrier_new();
+    }
     char err[512];
     struct http_server *srv = http_start(&app, tls, err, sizeof(err));
     if (!srv) {
@@ -228,6 +249,8 @@ int main(int argc, char **argv)
         copts.cost_interval_ms = cfg.cost_metrics_interval_ms;
         copts.metrics_max_namespaces = cfg.metrics_max_namespaces;
         copts.metrics_max_instance_types = cfg.metrics_max_instance_types;
+        copts.bind_timeout_s = cfg.bind_timeout_s;
+        copts.assume_ttl_ms = cfg.assume_ttl_ms;
         struct cluster_hooks hooks = {.nodes = &app.nodes,
                                       .gangs = app.gangs,
                                       .costs = &app.costs,
@@ -278,6 +301,7 @@ int main(int argc, char **argv)
      * rather than refusing); in-flight requests get the grace period. */
     atomic_store(&app.shutting_down, true);
     log_kv(LOG_INFO, "shutting down: /readyz answers 503, finishing requests in flight", NULL);
+    bind_barrier_release_all(&app, "cost-extender is shutting down");
     double deadline = clock_mono_s() + cfg.shutdown_grace_s;
     while (http_in_flight(srv) > 0 && clock_mono_s() < deadline) {
         struct timespec ts = {0, 20 * 1000000L};
@@ -291,6 +315,7 @@ int main(int argc, char **argv)
     }
     http_stop(srv);
     cluster_stop(cluster);
+    bind_barrier_free(app.bind_barrier);
     gang_engine_free(app.gangs);
     reloader_stop(rl);
     startup_free(&st); /* the TLS store, and the kube_auth if cluster_start did not take it */

@@ -67,6 +67,20 @@ static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 
 static const long api_codes[] = {0, 400, 401, 403, 404, 410, 422, 429, 500, 502, 503, 504};
 #define N_API_CODES (sizeof(api_codes) / sizeof(api_codes[0]) + 1)
 
+/* Bind latency: an API round trip, up to a gang's wait. */
+static const double bind_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                      0.25,  0.5,    1,     2.5,  5,     10,   30};
+#define BIND_BUCKETS (sizeof(bind_buckets) / sizeof(bind_buckets[0]))
+
+static const char *const bind_names[BIND_RESULT_COUNT] = {
+    [BIND_SUCCESS] = "success",         [BIND_POD_GONE] = "pod_gone",
+    [BIND_CONFLICT] = "conflict",       [BIND_FORBIDDEN] = "forbidden",
+    [BIND_NODE_UNKNOWN] = "node_unknown", [BIND_REFUSED] = "refused",
+    [BIND_UNREACHABLE] = "unreachable", [BIND_TIMEOUT] = "timeout",
+    [BIND_INTERNAL] = "internal",       [BIND_GANG_RELEASED] = "gang_released",
+    [BIND_GANG_TIMEOUT] = "gang_timeout",
+};
+
 static struct {
     atomic_uint_fast64_t requests[VERB_COUNT][N_STATUS];
     atomic_uint_fast64_t errors[VERB_COUNT][RERR_COUNT];
@@ -98,6 +112,10 @@ static struct {
     atomic_uint_fast64_t cl_build_ns;
     atomic_uint_fast64_t gang_records[GREC_COUNT];
     atomic_uint_fast64_t oom[OOM_SITE_COUNT];
+    atomic_uint_fast64_t binds[BIND_RESULT_COUNT];
+    atomic_uint_fast64_t bind_hist[BIND_BUCKETS + 1];
+    atomic_uint_fast64_t bind_sum_ns, bind_count;
+    atomic_uint_fast64_t assumed_now, assumed_expired;
 } M;
 
 const char *metric_verb_name(enum metric_verb v)
@@ -252,6 +270,34 @@ void metrics_cluster_published(uint64_t generation, double build_seconds)
     SET(M.cl_build_ns, (uint64_t)(build_seconds * 1e9));
 }
 
+const char *metrics_bind_result_name(enum bind_result r)
+{
+    return (r >= 0 && r < BIND_RESULT_COUNT) ? bind_names[r] : "internal";
+}
+
+void metrics_bind(enum bind_result r, double seconds)
+{
+    if (r < 0 || r >= BIND_RESULT_COUNT)
+        r = BIND_INTERNAL;
+    ADD(M.binds[r], 1);
+    size_t b = 0;
+    while (b < BIND_BUCKETS && seconds > bind_buckets[b])
+        b++;
+    ADD(M.bind_hist[b], 1);
+    ADD(M.bind_sum_ns, (uint64_t)(seconds > 0 ? seconds * 1e9 : 0));
+    ADD(M.bind_count, 1);
+}
+
+void metrics_assumed_pods(uint64_t now)
+{
+    SET(M.assumed_now, now);
+}
+
+void metrics_assumed_expired(uint64_t n)
+{
+    ADD(M.assumed_expired, n);
+}
+
 static void help(struct buf *b, const char *name, const char *type, const char *text)
 {
     buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
@@ -291,6 +337,42 @@ static long rss_bytes(void)
 
 static const char *const reload_names[RELOAD_KIND_COUNT] = {"pricing", "nodes_file", "queues",
                                                             "tls"};
+
+/* The bind verb's families (cluster connection only: without one /bind
+ * answers 501 and binds nothing). */
+static void render_binds(struct buf *b)
+{
+    char labels[64];
+    help(b, "cost_extender_binds_total", "counter",
+         "Bind calls (bindVerb), by result (README.md, \"Binding\").");
+    for (int r = 0; r < BIND_RESULT_COUNT; r++) {
+        snprintf(labels, sizeof(labels), "result=\"%s\"", bind_names[r]);
+        sample_u64(b, "cost_extender_binds_total", labels, GET(M.binds[r]));
+    }
+    help(b, "cost_extender_bind_duration_seconds", "histogram",
+         "Time a bind call took: the Binding's API call; for a gang member held for its "
+         "gang and not bound, from its request to its answer.");
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= BIND_BUCKETS; i++) {
+        cum += GET(M.bind_hist[i]);
+        if (i < BIND_BUCKETS)
+            snprintf(labels, sizeof(labels), "le=\"%g\"", bind_buckets[i]);
+        else
+            snprintf(labels, sizeof(labels), "le=\"+Inf\"");
+        sample_u64(b, "cost_extender_bind_duration_seconds_bucket", labels, cum);
+    }
+    sample_double(b, "cost_extender_bind_duration_seconds_sum", NULL,
+                  (double)GET(M.bind_sum_ns) / 1e9);
+    sample_u64(b, "cost_extender_bind_duration_seconds_count", NULL, GET(M.bind_count));
+    help(b, "cost_extender_assumed_pods", "gauge",
+         "Pods bound by cost-extender and counted on their node before the watch showed "
+         "them there.");
+    sample_u64(b, "cost_extender_assumed_pods", NULL, GET(M.assumed_now));
+    help(b, "cost_extender_assumed_pods_expired_total", "counter",
+         "Assumed placements dropped because the watch did not show the pod bound within "
+         "--assume-ttl.");
+    sample_u64(b, "cost_extender_assumed_pods_expired_total", NULL, GET(M.assumed_expired));
+}
 
 void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
 {
@@ -493,6 +575,9 @@ void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
             sample_u64(b, "cost_extender_gang_records_total", labels, GET(M.gang_records[r]));
         }
     }
+
+    if (atomic_load(&M.cluster))
+        render_binds(b);
 
     static const char *const oom_sites[OOM_SITE_COUNT] = {"http", "cluster_state",
                                                           "gang_records"};

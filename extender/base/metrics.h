@@ -115,6 +115,31 @@ void metrics_cluster_published(uint64_t generation, double build_seconds);
 enum gang_record_result { GREC_WRITTEN, GREC_RETRIED, GREC_FAILED, GREC_POD_GONE, GREC_COUNT };
 void metrics_gang_record(enum gang_record_result r);
 
+/* Binds (POST /bind, bindVerb): each call's result and how long it took,
+ * from decoding the request to the answer (a gang member's includes the
+ * wait for the rest of its gang). */
+enum bind_result {
+    BIND_SUCCESS,
+    BIND_POD_GONE,     /* 404: the pod was deleted */
+    BIND_CONFLICT,     /* 409: already bound, or another pod of that name (uid) */
+    BIND_FORBIDDEN,    /* 403: RBAC (create pods/binding) */
+    BIND_NODE_UNKNOWN, /* the node is not in the view: no Binding sent */
+    BIND_REFUSED,      /* another API answer (400, 422, 5xx, ...) */
+    BIND_UNREACHABLE,  /* no answer: connection refused or reset, TLS, ... */
+    BIND_TIMEOUT,      /* no answer within --bind-timeout */
+    BIND_INTERNAL,     /* out of memory */
+    BIND_GANG_RELEASED, /* not bound: another member of its gang could not be */
+    BIND_GANG_TIMEOUT,  /* not bound: its gang's members did not all come in time */
+    BIND_RESULT_COUNT
+};
+void metrics_bind(enum bind_result r, double seconds);
+/* Pods bound and counted on their node before the watch showed them
+ * there (cluster/assumed.h): how many now, and how many expired
+ * unconfirmed. */
+void metrics_assumed_pods(uint64_t now);
+void metrics_assumed_expired(uint64_t n);
+const char *metrics_bind_result_name(enum bind_result r);
+
 /* A request or update that could not get memory, by where; each site also
  * logs a line. The process keeps serving its last good state. */
 enum oom_site { OOM_HTTP, OOM_CLUSTER_STATE, OOM_GANG_RECORDS, OOM_SITE_COUNT };

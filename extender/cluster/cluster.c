@@ -12,6 +12,7 @@
 #include "../base/log.h"
 #include "../base/metrics.h"
 #include "../gang/gang.h"
+#include "cluster_bind.h"
 #include "cluster_cost.h"
 #include "record_queue.h"
 
@@ -38,6 +39,11 @@ struct cluster {
     pthread_mutex_t rec_mu;
     pthread_cond_t rec_cond;
     bool rec_pending;
+    /* Binding: API connections for request threads, and the lock that
+     * keeps a view built before a bind from being published after the
+     * bind's own (publish can run on a request thread too). */
+    struct bind_pool *binds;
+    pthread_mutex_t publish_mu;
 };
 
 void cluster_options_defaults(struct cluster_options *o)
@@ -49,6 +55,8 @@ void cluster_options_defaults(struct cluster_options *o)
     o->cost_interval_ms = 5000;
     o->metrics_max_namespaces = 200;
     o->metrics_max_instance_types = 100;
+    o->bind_timeout_s = CLUSTER_DEFAULT_BIND_TIMEOUT_S;
+    o->assume_ttl_ms = CLUSTER_DEFAULT_ASSUME_TTL_MS;
 }
 
 static void gang_hook(void *ctx, const char *key, size_t key_len, const struct pod_info *pod)
@@ -65,13 +73,21 @@ static void on_synced(void *ctx, enum cluster_kind kind)
     pthread_mutex_unlock(&c->mu);
 }
 
-static void publish(struct cluster *c)
+/* after_bind: only once the first view is out (before, nothing is served
+ * from it, and the first one waits for both lists). */
+static void publish(struct cluster *c, bool after_bind)
 {
+    pthread_mutex_lock(&c->publish_mu);
+    if (after_bind && !c->published_once) {
+        pthread_mutex_unlock(&c->publish_mu);
+        return;
+    }
     double t0 = clock_mono_s();
     struct node_view *v = cluster_state_snapshot(c->st);
     if (!v) {
         log_kv(LOG_ERROR, "cannot build the cluster view (out of memory); the last one stays",
                NULL);
+        pthread_mutex_unlock(&c->publish_mu);
         return;
     }
     size_t nodes = v->n_nodes;
@@ -86,6 +102,7 @@ static void publish(struct cluster *c)
         snprintf(p, sizeof(p), "%zu", cluster_state_count(c->st, CLUSTER_PODS));
         log_kv(LOG_INFO, "cluster view ready", "nodes", n, "pods", p, NULL);
     }
+    pthread_mutex_unlock(&c->publish_mu);
 }
 
 static void *publisher_main(void *arg)
@@ -100,9 +117,13 @@ static void *publisher_main(void *arg)
             break;
         if (!atomic_load(&c->synced[CLUSTER_NODES]) || !atomic_load(&c->synced[CLUSTER_PODS]))
             continue;
+        size_t expired = cluster_state_expire_assumed(c->st, clock_mono_ms());
+        if (expired)
+            metrics_assumed_expired(expired);
+        metrics_assumed_pods(cluster_state_assumed_count(c->st));
         bool changed = cluster_state_take_dirty(c->st);
         if (changed || !c->published_once)
-            publish(c);
+            publish(c, false);
         cluster_cost_tick(&c->cost, c->st, changed, clock_mono_s());
         /* Every tick, not only after a list or a view: objects come and go
          * under a healthy long-lived watch, and an unbound pod changes no
@@ -346,6 +367,7 @@ struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_aut
         return NULL;
     }
     pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->publish_mu, NULL);
     clock_cond_init(&c->cond);
     pthread_mutex_init(&c->rec_mu, NULL);
     clock_cond_init(&c->rec_cond);
@@ -359,6 +381,13 @@ struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_aut
             return NULL;
         }
         gang_engine_set_record_hook(hooks->gangs, records_waiting, c);
+    }
+    /* Kept: as many connections as request threads bind at once, usually. */
+    c->binds = bind_pool_new(&c->client, 8);
+    if (!c->binds) {
+        snprintf(err, errlen, "out of memory");
+        cluster_stop(c);
+        return NULL;
     }
     metrics_cluster_enable();
     log_kv(LOG_INFO, "connecting to the Kubernetes API", "server", c->client.auth.server,
@@ -401,9 +430,11 @@ void cluster_stop(struct cluster *c)
     }
     for (int k = 0; k < CLUSTER_KIND_COUNT; k++)
         informer_stop(c->informers[k]);
+    bind_pool_free(c->binds);
     cluster_state_free(c->st);
     kube_client_free(&c->client);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->publish_mu);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->rec_mu);
     pthread_cond_destroy(&c->rec_cond);
@@ -414,4 +445,76 @@ bool cluster_find_pod(void *c, struct str ns, struct str name, struct arena *are
                       struct pod_info *out)
 {
     return cluster_state_find_pod(((struct cluster *)c)->st, ns, name, arena, out);
+}
+
+/* --- binding ------------------------------------------------------------------------- */
+
+/* Whether the published view knows node: a Binding to a node that is gone
+ * would leave the pod on nothing until the pod garbage collector deletes
+ * it; refused, kube-scheduler tries again with its next decision. */
+static bool node_known(struct cluster *c, struct str node)
+{
+    struct node_view *v = (struct node_view *)snapshot_acquire(c->hooks.nodes);
+    bool known = v && node_view_find(v, node) != NULL;
+    snapshot_release(v ? &v->snap : NULL);
+    return known;
+}
+
+static void log_bind(const struct bind_request *req, const struct bind_outcome *out,
+                     enum cluster_assume assumed, double seconds)
+{
+    char pod[400], node[300], took[32], status[24];
+    snprintf(pod, sizeof(pod), "%.*s/%.*s", STR_FMT(req->pod_namespace), STR_FMT(req->pod_name));
+    snprintf(node, sizeof(node), "%.*s", STR_FMT(req->node));
+    snprintf(took, sizeof(took), "%.3f", seconds);
+    snprintf(status, sizeof(status), "%ld", out->status);
+    if (out->result != BIND_SUCCESS) {
+        log_kv(LOG_WARN, "bind failed", "pod", pod, "node", node, "result",
+               metrics_bind_result_name(out->result), "status", status, "error", out->message,
+               "seconds", took, NULL);
+        return;
+    }
+    static const char *const how[] = {
+        [CLUSTER_ASSUME_OK] = "counted on the node at once",
+        [CLUSTER_ASSUME_ALREADY_BOUND] = "the watch already shows it bound",
+        [CLUSTER_ASSUME_UNKNOWN_POD] = "not counted until the watch shows it (pod not yet seen)",
+        [CLUSTER_ASSUME_NO_MEMORY] = "not counted until the watch shows it (out of memory)",
+    };
+    log_kv(assumed == CLUSTER_ASSUME_OK || assumed == CLUSTER_ASSUME_ALREADY_BOUND ? LOG_INFO
+                                                                                : LOG_WARN,
+           "pod bound", "pod", pod, "node", node, "usage", how[assumed], "seconds", took, NULL);
+}
+
+bool cluster_bind(void *cv, const struct bind_request *req, struct bind_outcome *out)
+{
+    struct cluster *c = cv;
+    double t0 = clock_mono_s();
+    enum cluster_assume assumed = CLUSTER_ASSUME_UNKNOWN_POD;
+    memset(out, 0, sizeof(*out));
+    if (!node_known(c, req->node)) {
+        out->result = BIND_NODE_UNKNOWN;
+        snprintf(out->message, sizeof(out->message),
+                 "cannot bind pod %.*s/%.*s to node %.*s: cost-extender does not know that "
+                 "node (deleted, or not yet seen by its watch); no Binding created",
+                 STR_FMT(req->pod_namespace), STR_FMT(req->pod_name), STR_FMT(req->node));
+    } else if (!bind_post(c->binds, req, c->opts.bind_timeout_s, &c->stop, out)) {
+        /* out says why */
+    } else if (req->dry_run) {
+        return true;
+    } else {
+        out->result = BIND_SUCCESS;
+        assumed = cluster_state_assume(c->st, req->pod_namespace, req->pod_name, req->node,
+                                       clock_mono_ms() + c->opts.assume_ttl_ms);
+        /* Published here rather than at the next tick: kube-scheduler may
+         * ask about the next pod within the millisecond. */
+        if (assumed == CLUSTER_ASSUME_OK)
+            publish(c, true);
+        metrics_assumed_pods(cluster_state_assumed_count(c->st));
+    }
+    if (req->dry_run)
+        return false;
+    double took = clock_mono_s() - t0;
+    metrics_bind(out->result, took);
+    log_bind(req, out, assumed, took);
+    return out->result == BIND_SUCCESS;
 }

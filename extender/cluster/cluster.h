@@ -19,6 +19,10 @@ struct gang_engine;
 
 /* The default publish interval, here and nowhere else (config.c reads it). */
 #define CLUSTER_DEFAULT_PUBLISH_INTERVAL_MS 100
+/* Binding: the API call's limit, and how long a bound pod counts on its
+ * node unconfirmed (kube-scheduler's assume cache keeps 30 s too). */
+#define CLUSTER_DEFAULT_BIND_TIMEOUT_S 10
+#define CLUSTER_DEFAULT_ASSUME_TTL_MS 30000
 
 struct cluster_options {
     struct informer_config informer;
@@ -31,6 +35,10 @@ struct cluster_options {
      * the most namespaces (and queues) and instance types named. */
     int cost_interval_ms;
     size_t metrics_max_namespaces, metrics_max_instance_types;
+    /* Binding (cluster_bind): the API call's limit, and how long a bound
+     * pod counts on its node before the watch confirms it. */
+    int bind_timeout_s;
+    int assume_ttl_ms;
 };
 
 void cluster_options_defaults(struct cluster_options *o);
@@ -73,5 +81,17 @@ struct pod_info;
 struct str;
 bool cluster_find_pod(void *c, struct str ns, struct str name, struct arena *arena,
                       struct pod_info *out);
+
+/* The bind verb (c is void * like cluster_find_pod's): creates the
+ * Binding of req (cluster_bind.h) unless the node is not in the published
+ * view; once created, the pod counts on its node in a view published
+ * before this returns (cluster_state_assume), so the very next filter or
+ * prioritize call sees it. Logs the outcome with the pod and the node,
+ * counts it (cost_extender_binds_total), and returns true when bound;
+ * otherwise out->message says why. A dry run (req->dry_run) only checks:
+ * nothing is assumed, logged or counted. Safe from any number of threads. */
+struct bind_request;
+struct bind_outcome;
+bool cluster_bind(void *c, const struct bind_request *req, struct bind_outcome *out);
 
 #endif

@@ -6,6 +6,7 @@
  * (150,000 of them on a big cluster).
  */
 #include "cluster_state.h"
+#include "cluster_state_internal.h"
 
 #include "../base/arena.h"
 #include "../base/jscan.h"
@@ -13,33 +14,14 @@
 #include "../base/metrics.h"
 #include "../base/strmap.h"
 #include "../kube/pod_info.h"
+#include "assumed.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct node_entry {
-    struct arena *arena; /* the node's strings */
-    struct node_facts facts;
-    unsigned mark;
-};
 
-/* A pod, compactly: 150,000 of them must stay small. */
-struct pod_entry {
-    char *key;  /* namespace/name */
-    char *node; /* spec.nodeName, NULL while pending */
-    int64_t cpu_milli, memory;
-    int64_t score_cpu_milli, score_memory; /* with the scheduler's defaults */
-    int n_ext;
-    struct resource_ext *ext; /* names interned in the state */
-    /* The cost-extender, gang and queue keys the pod sets (pod_key: role
-     * byte, 2-byte length, value), for GET /explain; NULL: none (most). */
-    char *keys;
-    size_t keys_len;
-    unsigned mark;
-    bool daemon; /* a DaemonSet's or static pod (pod_info.daemon) */
-};
 
 /* The pod's keys as an entry keeps them, malloc'd (NULL, 0: none). */
 static bool pack_keys(const struct pod_info *pod, char **out, size_t *len)
@@ -140,23 +122,6 @@ static void usage_ext_add(struct node_usage *u, struct str name, wide delta)
     }
 }
 
-struct cluster_state {
-    pthread_mutex_t mu;
-    const struct capacity_label_config *label;
-    int max_depth;
-    struct strmap nodes;  /* name -> node_entry */
-    struct strmap pods;   /* namespace/name -> pod_entry */
-    struct strmap usage;  /* node name -> node_usage */
-    struct strmap names;  /* interned extended-resource names */
-    struct strmap shapes; /* pending pods by shape: key struct shape_key -> pending_shape */
-    unsigned mark[CLUSTER_KIND_COUNT];
-    bool in_relist[CLUSTER_KIND_COUNT];
-    bool dirty;
-    bool cost_dirty;       /* a bound pod's keys or scoring requests changed */
-    struct arena *scratch; /* decoding one object */
-    cluster_pod_hook hook;
-    void *hook_ctx;
-};
 
 void cluster_state_set_pod_hook(struct cluster_state *st, cluster_pod_hook fn, void *ctx)
 {
@@ -182,7 +147,7 @@ struct cluster_state *cluster_state_new(const struct capacity_label_config *labe
     st->scratch = arena_new(64 * 1024);
     if (!st->scratch || !strmap_init(&st->nodes, 1024) || !strmap_init(&st->pods, 16384) ||
         !strmap_init(&st->usage, 1024) || !strmap_init(&st->names, 16) ||
-        !strmap_init(&st->shapes, 64)) {
+        !strmap_init(&st->shapes, 64) || !assumed_init(&st->assumed)) {
         cluster_state_free(st);
         return NULL;
     }
@@ -232,6 +197,7 @@ void cluster_state_free(struct cluster_state *st)
     strmap_free(&st->pods);
     strmap_free(&st->usage);
     strmap_free(&st->names);
+    assumed_free(&st->assumed);
     arena_free(st->scratch);
     pthread_mutex_destroy(&st->mu);
     free(st);
@@ -357,6 +323,8 @@ static void pod_remove(struct cluster_state *st, const char *key, size_t len)
 {
     if (st->hook)
         st->hook(st->hook_ctx, key, len, NULL);
+    if (assumed_forget(&st->assumed, key, len))
+        st->dirty = true;
     struct pod_entry *old = strmap_delete(&st->pods, key, len);
     if (old) {
         if (account(st, old, -1))
@@ -494,6 +462,9 @@ static bool apply_pod(struct cluster_state *st, enum cluster_event ev, struct js
         pod_entry_free(old);
     }
     if (account(st, p, +1))
+        st->dirty = true;
+    /* Bound now by the watch's word: its entry counts the pod from here. */
+    if (p->node && assumed_forget(&st->assumed, key, (size_t)kl))
         st->dirty = true;
     if (st->hook)
         st->hook(st->hook_ctx, key, (size_t)kl, &pod);
@@ -785,6 +756,21 @@ static bool pending_to_view(struct cluster_state *st, struct node_view_builder *
             v[i++] = (struct pod_shape){ps->key.cpu_milli, ps->key.memory, ps->key.gpus,
                                         ps->count};
     }
+    /* A pod we bound still waits as the watch tells it, but not for a
+     * node: out of its shape's count. */
+    STRMAP_FOREACH(&st->assumed.by_key, s)
+    {
+        const struct pod_entry *p = strmap_get(&st->pods, s->key, s->len);
+        if (!p || p->node || p->daemon)
+            continue;
+        struct shape_key k = entry_shape(p);
+        for (size_t j = 0; j < i; j++)
+            if (v[j].cpu_milli == k.cpu_milli && v[j].memory == k.memory &&
+                v[j].gpus == k.gpus && v[j].count > 0) {
+                v[j].count--;
+                break;
+            }
+    }
     if (i > VIEW_PENDING_SHAPES_MAX) {
         qsort(v, i, sizeof(*v), cmp_shape_count);
         i = VIEW_PENDING_SHAPES_MAX;
@@ -813,6 +799,10 @@ struct node_view *cluster_state_snapshot(struct cluster_state *st)
             memset(&f.requested, 0, sizeof(f.requested));
         f.workload_pods = u ? u->workload_pods : 0;
         f.usage_known = true;
+        /* Pods we bound that the watch does not show bound yet: workload. */
+        int64_t before = f.requested.pods;
+        assumed_add_usage(&st->assumed, f.name, &f.requested);
+        f.workload_pods += f.requested.pods - before;
         if (!node_view_builder_add(b, &f, err, sizeof(err))) {
             ok = false;
             break;
@@ -825,133 +815,4 @@ struct node_view *cluster_state_snapshot(struct cluster_state *st)
         return NULL;
     }
     return node_view_builder_finish(b);
-}
-
-/* The pod of entry p as much as the state keeps of it (identity, node,
- * requests, scoring requests, keys), pointing into p: valid while the lock
- * is held. Only those fields are written: *out is reused pod after pod (a
- * pod_info is a kilobyte; clearing one per pod would cost more than the
- * rest of the work). */
-static void entry_pod_info(const struct pod_entry *p, struct pod_info *out)
-{
-    const char *slash = strchr(p->key, '/');
-    size_t kl = strlen(p->key), nsl = slash ? (size_t)(slash - p->key) : 0;
-    out->namespace_ = (struct str){p->key, nsl};
-    out->name = (struct str){p->key + nsl + (slash ? 1 : 0), kl - nsl - (slash ? 1 : 0)};
-    out->node_name = p->node ? (struct str){p->node, strlen(p->node)} : STR_NULL;
-    out->requests.cpu_milli = p->cpu_milli;
-    out->requests.memory = p->memory;
-    out->requests.pods = 1;
-    out->requests.n_ext = p->n_ext < RESOURCES_EXT_MAX ? p->n_ext : RESOURCES_EXT_MAX;
-    for (int i = 0; i < out->requests.n_ext; i++)
-        out->requests.ext[i] = p->ext[i];
-    out->score_requests.cpu_milli = p->score_cpu_milli;
-    out->score_requests.memory = p->score_memory;
-    for (int k = 0; k < PK_COUNT; k++)
-        out->keys[k] = STR_NULL;
-    for (size_t o = 0; o + 3 <= p->keys_len;) {
-        int role = (unsigned char)p->keys[o];
-        size_t l = ((size_t)(unsigned char)p->keys[o + 1] << 8) | (unsigned char)p->keys[o + 2];
-        if (o + 3 + l > p->keys_len)
-            break;
-        if (role < PK_COUNT)
-            out->keys[role] = (struct str){p->keys + o + 3, l};
-        o += 3 + l;
-    }
-    out->invalid = NULL;
-}
-
-struct cost_allocation *cluster_state_allocate(struct cluster_state *st,
-                                               const struct cost_alloc_options *o,
-                                               cluster_queue_fn queue_of, void *ctx)
-{
-    struct cost_alloc_builder *b = cost_alloc_begin(o);
-    if (!b)
-        return NULL;
-    struct pod_info *pod = calloc(1, sizeof(*pod));
-    bool ok = pod != NULL;
-    pthread_mutex_lock(&st->mu);
-    if (ok)
-        STRMAP_FOREACH(&st->nodes, s)
-        {
-            if (!(ok = cost_alloc_add_node(b, &((struct node_entry *)s->value)->facts)))
-                break;
-        }
-    /* Reading 150,000 entries scattered over the heap is bound by memory
-     * latency (an entry, its key, node name and keys: four misses each):
-     * fetch entries 16 slots ahead and their strings 8 ahead, so that the
-     * misses overlap (a third less time at 150,000 pods, BENCHMARKS.md). */
-    const struct strmap_slot *slots = st->pods.slots;
-    size_t cap = st->pods.cap;
-    for (size_t i = 0; ok && i < cap; i++) {
-        if (i + 16 < cap && slots[i + 16].key)
-            __builtin_prefetch(slots[i + 16].value);
-        if (i + 8 < cap && slots[i + 8].key) {
-            const struct pod_entry *ahead = slots[i + 8].value;
-            __builtin_prefetch(ahead->key);
-            __builtin_prefetch(ahead->node);
-            __builtin_prefetch(ahead->keys);
-        }
-        const struct pod_entry *p = slots[i].key ? slots[i].value : NULL;
-        if (!p || !p->node)
-            continue;
-        entry_pod_info(p, pod);
-        ok = cost_alloc_add_pod(b, pod, queue_of ? queue_of(ctx, pod) : STR_NULL);
-    }
-    /* Finished under the lock too: the builder reads the nodes' facts. */
-    struct cost_allocation *a = ok ? cost_alloc_finish(b) : NULL;
-    pthread_mutex_unlock(&st->mu);
-    if (!ok)
-        cost_alloc_abort(b);
-    free(pod);
-    return a;
-}
-
-bool cluster_state_find_pod(struct cluster_state *st, struct str ns, struct str name,
-                            struct arena *arena, struct pod_info *out)
-{
-    char key[600];
-    int kl = snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(ns), STR_FMT(name));
-    if (kl <= 0 || (size_t)kl >= sizeof(key))
-        return false;
-    memset(out, 0, sizeof(*out));
-    bool ok = false;
-    pthread_mutex_lock(&st->mu);
-    const struct pod_entry *p = strmap_get(&st->pods, key, (size_t)kl);
-    if (!p)
-        goto out;
-    char *k = arena_strndup(arena, p->key, (size_t)kl);
-    char *node = p->node ? arena_strndup(arena, p->node, strlen(p->node)) : NULL;
-    if (!k || (p->node && !node))
-        goto out;
-    out->namespace_ = (struct str){k, ns.len};
-    out->name = (struct str){k + ns.len + 1, name.len};
-    if (node)
-        out->node_name = (struct str){node, strlen(node)};
-    out->requests.cpu_milli = p->cpu_milli;
-    out->requests.memory = p->memory;
-    out->requests.pods = 1;
-    for (int i = 0; i < p->n_ext; i++) {
-        char *n = arena_strndup(arena, p->ext[i].name.ptr, p->ext[i].name.len);
-        if (!n)
-            goto out;
-        resources_ext_set(&out->requests, (struct str){n, p->ext[i].name.len}, p->ext[i].value);
-    }
-    out->score_requests = out->requests;
-    out->score_requests.cpu_milli = p->score_cpu_milli;
-    out->score_requests.memory = p->score_memory;
-    for (size_t o = 0; o + 3 <= p->keys_len;) {
-        int role = (unsigned char)p->keys[o];
-        size_t l = ((size_t)(unsigned char)p->keys[o + 1] << 8) | (unsigned char)p->keys[o + 2];
-        char *v = arena_strndup(arena, p->keys + o + 3, l);
-        if (!v)
-            goto out;
-        if (role < PK_COUNT)
-            out->keys[role] = (struct str){v, l};
-        o += 3 + l;
-    }
-    ok = true;
-out:
-    pthread_mutex_unlock(&st->mu);
-    return ok;
 }

@@ -97,4 +97,22 @@ struct cost_allocation *cluster_state_allocate(struct cluster_state *st,
                                                const struct cost_alloc_options *o,
                                                cluster_queue_fn queue_of, void *ctx);
 
+/* Assumed placements (assumed.h): after cost-extender created pod ns/name's
+ * Binding to node, the pod's requests count on node in the views from now
+ * until the watch shows it bound or gone, or expires_ms (monotonic) passes.
+ * OK: assumed; ALREADY_BOUND: the watch already shows the pod bound (its
+ * own entry counts it; nothing assumed); UNKNOWN_POD: the watch has not
+ * shown the pod at all, so its requests are unknown (nothing assumed). */
+enum cluster_assume {
+    CLUSTER_ASSUME_OK,
+    CLUSTER_ASSUME_ALREADY_BOUND,
+    CLUSTER_ASSUME_UNKNOWN_POD,
+    CLUSTER_ASSUME_NO_MEMORY,
+};
+enum cluster_assume cluster_state_assume(struct cluster_state *st, struct str ns, struct str name,
+                                         struct str node, int64_t expires_ms);
+/* Drops the assumptions whose time is up at now_ms, each logged; how many. */
+size_t cluster_state_expire_assumed(struct cluster_state *st, int64_t now_ms);
+size_t cluster_state_assumed_count(struct cluster_state *st);
+
 #endif

@@ -217,7 +217,7 @@ struct transfer {
     atomic_bool *stop;
     long stall_s;
     double last_data; /* clock_mono_s */
-    /* A request with a body (PATCH); NULL method: GET. */
+    /* A request with a body (PATCH, POST); NULL method: GET. */
     const char *method, *content_type, *body;
     size_t body_len;
 };
@@ -350,6 +350,7 @@ static bool perform(struct kube_conn *k, const char *path, struct transfer *t, l
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t->out->status);
     if (rc == CURLE_OK || t->aborted_by_fn || t->out->stalled || t->out->stopped)
         return t->out->status != 0 || t->out->stalled || t->out->stopped;
+    t->out->timed_out = rc == CURLE_OPERATION_TIMEDOUT;
     if (rc == CURLE_WRITE_ERROR && t->out->body.len >= t->max_bytes)
         snprintf(t->out->error, sizeof(t->out->error), "response larger than %zu bytes",
                  t->max_bytes);
@@ -384,17 +385,32 @@ bool kube_stream(struct kube_conn *k, const char *path, long stall_s, kube_strea
     return perform(k, path, &t, 0);
 }
 
-bool kube_patch(struct kube_conn *k, const char *path, const char *content_type,
-                const char *body, size_t len, long timeout_s, atomic_bool *stop,
-                struct kube_response *out)
+/* One request with a body: PATCH or POST. */
+static bool send_body(struct kube_conn *k, const char *method, const char *path,
+                      const char *content_type, const char *body, size_t len, long timeout_s,
+                      atomic_bool *stop, struct kube_response *out)
 {
     struct transfer t = {.k = k,
                          .out = out,
                          .max_bytes = 1 << 20,
                          .stop = stop,
-                         .method = "PATCH",
+                         .method = method,
                          .content_type = content_type,
                          .body = body,
                          .body_len = len};
     return perform(k, path, &t, timeout_s);
+}
+
+bool kube_post(struct kube_conn *k, const char *path, const char *content_type,
+               const char *body, size_t len, long timeout_s, atomic_bool *stop,
+               struct kube_response *out)
+{
+    return send_body(k, "POST", path, content_type, body, len, timeout_s, stop, out);
+}
+
+bool kube_patch(struct kube_conn *k, const char *path, const char *content_type,
+                const char *body, size_t len, long timeout_s, atomic_bool *stop,
+                struct kube_response *out)
+{
+    return send_body(k, "PATCH", path, content_type, body, len, timeout_s, stop, out);
 }

@@ -42,6 +42,7 @@ struct kube_response {
     long retry_after_s; /* from Retry-After on 429/503, else 0 */
     bool stalled;       /* a stream sent nothing for the stall time */
     bool stopped;       /* the stop flag ended it */
+    bool timed_out;     /* no complete answer within the request's timeout */
     char error[256];    /* transport error, when status is 0 */
 };
 
@@ -67,6 +68,14 @@ bool kube_get(struct kube_conn *k, const char *path, size_t max_bytes, long time
 bool kube_patch(struct kube_conn *k, const char *path, const char *content_type,
                 const char *body, size_t len, long timeout_s, atomic_bool *stop,
                 struct kube_response *out);
+
+/* POST path with body (content_type: application/json, say): a create,
+ * such as a pod's Binding subresource. The response (the created object, or
+ * a Status) in out->body, at most 1 MiB. Same return convention as kube_get;
+ * a kube_conn is one thread's, so concurrent callers each need their own. */
+bool kube_post(struct kube_conn *k, const char *path, const char *content_type,
+               const char *body, size_t len, long timeout_s, atomic_bool *stop,
+               struct kube_response *out);
 
 /* Receives a stream: called with each piece of a 200 response body as it
  * arrives; return false to end the stream. */

@@ -127,6 +127,28 @@ bool gang_held_lookup(const struct gang_held_view *v, struct str node, struct re
  * (and by every decision). */
 void gang_engine_tick(struct gang_engine *e, const struct gang_env *env);
 
+/* For the bind verb (bind the gang whole): when pod key (namespace/name) is
+ * an unbound, planned member of an admitted gang, the gang's key and every
+ * member still planned and unbound (this one included), each with its
+ * planned node. False for any other pod (bind it on its own). */
+struct gang_bind_member {
+    char key[300];  /* namespace/name */
+    char node[256]; /* planned */
+};
+struct gang_bind_group {
+    char gang[300];
+    struct gang_bind_member *members; /* malloc'd; gang_bind_group_free */
+    size_t n;
+};
+bool gang_engine_bind_group(struct gang_engine *e, const char *key, size_t key_len,
+                            struct gang_bind_group *out);
+void gang_bind_group_free(struct gang_bind_group *g);
+
+/* Gives gang's held room back now, as a timeout would (the gang waits and
+ * backs off); why is logged with it. False when it is not admitted. */
+bool gang_engine_release(struct gang_engine *e, const struct gang_env *env, const char *gang,
+                         const char *why);
+
 /* Per-queue capacity, usage, reservations, spend, pending gangs, admissions
  * and timeouts, in Prometheus text. */
 void gang_engine_render_metrics(struct gang_engine *e, const struct gang_env *env, struct buf *b);

@@ -186,8 +186,8 @@ static void record_wait(struct gang_engine *e, struct gang *g, int64_t now)
     g->waiting_since_ms = 0;
 }
 
-static void release(struct gang_engine *e, struct gang *g, const struct queue_config *qc,
-                    int64_t now)
+void gang_release(struct gang_engine *e, struct gang *g, const struct queue_config *qc,
+                  int64_t now, const char *why)
 {
     gang_plan_clear(e, g);
     g->admitted = false;
@@ -208,8 +208,7 @@ static void release(struct gang_engine *e, struct gang *g, const struct queue_co
     char secs[24], bound[48];
     snprintf(secs, sizeof(secs), "%lld", (long long)wait);
     snprintf(bound, sizeof(bound), "%zu/%zu", bound_count(g), g->n_members);
-    log_kv(LOG_WARN, "gang admission timed out, capacity given back", "gang", g->key, "bound",
-           bound, "retry_in_seconds", secs, NULL);
+    log_kv(LOG_WARN, why, "gang", g->key, "bound", bound, "retry_in_seconds", secs, NULL);
 }
 
 int64_t gang_env_wall_ms(const struct gang_env *env)
@@ -239,7 +238,8 @@ static void tick_locked(struct gang_engine *e, const struct gang_env *env)
         if (!g->admitted || g->found_running || !g->n_plan)
             continue; /* all bound (nothing planned is unbound), or not ours to time */
         if (env->now_ms - g->admitted_ms > timeout_ms)
-            release(e, g, env->queues, env->now_ms);
+            gang_release(e, g, env->queues, env->now_ms,
+                         "gang admission timed out, capacity given back");
     }
 }
 

@@ -159,6 +159,10 @@ bool gang_place(const struct gang_env *env, struct candidate *c, size_t nc, stru
                 size_t n, const struct node_facts **nodes, double *cost, size_t *placed);
 
 /* gang_admission.c */
+/* Gives an admitted gang's held room back and backs it off (a timeout, or
+ * its members could not all be bound); logs why with the gang. */
+void gang_release(struct gang_engine *e, struct gang *g, const struct queue_config *qc,
+                  int64_t now, const char *why);
 /* env->wall_ms, or the wall clock when the caller left it 0. */
 int64_t gang_env_wall_ms(const struct gang_env *env);
 const char *gang_effective_queue(const struct gang *g, const struct queue_config *qc);

@@ -13,6 +13,8 @@ struct arena;
 struct pod_info;
 struct reply;
 struct str;
+struct bind_request;
+struct bind_outcome;
 
 /* A call of GET or POST /explain, as the transport hands it on. */
 struct explain_call {
@@ -48,6 +50,14 @@ struct app {
     bool (*find_pod)(void *ctx, struct str ns, struct str name, struct arena *arena,
                      struct pod_info *out);
     void *find_pod_ctx;
+    /* POST /bind: creates the pod's Binding (cluster/cluster_bind.h); true
+     * when bound, else out->message says why. NULL without a cluster
+     * connection (then /bind answers 501). */
+    bool (*bind)(void *ctx, const struct bind_request *req, struct bind_outcome *out);
+    void *bind_ctx;
+    /* Gang members' binds waiting for each other (bind_barrier.h); NULL:
+     * every pod is bound on its own. */
+    struct bind_barrier *bind_barrier;
     /* /explain's own rate limit (token bucket), guarded by mu */
     double explain_tokens;
     double explain_refilled_s;

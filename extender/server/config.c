@@ -61,6 +61,11 @@ void config_defaults(struct config *c)
     c->list_page_size = INFORMER_DEFAULT_PAGE_SIZE;
     c->relist_interval_s = INFORMER_DEFAULT_RELIST_INTERVAL_S;
     c->watch_list = true;
+    c->bind_timeout_s = CLUSTER_DEFAULT_BIND_TIMEOUT_S;
+    c->assume_ttl_ms = CLUSTER_DEFAULT_ASSUME_TTL_MS;
+    /* Under kube-scheduler's default extender httpTimeout (5 s), which
+     * bounds each held bind call too. */
+    c->gang_bind_timeout_ms = 4000;
     c->cost_metrics_interval_ms = 5000;
     c->metrics_max_namespaces = 200;
     c->metrics_max_instance_types = 100;
@@ -185,6 +190,23 @@ static const struct setting SETTINGS[] = {
      AT(relist_interval_s), 0, 604800, "seconds, 0 to 604800",
      "Also read the whole state again every S seconds (plus up to a tenth at random); 0: "
      "only when the watch says its version is gone.",
+     NULL},
+    {NULL, "bind-timeout", "cluster.bindTimeoutSeconds", "S", SETTING_INT, AT(bind_timeout_s), 1,
+     300, "seconds, 1 to 300",
+     "With bindVerb: the most a Binding's API call may take; then the bind answers an "
+     "Error and kube-scheduler tries the pod again. Keep it under the extender's "
+     "httpTimeout.",
+     NULL},
+    {NULL, "assume-ttl", "cluster.assumeTTLSeconds", "S", SETTING_SECONDS, AT(assume_ttl_ms), 1,
+     3600, "seconds, 1 to 3600",
+     "With bindVerb: a pod bound by cost-extender counts on its node at once, until the "
+     "watch shows it bound or this long has passed.",
+     NULL},
+    {NULL, "gang-bind-timeout", "cluster.gangBindTimeoutSeconds", "S", SETTING_SECONDS,
+     AT(gang_bind_timeout_ms), 0.1, 300, "seconds, 0.1 to 300",
+     "With bindVerb: the bind calls of an admitted gang's members wait this long for the "
+     "rest of the gang, then none is bound and the gang's room is given back. Keep it "
+     "under the extender's httpTimeout.",
      NULL},
 
     {"Cost metrics (from the cluster connection; README.md, \"Cost metrics\")",

@@ -61,6 +61,9 @@ struct config {
     int list_page_size;
     int relist_interval_s; /* 0: no periodic relist */
     bool watch_list;       /* stream the initial state where the server can */
+    int bind_timeout_s;    /* the Binding's API call (bindVerb) */
+    int assume_ttl_ms;     /* a bound pod counts on its node unconfirmed this long */
+    int gang_bind_timeout_ms; /* a gang's binds wait this long for all its members */
     /* cost gauges (cluster connection only) */
     int cost_metrics_interval_ms;
     size_t metrics_max_namespaces, metrics_max_instance_types;

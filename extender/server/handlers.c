@@ -16,7 +16,9 @@
 #include "../decision/decision.h"
 #include "../gang/gang.h"
 #include "../gang/queue_config.h"
+#include "../cluster/cluster_bind.h"
 #include "../kube/node_view.h"
+#include "bind_barrier.h"
 #include "protocol.h"
 
 #include <stdio.h>
@@ -333,7 +335,7 @@ void handle_prioritize(struct app *app, const char *body, size_t len, struct are
 }
 
 void handle_bind(struct app *app, const char *body, size_t len, struct arena *arena,
-                 struct reply *out)
+                 struct reply *out, const struct reply_hold *hold)
 {
     struct extender_binding b;
     char err[256];
@@ -345,10 +347,47 @@ void handle_bind(struct app *app, const char *body, size_t len, struct arena *ar
     }
     /* Binding means POSTing a Binding to the API server, which needs the
      * cluster connection; without one, say so instead of pretending. */
-    (void)b;
-    reply_error(out, 501, RERR_NOT_IMPLEMENTED,
-                "cost-extender cannot bind without a cluster connection; remove bindVerb from "
-                "the scheduler's extender config");
+    if (!app->bind) {
+        reply_error(out, 501, RERR_NOT_IMPLEMENTED,
+                    "cost-extender cannot bind without a cluster connection; remove bindVerb "
+                    "from the scheduler's extender config");
+        return;
+    }
+    struct bind_request req = {.pod_namespace = b.pod_namespace,
+                               .pod_name = b.pod_name,
+                               .pod_uid = b.pod_uid,
+                               .node = b.node};
+    if (!bind_request_valid(&req, err, sizeof(err))) {
+        reply_error(out, 400, RERR_BAD_REQUEST, err);
+        return;
+    }
+    if (hold && app->bind_barrier) {
+        enum bind_barrier_take t = bind_barrier_offer(app, &req, out, hold);
+        if (t == BIND_BARRIER_HELD)
+            out->held = true;
+        if (t != BIND_BARRIER_NOT_HELD)
+            return;
+    }
+    struct bind_outcome res;
+    bool bound = app->bind(app->bind_ctx, &req, &res);
+    reply_bind_result(out, bound ? "" : res.message);
+}
+
+/* A bind that fails is still answered 200: kube-scheduler reads the
+ * ExtenderBindingResult's Error, puts it in the pod's events and tries the
+ * pod again. The failure is logged and counted by the binder. */
+void reply_bind_result(struct reply *out, const char *error)
+{
+    struct buf r;
+    buf_init(&r, 256);
+    protocol_encode_error(&r, error);
+    size_t n;
+    char *text = buf_steal(&r, &n);
+    if (!text) {
+        reply_error(out, 500, RERR_INTERNAL, "out of memory");
+        return;
+    }
+    reply_set_text(out, 200, text, n);
 }
 
 static void text_reply(struct reply *out, int status, const char *text)

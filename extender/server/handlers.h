@@ -31,6 +31,16 @@ struct reply {
     bool failed; /* counted as an error */
     enum request_error error;
     char message[200]; /* a failure's message (the transport logs it, with the client) */
+    /* The handler holds the request (a gang member's bind waiting for the
+     * rest of its gang): the reply is written later, from another thread,
+     * which then calls the hold's resume. */
+    bool held;
+};
+
+/* How the transport is told that a held request's reply is ready. */
+struct reply_hold {
+    void (*resume)(void *arg);
+    void *arg;
 };
 
 void reply_free(struct reply *r);
@@ -43,8 +53,12 @@ void handle_filter(struct app *app, const char *body, size_t len, struct arena *
                    struct reply *out);
 void handle_prioritize(struct app *app, const char *body, size_t len, struct arena *arena,
                        struct reply *out);
+/* May hold the request (out->held, see struct reply_hold); hold NULL: the
+ * transport cannot hold, gangs are then bound member by member. */
 void handle_bind(struct app *app, const char *body, size_t len, struct arena *arena,
-                 struct reply *out);
+                 struct reply *out, const struct reply_hold *hold);
+/* An ExtenderBindingResult, HTTP 200: {"Error": error} ("" when bound). */
+void reply_bind_result(struct reply *out, const char *error);
 void handle_healthz(struct app *app, struct reply *out);
 void handle_readyz(struct app *app, struct reply *out);
 void handle_metrics(struct app *app, struct reply *out);

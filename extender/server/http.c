@@ -103,7 +103,16 @@ struct request_ctx {
     struct arena *arena;
     struct reply reply;
     char *flat; /* a coalesced copy of the reply, when it had too many pieces */
+    /* A held request (a gang member's bind): see hold_request. */
+    atomic_int hold_state;
+    struct MHD_Connection *conn;
 };
+
+/* hold_state: a bind handler runs (RUNNING), may hold the request, whose
+ * connection is then suspended (SUSPENDED) until another thread has written
+ * the reply (READY) and resumed it. The reply may be ready before the
+ * suspension is done: whichever side comes second resumes. */
+enum { HOLD_NONE, HOLD_RUNNING, HOLD_SUSPENDED, HOLD_READY };
 
 static struct log_limit lim_rejected = LOG_LIMIT_INIT("request rejected");
 static struct log_limit lim_ended = LOG_LIMIT_INIT("request ended without a reply");
@@ -124,6 +133,28 @@ static void ctx_unref(struct request_ctx *ctx)
 static void response_freed(void *cls)
 {
     ctx_unref(cls);
+}
+
+/* The reply of a held request is written (called from any thread). While
+ * suspended the connection cannot end, so ctx is alive here. */
+static void resume_held(void *arg)
+{
+    struct request_ctx *ctx = arg;
+    if (atomic_exchange(&ctx->hold_state, HOLD_READY) == HOLD_SUSPENDED)
+        MHD_resume_connection(ctx->conn);
+}
+
+/* Suspends the connection of a held request: libmicrohttpd neither polls
+ * nor times it out meanwhile, and the request thread is free for others.
+ * Resumed, the access handler runs again and sends the reply. */
+static enum MHD_Result hold_request(struct MHD_Connection *conn, struct request_ctx *ctx)
+{
+    ctx->conn = conn;
+    MHD_suspend_connection(conn);
+    int expected = HOLD_RUNNING;
+    if (!atomic_compare_exchange_strong(&ctx->hold_state, &expected, HOLD_SUSPENDED))
+        MHD_resume_connection(conn); /* the reply came while we suspended */
+    return MHD_YES;
 }
 
 /* Every allocation failure on the request path ends here before the request
@@ -648,6 +679,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         http_gate_body_done(srv->gate, ctx->info->gc);
     if (ctx->responded)
         return MHD_YES;
+    /* Resumed: the held request's reply was written meanwhile. */
+    if (atomic_load(&ctx->hold_state) == HOLD_READY)
+        return send_reply(conn, ctx, ctx->chunked);
 
     /* The whole request is here: run the handler. */
     struct app *app = srv->app;
@@ -669,9 +703,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case ROUTE_PRIORITIZE:
         handle_prioritize(app, body, len, ctx->arena, &ctx->reply);
         break;
-    case ROUTE_BIND:
-        handle_bind(app, body, len, ctx->arena, &ctx->reply);
+    case ROUTE_BIND: {
+        struct reply_hold hold = {resume_held, ctx};
+        atomic_store(&ctx->hold_state, HOLD_RUNNING);
+        handle_bind(app, body, len, ctx->arena, &ctx->reply, &hold);
+        if (ctx->reply.held)
+            return hold_request(conn, ctx);
         break;
+    }
     case ROUTE_HEALTHZ:
         handle_healthz(app, &ctx->reply);
         break;

@@ -36,6 +36,7 @@ import base64
 import bisect
 import collections
 import copy
+import functools
 import glob
 import hashlib
 import json
@@ -57,7 +58,7 @@ import uuid
 import zlib
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
     "KubeApiServerDouble", "ApiServerDoubleError", "make_node", "make_pod",
@@ -818,6 +819,16 @@ _POD_FIELDS = ("metadata.name", "metadata.namespace", "spec.nodeName", "spec.res
 _NODE_FIELDS = ("metadata.name", "spec.unschedulable")
 
 
+def _bind_pod(o, node):
+    """What BindingREST sets on the pod: spec.nodeName and PodScheduled."""
+    o.setdefault("spec", {})["nodeName"] = node
+    st = o.setdefault("status", {})
+    conds = [c for c in (st.get("conditions") or []) if c.get("type") != "PodScheduled"]
+    conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                  "lastTransitionTime": _now_ts()})
+    st["conditions"] = conds
+
+
 class _ApiError(Exception):
     def __init__(self, code, reason, message, details=None, headers=None, metadata=None):
         super().__init__(message)
@@ -1244,6 +1255,9 @@ class KubeApiServerDouble:
         self._fail = []                    # [remaining, status, retry_after, verb, resource, after]
         self._denied = set()               # (resource, verb or None)
         self._failing_patches = {}         # (resource, key) -> status, until clear_faults()
+        self._failing_bindings = {}        # pod key or None (any) -> status, until clear_faults()
+        self._binding_delay = 0.0          # seconds before a binding is answered
+        self.bindings = []                 # (pod key, node) of every binding created, in order
         self._stalled = False
         self._slow_list = 0.0
         self._stopping = False
@@ -1831,8 +1845,9 @@ class KubeApiServerDouble:
         `status` with a Status body; 429/503 carry Retry-After when
         retry_after is given. status="reset" closes the connection without
         answering."""
-        if verb not in (None, "list", "watch", "get", "patch"):
-            raise ApiServerDoubleError("verb must be list, watch, get or patch")
+        if verb not in (None, "list", "watch", "get", "patch", "create"):
+            raise ApiServerDoubleError("verb must be list, watch, get, patch or create "
+                                       "(create: pods/binding)")
         with self._lock:
             self._fail.append([int(n), status, retry_after, verb, resource, int(after)])
 
@@ -1841,6 +1856,18 @@ class KubeApiServerDouble:
         keeps failing, say) until clear_faults(); other pods are patched."""
         with self._lock:
             self._failing_patches[("pods", "%s/%s" % (ns, name))] = int(status)
+
+    def fail_bindings(self, ns=None, name=None, status=500):
+        """Every binding of pod ns/name (of any pod when name is None) gets status,
+        after the Binding is read and before the pod is looked at, until
+        clear_faults(); the pod stays unbound."""
+        with self._lock:
+            self._failing_bindings[None if name is None else "%s/%s" % (ns, name)] = int(status)
+
+    def delay_bindings(self, seconds):
+        """Answers each binding only after seconds (0 to stop): a slow API server."""
+        with self._lock:
+            self._binding_delay = float(seconds)
 
     def deny(self, resource, verb=None):
         """RBAC-style 403 Forbidden for a resource (and verb) until allow()."""
@@ -1872,6 +1899,8 @@ class KubeApiServerDouble:
             self._fail.clear()
             self._denied.clear()
             self._failing_patches.clear()
+            self._failing_bindings.clear()
+            self._binding_delay = 0.0
             self._stalled = False
             self._slow_list = 0.0
             self._pending_inject.clear()
@@ -2045,6 +2074,10 @@ class KubeApiServerDouble:
             return self._send_body(h, 200, [b"ok"], 2)
         if path == "/version":
             return self._send_json(h, 200, SERVER_VERSION)
+        binding = self._binding_route(path)
+        if binding is not None and h.command == "POST":
+            return self._serve_binding(h, user, binding[0], binding[1], body,
+                                       dry_run=query.get("dryRun"))
         route = self._route(path)
         if route is None:
             return self._send_status(h, 404, "NotFound",
@@ -2106,6 +2139,92 @@ class KubeApiServerDouble:
         if len(p) in (3, 4) and p[0] == "namespaces" and p[2] == "pods":
             return "pods", p[1], (p[3] if len(p) == 4 else None)
         return None
+
+    @staticmethod
+    def _binding_route(path):
+        """(namespace, pod) of /api/v1/namespaces/{ns}/pods/{name}/binding, else None."""
+        parts = [p for p in path.split("/") if p]
+        if (len(parts) == 7 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods"
+                and parts[6] == "binding"):
+            return unquote(parts[3]), unquote(parts[5])
+        return None
+
+    def _serve_binding(self, h, user, ns, name, body, dry_run=None):
+        """POST pods/{name}/binding (a v1 Binding), as the real BindingREST.Create:
+        201 Status Success, spec.nodeName and the PodScheduled condition set,
+        a MODIFIED event for watchers; 404 for an unknown pod, 409 when the pod
+        is already bound or metadata.uid is not the pod's, 400/422 for a bad
+        Binding; 403 when denied ("pods/binding" with verb "create"). With
+        dryRun=All every check (and an injected failure) is made and nothing
+        is kept, as the real server's dry run."""
+        key = "%s/%s" % (ns, name)
+        if dry_run not in (None, "All"):
+            return self._send_status(h, 400, "BadRequest",
+                                     "Invalid dry run value: %s" % dry_run)
+        with self._lock:
+            self._stats["binding_dry_runs" if dry_run else "binding_requests"] += 1
+            denied = (("pods/binding", None) in self._denied
+                      or ("pods/binding", "create") in self._denied)
+            failing = self._failing_bindings.get(key, self._failing_bindings.get(None))
+            delay = self._binding_delay
+        if user == "system:anonymous" or denied:
+            return self._send_status(
+                h, 403, "Forbidden",
+                'pods "%s" is forbidden: User "%s" cannot create resource "pods/binding" in '
+                'API group "" in the namespace "%s"' % (name, user, ns),
+                details={"name": name, "kind": "pods"})
+        fail = self._take_failure("create", "pods/binding")
+        if fail is not None:
+            return self._send_failure(h, *fail)
+        if delay:
+            time.sleep(delay)
+        try:
+            try:
+                b = json.loads(body.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError) as e:
+                raise _ApiError(400, "BadRequest", "error decoding Binding: %s" % e)
+            if not isinstance(b, dict) or b.get("kind") not in (None, "Binding"):
+                raise _ApiError(400, "BadRequest", "the body must be a v1 Binding")
+            meta = b.get("metadata") if isinstance(b.get("metadata"), dict) else {}
+            target = b.get("target") if isinstance(b.get("target"), dict) else {}
+            if meta.get("name") not in (None, name) or meta.get("namespace") not in (None, ns):
+                raise _ApiError(400, "BadRequest",
+                                "the name of the object (%s) does not match the name on the URL "
+                                "(%s)" % (meta.get("name"), name))
+            node = target.get("name")
+            if not isinstance(node, str) or not node:
+                raise _ApiError(422, "Invalid", 'Binding.core "%s" is invalid: target.name: '
+                                'Required value' % name)
+            if failing is not None:
+                raise _ApiError(failing, *_STATUS_REASONS.get(failing, ("", "injected failure")))
+            with self._lock:   # check and set at once: concurrent binds of one pod
+                cur = self._store["pods"].get(key)
+                if cur is None:
+                    raise _ApiError(404, "NotFound", 'pods "%s" not found' % name,
+                                    details={"name": name, "kind": "pods"})
+                obj = cur.obj()
+                uid = meta.get("uid")
+                if uid and uid != obj["metadata"].get("uid"):
+                    raise _ApiError(409, "Conflict",
+                                    'Operation cannot be fulfilled on pods/binding "%s": '
+                                    'Precondition failed: UID in precondition: %s, UID in '
+                                    'object meta: %s' % (name, uid, obj["metadata"].get("uid")),
+                                    details={"name": name, "kind": "pods/binding"})
+                have = (obj.get("spec") or {}).get("nodeName")
+                if have:
+                    raise _ApiError(409, "Conflict",
+                                    'Operation cannot be fulfilled on pods/binding "%s": pod %s '
+                                    'is already assigned to node "%s"' % (name, name, have),
+                                    details={"name": name, "kind": "pods/binding"})
+
+                if not dry_run:
+                    self._update("pods", key, functools.partial(_bind_pod, node=node), None)
+                    self.bindings.append((key, node))
+                    self._stats["bindings"] += 1
+        except _ApiError as e:
+            return self._send_api_error(h, e)
+        return self._send_json(h, 201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                        "status": "Success", "code": 201})
 
     def _take_failure(self, verb, res):
         with self._lock:
@@ -2551,7 +2670,7 @@ class KubeApiServerDouble:
 
     _CONTROL = ("drop_watches", "stall_watches", "unstall", "inject_garbage", "inject_event",
                 "expire_watches", "fail_next", "expire_history", "slow_list", "set_token",
-                "deny", "allow", "fail_patches", "clear_faults", "delete_node", "delete_pod",
+                "deny", "allow", "fail_patches", "fail_bindings", "delay_bindings", "clear_faults", "delete_node", "delete_pod",
                 "bulk_load", "clear_requests")
 
     def _control(self, h, name, body):

@@ -105,6 +105,14 @@ class Http:
         r = self.conn.getresponse()
         return r.status, json.loads(r.read())
 
+    def post(self, path, body, content_type="application/json"):
+        h = {"Accept": "application/json", "Content-Type": content_type}
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        self.conn.request("POST", path, body=body, headers=h)
+        r = self.conn.getresponse()
+        return r.status, json.loads(r.read())
+
     def close(self):
         self.conn.close()
 
@@ -445,6 +453,75 @@ def test_merge_patch_updates_the_object_and_watchers_see_it(api):
     api.deny("pods", "patch")
     status, st = c.patch("/api/v1/namespaces/ml/pods/w-0", "{}")
     assert status == 403 and 'cannot patch resource "pods"' in st["message"]
+
+
+def binding(name, node, uid=None, ns="ml"):
+    meta = {"name": name, "namespace": ns}
+    if uid:
+        meta["uid"] = uid
+    return json.dumps({"apiVersion": "v1", "kind": "Binding", "metadata": meta,
+                       "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
+
+
+def test_binding_sets_the_node_and_watchers_see_it(api):
+    """POST pods/NAME/binding, as kube-scheduler's binder and cost-extender's
+    bind verb send it: 201 Status Success, spec.nodeName and PodScheduled
+    set, a MODIFIED event; the real server's refusals (404, 409 bound, 409
+    uid precondition, 400 name mismatch, 422 no target); injected faults."""
+    api.add_pod(api.make_pod("ml", "w-0", node_name=None, phase="Pending"))
+    api.add_pod(api.make_pod("ml", "w-1", node_name=None, phase="Pending"))
+    uid = api.get_pod("ml", "w-0")["metadata"]["uid"]
+    rv0 = int(api.resource_version)
+    watch = Stream(api, "/api/v1/pods?watch=1&timeoutSeconds=5&resourceVersion=%d" % rv0)
+    c = Http(api)
+    path = "/api/v1/namespaces/ml/pods/%s/binding"
+    status, st = c.post(path % "w-0", binding("w-0", "n1", uid))
+    assert status == 201 and st["kind"] == "Status" and st["status"] == "Success", st
+    pod = api.get_pod("ml", "w-0")
+    assert pod["spec"]["nodeName"] == "n1"
+    assert [c_["status"] for c_ in pod["status"]["conditions"] if c_["type"] == "PodScheduled"] \
+        == ["True"]
+    ev = json.loads(watch.next_line(5))
+    assert ev["type"] == "MODIFIED" and ev["object"]["spec"]["nodeName"] == "n1"
+    watch.close()
+    assert api.bindings == [("ml/w-0", "n1")]
+
+    status, st = c.post(path % "w-0", binding("w-0", "n2"))
+    assert status == 409 and 'already assigned to node "n1"' in st["message"], st
+    status, st = c.post(path % "w-1", binding("w-1", "n2", uid="other"))
+    assert status == 409 and "Precondition failed" in st["message"], st
+    status, st = c.post(path % "nope", binding("nope", "n2"))
+    assert status == 404 and st["reason"] == "NotFound", st
+    status, st = c.post(path % "w-1", binding("w-0", "n2"))
+    assert status == 400, st
+    status, st = c.post(path % "w-1", json.dumps({"kind": "Binding", "target": {}}))
+    assert status == 422, st
+    status, st = c.post(path % "w-1", "{not json")
+    assert status == 400, st
+
+    # A dry run checks everything and keeps nothing.
+    rv = api.resource_version
+    assert c.post((path % "w-1") + "?dryRun=All", binding("w-1", "n2"))[0] == 201
+    assert c.post((path % "w-0") + "?dryRun=All", binding("w-0", "n2"))[0] == 409
+    assert c.post((path % "w-1") + "?dryRun=Some", binding("w-1", "n2"))[0] == 400
+    assert api.resource_version == rv and api.get_pod("ml", "w-1")["spec"].get("nodeName") is None
+    assert api.stats()["binding_dry_runs"] == 2   # the bad value is refused first
+
+    api.deny("pods/binding", "create")
+    status, st = c.post(path % "w-1", binding("w-1", "n2"))
+    assert status == 403 and 'cannot create resource "pods/binding"' in st["message"], st
+    api.allow()
+    api.fail_bindings("ml", "w-1", status=500)
+    assert c.post(path % "w-1", binding("w-1", "n2"))[0] == 500
+    api.clear_faults()
+    api.fail_next(1, status=503, verb="create")
+    assert c.post(path % "w-1", binding("w-1", "n2"))[0] == 503
+    api.delay_bindings(0.3)
+    t0 = time.monotonic()
+    assert c.post(path % "w-1", binding("w-1", "n2"))[0] == 201
+    assert time.monotonic() - t0 >= 0.3
+    assert api.bindings == [("ml/w-0", "n1"), ("ml/w-1", "n2")]
+    assert api.get_pod("ml", "w-1")["spec"]["nodeName"] == "n2"
 
 
 def test_too_large_resource_version_on_list_is_504():

@@ -316,7 +316,7 @@ def test_scheduler_configs_are_names_only_without_bind():
         (ext,) = cfg["extenders"]
         assert ext["nodeCacheCapable"] is True, name
         assert ext["filterVerb"] == "filter" and ext["prioritizeVerb"] == "prioritize", name
-        # /bind answers 501 until binding lands (test_scheduler_verbs_are_served).
+        # Binding is opt-in (deploy/README.md, "Binding"): not in the shipped configs.
         assert "bindVerb" not in ext, name
         assert ext.get("enableHTTPS") is False, name
         assert 1 <= ext["weight"] <= 100, name
@@ -501,13 +501,14 @@ def base_extender_rules():
     return rules
 
 
-def test_base_rbac_reads_nodes_and_pods_and_patches_pods():
+def test_base_rbac_reads_nodes_and_pods_patches_pods_and_binds():
     rules = base_extender_rules()
     granted = {(g, res, v) for r in rules for g in r["apiGroups"] for res in r["resources"]
                for v in r["verbs"]}
     reads = {("", res, v) for res in ("nodes", "pods") for v in ("get", "list", "watch")}
-    # The one write: gang admission records (annotations) on pods.
-    assert granted == reads | {("", "pods", "patch")}
+    # The writes: gang admission records (annotations) on pods, and the
+    # Binding of the bind verb.
+    assert granted == reads | {("", "pods", "patch"), ("", "pods/binding", "create")}
     assert not any(r.get("resourceNames") for r in rules)
     # The sidecar, which has no cost-extender role, gets the reads through
     # system:kube-scheduler (and the patch through its own role,
@@ -643,7 +644,8 @@ def test_base_extender_serves_probes_and_scheduler_verbs(netns, daemons, tmp_pat
     assert p.status == 200, p
     scores = p.json()
     assert len(scores) == 6 and all(0 <= s["Score"] <= 10 for s in scores)
-    # The verb no config names, because it is not served yet.
+    # The verb no config names: without a cluster connection there is no
+    # API server to bind through, so it answers 501.
     b = scheduler_post(d, port, prefix, "bind", fixture("bind/bind-web-1.json"))
     assert b.status == 501, b
     m = d.metrics(port)

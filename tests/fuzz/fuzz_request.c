@@ -196,7 +196,7 @@ static void fz_request_run(struct app *app, int verb, const char *body, size_t l
     else if (verb == 1)
         handle_prioritize(app, body, len, arena, &r);
     else
-        handle_bind(app, body, len, arena, &r);
+        handle_bind(app, body, len, arena, &r, NULL);
     FUZZ_CHECK(r.n_pieces > 0);
     size_t n;
     char *text = fz_request_join(&r, &n);

@@ -165,6 +165,9 @@ static const struct flag_case FLAGS[] = {
     {"list-page-size", "cluster.listPageSize", "250", {"0", "100001", "x"}},
     {"watch-list", "cluster.watchList", "false", {"no", "auto", "", "1", "TRUE"}},
     {"relist-interval", "cluster.relistIntervalSeconds", "3600", {"-1", "604801", "1.5", "x"}},
+    {"bind-timeout", "cluster.bindTimeoutSeconds", "3", {"0", "301", "1.5", "x"}},
+    {"assume-ttl", "cluster.assumeTTLSeconds", "2.5", {"0.5", "3601", "x", ""}},
+    {"gang-bind-timeout", "cluster.gangBindTimeoutSeconds", "0.5", {"0.01", "301", "x", ""}},
     {"cost-metrics-interval", "metrics.costIntervalSeconds", "30", {"0.01", "3601", "x", ""}},
     {"metrics-max-namespaces", "metrics.maxNamespaces", "50", {"0", "100001", "x", "-1"}},
     {"metrics-max-instance-types", "metrics.maxInstanceTypes", "20", {"0", "100001", "1.5"}},
@@ -268,6 +271,12 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_false(c->watch_list);
     else if (!strcmp(f, "relist-interval"))
         assert_int_equal(c->relist_interval_s, 3600);
+    else if (!strcmp(f, "bind-timeout"))
+        assert_int_equal(c->bind_timeout_s, 3);
+    else if (!strcmp(f, "assume-ttl"))
+        assert_int_equal(c->assume_ttl_ms, 2500);
+    else if (!strcmp(f, "gang-bind-timeout"))
+        assert_int_equal(c->gang_bind_timeout_ms, 500);
     else if (!strcmp(f, "cost-metrics-interval"))
         assert_int_equal(c->cost_metrics_interval_ms, 30000);
     else if (!strcmp(f, "metrics-max-namespaces"))
@@ -435,6 +444,10 @@ static void test_defaults(void **state)
     assert_int_equal(c.relist_interval_s, inf.relist_interval_s);
     assert_true(c.watch_list == inf.watch_list);
     assert_int_equal(c.relist_interval_s, 0); /* no periodic relist */
+    assert_int_equal(c.bind_timeout_s, co.bind_timeout_s);
+    assert_int_equal(c.assume_ttl_ms, co.assume_ttl_ms);
+    assert_int_equal(c.assume_ttl_ms, 30000); /* as kube-scheduler's assume cache */
+    assert_int_equal(c.gang_bind_timeout_ms, 4000);
     assert_true(c.watch_list);
     assert_int_equal(c.cost_metrics_interval_ms, 5000);
     assert_int_equal(c.metrics_max_namespaces, 200);
@@ -601,6 +614,9 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "  listPageSize: 250\n"
                                 "  watchList: false\n"
                                 "  relistIntervalSeconds: 3600\n"
+                                "  bindTimeoutSeconds: 3\n"
+                                "  assumeTTLSeconds: 2.5\n"
+                                "  gangBindTimeoutSeconds: 0.5\n"
                                 "metrics:\n"
                                 "  costIntervalSeconds: 30\n"
                                 "  maxNamespaces: 50\n"

@@ -17,6 +17,7 @@
 #include "cost/pricing_table.h"
 #include "kube/node_view.h"
 #include "server/app.h"
+#include "cluster/cluster_bind.h"
 #include "server/handlers.h"
 #include "base/metrics.h"
 
@@ -893,18 +894,91 @@ static void test_unknown_node_names(void **state)
     request_free(&rq);
 }
 
+static void bind_no_hold(struct app *app, const char *body, size_t len, struct arena *arena,
+                         struct reply *out)
+{
+    handle_bind(app, body, len, arena, out, NULL);
+}
+
 static void test_bind_refused(void **state)
 {
     struct world *w = *state;
     size_t len;
     char *body = test_read_file(FIXTURES "/bind/bind-web-1.json", &len);
-    struct call c = call(&w->app, handle_bind, body, len);
+    struct call c = call(&w->app, bind_no_hold, body, len);
     expect_error_reply(&c, 501, RERR_NOT_IMPLEMENTED);
     assert_non_null(strstr(c.text, "bindVerb"));
     free(c.text);
-    c = call(&w->app, handle_bind, "{}", 2);
+    c = call(&w->app, bind_no_hold, "{}", 2);
     expect_error_reply(&c, 400, RERR_BAD_REQUEST);
     free(c.text);
+    free(body);
+}
+
+/* A binder that records what it was asked and answers as told. */
+struct fake_binder {
+    int calls;
+    char pod[128], node[128], uid[64];
+    bool fail;
+};
+
+static bool fake_bind(void *ctx, const struct bind_request *req, struct bind_outcome *out)
+{
+    struct fake_binder *f = ctx;
+    f->calls++;
+    snprintf(f->pod, sizeof(f->pod), "%.*s/%.*s", STR_FMT(req->pod_namespace),
+             STR_FMT(req->pod_name));
+    snprintf(f->node, sizeof(f->node), "%.*s", STR_FMT(req->node));
+    snprintf(f->uid, sizeof(f->uid), "%.*s", STR_FMT(req->pod_uid));
+    memset(out, 0, sizeof(*out));
+    if (f->fail) {
+        out->result = BIND_CONFLICT;
+        snprintf(out->message, sizeof(out->message), "cannot bind: \"quoted\" reason");
+    }
+    return !f->fail;
+}
+
+/* With a binder: the recorded ExtenderBindingArgs reach it decoded, and
+ * the answer is an ExtenderBindingResult, HTTP 200 either way (the Error
+ * JSON-escaped); names that cannot be Kubernetes names are a 400 that
+ * never reaches the binder. */
+static void test_bind_with_a_binder(void **state)
+{
+    struct world *w = *state;
+    struct fake_binder f = {0};
+    w->app.bind = fake_bind;
+    w->app.bind_ctx = &f;
+    size_t len;
+    char *body = test_read_file(FIXTURES "/bind/bind-web-1.json", &len);
+    struct call c = call(&w->app, bind_no_hold, body, len);
+    assert_int_equal(c.status, 200);
+    assert_false(c.failed);
+    assert_string_equal(c.text, "{\"Error\":\"\"}");
+    assert_int_equal(f.calls, 1);
+    assert_string_equal(f.pod, "default/web-1");
+    assert_true(f.node[0] != '\0' && f.uid[0] != '\0');
+    free(c.text);
+
+    f.fail = true;
+    c = call(&w->app, bind_no_hold, body, len);
+    assert_int_equal(c.status, 200);
+    assert_string_equal(c.text, "{\"Error\":\"cannot bind: \\\"quoted\\\" reason\"}");
+    free(c.text);
+
+    static const char *const bad[] = {
+        "{\"PodName\":\"a\\u0000b\",\"PodNamespace\":\"d\",\"Node\":\"n\"}",
+        "{\"PodName\":\"a\",\"PodNamespace\":\"d\",\"Node\":\"n\\n\"}",
+        "{\"PodName\":\"a\",\"PodNamespace\":\"0123456789012345678901234567890123456789"
+        "012345678901234567890123\",\"Node\":\"n\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        c = call(&w->app, bind_no_hold, bad[i], strlen(bad[i]));
+        expect_error_reply(&c, 400, RERR_BAD_REQUEST);
+        free(c.text);
+    }
+    assert_int_equal(f.calls, 2);
+    w->app.bind = NULL;
+    w->app.bind_ctx = NULL;
     free(body);
 }
 
@@ -1323,6 +1397,7 @@ int main(void)
         cmocka_unit_test(test_no_pricing_table),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_node_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bind_with_a_binder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bind_refused, setup, teardown),
         cmocka_unit_test(test_readyz),
         cmocka_unit_test_setup_teardown(test_metrics_text, setup, teardown),
