@@ -191,6 +191,47 @@ static struct cluster_state *two_nodes_one_pending(void)
     return st;
 }
 
+/* For the cost model an assumed pod is workload on its node (n2 is no
+ * longer empty) and no longer waits for a node (its shape's pending count
+ * drops), before the watch says so; once it does, the same. */
+static void test_assumed_pod_occupies_its_node(void **state)
+{
+    (void)state;
+    struct cluster_state *st = two_nodes_one_pending();
+    struct node_view *v = cluster_state_snapshot(st);
+    const struct node_facts *n2 = node_view_find(v, TSTR("n2"));
+    assert_int_equal(n2->workload_pods, 0);
+    assert_int_equal(v->n_pending, 1);
+    assert_int_equal(v->pending[0].count, 1);
+    assert_int_equal(v->pending[0].cpu_milli, 1500);
+    snapshot_release(&v->snap);
+
+    assert_int_equal(assume(st, "p", "n2", 30000), CLUSTER_ASSUME_OK);
+    v = cluster_state_snapshot(st);
+    n2 = node_view_find(v, TSTR("n2"));
+    assert_int_equal(n2->workload_pods, 1);
+    assert_true(v->n_pending == 0 || v->pending[0].count == 0);
+    snapshot_release(&v->snap);
+
+    apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("p", "n2", "1500m", "Running"));
+    v = cluster_state_snapshot(st);
+    assert_int_equal(node_view_find(v, TSTR("n2"))->workload_pods, 1);
+    assert_int_equal(v->n_pending, 0);
+    snapshot_release(&v->snap);
+
+    /* Expired unconfirmed: waiting again, and the node empty again. */
+    apply(st, CLUSTER_PODS, CLUSTER_UPSERT, pod_json("q", NULL, "700m", "Pending"));
+    assert_int_equal(assume(st, "q", "n1", 1000), CLUSTER_ASSUME_OK);
+    assert_int_equal(cluster_state_expire_assumed(st, 2000), 1);
+    v = cluster_state_snapshot(st);
+    assert_int_equal(node_view_find(v, TSTR("n1"))->workload_pods, 1); /* "other" */
+    assert_int_equal(v->n_pending, 1);
+    assert_int_equal(v->pending[0].cpu_milli, 700);
+    assert_int_equal(v->pending[0].count, 1);
+    snapshot_release(&v->snap);
+    cluster_state_free(st);
+}
+
 /* Bound by us: counted at once. The watch then shows it bound to the same
  * node: still counted once (1500m + the other pod's 250m, 2 pods). */
 static void test_assumed_then_confirmed_counts_once(void **state)
@@ -313,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_expiry_in_order),
         cmocka_unit_test(test_sums_saturate),
         cmocka_unit_test(test_assumed_then_confirmed_counts_once),
+        cmocka_unit_test(test_assumed_pod_occupies_its_node),
         cmocka_unit_test(test_watch_elsewhere_wins),
         cmocka_unit_test(test_assumption_expires),
         cmocka_unit_test(test_pod_gone_drops_the_assumption),
