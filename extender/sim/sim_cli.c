@@ -62,6 +62,10 @@ static void usage(FILE *out)
             "                            0..100; 0 (default) is kube-scheduler's adaptive\n"
             "                            default: every node below 100, else\n"
             "                            50 - nodes/125 %%, at least 5 %% and 100 nodes.\n"
+            "  --watch-lag N             cost-extender learns of each bind N pods late, as\n"
+            "                            a names-only pod watch without the bind verb\n"
+            "                            trails kube-scheduler (default 0: at once, as\n"
+            "                            with bindVerb and its assumed placements).\n"
             "\n"
             "Output:\n"
             "  -o, --output FORMAT       table (default), json, or html (self-contained,\n"
@@ -135,6 +139,7 @@ static const struct option long_opts[] = {
     {"policy", required_argument, 0, 'P'},
     {"scoring", required_argument, 0, 's'},
     {"percentage-of-nodes-to-score", required_argument, 0, '%'},
+    {"watch-lag", required_argument, 0, 'L'},
     {"output", required_argument, 0, 'o'},
     {"quiet", no_argument, 0, 'q'},
     CLI_COMMON_OPTIONS,
@@ -194,6 +199,14 @@ static int parse_args(int argc, char **argv, struct args *a, struct cli_settings
                 return 2;
             }
             cfg->profile.percentage_of_nodes_to_score = (int)v;
+            break;
+        case 'L':
+            if (!config_parse_int(optarg, 0, 100000, &v)) {
+                fprintf(stderr, PROG ": --watch-lag: want 0 to 100000 pods, got \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            cfg->watch_lag = (size_t)v;
             break;
         case 'o':
             if (strcmp(optarg, "table") != 0 && strcmp(optarg, "json") != 0 &&

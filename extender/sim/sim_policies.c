@@ -163,10 +163,10 @@ static size_t cost_extend(struct sim_run *run, size_t pi, uint32_t *nodes, size_
 {
     struct cost_state *st = sim_run_state(run);
     const struct sim_config *cfg = sim_run_config(run);
-    struct node_view *view = sim_run_view(run);
+    struct node_view *view = sim_run_view(run), *seen = sim_run_extender_view(run);
     arena_reset(st->scratch);
     for (size_t j = 0; j < n; j++) {
-        st->cand[j] = &view->nodes[nodes[j]];
+        st->cand[j] = &seen->nodes[nodes[j]];
         st->names[j] = st->cand[j]->name;
     }
     struct decision_env env = {.pricing = cfg->pricing,

@@ -48,7 +48,11 @@ struct sim_run {
     const struct sim_config *cfg;
     const struct sim_input *in;
     const struct sim_policy *policy;
-    struct node_view *view;
+    struct node_view *view; /* kube-scheduler's: every bind at once */
+    /* cost-extender's with --watch-lag N: a bind shows after N more
+     * (lag_ring, lag_head, lag_n); NULL: the same as view. */
+    struct node_view *lag_view;
+    size_t *lag_ring, lag_head, lag_n;
     struct ksched_usage *usage;
     uint8_t **static_codes; /* per constraint class: per node a ksched_refusal, or NULL */
     size_t next_start;
@@ -80,6 +84,11 @@ const struct sim_config *sim_run_config(const struct sim_run *r)
 struct node_view *sim_run_view(struct sim_run *r)
 {
     return r->view;
+}
+
+struct node_view *sim_run_extender_view(struct sim_run *r)
+{
+    return r->lag_view ? r->lag_view : r->view;
 }
 
 int64_t sim_run_now_ms(const struct sim_run *r)
@@ -352,17 +361,38 @@ static void record_reason(struct sim_run *r, size_t pi, char *text)
     res->reason_of[pi] = (int32_t)res->n_reasons++;
 }
 
-static void bind(struct sim_run *r, size_t pi, uint32_t node)
+/* Pod pi on node in view v: its requests counted, no longer pending. */
+static void count_bound(const struct sim_run *r, struct node_view *v, size_t pi, uint32_t node)
 {
     const struct pod_info *pod = &r->in->pods[pi].info;
-    struct node_facts *nf = &r->view->nodes[node];
+    struct node_facts *nf = &v->nodes[node];
     resources_add(&nf->requested, &pod->requests);
     if (!r->in->pods[pi].daemon) {
         struct pod_info counted = *pod;
         counted.daemon = false; /* as run_init counted it */
         nf->workload_pods++;
-        node_view_pending_add(r->view, &counted, -1);
+        node_view_pending_add(v, &counted, -1);
     }
+}
+
+/* The lagged view learns of pi's bind; of the one N binds ago, that is. */
+static void lag_bind(struct sim_run *r, size_t pi)
+{
+    size_t cap = r->cfg->watch_lag;
+    if (r->lag_n == cap) {
+        size_t old = r->lag_ring[r->lag_head];
+        count_bound(r, r->lag_view, old, (uint32_t)r->res->placement[old]);
+        r->lag_head = (r->lag_head + 1) % cap;
+        r->lag_n--;
+    }
+    r->lag_ring[(r->lag_head + r->lag_n) % cap] = pi;
+    r->lag_n++;
+}
+
+static void bind(struct sim_run *r, size_t pi, uint32_t node)
+{
+    const struct pod_info *pod = &r->in->pods[pi].info;
+    count_bound(r, r->view, pi, node);
     struct ksched_usage *u = &r->usage[node];
     u->cpu_milli += pod->requests.cpu_milli;
     u->memory += pod->requests.memory;
@@ -370,6 +400,8 @@ static void bind(struct sim_run *r, size_t pi, uint32_t node)
     u->nonzero_memory += pod->score_requests.memory;
     r->res->placement[pi] = (int32_t)node;
     r->res->reason_of[pi] = -1;
+    if (r->lag_view)
+        lag_bind(r, pi);
     if (r->policy->bound)
         r->policy->bound(r, pi, node);
 }
@@ -465,6 +497,9 @@ static void run_free(struct sim_run *r)
     strmap_free(&r->reason_index);
     if (r->view)
         snapshot_release(&r->view->snap);
+    if (r->lag_view)
+        snapshot_release(&r->lag_view->snap);
+    free(r->lag_ring);
 }
 
 static bool run_init(struct sim_run *r, const struct sim_config *cfg, const struct sim_input *in,
@@ -508,6 +543,24 @@ static bool run_init(struct sim_run *r, const struct sim_config *cfg, const stru
             snprintf(err, errlen, "out of memory");
             return false;
         }
+    }
+    /* The extender's view with a watch that trails kube-scheduler's binds
+     * (names-only without the bind verb): a copy, told of each bind late. */
+    if (cfg->watch_lag > 0 && policy->extend) {
+        r->lag_view = empty_view(in, err, errlen);
+        r->lag_ring = malloc(cfg->watch_lag * sizeof(*r->lag_ring));
+        if (!r->lag_view || !r->lag_ring) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
+        size_t n = r->view->n_pending;
+        if (n && !(r->lag_view->pending = malloc(n * sizeof(*r->view->pending)))) {
+            snprintf(err, errlen, "out of memory");
+            return false;
+        }
+        if (n)
+            memcpy(r->lag_view->pending, r->view->pending, n * sizeof(*r->view->pending));
+        r->lag_view->n_pending = r->lag_view->cap_pending = n;
     }
     return true;
 }

@@ -66,6 +66,10 @@ struct sim_config {
     const struct queue_config *queues; /* NULL: gangs without queue limits */
     struct ksched_profile profile;
     int weight; /* the extender's weight in the scheduler config (deploy/: 5) */
+    /* The extender's view of binds trails kube-scheduler's by this many
+     * pods (a names-only watch without the bind verb); 0: at once, as with
+     * the bind verb's assumed placements. */
+    size_t watch_lag;
     /* Called every few thousand pods (and at the end of a run). */
     void (*progress)(void *ctx, const char *policy, size_t done, size_t total);
     void *progress_ctx;
@@ -172,6 +176,10 @@ const struct sim_config *sim_run_config(const struct sim_run *run);
 /* The run's node view: node i of the input is view->nodes[i], with the
  * requests of the pods placed so far. */
 struct node_view *sim_run_view(struct sim_run *run);
+/* The nodes as cost-extender's watch shows them (sim_config.watch_lag
+ * binds behind sim_run_view); what the cost policy scores on. The gang
+ * engine places on sim_run_view. */
+struct node_view *sim_run_extender_view(struct sim_run *run);
 /* The simulated clock: the creation time of the pod being placed. */
 int64_t sim_run_now_ms(const struct sim_run *run);
 void *sim_run_state(struct sim_run *run);

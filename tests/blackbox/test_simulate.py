@@ -271,6 +271,37 @@ def test_weight_and_policy_flags(tmp_path):
     assert policy(doc, "cost")["weight"] == 1
 
 
+def test_watch_lag_hides_the_last_binds_from_the_cost_policy(tmp_path):
+    # Two empty m5.large (1930m, 6903Mi) and two 500m/3Gi pods, LeastAllocated
+    # at weight 5. At once: the second pod sees the first's node occupied
+    # (its share, $0.0427 x packing 0.89 = $0.038: 10) and the other empty
+    # ($0.096 for it alone: 4), 300 points against LeastAllocated's few:
+    # one node. One bind late, both look empty (a tie), LeastAllocated
+    # spreads: two nodes.
+    def node(name):
+        return {"kind": "Node", "metadata": {"name": name, "labels": {
+            "node.kubernetes.io/instance-type": "m5.large",
+            "karpenter.sh/capacity-type": "on-demand",
+            "topology.kubernetes.io/region": "us-east-1"}},
+            "status": {"allocatable": {"cpu": "1930m", "memory": "6903Mi", "pods": "29"}}}
+
+    def pod(name):
+        return {"kind": "Pod", "metadata": {"name": name, "namespace": "default"},
+                "spec": {"containers": [{"name": "c", "resources": {
+                    "requests": {"cpu": "500m", "memory": "3Gi"}}}]}}
+    (tmp_path / "nodes.json").write_text(json.dumps({"kind": "List",
+                                                      "items": [node("a"), node("b")]}))
+    (tmp_path / "pods.json").write_text(json.dumps({"kind": "List",
+                                                     "items": [pod("p1"), pod("p2")]}))
+    base = ["--nodes", tmp_path / "nodes.json", "--pods", tmp_path / "pods.json", "--pricing",
+            PRICING, "--policy", "cost", "-o", "json", "--quiet"]
+    occupied = {}
+    for lag in ("0", "1"):
+        doc = json.loads(simulate(*base, "--watch-lag", lag).stdout)
+        occupied[lag] = policy(doc, "cost")["occupiedNodes"]
+    assert occupied == {"0": 1, "1": 2}
+
+
 def test_snapshot_is_what_the_script_generates(tmp_path):
     subprocess.run([sys.executable, str(EXAMPLE / "generate.py"), "--out", str(tmp_path)],
                    check=True, capture_output=True)
@@ -322,6 +353,8 @@ def test_bad_input_names_file_and_object(tmp_path, nodes, pods, words):
     (["--nodes", "n.json", "-o", "pdf"], "want table, json or html"),
     (["--nodes", "n.json", "--percentage-of-nodes-to-score", "101"], "0 to 100"),
     (["--nodes", "n.json", "--packing-weight", "2"], "packing-weight"),
+    (["--nodes", "n.json", "--watch-lag", "-1"], "--watch-lag: want 0 to 100000"),
+    (["--nodes", "n.json", "--watch-lag", "x"], "--watch-lag: want 0 to 100000"),
 ])
 def test_flag_errors(args, words):
     proc = simulate(*args, check=False)
@@ -332,7 +365,7 @@ def test_flag_errors(args, words):
 def test_help_documents_every_flag():
     out = simulate("--help").stdout
     for flag in ("--nodes", "--pods", "--kubeconfig", "--policy", "--weight", "--scoring",
-                 "--percentage-of-nodes-to-score", "--output", "--out", "--quiet", "--pricing",
+                 "--percentage-of-nodes-to-score", "--watch-lag", "--output", "--out", "--quiet", "--pricing",
                  "--queues", "--config"):
         assert flag in out, flag
     assert "examples/snapshot/nodes.json" in out
