@@ -211,6 +211,18 @@ int main(int argc, char **argv)
     }
     struct cluster *cluster = NULL;
     if (src == STARTUP_SOURCE_CLUSTER) {
+        /* Who we are in the leader election: the pod's name (POD_NAME from
+         * the downward API), else host and process, as client-go's
+         * examples do; unique per replica either way. */
+        char identity[300];
+        const char *pod_name = getenv("POD_NAME");
+        char host[256] = "";
+        if (gethostname(host, sizeof(host) - 1) != 0)
+            snprintf(host, sizeof(host), "cost-extender");
+        if (pod_name && pod_name[0])
+            snprintf(identity, sizeof(identity), "%.250s", pod_name);
+        else
+            snprintf(identity, sizeof(identity), "%.250s_%ld", host, (long)getpid());
         /* Gangs need to know every member pod: only with the watch. */
         app.gangs = gang_engine_new();
         if (!app.gangs)
@@ -228,6 +240,13 @@ int main(int argc, char **argv)
         copts.cost_interval_ms = cfg.cost_metrics_interval_ms;
         copts.metrics_max_namespaces = cfg.metrics_max_namespaces;
         copts.metrics_max_instance_types = cfg.metrics_max_instance_types;
+        copts.leader_elect = cfg.leader_elect;
+        copts.leader_namespace = cfg.leader_namespace;
+        copts.leader_name = cfg.leader_name;
+        copts.leader_identity = identity;
+        copts.lease_ms = cfg.lease_duration_ms;
+        copts.renew_deadline_ms = cfg.renew_deadline_ms;
+        copts.retry_ms = cfg.retry_period_ms;
         struct cluster_hooks hooks = {.nodes = &app.nodes,
                                       .gangs = app.gangs,
                                       .costs = &app.costs,

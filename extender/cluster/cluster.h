@@ -31,6 +31,11 @@ struct cluster_options {
      * the most namespaces (and queues) and instance types named. */
     int cost_interval_ms;
     size_t metrics_max_namespaces, metrics_max_instance_types;
+    /* Leader election for gang admission (leader.h); needs hooks.gangs.
+     * The strings are kept by pointer and must outlive the cluster. */
+    bool leader_elect;
+    const char *leader_namespace, *leader_name, *leader_identity;
+    int64_t lease_ms, renew_deadline_ms, retry_ms;
 };
 
 void cluster_options_defaults(struct cluster_options *o);

@@ -384,17 +384,24 @@ bool kube_stream(struct kube_conn *k, const char *path, long stall_s, kube_strea
     return perform(k, path, &t, 0);
 }
 
-bool kube_patch(struct kube_conn *k, const char *path, const char *content_type,
-                const char *body, size_t len, long timeout_s, atomic_bool *stop,
-                struct kube_response *out)
+bool kube_send(struct kube_conn *k, const char *method, const char *path,
+               const char *content_type, const char *body, size_t len, long timeout_s,
+               atomic_bool *stop, struct kube_response *out)
 {
     struct transfer t = {.k = k,
                          .out = out,
                          .max_bytes = 1 << 20,
                          .stop = stop,
-                         .method = "PATCH",
+                         .method = method,
                          .content_type = content_type,
                          .body = body,
                          .body_len = len};
     return perform(k, path, &t, timeout_s);
+}
+
+bool kube_patch(struct kube_conn *k, const char *path, const char *content_type,
+                const char *body, size_t len, long timeout_s, atomic_bool *stop,
+                struct kube_response *out)
+{
+    return kube_send(k, "PATCH", path, content_type, body, len, timeout_s, stop, out);
 }

@@ -457,6 +457,15 @@ static bool plan_late_member(struct gang_engine *e, const struct gang_env *env, 
     return true;
 }
 
+static void follower_reason(const struct gang_engine *e, const struct gang *g,
+                            struct gang_decision *out)
+{
+    snprintf(out->reason, sizeof(out->reason),
+             "gang %.120s: admission is decided by the leader replica (%.100s); waiting for its "
+             "record",
+             g->key, e->leader[0] ? e->leader : "none yet");
+}
+
 /* gang_engine_decide's work, the engine locked. Without commit (explain)
  * nothing changes: no timeout runs, nothing is admitted, planned, held or
  * recorded; out says what a filter call would answer now, and *would_admit
@@ -484,12 +493,17 @@ static void decide_locked(struct gang_engine *e, const struct gang_env *env,
                  out->gang, g ? g->n_members : 0, min_member);
         return;
     }
+    /* A follower (leader election, gang_role.c) admits and plans nothing:
+     * it repeats what the leader recorded, and refuses the rest. */
+    bool leads = !commit || gang_leads_locked(e, env->now_ms);
     if (g->admitted) {
         char late[256] = "";
         const char *node = gang_plan_node(g, p);
-        if (!node && !p->node &&
-            plan_late_member(e, env, g, p, commit, late, sizeof(late), out->reason,
-                             sizeof(out->reason)))
+        if (!node && !p->node && !leads)
+            follower_reason(e, g, out);
+        else if (!node && !p->node &&
+                 plan_late_member(e, env, g, p, commit, late, sizeof(late), out->reason,
+                                  sizeof(out->reason)))
             node = commit ? gang_plan_node(g, p) : late;
         if (node || p->node) {
             out->verdict = GANG_ADMITTED;
@@ -513,6 +527,10 @@ static void decide_locked(struct gang_engine *e, const struct gang_env *env,
         snprintf(out->reason, sizeof(out->reason),
                  "gang %s backing off after an admission timeout, retry in %llds", g->key,
                  (long long)((g->backoff_until_ms - env->now_ms + 999) / 1000));
+        return;
+    }
+    if (!leads) {
+        follower_reason(e, g, out);
         return;
     }
     if (!try_admit(e, env, g, commit, p, out->node, sizeof(out->node), out->reason,

@@ -61,6 +61,10 @@ struct config {
     int list_page_size;
     int relist_interval_s; /* 0: no periodic relist */
     bool watch_list;       /* stream the initial state where the server can */
+    /* leader election for gang admission (cluster/leader.h) */
+    bool leader_elect;
+    int lease_duration_ms, renew_deadline_ms, retry_period_ms;
+    char *leader_namespace, *leader_name;
     /* cost gauges (cluster connection only) */
     int cost_metrics_interval_ms;
     size_t metrics_max_namespaces, metrics_max_instance_types;
