@@ -376,6 +376,8 @@ static void record_ended(void *ctx, const struct gang_record *r, enum record_end
     switch (how) {
     case RECORD_WRITTEN:
         metrics_gang_record(GREC_WRITTEN);
+        if (w && r->node)
+            gang_engine_record_written(w->c->hooks.gangs, r->pod, r->node, r->admitted_ms);
         break;
     case RECORD_POD_GONE:
         log_kv(LOG_INFO, "pod deleted before its gang admission record was written", "pod",

@@ -175,6 +175,10 @@ char **gang_engine_unbound_pods(struct gang_engine *e, size_t *n);
  * fenced the pod, or we stopped leading): its plan goes, and the gang's
  * admission with it when nothing of it is recorded or bound. */
 void gang_engine_record_refused(struct gang_engine *e, const char *pod);
+/* The record (node, admitted_ms) is on pod now (the writer's PATCH
+ * succeeded): with leader election the member is steered from then on. */
+void gang_engine_record_written(struct gang_engine *e, const char *pod, const char *node,
+                                int64_t admitted_ms);
 
 /* Numbers for tests and logs. */
 struct gang_stats {

@@ -466,6 +466,28 @@ static void follower_reason(const struct gang_engine *e, const struct gang *g,
              g->key, e->leader[0] ? e->leader : "none yet");
 }
 
+/* With leader election, an unbound member is steered only once its plan
+ * is recorded in the API (written by us, or seen on the pod): what the
+ * scheduler is told must be what the next leader will find, or a member
+ * bound on an unrecorded plan would take room the next leader gives to
+ * another gang. True (out says why) when p must wait for that. The
+ * record's PATCH updates the pod, which sends it back to the scheduler's
+ * active queue, so the wait is about one API round trip. */
+static bool wait_for_record(const struct gang_engine *e, const struct gang *g,
+                            const struct tpod *p, const char *node, bool leads,
+                            struct gang_decision *out)
+{
+    if (!e->elect || (node && gang_plan_recorded(g, p, node)))
+        return false;
+    if (!leads)
+        follower_reason(e, g, out);
+    else if (node)
+        snprintf(out->reason, sizeof(out->reason),
+                 "gang %.120s admitted: recording this pod's plan (%.60s) in the API first",
+                 g->key, node);
+    return true; /* (no node: plan_late_member said why) */
+}
+
 /* gang_engine_decide's work, the engine locked. Without commit (explain)
  * nothing changes: no timeout runs, nothing is admitted, planned, held or
  * recorded; out says what a filter call would answer now, and *would_admit
@@ -499,12 +521,12 @@ static void decide_locked(struct gang_engine *e, const struct gang_env *env,
     if (g->admitted) {
         char late[256] = "";
         const char *node = gang_plan_node(g, p);
-        if (!node && !p->node && !leads)
-            follower_reason(e, g, out);
-        else if (!node && !p->node &&
-                 plan_late_member(e, env, g, p, commit, late, sizeof(late), out->reason,
-                                  sizeof(out->reason)))
+        if (!node && !p->node && leads &&
+            plan_late_member(e, env, g, p, commit, late, sizeof(late), out->reason,
+                             sizeof(out->reason)))
             node = commit ? gang_plan_node(g, p) : late;
+        if (commit && !p->node && wait_for_record(e, g, p, node, leads, out))
+            return;
         if (node || p->node) {
             out->verdict = GANG_ADMITTED;
             snprintf(out->node, sizeof(out->node), "%s", node ? node : p->node);
@@ -543,6 +565,8 @@ static void decide_locked(struct gang_engine *e, const struct gang_env *env,
         return;
     }
     const char *node = gang_plan_node(g, p);
+    if (!p->node && wait_for_record(e, g, p, node, leads, out))
+        return;
     out->verdict = GANG_ADMITTED;
     snprintf(out->node, sizeof(out->node), "%s", node ? node : (p->node ? p->node : ""));
 }

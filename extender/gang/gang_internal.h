@@ -154,6 +154,9 @@ void gang_adopt_record(struct gang_engine *e, struct gang *g, struct tpod *p);
 /* gang_role.c */
 /* Whether this engine decides admissions at now_ms (monotonic). */
 bool gang_leads_locked(const struct gang_engine *e, int64_t now_ms);
+/* Whether p's admission record (as last seen on the pod, or as we wrote
+ * it) is g's current plan for it, on node. */
+bool gang_plan_recorded(const struct gang *g, const struct tpod *p, const char *node);
 
 /* gang_held.c */
 void gang_held_clear(struct gang_engine *e);

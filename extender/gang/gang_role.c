@@ -33,11 +33,14 @@ static bool has_bound(const struct gang *g)
     return false;
 }
 
-/* Whether p's record on the pod (as the watch showed it) is g's plan for it. */
+bool gang_plan_recorded(const struct gang *g, const struct tpod *p, const char *node)
+{
+    return p->rec_node && p->rec_ms == g->record_ms && !strcmp(p->rec_node, node);
+}
+
 static bool plan_recorded(const struct gang *g, const struct plan_entry *pe)
 {
-    const struct tpod *p = pe->pod;
-    return p->rec_node && p->rec_ms == g->record_ms && !strcmp(p->rec_node, pe->node);
+    return gang_plan_recorded(g, pe->pod, pe->node);
 }
 
 /* Un-admits g without a timeout or backoff: its admission was never ours
@@ -143,5 +146,22 @@ void gang_engine_record_refused(struct gang_engine *e, const char *pod)
     if (p && p->g)
         keep_recorded(e, p->g, "its admission record was refused (another replica leads)");
     gang_held_publish(e);
+    pthread_mutex_unlock(&e->mu);
+}
+
+void gang_engine_record_written(struct gang_engine *e, const char *pod, const char *node,
+                                int64_t admitted_ms)
+{
+    pthread_mutex_lock(&e->mu);
+    struct tpod *p = strmap_get(&e->pods, pod, strlen(pod));
+    char *copy = strdup(node);
+    if (p && copy) {
+        /* As the watch will show it: the member may be steered now. */
+        free(p->rec_node);
+        p->rec_node = copy;
+        p->rec_ms = admitted_ms;
+        copy = NULL;
+    }
+    free(copy);
     pthread_mutex_unlock(&e->mu);
 }
