@@ -107,9 +107,11 @@ char *leader_lease_body(const char *ns, const char *name, const char *me, int du
     leader_format_micro(wall_ms, now, sizeof(now));
     bool exists = obs && obs->exists && act != LEADER_CREATE;
     long transitions = exists ? obs->transitions : 0;
-    /* A new holder is one more transition (client-go counts a change of
-     * holderIdentity; taking a free Lease nobody held is not one). */
-    if (exists && act == LEADER_ACQUIRE && obs->holder[0])
+    /* A new holder is one more transition, as client-go counts it (any
+     * holderIdentity other than ours, a released "" included): the count is
+     * the epoch that fences a deposed leader's writes, so two holders
+     * never share one. */
+    if (exists && act == LEADER_ACQUIRE && strcmp(obs->holder, me) != 0)
         transitions++;
     cJSON *root = cJSON_CreateObject();
     cJSON *meta = cJSON_CreateObject();
