@@ -45,6 +45,8 @@ struct cluster {
      * leaseTransitions when we took it), which fences our writes. */
     struct leader *leader;
     atomic_long epoch;
+    int64_t fencing_since_ms; /* election thread: when fencing first failed; 0: not failing */
+    char identity[300];       /* ours in the election */
 };
 
 void cluster_options_defaults(struct cluster_options *o)
@@ -493,7 +495,7 @@ static bool leader_gaining(void *ctx, long epoch)
     struct kube_conn *k = kube_conn_new(&c->client);
     size_t n = 0;
     char **pods = gang_engine_unbound_pods(c->hooks.gangs, &n);
-    bool ok = k && pods;
+    bool ok = k && pods, have_memory = ok;
     size_t fenced = 0;
     for (size_t i = 0; ok && i < n && !atomic_load(&c->stop); i++) {
         struct kube_response resp;
@@ -514,7 +516,22 @@ static bool leader_gaining(void *ctx, long epoch)
         free(pods[i]);
     free(pods);
     kube_conn_free(k);
+    /* A pod that cannot be fenced (a webhook refusing every PATCH, say)
+     * must not keep every replica from leading. A write the old leader
+     * sent before its renew deadline cannot still be on its way after the
+     * API server's request timeout (60 s), nor after twice the lease. */
+    int64_t now = clock_mono_ms();
+    int64_t patience = 2 * c->opts.lease_ms > 60000 ? 2 * c->opts.lease_ms : 60000;
+    if (!ok && !atomic_load(&c->stop) && have_memory) {
+        if (!c->fencing_since_ms)
+            c->fencing_since_ms = now;
+        else if (now - c->fencing_since_ms > patience) {
+            log_kv(LOG_WARN, "leading although some gang pods could not be fenced", NULL);
+            ok = true;
+        }
+    }
     if (ok) {
+        c->fencing_since_ms = 0;
         char nf[24], ep[24];
         snprintf(nf, sizeof(nf), "%zu", fenced);
         snprintf(ep, sizeof(ep), "%ld", epoch);
@@ -529,6 +546,8 @@ static void leader_state(void *ctx, bool leading, int64_t until_ms, long epoch,
 {
     struct cluster *c = ctx;
     (void)epoch;
+    if (strcmp(holder, c->identity) != 0)
+        c->fencing_since_ms = 0; /* not ours: fencing starts afresh when it is */
     gang_engine_set_leadership(c->hooks.gangs, leading, until_ms, holder);
 }
 
@@ -599,10 +618,11 @@ struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_aut
     }
     if (opts->leader_elect && hooks->gangs) {
         atomic_store(&c->epoch, -1);
+        snprintf(c->identity, sizeof(c->identity), "%s", opts->leader_identity);
         gang_engine_set_elected(hooks->gangs);
         struct leader_options lo = {.namespace_ = opts->leader_namespace,
                                     .name = opts->leader_name,
-                                    .identity = opts->leader_identity,
+                                    .identity = c->identity,
                                     .lease_ms = opts->lease_ms,
                                     .renew_deadline_ms = opts->renew_deadline_ms,
                                     .retry_ms = opts->retry_ms};

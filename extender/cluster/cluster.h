@@ -32,7 +32,7 @@ struct cluster_options {
     int cost_interval_ms;
     size_t metrics_max_namespaces, metrics_max_instance_types;
     /* Leader election for gang admission (leader.h); needs hooks.gangs.
-     * The strings are kept by pointer and must outlive the cluster. */
+     * The strings are copied by cluster_start. */
     bool leader_elect;
     const char *leader_namespace, *leader_name, *leader_identity;
     int64_t lease_ms, renew_deadline_ms, retry_ms;

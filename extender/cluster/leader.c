@@ -25,8 +25,8 @@
 #include <string.h>
 #include <time.h>
 
-enum leader_action leader_decide(const struct leader_observed *obs, const char *me,
-                                 int64_t now_ms, int64_t fallback_duration_ms)
+enum leader_action leader_decide(const struct leader_observed *obs, const char *me, int64_t now_ms,
+                                 int64_t fallback_duration_ms)
 {
     if (!obs->exists)
         return LEADER_CREATE;
@@ -100,8 +100,7 @@ void leader_format_micro(int64_t wall_ms, char *out, size_t n)
 }
 
 char *leader_lease_body(const char *ns, const char *name, const char *me, int duration_s,
-                        const struct leader_observed *obs, enum leader_action act,
-                        int64_t wall_ms)
+                        const struct leader_observed *obs, enum leader_action act, int64_t wall_ms)
 {
     char now[40];
     leader_format_micro(wall_ms, now, sizeof(now));
@@ -223,8 +222,8 @@ static bool read_lease(struct leader *l)
 /* Takes or renews the Lease as act says; true when it is ours now. */
 static bool write_lease(struct leader *l, enum leader_action act, const char *holder)
 {
-    char *body = leader_lease_body(l->ns, l->name, holder, (int)(l->o.lease_ms / 1000),
-                                   &l->obs, act, clock_wall_ms());
+    char *body = leader_lease_body(l->ns, l->name, holder, (int)(l->o.lease_ms / 1000), &l->obs,
+                                   act, clock_wall_ms());
     struct buf path;
     buf_init(&path, 160);
     lease_path(l, &path, act == LEADER_CREATE);
@@ -266,8 +265,8 @@ static void set_leading(struct leader *l, bool leading, const char *why)
         log_kv(LOG_INFO, "became the leader: gang admission is decided here", "identity", l->me,
                "lease", l->name, "epoch", epoch, NULL);
     else
-        log_kv(LOG_WARN, "stopped leading: gang admission is left to the leader", "identity",
-               l->me, "why", why, NULL);
+        log_kv(LOG_WARN, "stopped leading: gang admission is left to the leader", "identity", l->me,
+               "why", why, NULL);
 }
 
 /* One round of the election. */
@@ -291,8 +290,7 @@ static void round_once(struct leader *l)
     int64_t until = l->renewed_ms + l->o.renew_deadline_ms;
     /* gaining may take its time (fencing, rebuilding state); the deadline
      * still runs from before the renew. */
-    if (gained && (!l->h.gaining || l->h.gaining(l->h.ctx, l->epoch)) &&
-        clock_mono_ms() < until)
+    if (gained && (!l->h.gaining || l->h.gaining(l->h.ctx, l->epoch)) && clock_mono_ms() < until)
         set_leading(l, true, "");
     if (l->h.state)
         l->h.state(l->h.ctx, l->leading, until, l->epoch, l->obs.exists ? l->obs.holder : "");

@@ -53,21 +53,19 @@ enum leader_action {
 
 /* What a candidate named me does with the Lease at now_ms (monotonic).
  * fallback_duration_ms: used when the Lease names no duration. */
-enum leader_action leader_decide(const struct leader_observed *obs, const char *me,
-                                 int64_t now_ms, int64_t fallback_duration_ms);
+enum leader_action leader_decide(const struct leader_observed *obs, const char *me, int64_t now_ms,
+                                 int64_t fallback_duration_ms);
 
 /* Parses a Lease object (JSON) into out, keeping out->observed_ms if the
  * resourceVersion did not change and setting it to now_ms if it did.
  * False when the text is not a Lease. */
-bool leader_parse_lease(const char *json, size_t len, int64_t now_ms,
-                        struct leader_observed *out);
+bool leader_parse_lease(const char *json, size_t len, int64_t now_ms, struct leader_observed *out);
 
 /* The Lease body a candidate PUTs (with obs->rv) or POSTs (obs NULL or not
  * existing) to take or keep the lease; wall_ms is now. Returns a malloc'd
  * NUL-terminated string (NULL: out of memory). */
 char *leader_lease_body(const char *ns, const char *name, const char *me, int duration_s,
-                        const struct leader_observed *obs, enum leader_action act,
-                        int64_t wall_ms);
+                        const struct leader_observed *obs, enum leader_action act, int64_t wall_ms);
 
 /* RFC 3339 with microseconds in UTC, as metav1.MicroTime is written. */
 void leader_format_micro(int64_t wall_ms, char *out, size_t n);

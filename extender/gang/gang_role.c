@@ -69,8 +69,10 @@ static void keep_recorded(struct gang_engine *e, struct gang *g, const char *why
             i++;
             continue;
         }
-        free(g->plan[i].node);
+        char *node = g->plan[i].node;
         g->plan[i] = g->plan[--g->n_plan];
+        g->plan[g->n_plan].node = NULL; /* the slot let go (i itself when last) */
+        free(node);
         e->held_dirty = true;
     }
     if (!g->n_plan && !has_bound(g))
@@ -110,8 +112,7 @@ void gang_engine_set_leadership(struct gang_engine *e, bool leading, int64_t unt
     e->lead_until_ms = until_ms;
     snprintf(e->leader, sizeof(e->leader), "%s", holder && holder[0] ? holder : "none yet");
     if (was != leading)
-        role_reset(e, leading ? "this replica became the leader"
-                              : "this replica stopped leading");
+        role_reset(e, leading ? "this replica became the leader" : "this replica stopped leading");
     gang_held_publish(e);
     pthread_mutex_unlock(&e->mu);
 }

@@ -62,7 +62,8 @@ static void test_parse_keeps_observed_time_while_unchanged(void **state)
     assert_true(leader_parse_lease(v1, strlen(v1), 9000, &o));
     assert_int_equal(o.observed_ms, 100);
     assert_int_equal(leader_decide(&o, "a", 15100, 15000), LEADER_ACQUIRE);
-    const char *v2 = "{\"metadata\":{\"resourceVersion\":\"6\"},\"spec\":{\"holderIdentity\":\"b\"}}";
+    const char *v2 =
+        "{\"metadata\":{\"resourceVersion\":\"6\"},\"spec\":{\"holderIdentity\":\"b\"}}";
     assert_true(leader_parse_lease(v2, strlen(v2), 9000, &o));
     assert_int_equal(o.observed_ms, 9000);
     assert_int_equal(leader_decide(&o, "a", 15100, 15000), LEADER_WAIT);
@@ -72,7 +73,11 @@ static void test_parse_refuses_hostile_text(void **state)
 {
     (void)state;
     struct leader_observed o = held_by("b", 15, 100);
-    const char *bad[] = {"", "{", "[]", "{\"metadata\":{}}", "{\"kind\":\"Pod\",\"metadata\":{\"resourceVersion\":\"1\"}}",
+    const char *bad[] = {"",
+                         "{",
+                         "[]",
+                         "{\"metadata\":{}}",
+                         "{\"kind\":\"Pod\",\"metadata\":{\"resourceVersion\":\"1\"}}",
                          "{\"metadata\":{\"resourceVersion\":5}}",
                          "{\"metadata\":{\"resourceVersion\":\"1\"},\"spec\":7}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
