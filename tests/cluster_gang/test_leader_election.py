@@ -197,3 +197,28 @@ def test_paused_leader_cannot_over_commit(api, start_gang_extender):
     assert_waiting(old, api, alpha[1], FOLLOWER)
     assert_waiting(new, api, alpha[1],
                    "queue ml-training: nvidia.com/gpu 6/8 in use, gang needs 6")
+
+
+def test_leader_shutting_down_hands_over_at_once(api, start_gang_extender):
+    """SIGTERM: the leader gives the Lease up (holderIdentity ""), so the
+    other replica takes over well before the lease would have expired, as
+    one more transition (a new epoch); meanwhile it served a pod outside any
+    gang like the leader does."""
+    add_gpu_nodes(api)
+    leader, follower = start_pair(start_gang_extender)
+    api.add_pod(api.make_pod("web", "plain-0", node_name=None, phase="Pending", cpu="1",
+                             memory="1Gi", owner=None))
+    time.sleep(0.5)
+    assert filter_pod(follower, api, "plain-0", ns="web")[0] == \
+        filter_pod(leader, api, "plain-0", ns="web")[0] != []
+    before = api.get_lease(LEASE_NS, LEASE)["spec"]["leaseTransitions"]
+    leader.check_clean_exit()
+    assert api.get_lease(LEASE_NS, LEASE)["spec"]["holderIdentity"] == ""  # released on exit
+    t = time.monotonic()
+    poll(lambda: leading(follower), timeout=10, interval=0.05, what="the follower leads")
+    # A released Lease is taken at the next retry (0.3 s), not after the
+    # lease duration (2 s).
+    assert time.monotonic() - t < 1.5, time.monotonic() - t
+    lease = api.get_lease(LEASE_NS, LEASE)["spec"]
+    assert lease["leaseTransitions"] == before + 1
+    assert lease["holderIdentity"] == identity(follower)
