@@ -196,8 +196,7 @@ static const struct setting SETTINGS[] = {
      "only when the watch says its version is gone.",
      NULL},
 
-    {"Leader election (two replicas, one gang admission decision-maker; README.md, \"Two "
-     "replicas\")",
+    {"Leader election (one replica decides gang admission; README.md \"Two replicas\")",
      "leader-elect", "leaderElection.enabled", "BOOL", SETTING_BOOL, AT(leader_elect), 0, 0,
      "true or false",
      "Decide gang admission only while holding a coordination.k8s.io/v1 Lease; the other "
