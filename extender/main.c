@@ -217,8 +217,17 @@ int main(int argc, char **argv)
     if (src == STARTUP_SOURCE_CLUSTER) {
         app.find_pod = find_pod;
         app.bind = bind_pod;
-        /* Gangs bound whole; without memory for it, member by member. */
-        app.bind_barrier = bind_barrier_new();
+        /* Gangs bound whole; without memory for it, member by member. Not
+         * with two replicas: a gang's binds reach either one (the Service
+         * balances kube-scheduler's connections), so no replica would see
+         * every member's; they bind member by member there. */
+        if (!cfg.leader_elect)
+            app.bind_barrier = bind_barrier_new();
+        else
+            log_kv(LOG_INFO,
+                   "with leader election, gang members are bound one by one (binds held "
+                   "until a gang's last member need every bind at one replica)",
+                   NULL);
     }
     char err[512];
     struct http_server *srv = http_start(&app, tls, err, sizeof(err));
@@ -232,6 +241,18 @@ int main(int argc, char **argv)
     }
     struct cluster *cluster = NULL;
     if (src == STARTUP_SOURCE_CLUSTER) {
+        /* Who we are in the leader election: the pod's name (POD_NAME from
+         * the downward API), else host and process, as client-go's
+         * examples do; unique per replica either way. */
+        char identity[300];
+        const char *pod_name = getenv("POD_NAME");
+        char host[256] = "";
+        if (gethostname(host, sizeof(host) - 1) != 0)
+            snprintf(host, sizeof(host), "cost-extender");
+        if (pod_name && pod_name[0])
+            snprintf(identity, sizeof(identity), "%.250s", pod_name);
+        else
+            snprintf(identity, sizeof(identity), "%.250s_%ld", host, (long)getpid());
         /* Gangs need to know every member pod: only with the watch. */
         app.gangs = gang_engine_new();
         if (!app.gangs)
@@ -251,6 +272,13 @@ int main(int argc, char **argv)
         copts.metrics_max_instance_types = cfg.metrics_max_instance_types;
         copts.bind_timeout_s = cfg.bind_timeout_s;
         copts.assume_ttl_ms = cfg.assume_ttl_ms;
+        copts.leader_elect = cfg.leader_elect;
+        copts.leader_namespace = cfg.leader_namespace;
+        copts.leader_name = cfg.leader_name;
+        copts.leader_identity = identity;
+        copts.lease_ms = cfg.lease_duration_ms;
+        copts.renew_deadline_ms = cfg.renew_deadline_ms;
+        copts.retry_ms = cfg.retry_period_ms;
         struct cluster_hooks hooks = {.nodes = &app.nodes,
                                       .gangs = app.gangs,
                                       .costs = &app.costs,

@@ -111,6 +111,8 @@ static struct {
     atomic_uint_fast64_t cl_generation;
     atomic_uint_fast64_t cl_build_ns;
     atomic_uint_fast64_t gang_records[GREC_COUNT];
+    atomic_bool leader_enabled;
+    atomic_uint_fast64_t leader, leader_transitions;
     atomic_uint_fast64_t oom[OOM_SITE_COUNT];
     atomic_uint_fast64_t binds[BIND_RESULT_COUNT];
     atomic_uint_fast64_t bind_hist[BIND_BUCKETS + 1];
@@ -262,6 +264,14 @@ void metrics_gang_record(enum gang_record_result r)
 {
     if (r >= 0 && r < GREC_COUNT)
         ADD(M.gang_records[r], 1);
+}
+
+void metrics_leader(bool leading, bool changed)
+{
+    atomic_store(&M.leader_enabled, true);
+    SET(M.leader, leading ? 1 : 0);
+    if (changed)
+        ADD(M.leader_transitions, 1);
 }
 
 void metrics_cluster_published(uint64_t generation, double build_seconds)
@@ -566,10 +576,12 @@ void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
              "Time the last node view took to build.");
         sample_double(b, "cost_extender_cluster_view_build_seconds", NULL,
                       (double)GET(M.cl_build_ns) / 1e9);
-        static const char *const grec[GREC_COUNT] = {"written", "retried", "failed", "pod_gone"};
+        static const char *const grec[GREC_COUNT] = {"written", "retried", "failed", "pod_gone",
+                                                     "fenced"};
         help(b, "cost_extender_gang_records_total", "counter",
              "Gang admission records PATCHed onto member pods, by result (retried: a "
-             "transient error, tried again; failed: given up; pod_gone: the pod was deleted).");
+             "transient error, tried again; failed: given up; pod_gone: the pod was deleted; fenced: not written, this "
+             "replica no longer leads or a newer leader has fenced the pod).");
         for (int r = 0; r < GREC_COUNT; r++) {
             snprintf(labels, sizeof(labels), "result=\"%s\"", grec[r]);
             sample_u64(b, "cost_extender_gang_records_total", labels, GET(M.gang_records[r]));
@@ -578,6 +590,15 @@ void metrics_render(struct buf *b, const struct metrics_filter_reasons *reasons)
 
     if (atomic_load(&M.cluster))
         render_binds(b);
+    if (atomic_load(&M.leader_enabled)) {
+        help(b, "cost_extender_leader", "gauge",
+             "1 while this replica leads (holds the leader election Lease and decides gang "
+             "admission), else 0.");
+        sample_u64(b, "cost_extender_leader", NULL, GET(M.leader));
+        help(b, "cost_extender_leader_transitions_total", "counter",
+             "Times this replica started or stopped leading.");
+        sample_u64(b, "cost_extender_leader_transitions_total", NULL, GET(M.leader_transitions));
+    }
 
     static const char *const oom_sites[OOM_SITE_COUNT] = {"http", "cluster_state",
                                                           "gang_records"};

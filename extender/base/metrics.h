@@ -112,8 +112,12 @@ void metrics_cluster_fresh(int kind);
 void metrics_cluster_published(uint64_t generation, double build_seconds);
 
 /* Gang admission records written on member pods (see gang.h). */
-enum gang_record_result { GREC_WRITTEN, GREC_RETRIED, GREC_FAILED, GREC_POD_GONE, GREC_COUNT };
+enum gang_record_result { GREC_WRITTEN, GREC_RETRIED, GREC_FAILED, GREC_POD_GONE, GREC_FENCED,
+                          GREC_COUNT };
 void metrics_gang_record(enum gang_record_result r);
+/* Leader election (cluster/leader.c): whether this replica leads, and one
+ * more change of that when changed (the first call turns the metrics on). */
+void metrics_leader(bool leading, bool changed);
 
 /* Binds (POST /bind, bindVerb): each call's result and how long it took,
  * from decoding the request to the answer (a gang member's includes the

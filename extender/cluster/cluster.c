@@ -14,7 +14,10 @@
 #include "../gang/gang.h"
 #include "cluster_bind.h"
 #include "cluster_cost.h"
+#include "leader.h"
 #include "record_queue.h"
+
+#include <cjson/cJSON.h>
 
 #include <pthread.h>
 #include <stdio.h>
@@ -44,6 +47,12 @@ struct cluster {
      * bind's own (publish can run on a request thread too). */
     struct bind_pool *binds;
     pthread_mutex_t publish_mu;
+    /* Leader election (NULL: off); the epoch we lead in (the Lease's
+     * leaseTransitions when we took it), which fences our writes. */
+    struct leader *leader;
+    atomic_long epoch;
+    int64_t fencing_since_ms; /* election thread: when fencing first failed; 0: not failing */
+    char identity[300];       /* ours in the election */
 };
 
 void cluster_options_defaults(struct cluster_options *o)
@@ -57,6 +66,13 @@ void cluster_options_defaults(struct cluster_options *o)
     o->metrics_max_instance_types = 100;
     o->bind_timeout_s = CLUSTER_DEFAULT_BIND_TIMEOUT_S;
     o->assume_ttl_ms = CLUSTER_DEFAULT_ASSUME_TTL_MS;
+    o->leader_elect = false;
+    o->leader_namespace = "cost-extender";
+    o->leader_name = "cost-extender";
+    o->leader_identity = "cost-extender";
+    o->lease_ms = LEADER_DEFAULT_LEASE_MS;
+    o->renew_deadline_ms = LEADER_DEFAULT_RENEW_DEADLINE_MS;
+    o->retry_ms = LEADER_DEFAULT_RETRY_MS;
 }
 
 static void gang_hook(void *ctx, const char *key, size_t key_len, const struct pod_info *pod)
@@ -171,6 +187,114 @@ static enum record_outcome record_outcome_of(struct cluster *c, long status)
     return REC_GIVE_UP; /* 403 (RBAC: pods patch), 422, ...: retrying will not help */
 }
 
+/* --- fenced writes (leader election) ------------------------------------------------ */
+
+/* A pod's resourceVersion, fence epoch and node, from a GET of it. */
+struct pod_fence {
+    char rv[64];
+    long epoch; /* GANG_ANNOTATION_EPOCH; -1: none (or not a number) */
+    bool bound;
+};
+
+static bool parse_pod_fence(const char *json, size_t len, struct pod_fence *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->epoch = -1;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "metadata");
+    const cJSON *rv = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion");
+    if (!cJSON_IsString(rv) || !rv->valuestring[0] || strlen(rv->valuestring) >= sizeof(out->rv)) {
+        cJSON_Delete(root);
+        return false;
+    }
+    snprintf(out->rv, sizeof(out->rv), "%s", rv->valuestring);
+    const cJSON *ann = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
+    const cJSON *ep = cJSON_GetObjectItemCaseSensitive(ann, GANG_ANNOTATION_EPOCH);
+    if (cJSON_IsString(ep)) {
+        char *end = NULL;
+        long v = strtol(ep->valuestring, &end, 10);
+        if (end && end != ep->valuestring && !*end && v >= 0)
+            out->epoch = v;
+    }
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(root, "spec");
+    const cJSON *node = cJSON_GetObjectItemCaseSensitive(spec, "nodeName");
+    out->bound = cJSON_IsString(node) && node->valuestring[0];
+    cJSON_Delete(root);
+    return true;
+}
+
+/* Writes, as the leader of epoch, a record (node set) or only the fence
+ * (node NULL: "a leader of this epoch has seen this pod") on pod. The
+ * PATCH carries the resourceVersion just read, so it lands only if nobody
+ * wrote the pod since we checked that no newer leader fenced it: a deposed
+ * leader's write (paused past its lease, say) gets 409 once the new leader
+ * has fenced the pod, and the next try finds the newer epoch and stops. */
+static enum record_outcome fenced_write(struct cluster *c, struct kube_conn *k, const char *pod,
+                                        const char *node, int64_t admitted_ms, long epoch,
+                                        struct kube_response *resp)
+{
+    const char *slash = strchr(pod, '/');
+    if (!slash)
+        return REC_GIVE_UP;
+    struct buf path, body;
+    buf_init(&path, 256);
+    buf_init(&body, 256);
+    buf_puts(&path, "/api/v1/namespaces/");
+    char ns[256];
+    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - pod), pod);
+    kube_query_escape(&path, ns);
+    buf_puts(&path, "/pods/");
+    kube_query_escape(&path, slash + 1);
+    enum record_outcome out = REC_RETRY;
+    struct pod_fence f;
+    if (buf_failed(&path)) {
+        snprintf(resp->error, sizeof(resp->error), "out of memory");
+    } else if (!kube_get(k, cstr(&path), 4 << 20, 30, &c->stop, resp)) {
+        metrics_cluster_api_error(0);
+    } else if (resp->status != 200) {
+        out = record_outcome_of(c, resp->status);
+        metrics_cluster_api_error(resp->status);
+    } else if (!parse_pod_fence(resp->body.data ? resp->body.data : "", resp->body.len, &f)) {
+        snprintf(resp->error, sizeof(resp->error), "the pod read back does not parse");
+    } else if (f.epoch > epoch) {
+        out = REC_FENCED;
+    } else if (!node && (f.epoch == epoch || f.bound)) {
+        out = REC_DONE; /* fenced already, or bound: no admission to keep out */
+    } else {
+        char ep[24];
+        snprintf(ep, sizeof(ep), "%ld", epoch);
+        buf_puts(&body, "{\"metadata\":{\"resourceVersion\":");
+        buf_json_string(&body, f.rv, strlen(f.rv));
+        buf_puts(&body, ",\"annotations\":{\"" GANG_ANNOTATION_EPOCH "\":");
+        buf_json_string(&body, ep, strlen(ep));
+        if (node) {
+            char when[40];
+            gang_format_time(admitted_ms, when, sizeof(when));
+            buf_puts(&body, ",\"" GANG_ANNOTATION_NODE "\":");
+            buf_json_string(&body, node, strlen(node));
+            buf_puts(&body, ",\"" GANG_ANNOTATION_ADMITTED_AT "\":");
+            buf_json_string(&body, when, strlen(when));
+        }
+        buf_puts(&body, "}}}");
+        kube_response_free(resp);
+        kube_response_init(resp);
+        if (buf_failed(&body)) {
+            snprintf(resp->error, sizeof(resp->error), "out of memory");
+        } else if (kube_patch(k, cstr(&path), "application/merge-patch+json", body.data, body.len,
+                              30, &c->stop, resp)) {
+            /* 409: written meanwhile; the next try reads it again. */
+            out = resp->status == 409 ? REC_RETRY : record_outcome_of(c, resp->status);
+            if (out != REC_DONE)
+                metrics_cluster_api_error(resp->status);
+        } else {
+            metrics_cluster_api_error(0);
+        }
+    }
+    buf_free(&path);
+    buf_free(&body);
+    return out;
+}
+
 struct record_writer {
     struct cluster *c;
     struct kube_conn *k;
@@ -182,6 +306,33 @@ static enum record_outcome write_record(void *arg, const struct gang_record *r, 
 {
     struct record_writer *w = arg;
     struct cluster *c = w->c;
+    if (c->leader) {
+        /* Ours to write only while we lead, and only where no newer leader
+         * has fenced the pod. */
+        struct kube_response resp;
+        kube_response_init(&resp);
+        enum record_outcome out =
+            gang_engine_leads(c->hooks.gangs, clock_mono_ms())
+                ? fenced_write(c, w->k, r->pod, r->node, r->admitted_ms, atomic_load(&c->epoch),
+                               &resp)
+                : REC_FENCED;
+        if (out == REC_RETRY) {
+            char status[24], left[24];
+            snprintf(status, sizeof(status), "%ld", resp.status);
+            snprintf(left, sizeof(left), "%d", RECORD_QUEUE_TRIES - 1 - tries);
+            log_kv(LOG_WARN, "cannot write gang admission record yet; will retry", "pod", r->pod,
+                   "node", r->node, "status", status, "tries_left", left, "error",
+                   resp.error[0] ? resp.error : (resp.body.len ? cstr(&resp.body) : ""), NULL);
+            metrics_gang_record(GREC_RETRIED);
+        } else if (out == REC_GIVE_UP) {
+            char status[24];
+            snprintf(status, sizeof(status), "%ld", resp.status);
+            log_kv(LOG_ERROR, "cannot write gang admission record", "pod", r->pod, "node",
+                   r->node, "status", status, NULL);
+        }
+        kube_response_free(&resp);
+        return out;
+    }
     const char *slash = strchr(r->pod, '/');
     if (!slash)
         return REC_GIVE_UP;
@@ -242,12 +393,14 @@ static enum record_outcome write_record(void *arg, const struct gang_record *r, 
  * dropped. */
 static void record_ended(void *ctx, const struct gang_record *r, enum record_end how, int tries)
 {
-    (void)ctx;
+    struct record_writer *w = ctx; /* NULL when a record is replaced */
     char n[16];
     snprintf(n, sizeof(n), "%d", tries);
     switch (how) {
     case RECORD_WRITTEN:
         metrics_gang_record(GREC_WRITTEN);
+        if (w && r->node)
+            gang_engine_record_written(w->c->hooks.gangs, r->pod, r->node, r->admitted_ms);
         break;
     case RECORD_POD_GONE:
         log_kv(LOG_INFO, "pod deleted before its gang admission record was written", "pod",
@@ -265,6 +418,15 @@ static void record_ended(void *ctx, const struct gang_record *r, enum record_end
         break;
     case RECORD_REPLACED:
         break; /* a newer admission's record goes instead */
+    case RECORD_FENCED:
+        log_kv(LOG_WARN,
+               "gang admission record not written: this replica does not lead (or a newer "
+               "leader fenced the pod); the admission is withdrawn here",
+               "pod", r->pod, "node", r->node, NULL);
+        metrics_gang_record(GREC_FENCED);
+        if (w)
+            gang_engine_record_refused(w->c->hooks.gangs, r->pod);
+        break;
     }
 }
 
@@ -331,6 +493,83 @@ static void *recorder_main(void *arg)
     gang_records_free(bl.r, bl.n); /* the ones queued were moved out */
     kube_conn_free(w.k);
     return NULL;
+}
+
+/* --- leader election ----------------------------------------------------------------- */
+
+/* We have just taken the Lease as epoch. Before admitting anything: the
+ * caches must be synced (what we admit against, and the records the old
+ * leader wrote, come from them), and every pod the old leader could still
+ * be writing a record on (the tracked unbound ones) gets our fence, so
+ * that such a write, already on its way, fails with 409 instead of
+ * over-committing a queue next to our admissions. False: not yet (the
+ * next round tries again, skipping pods already fenced). */
+static bool leader_gaining(void *ctx, long epoch)
+{
+    struct cluster *c = ctx;
+    atomic_store(&c->epoch, epoch);
+    if (!atomic_load(&c->synced[CLUSTER_NODES]) || !atomic_load(&c->synced[CLUSTER_PODS])) {
+        log_kv(LOG_INFO, "holding the Lease; waiting for the node and pod lists before leading",
+               NULL);
+        return false;
+    }
+    struct kube_conn *k = kube_conn_new(&c->client);
+    size_t n = 0;
+    char **pods = gang_engine_unbound_pods(c->hooks.gangs, &n);
+    bool ok = k && pods, have_memory = ok;
+    size_t fenced = 0;
+    for (size_t i = 0; ok && i < n && !atomic_load(&c->stop); i++) {
+        struct kube_response resp;
+        kube_response_init(&resp);
+        enum record_outcome o = fenced_write(c, k, pods[i], NULL, 0, epoch, &resp);
+        if (o == REC_DONE)
+            fenced++;
+        else if (o == REC_RETRY || o == REC_FENCED || o == REC_GIVE_UP) {
+            char status[24];
+            snprintf(status, sizeof(status), "%ld", resp.status);
+            log_kv(LOG_WARN, "cannot fence a gang pod before leading; trying again", "pod",
+                   pods[i], "status", status, "error", resp.error, NULL);
+            ok = false;
+        }
+        kube_response_free(&resp);
+    }
+    for (size_t i = 0; pods && i < n; i++)
+        free(pods[i]);
+    free(pods);
+    kube_conn_free(k);
+    /* A pod that cannot be fenced (a webhook refusing every PATCH, say)
+     * must not keep every replica from leading. A write the old leader
+     * sent before its renew deadline cannot still be on its way after the
+     * API server's request timeout (60 s), nor after twice the lease. */
+    int64_t now = clock_mono_ms();
+    int64_t patience = 2 * c->opts.lease_ms > 60000 ? 2 * c->opts.lease_ms : 60000;
+    if (!ok && !atomic_load(&c->stop) && have_memory) {
+        if (!c->fencing_since_ms)
+            c->fencing_since_ms = now;
+        else if (now - c->fencing_since_ms > patience) {
+            log_kv(LOG_WARN, "leading although some gang pods could not be fenced", NULL);
+            ok = true;
+        }
+    }
+    if (ok) {
+        c->fencing_since_ms = 0;
+        char nf[24], ep[24];
+        snprintf(nf, sizeof(nf), "%zu", fenced);
+        snprintf(ep, sizeof(ep), "%ld", epoch);
+        log_kv(LOG_INFO, "fenced the unbound gang pods for this leader", "pods", nf, "epoch", ep,
+               NULL);
+    }
+    return ok;
+}
+
+static void leader_state(void *ctx, bool leading, int64_t until_ms, long epoch,
+                         const char *holder)
+{
+    struct cluster *c = ctx;
+    (void)epoch;
+    if (strcmp(holder, c->identity) != 0)
+        c->fencing_since_ms = 0; /* not ours: fencing starts afresh when it is */
+    gang_engine_set_leadership(c->hooks.gangs, leading, until_ms, holder);
 }
 
 struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_auth *auth,
@@ -406,6 +645,23 @@ struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_aut
         cluster_stop(c);
         return NULL;
     }
+    if (opts->leader_elect && hooks->gangs) {
+        atomic_store(&c->epoch, -1);
+        snprintf(c->identity, sizeof(c->identity), "%s", opts->leader_identity);
+        gang_engine_set_elected(hooks->gangs);
+        struct leader_options lo = {.namespace_ = opts->leader_namespace,
+                                    .name = opts->leader_name,
+                                    .identity = c->identity,
+                                    .lease_ms = opts->lease_ms,
+                                    .renew_deadline_ms = opts->renew_deadline_ms,
+                                    .retry_ms = opts->retry_ms};
+        struct leader_hooks lh = {.ctx = c, .gaining = leader_gaining, .state = leader_state};
+        c->leader = leader_start(&c->client, &lo, &lh, err, errlen);
+        if (!c->leader) {
+            cluster_stop(c);
+            return NULL;
+        }
+    }
     return c;
 }
 
@@ -413,6 +669,8 @@ void cluster_stop(struct cluster *c)
 {
     if (!c)
         return;
+    leader_stop(c->leader); /* gives the Lease up while the client still works */
+    c->leader = NULL;
     pthread_mutex_lock(&c->mu);
     bool had_publisher = c->publisher != 0;
     atomic_store(&c->stop, true);

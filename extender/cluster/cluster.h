@@ -39,6 +39,11 @@ struct cluster_options {
      * pod counts on its node before the watch confirms it. */
     int bind_timeout_s;
     int assume_ttl_ms;
+    /* Leader election for gang admission (leader.h); needs hooks.gangs.
+     * The strings are copied by cluster_start. */
+    bool leader_elect;
+    const char *leader_namespace, *leader_name, *leader_identity;
+    int64_t lease_ms, renew_deadline_ms, retry_ms;
 };
 
 void cluster_options_defaults(struct cluster_options *o);

@@ -385,10 +385,9 @@ bool kube_stream(struct kube_conn *k, const char *path, long stall_s, kube_strea
     return perform(k, path, &t, 0);
 }
 
-/* One request with a body: PATCH or POST. */
-static bool send_body(struct kube_conn *k, const char *method, const char *path,
-                      const char *content_type, const char *body, size_t len, long timeout_s,
-                      atomic_bool *stop, struct kube_response *out)
+bool kube_send(struct kube_conn *k, const char *method, const char *path,
+               const char *content_type, const char *body, size_t len, long timeout_s,
+               atomic_bool *stop, struct kube_response *out)
 {
     struct transfer t = {.k = k,
                          .out = out,
@@ -405,12 +404,12 @@ bool kube_post(struct kube_conn *k, const char *path, const char *content_type,
                const char *body, size_t len, long timeout_s, atomic_bool *stop,
                struct kube_response *out)
 {
-    return send_body(k, "POST", path, content_type, body, len, timeout_s, stop, out);
+    return kube_send(k, "POST", path, content_type, body, len, timeout_s, stop, out);
 }
 
 bool kube_patch(struct kube_conn *k, const char *path, const char *content_type,
                 const char *body, size_t len, long timeout_s, atomic_bool *stop,
                 struct kube_response *out)
 {
-    return send_body(k, "PATCH", path, content_type, body, len, timeout_s, stop, out);
+    return kube_send(k, "PATCH", path, content_type, body, len, timeout_s, stop, out);
 }

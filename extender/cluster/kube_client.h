@@ -76,6 +76,10 @@ bool kube_patch(struct kube_conn *k, const char *path, const char *content_type,
 bool kube_post(struct kube_conn *k, const char *path, const char *content_type,
                const char *body, size_t len, long timeout_s, atomic_bool *stop,
                struct kube_response *out);
+/* method (POST, PUT, PATCH) path with body, as kube_patch. */
+bool kube_send(struct kube_conn *k, const char *method, const char *path,
+               const char *content_type, const char *body, size_t len, long timeout_s,
+               atomic_bool *stop, struct kube_response *out);
 
 /* Receives a stream: called with each piece of a 200 response body as it
  * arrives; return false to end the stream. */

@@ -100,6 +100,8 @@ static bool settle(struct record_pending *p, enum record_outcome o, int64_t now_
         how = RECORD_POD_GONE;
     } else if (o == REC_GIVE_UP) {
         how = RECORD_REFUSED;
+    } else if (o == REC_FENCED) {
+        how = RECORD_FENCED;
     } else if (++p->tries >= RECORD_QUEUE_TRIES) {
         how = RECORD_OUT_OF_TRIES;
     } else {

@@ -32,6 +32,7 @@ enum record_outcome {
     REC_RETRY,    /* not now (no answer, 429, 5xx): try again later */
     REC_GIVE_UP,  /* refused for good (403, 422, ...) */
     REC_POD_GONE, /* 404: nothing to record */
+    REC_FENCED,   /* not ours to write: we do not lead, or a newer leader fenced the pod */
 };
 
 struct record_pending {
@@ -54,7 +55,7 @@ typedef enum record_outcome (*record_write_fn)(void *ctx, const struct gang_reco
  * gone, refused, or its budget spent: tries says how many), or replaced
  * by a newer one for the same pod. */
 enum record_end { RECORD_WRITTEN, RECORD_POD_GONE, RECORD_REFUSED, RECORD_OUT_OF_TRIES,
-                  RECORD_REPLACED };
+                  RECORD_REPLACED, RECORD_FENCED };
 typedef void (*record_end_fn)(void *ctx, const struct gang_record *r, enum record_end how,
                               int tries);
 

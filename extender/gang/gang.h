@@ -158,6 +158,9 @@ void gang_engine_render_metrics(struct gang_engine *e, const struct gang_env *en
  * GANG_ANNOTATION_ADMITTED_AT). */
 #define GANG_ANNOTATION_NODE "cost-extender.io/planned-node"
 #define GANG_ANNOTATION_ADMITTED_AT "cost-extender.io/admitted-at"
+/* With leader election: the epoch (Lease leaseTransitions) of the newest
+ * leader that has seen the pod; an older leader's writes stop there. */
+#define GANG_ANNOTATION_EPOCH "cost-extender.io/leader-epoch"
 struct gang_record {
     char *pod;  /* namespace/name */
     char *node; /* planned node */
@@ -176,6 +179,28 @@ void gang_records_free(struct gang_record *r, size_t n);
  * ("2026-11-25T07:30:00.123Z"), and back (0 when s is not that). */
 void gang_format_time(int64_t ms, char *out, size_t n);
 int64_t gang_parse_time(struct str s);
+
+/* Two replicas, one decision-maker (gang_role.c). After set_elected the
+ * engine decides admissions only while told it leads, and until until_ms
+ * (monotonic); otherwise it answers members from the records the leader
+ * wrote and refuses the rest, naming the leader (holder). A change of
+ * role drops what this engine holds that the pods' records do not show,
+ * adopts what they do, and forgets records not yet written. */
+void gang_engine_set_elected(struct gang_engine *e);
+void gang_engine_set_leadership(struct gang_engine *e, bool leading, int64_t until_ms,
+                                const char *holder);
+bool gang_engine_leads(struct gang_engine *e, int64_t now_ms);
+/* Keys (namespace/name) of the tracked pods not bound yet, malloc'd, each
+ * and the array (free with free()). */
+char **gang_engine_unbound_pods(struct gang_engine *e, size_t *n);
+/* The record for pod was not written and never will be (a newer leader
+ * fenced the pod, or we stopped leading): its plan goes, and the gang's
+ * admission with it when nothing of it is recorded or bound. */
+void gang_engine_record_refused(struct gang_engine *e, const char *pod);
+/* The record (node, admitted_ms) is on pod now (the writer's PATCH
+ * succeeded): with leader election the member is steered from then on. */
+void gang_engine_record_written(struct gang_engine *e, const char *pod, const char *node,
+                                int64_t admitted_ms);
 
 /* Numbers for tests and logs. */
 struct gang_stats {

@@ -457,6 +457,37 @@ static bool plan_late_member(struct gang_engine *e, const struct gang_env *env, 
     return true;
 }
 
+static void follower_reason(const struct gang_engine *e, const struct gang *g,
+                            struct gang_decision *out)
+{
+    snprintf(out->reason, sizeof(out->reason),
+             "gang %.120s: admission is decided by the leader replica (%.100s); waiting for its "
+             "record",
+             g->key, e->leader[0] ? e->leader : "none yet");
+}
+
+/* With leader election, an unbound member is steered only once its plan
+ * is recorded in the API (written by us, or seen on the pod): what the
+ * scheduler is told must be what the next leader will find, or a member
+ * bound on an unrecorded plan would take room the next leader gives to
+ * another gang. True (out says why) when p must wait for that. The
+ * record's PATCH updates the pod, which sends it back to the scheduler's
+ * active queue, so the wait is about one API round trip. */
+static bool wait_for_record(const struct gang_engine *e, const struct gang *g,
+                            const struct tpod *p, const char *node, bool leads,
+                            struct gang_decision *out)
+{
+    if (!e->elect || (node && gang_plan_recorded(g, p, node)))
+        return false;
+    if (!leads)
+        follower_reason(e, g, out);
+    else if (node)
+        snprintf(out->reason, sizeof(out->reason),
+                 "gang %.120s admitted: recording this pod's plan (%.60s) in the API first",
+                 g->key, node);
+    return true; /* (no node: plan_late_member said why) */
+}
+
 /* gang_engine_decide's work, the engine locked. Without commit (explain)
  * nothing changes: no timeout runs, nothing is admitted, planned, held or
  * recorded; out says what a filter call would answer now, and *would_admit
@@ -484,13 +515,18 @@ static void decide_locked(struct gang_engine *e, const struct gang_env *env,
                  out->gang, g ? g->n_members : 0, min_member);
         return;
     }
+    /* A follower (leader election, gang_role.c) admits and plans nothing:
+     * it repeats what the leader recorded, and refuses the rest. */
+    bool leads = !commit || gang_leads_locked(e, env->now_ms);
     if (g->admitted) {
         char late[256] = "";
         const char *node = gang_plan_node(g, p);
-        if (!node && !p->node &&
+        if (!node && !p->node && leads &&
             plan_late_member(e, env, g, p, commit, late, sizeof(late), out->reason,
                              sizeof(out->reason)))
             node = commit ? gang_plan_node(g, p) : late;
+        if (commit && !p->node && wait_for_record(e, g, p, node, leads, out))
+            return;
         if (node || p->node) {
             out->verdict = GANG_ADMITTED;
             snprintf(out->node, sizeof(out->node), "%s", node ? node : p->node);
@@ -515,6 +551,10 @@ static void decide_locked(struct gang_engine *e, const struct gang_env *env,
                  (long long)((g->backoff_until_ms - env->now_ms + 999) / 1000));
         return;
     }
+    if (!leads) {
+        follower_reason(e, g, out);
+        return;
+    }
     if (!try_admit(e, env, g, commit, p, out->node, sizeof(out->node), out->reason,
                    sizeof(out->reason)))
         return;
@@ -525,6 +565,8 @@ static void decide_locked(struct gang_engine *e, const struct gang_env *env,
         return;
     }
     const char *node = gang_plan_node(g, p);
+    if (!p->node && wait_for_record(e, g, p, node, leads, out))
+        return;
     out->verdict = GANG_ADMITTED;
     snprintf(out->node, sizeof(out->node), "%s", node ? node : (p->node ? p->node : ""));
 }

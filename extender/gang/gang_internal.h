@@ -8,6 +8,7 @@
  *   gang_records.c    admission records written on pods and adopted back
  *   gang_held.c       capacity held for admitted gangs, and its snapshot
  *   gang_metrics.c    per-queue and admission metrics
+ *   gang_role.c       leader or follower: who admits, and agreeing with the API
  *
  * Functions here that take the engine expect its mutex (e->mu) held.
  */
@@ -110,6 +111,12 @@ struct gang_engine {
     uint64_t outbox_dropped;
     void (*record_fn)(void *ctx);
     void *record_ctx;
+    /* Leader election (gang_role.c): without it (elect false) this engine
+     * always decides. With it, only while leading and before lead_until_ms
+     * (monotonic: the renew deadline); leader names the Lease's holder. */
+    bool elect, leading;
+    int64_t lead_until_ms;
+    char leader[256];
     uint64_t wait_hist[WAIT_BUCKETS + 1];
     double wait_sum;
     uint64_t wait_count;
@@ -143,6 +150,13 @@ bool gang_plan_add(struct gang_engine *e, struct gang *g, struct tpod *p, const 
 /* gang_records.c */
 void gang_record_plan(struct gang_engine *e, struct gang *g, struct tpod *p, const char *node);
 void gang_adopt_record(struct gang_engine *e, struct gang *g, struct tpod *p);
+
+/* gang_role.c */
+/* Whether this engine decides admissions at now_ms (monotonic). */
+bool gang_leads_locked(const struct gang_engine *e, int64_t now_ms);
+/* Whether p's admission record (as last seen on the pod, or as we wrote
+ * it) is g's current plan for it, on node. */
+bool gang_plan_recorded(const struct gang *g, const struct tpod *p, const char *node);
 
 /* gang_held.c */
 void gang_held_clear(struct gang_engine *e);

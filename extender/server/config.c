@@ -15,6 +15,7 @@
 #include "../base/ytree.h"
 #include "../cluster/cluster.h"
 #include "../cluster/informer.h"
+#include "../cluster/leader.h"
 #include "../version.h"
 
 #include <errno.h>
@@ -66,6 +67,12 @@ void config_defaults(struct config *c)
     /* Under kube-scheduler's default extender httpTimeout (5 s), which
      * bounds each held bind call too. */
     c->gang_bind_timeout_ms = 4000;
+    c->leader_elect = false;
+    c->lease_duration_ms = LEADER_DEFAULT_LEASE_MS;
+    c->renew_deadline_ms = LEADER_DEFAULT_RENEW_DEADLINE_MS;
+    c->retry_period_ms = LEADER_DEFAULT_RETRY_MS;
+    c->leader_namespace = strdup("cost-extender");
+    c->leader_name = strdup("cost-extender");
     c->cost_metrics_interval_ms = 5000;
     c->metrics_max_namespaces = 200;
     c->metrics_max_instance_types = 100;
@@ -99,6 +106,8 @@ void config_free(struct config *c)
     free(c->kubeconfig);
     free(c->kube_context);
     free(c->service_account_dir);
+    free(c->leader_namespace);
+    free(c->leader_name);
     free((char *)c->capacity_label.key);
     free_values(c->capacity_label.spot_values);
     free_values(c->capacity_label.on_demand_values);
@@ -208,6 +217,29 @@ static const struct setting SETTINGS[] = {
      "rest of the gang, then none is bound and the gang's room is given back. Keep it "
      "under the extender's httpTimeout.",
      NULL},
+
+    {"Leader election (one replica decides gang admission; README.md \"Two replicas\")",
+     "leader-elect", "leaderElection.enabled", "BOOL", SETTING_BOOL, AT(leader_elect), 0, 0,
+     "true or false",
+     "Decide gang admission only while holding a coordination.k8s.io/v1 Lease; the other "
+     "replicas answer gang members from the leader's admission records. Needs the cluster "
+     "connection.",
+     NULL},
+    {NULL, "leader-elect-lease-duration", "leaderElection.leaseDurationSeconds", "S",
+     SETTING_SECONDS, AT(lease_duration_ms), 1, 3600, "seconds, 1 to 3600",
+     "A Lease not renewed for this long (on our clock) may be taken over.", NULL},
+    {NULL, "leader-elect-renew-deadline", "leaderElection.renewDeadlineSeconds", "S",
+     SETTING_SECONDS, AT(renew_deadline_ms), 0.1, 3600, "seconds, 0.1 to 3600",
+     "The leader stops deciding when it could not renew for this long; shorter than the "
+     "lease duration.",
+     NULL},
+    {NULL, "leader-elect-retry-period", "leaderElection.retryPeriodSeconds", "S",
+     SETTING_SECONDS, AT(retry_period_ms), 0.05, 600, "seconds, 0.05 to 600",
+     "How often the Lease is read, taken or renewed.", NULL},
+    {NULL, "leader-elect-resource-namespace", "leaderElection.namespace", "NAME", SETTING_NAME,
+     AT(leader_namespace), 0, 0, "a namespace", "Namespace of the Lease.", NULL},
+    {NULL, "leader-elect-resource-name", "leaderElection.name", "NAME", SETTING_NAME,
+     AT(leader_name), 0, 0, "a Lease name", "Name of the Lease.", NULL},
 
     {"Cost metrics (from the cluster connection; README.md, \"Cost metrics\")",
      "cost-metrics-interval", "metrics.costIntervalSeconds", "S", SETTING_SECONDS,

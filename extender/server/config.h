@@ -64,6 +64,10 @@ struct config {
     int bind_timeout_s;    /* the Binding's API call (bindVerb) */
     int assume_ttl_ms;     /* a bound pod counts on its node unconfirmed this long */
     int gang_bind_timeout_ms; /* a gang's binds wait this long for all its members */
+    /* leader election for gang admission (cluster/leader.h) */
+    bool leader_elect;
+    int lease_duration_ms, renew_deadline_ms, retry_period_ms;
+    char *leader_namespace, *leader_name;
     /* cost gauges (cluster connection only) */
     int cost_metrics_interval_ms;
     size_t metrics_max_namespaces, metrics_max_instance_types;

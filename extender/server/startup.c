@@ -126,6 +126,14 @@ static void check_flags(const struct config *cfg, struct checker *ck)
         finding(ck, STARTUP_USAGE,
                 "give --nodes-file (nodesFile) or --kubeconfig (kubeconfig), not both: node "
                 "facts come from one place");
+    if (cfg->leader_elect && cfg->renew_deadline_ms >= cfg->lease_duration_ms)
+        finding(ck, STARTUP_USAGE,
+                "--leader-elect-renew-deadline must be shorter than "
+                "--leader-elect-lease-duration (the leader stops before another may start)");
+    if (cfg->leader_elect && cfg->retry_period_ms * 6 / 5 >= cfg->renew_deadline_ms)
+        finding(ck, STARTUP_USAGE,
+                "--leader-elect-retry-period must be well under --leader-elect-renew-deadline "
+                "(client-go: renew deadline > 1.2 x retry period)");
     if (cfg->nodes_file && cfg->kube_context)
         finding(ck, STARTUP_USAGE,
                 "--context (cluster.context) picks a kubeconfig context: it does nothing with "

@@ -836,6 +836,18 @@ class _ApiError(Exception):
         self.details, self.headers, self.metadata = details, headers, metadata
 
 
+class HeldPatch:
+    """A PATCH the double holds (hold_next_patch): .arrived is set when it
+    comes; release() lets it be applied."""
+
+    def __init__(self):
+        self.arrived = threading.Event()
+        self.released = threading.Event()
+
+    def release(self):
+        self.released.set()
+
+
 def _bad_request(msg):
     return _ApiError(400, "BadRequest", msg)
 
@@ -1258,6 +1270,9 @@ class KubeApiServerDouble:
         self._failing_bindings = {}        # pod key or None (any) -> status, until clear_faults()
         self._binding_delay = 0.0          # seconds before a binding is answered
         self.bindings = []                 # (pod key, node) of every binding created, in order
+        self._held_patches = {}            # (resource, key) -> HeldPatch, for the next PATCH
+        self._leases = {}                  # "ns/name" -> Lease dict (coordination.k8s.io/v1)
+        self._lease_rv = 0
         self._stalled = False
         self._slow_list = 0.0
         self._stopping = False
@@ -1446,7 +1461,8 @@ class KubeApiServerDouble:
             self._floor = rv - self.history_size
         self._last_change[res] = rv
 
-    def _store_obj(self, res, obj, etype, key, old, manager="kubectl-create", defaults=True):
+    def _store_obj(self, res, obj, etype, key, old, manager="kubectl-create", defaults=True,
+                   expect_rv=None):
         kind = _KIND[res]
         uid = ts = None
         if old is not None:
@@ -1464,6 +1480,15 @@ class KubeApiServerDouble:
                 raise ApiServerDoubleError("%s %s already exists" % (res, key))
             if etype == "MODIFIED" and cur is None:
                 raise ApiServerDoubleError("%s %s not found" % (res, key))
+            if expect_rv is not None and str(cur.rv) != str(expect_rv):
+                # A precondition, checked with the store locked: of two
+                # writers holding the same version, one gets 409.
+                self._stats["conflicts"] += 1
+                name = key.rsplit("/", 1)[-1]
+                raise _ApiError(409, "Conflict",
+                                'Operation cannot be fulfilled on %s "%s": the object has been '
+                                "modified; please apply your changes to the latest version and "
+                                "try again" % (res, name), details={"name": name, "kind": res})
             rv = self._rv + 1
             o["metadata"]["resourceVersion"] = str(rv)
             o["metadata"] = _shape(o["metadata"], "ObjectMeta")
@@ -1488,7 +1513,7 @@ class KubeApiServerDouble:
         """Creates a Pod; applies the API server's pod defaults unless defaults=False."""
         return self._store_obj("pods", obj, "ADDED", self._pod_key(obj), None, manager, defaults)
 
-    def _update(self, res, key, fn_or_obj, merge):
+    def _update(self, res, key, fn_or_obj, merge, expect_rv=None):
         with self._lock:
             cur = self._store[res].get(key)
         if cur is None:
@@ -1506,7 +1531,7 @@ class KubeApiServerDouble:
         for k in ("name", "namespace", "uid", "creationTimestamp"):   # immutable
             if k in keep:
                 meta[k] = keep[k]
-        return self._store_obj(res, obj, "MODIFIED", key, cur, manager=None)
+        return self._store_obj(res, obj, "MODIFIED", key, cur, manager=None, expect_rv=expect_rv)
 
     def update_node(self, name, fn_or_obj=None, merge=None):
         """Modifies a Node: fn(obj) mutating/returning it, a whole new obj, or a
@@ -1868,6 +1893,35 @@ class KubeApiServerDouble:
         """Answers each binding only after seconds (0 to stop): a slow API server."""
         with self._lock:
             self._binding_delay = float(seconds)
+    def hold_next_patch(self, ns, name):
+        """The next PATCH of pod ns/name is received and then held before it
+        is applied (its resourceVersion precondition checked only then),
+        until the returned HeldPatch is released: a write in flight while
+        its writer is paused. .arrived is set when it comes."""
+        held = HeldPatch()
+        with self._lock:
+            self._held_patches[("pods", "%s/%s" % (ns, name))] = held
+        return held
+
+    def get_lease(self, ns, name):
+        """The stored Lease (a dict), or None."""
+        with self._lock:
+            o = self._leases.get("%s/%s" % (ns, name))
+            return copy.deepcopy(o) if o is not None else None
+
+    def put_lease(self, ns, name, spec):
+        """Creates or replaces a Lease's spec from the test; returns its resourceVersion."""
+        with self._lock:
+            self._lease_rv += 1
+            key = "%s/%s" % (ns, name)
+            o = self._leases.get(key) or {
+                "kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+                "metadata": {"name": name, "namespace": ns, "uid": str(uuid.uuid4()),
+                             "creationTimestamp": _now_ts()}}
+            o["metadata"]["resourceVersion"] = str(self._lease_rv)
+            o["spec"] = copy.deepcopy(spec)
+            self._leases[key] = o
+            return str(self._lease_rv)
 
     def deny(self, resource, verb=None):
         """RBAC-style 403 Forbidden for a resource (and verb) until allow()."""
@@ -1901,6 +1955,9 @@ class KubeApiServerDouble:
             self._failing_patches.clear()
             self._failing_bindings.clear()
             self._binding_delay = 0.0
+            for held in self._held_patches.values():
+                held.release()
+            self._held_patches.clear()
             self._stalled = False
             self._slow_list = 0.0
             self._pending_inject.clear()
@@ -2084,6 +2141,8 @@ class KubeApiServerDouble:
                                      "the server could not find the requested resource",
                                      details={})
         res, ns, name = route
+        if res == "leases":
+            return self._serve_lease(h, user, ns, name, body)
         is_watch = _parse_bool(query.get("watch", ""))
         verb = "get" if name else ("watch" if is_watch else "list")
         if h.command == "PATCH" and name:
@@ -2127,6 +2186,11 @@ class KubeApiServerDouble:
     @staticmethod
     def _route(path):
         parts = [p for p in path.split("/") if p]
+        if parts[:3] == ["apis", "coordination.k8s.io", "v1"]:
+            p = parts[3:]
+            if len(p) in (3, 4) and p[0] == "namespaces" and p[2] == "leases":
+                return "leases", p[1], (p[3] if len(p) == 4 else None)
+            return None
         if parts[:2] != ["api", "v1"]:
             return None
         p = parts[2:]
@@ -2260,6 +2324,76 @@ class KubeApiServerDouble:
             details = {"causes": [{"message": "injected failure"}]}
         self._send_status(h, status, reason, message, details, headers)
 
+    def _serve_lease(self, h, user, ns, name, body):
+        """coordination.k8s.io/v1 Leases: GET one, POST (create) to the
+        collection, PUT (update) one; a PUT whose metadata.resourceVersion
+        is not the stored one gets 409, as does a POST of an existing name."""
+        verb = {"GET": "get", "POST": "create", "PUT": "update"}.get(h.command)
+        if verb is None or (verb == "create") != (name is None):
+            return self._send_status(h, 405, "MethodNotAllowed",
+                                     "the double serves GET and PUT of a Lease, POST of leases",
+                                     details={})
+        with self._lock:
+            denied = ("leases", None) in self._denied or ("leases", verb) in self._denied
+        if user == "system:anonymous" or denied:
+            return self._send_status(
+                h, 403, "Forbidden",
+                'leases.coordination.k8s.io is forbidden: User "%s" cannot %s resource "leases" '
+                'in API group "coordination.k8s.io" in the namespace "%s"' % (user, verb, ns),
+                details={"group": "coordination.k8s.io", "kind": "leases"})
+        fail = self._take_failure(verb, "leases")
+        if fail is not None:
+            return self._send_failure(h, *fail)
+        if verb == "get":
+            o = self.get_lease(ns, name)
+            if o is None:
+                return self._send_status(h, 404, "NotFound",
+                                         'leases.coordination.k8s.io "%s" not found' % name,
+                                         details={"name": name, "group": "coordination.k8s.io",
+                                                  "kind": "leases"})
+            return self._send_json(h, 200, o)
+        try:
+            obj = json.loads(body.decode("utf-8"))
+            if not isinstance(obj, dict) or not isinstance(obj.get("metadata", {}), dict):
+                raise ValueError("not an object")
+        except (UnicodeDecodeError, ValueError) as e:
+            return self._send_status(h, 400, "BadRequest", "error decoding Lease: %s" % e)
+        meta = obj.get("metadata") or {}
+        lname = name or meta.get("name")
+        if not lname or meta.get("name", lname) != lname:
+            return self._send_status(h, 400, "BadRequest", "the Lease's name is missing or wrong")
+        key = "%s/%s" % (ns, lname)
+        with self._lock:
+            cur = self._leases.get(key)
+            if verb == "create" and cur is not None:
+                self._stats["conflicts"] += 1
+                return self._send_status(h, 409, "AlreadyExists",
+                                         'leases.coordination.k8s.io "%s" already exists' % lname,
+                                         details={"name": lname, "kind": "leases"})
+            if verb == "update" and cur is None:
+                return self._send_status(h, 404, "NotFound",
+                                         'leases.coordination.k8s.io "%s" not found' % lname)
+            want = meta.get("resourceVersion")
+            if verb == "update" and want and want != cur["metadata"]["resourceVersion"]:
+                self._stats["conflicts"] += 1
+                return self._send_status(
+                    h, 409, "Conflict",
+                    'Operation cannot be fulfilled on leases.coordination.k8s.io "%s": the '
+                    "object has been modified; please apply your changes to the latest version "
+                    "and try again" % lname, details={"name": lname, "kind": "leases"})
+            self._lease_rv += 1
+            new = {"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+                   "metadata": {"name": lname, "namespace": ns,
+                                "uid": cur["metadata"]["uid"] if cur else str(uuid.uuid4()),
+                                "resourceVersion": str(self._lease_rv),
+                                "creationTimestamp": cur["metadata"]["creationTimestamp"]
+                                if cur else _now_ts()},
+                   "spec": obj.get("spec") if isinstance(obj.get("spec"), dict) else {}}
+            self._leases[key] = new
+            self._stats["lease_writes"] += 1
+            out = copy.deepcopy(new)
+        return self._send_json(h, 201 if verb == "create" else 200, out)
+
     def _serve_get(self, h, res, ns, name):
         key = name if res == "nodes" else "%s/%s" % (ns, name)
         with self._lock:
@@ -2297,8 +2431,17 @@ class KubeApiServerDouble:
             with self._lock:
                 self._stats["failed_patches"] += 1
             raise _ApiError(failing, *_STATUS_REASONS.get(failing, ("", "injected failure")))
+        with self._lock:
+            held = self._held_patches.pop((res, key), None)
+        if held is not None:
+            held.arrived.set()
+            held.released.wait(60)
+        # metadata.resourceVersion in a merge patch is a precondition, as the
+        # real API server treats it: a mismatch is 409 Conflict.
+        expect = (patch.get("metadata") or {}).get("resourceVersion") \
+            if isinstance(patch.get("metadata"), dict) else None
         try:
-            self._update(res, key, None, patch)
+            self._update(res, key, None, patch, expect_rv=expect)
         except ApiServerDoubleError:   # deleted in between
             raise _ApiError(404, "NotFound", '%s "%s" not found' % (res, name),
                             details={"name": name, "kind": res})

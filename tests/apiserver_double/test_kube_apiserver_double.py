@@ -98,10 +98,13 @@ class Http:
         return status, hdrs, json.loads(body)
 
     def patch(self, path, body, content_type="application/merge-patch+json"):
+        return self.send("PATCH", path, body, content_type)
+
+    def send(self, method, path, body, content_type="application/json"):
         h = {"Accept": "application/json", "Content-Type": content_type}
         if self.token:
             h["Authorization"] = "Bearer " + self.token
-        self.conn.request("PATCH", path, body=body, headers=h)
+        self.conn.request(method, path, body=body, headers=h)
         r = self.conn.getresponse()
         return r.status, json.loads(r.read())
 
@@ -522,6 +525,79 @@ def test_binding_sets_the_node_and_watchers_see_it(api):
     assert time.monotonic() - t0 >= 0.3
     assert api.bindings == [("ml/w-0", "n1"), ("ml/w-1", "n2")]
     assert api.get_pod("ml", "w-1")["spec"]["nodeName"] == "n2"
+def test_merge_patch_with_resource_version_is_conditional(api):
+    api.add_pod(api.make_pod("ml", "w-0", node_name=None, phase="Pending"))
+    c = Http(api)
+    rv = api.get_pod("ml", "w-0")["metadata"]["resourceVersion"]
+    stale = json.dumps({"metadata": {"resourceVersion": str(int(rv) - 1),
+                                     "annotations": {"a": "1"}}})
+    status, st = c.patch("/api/v1/namespaces/ml/pods/w-0", stale)
+    assert status == 409 and st["reason"] == "Conflict"
+    assert "a" not in (api.get_pod("ml", "w-0")["metadata"].get("annotations") or {})
+    status, obj = c.patch("/api/v1/namespaces/ml/pods/w-0",
+                          json.dumps({"metadata": {"resourceVersion": rv,
+                                                   "annotations": {"a": "1"}}}))
+    assert status == 200 and obj["metadata"]["annotations"]["a"] == "1"
+    assert obj["metadata"]["resourceVersion"] != rv
+    # The same version a second time: it is gone now.
+    status, st = c.patch("/api/v1/namespaces/ml/pods/w-0",
+                         json.dumps({"metadata": {"resourceVersion": rv}}))
+    assert status == 409
+
+
+def test_held_patch_checks_its_precondition_when_applied(api):
+    api.add_pod(api.make_pod("ml", "w-0", node_name=None, phase="Pending"))
+    rv = api.get_pod("ml", "w-0")["metadata"]["resourceVersion"]
+    held = api.hold_next_patch("ml", "w-0")
+    out = {}
+
+    def late_writer():
+        c = Http(api)
+        out["r"] = c.patch("/api/v1/namespaces/ml/pods/w-0",
+                           json.dumps({"metadata": {"resourceVersion": rv,
+                                                    "annotations": {"old": "1"}}}))
+    t = threading.Thread(target=late_writer)
+    t.start()
+    assert held.arrived.wait(5)
+    api.update_pod("ml", "w-0", merge={"metadata": {"annotations": {"new": "1"}}})
+    held.release()
+    t.join(5)
+    assert out["r"][0] == 409
+    assert "old" not in api.get_pod("ml", "w-0")["metadata"]["annotations"]
+
+
+def test_leases_create_get_update_with_conflicts(api):
+    c = Http(api)
+    base = "/apis/coordination.k8s.io/v1/namespaces/ce/leases"
+    status, _, st = c.json(base + "/l")
+    assert status == 404 and st["reason"] == "NotFound"
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+             "metadata": {"name": "l", "namespace": "ce"},
+             "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15, "leaseTransitions": 0}}
+    status, obj = c.send("POST", base, json.dumps(lease))
+    assert status == 201 and obj["spec"]["holderIdentity"] == "a"
+    rv = obj["metadata"]["resourceVersion"]
+    status, st = c.send("POST", base, json.dumps(lease))
+    assert status == 409 and st["reason"] == "AlreadyExists"
+    status, _, got = c.json(base + "/l")
+    assert status == 200 and got["metadata"]["resourceVersion"] == rv and got["kind"] == "Lease"
+    # Two updates from the same version: the first wins, the second is 409.
+    upd = dict(lease, metadata={"name": "l", "namespace": "ce", "resourceVersion": rv},
+               spec={"holderIdentity": "b", "leaseTransitions": 1})
+    status, obj = c.send("PUT", base + "/l", json.dumps(upd))
+    assert status == 200 and obj["spec"]["holderIdentity"] == "b"
+    status, st = c.send("PUT", base + "/l", json.dumps(upd))
+    assert status == 409 and st["reason"] == "Conflict"
+    assert api.get_lease("ce", "l")["spec"]["holderIdentity"] == "b"
+    status, st = c.send("PUT", base + "/l", "{nope")
+    assert status == 400
+    api.deny("leases", "update")
+    status, st = c.send("PUT", base + "/l", json.dumps(upd))
+    assert status == 403 and 'cannot update resource "leases"' in st["message"]
+    api.fail_next(1, status=500, resource="leases")
+    api.allow()
+    status, _, _ = c.json(base + "/l")
+    assert status == 500
 
 
 def test_too_large_resource_version_on_list_is_504():

@@ -142,14 +142,18 @@ def test_old_kubectl_is_debians_1_20():
 
 EXPECTED_KINDS = {
     "shared": {"Namespace", "ConfigMap"},
-    "base": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+    "base": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+             "ConfigMap",
              "Deployment", "Service", "PodDisruptionBudget"},
-    "monitoring": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+    "monitoring": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+                   "RoleBinding",
                    "ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
                    "ServiceMonitor", "PrometheusRule"},
-    "mtls": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+    "mtls": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+             "ConfigMap",
              "Deployment", "Service", "PodDisruptionBudget"},
     "default-scheduler": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                          "Role", "RoleBinding",
                           "ConfigMap", "Deployment", "Service", "PodDisruptionBudget"},
     "secondary-scheduler": {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
                             "Role", "RoleBinding", "ConfigMap", "Deployment",
@@ -497,7 +501,20 @@ def base_extender_rules():
     for b in find(docs, "ClusterRoleBinding"):
         if me in subjects_of(b):
             rules += one(docs, "ClusterRole", b["roleRef"]["name"])["rules"]
-    assert not [b for b in find(docs, "RoleBinding") if me in subjects_of(b)]
+    return rules
+
+
+def base_namespaced_rules():
+    """What the extender may do in its own namespace through Roles (the
+    leader election Lease)."""
+    docs = objects("base")
+    sa = base_deployment()["spec"]["template"]["spec"]["serviceAccountName"]
+    me = ("ServiceAccount", sa, NAMESPACE)
+    rules = []
+    for b in find(docs, "RoleBinding"):
+        if me in subjects_of(b):
+            assert b["metadata"]["namespace"] == NAMESPACE and b["roleRef"]["kind"] == "Role"
+            rules += one(docs, "Role", b["roleRef"]["name"], NAMESPACE)["rules"]
     return rules
 
 
@@ -515,6 +532,39 @@ def test_base_rbac_reads_nodes_and_pods_patches_pods_and_binds():
     # test_secondary_scheduler_rbac).
     for _, res, v in reads:
         assert rbac_allows(KUBE_SCHEDULER_NODE_POD_RULES, v, res)
+
+
+def test_base_leader_election_rbac_and_failover_pieces():
+    """Two replicas, one decision-maker: leader election on in config.yaml,
+    a Role for exactly the Lease it names (create, and get/update of that
+    name), the replica's name from the downward API, no session affinity,
+    a PodDisruptionBudget keeping one replica, anti-affinity by node."""
+    docs = objects("base")
+    cfgs = [d for d in find(docs, "ConfigMap")
+            if d["metadata"]["name"].startswith("cost-extender-config")]
+    assert len(cfgs) == 1
+    cfg = yaml.safe_load(cfgs[0]["data"]["config.yaml"])
+    le = cfg["leaderElection"]
+    assert le["enabled"] is True and le["namespace"] == NAMESPACE
+    lease = le.get("name", "cost-extender")
+    rules = base_namespaced_rules()
+    granted = {(g, res, v, tuple(r.get("resourceNames") or ())) for r in rules
+               for g in r["apiGroups"] for res in r["resources"] for v in r["verbs"]}
+    assert granted == {("coordination.k8s.io", "leases", "create", ()),
+                       ("coordination.k8s.io", "leases", "get", (lease,)),
+                       ("coordination.k8s.io", "leases", "update", (lease,))}
+    dep = base_deployment()
+    assert dep["spec"]["replicas"] == 2
+    spec = dep["spec"]["template"]["spec"]
+    c = [c for c in spec["containers"] if c["name"] == "cost-extender"][0]
+    env = {e["name"]: e for e in c.get("env") or []}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    terms = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert terms[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    svc = one(docs, "Service", "cost-extender", NAMESPACE)
+    assert "sessionAffinity" not in svc["spec"] or svc["spec"]["sessionAffinity"] == "None"
+    pdb = one(docs, "PodDisruptionBudget", "cost-extender", NAMESPACE)
+    assert pdb["spec"]["minAvailable"] == 1
 
 
 def test_security_context_and_resources():
@@ -828,6 +878,18 @@ def api_requests_by_verb(double):
     """(verb, resource, name) of every request the double answered."""
     out = set()
     for method, path, query, _headers in double.requests:
+        lease = re.fullmatch(r"/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases(?:/([^/]+))?",
+                             path)
+        if lease:
+            verb = {"GET": "get", "POST": "create", "PUT": "update"}[method]
+            out.add((verb, "leases@" + lease.group(1), lease.group(2)))
+            continue
+        # A new leader fences the unbound gang pods: GET and PATCH of each.
+        pod = re.fullmatch(r"/api/v1/namespaces/[^/]+/pods/([^/]+)", path)
+        if pod:
+            assert method in ("GET", "PATCH"), (method, path)
+            out.add(("get" if method == "GET" else "patch", "pods", pod.group(1)))
+            continue
         m = re.fullmatch(r"/api/v1/(nodes|pods)(?:/([^/]+))?", path)
         assert m, "request outside what RBAC covers: %s %s" % (method, path)
         assert method == "GET", (method, path)
@@ -913,9 +975,20 @@ def test_in_cluster_names_only_with_the_rendered_rbac(netns, daemons, tmp_path):
         rules = base_extender_rules()
         for resource in ("nodes", "pods"):
             assert rbac_allows(rules, "list", resource), resource
+        # Leader election: the Lease in our namespace, through the Role.
+        d.wait_log(lambda r: r["msg"] == "became the leader: gang admission is decided here")
+        lease = double.get_lease(NAMESPACE, "cost-extender")
+        assert lease and lease["spec"]["holderIdentity"]
+        ns_rules = base_namespaced_rules()
         for verb, resource, name in made:
+            if resource.startswith("leases@"):
+                assert resource == "leases@" + NAMESPACE, resource
+                assert rbac_allows(ns_rules, verb, "leases", group="coordination.k8s.io",
+                                   name=name), (verb, name)
+                continue
             assert rbac_allows(rules, verb, resource, name=name), (verb, resource, name)
-            assert rbac_allows(KUBE_SCHEDULER_NODE_POD_RULES, verb, resource, name=name)
+            if verb != "patch":  # the sidecar's patch: its own role
+                assert rbac_allows(KUBE_SCHEDULER_NODE_POD_RULES, verb, resource, name=name)
         d.stop()
     finally:
         double.stop()
@@ -1196,7 +1269,8 @@ def test_readme_sections():
     for needle in ("pricing table loaded", "cost_extender_pricing_generation",
                    "cost_extender_pricing_last_reload_success", "/readyz",
                    "no container engine: skipped", "exits 0", "queue config loaded",
-                   "cost_extender_queues_generation", "sessionAffinity: ClientIP"):
+                   "cost_extender_queues_generation", "Two replicas and failover",
+                   "cost_extender_leader"):
         assert needle in text, needle
     # The documented extenders block is the shipped one.
     block = re.search(r"```yaml[^\n]*\n(extenders:\n.*?)```", text, re.S).group(1)

@@ -129,11 +129,11 @@ static const char *write_file(const char *name, const char *text)
 /* --- the flags config.c knows ----------------------------------------------------- */
 
 /* The flags in config.c's settings table. */
-static int source_flags(char names[64][64])
+static int source_flags(char names[80][64])
 {
     size_t n;
     const struct setting *t = config_settings(&n);
-    assert_true(n >= 20 && n <= 64);
+    assert_true(n >= 20 && n <= 80);
     for (size_t i = 0; i < n; i++)
         snprintf(names[i], 64, "%s", t[i].flag);
     return (int)n;
@@ -168,6 +168,14 @@ static const struct flag_case FLAGS[] = {
     {"bind-timeout", "cluster.bindTimeoutSeconds", "3", {"0", "301", "1.5", "x"}},
     {"assume-ttl", "cluster.assumeTTLSeconds", "2.5", {"0.5", "3601", "x", ""}},
     {"gang-bind-timeout", "cluster.gangBindTimeoutSeconds", "0.5", {"0.01", "301", "x", ""}},
+    {"leader-elect", "leaderElection.enabled", "true", {"yes", "1", "", "TRUE"}},
+    {"leader-elect-lease-duration", "leaderElection.leaseDurationSeconds", "30",
+     {"0.5", "3601", "x", ""}},
+    {"leader-elect-renew-deadline", "leaderElection.renewDeadlineSeconds", "2.5",
+     {"0.05", "3601", "x"}},
+    {"leader-elect-retry-period", "leaderElection.retryPeriodSeconds", "0.5", {"0.01", "601", "x"}},
+    {"leader-elect-resource-namespace", "leaderElection.namespace", "kube-system", {""}},
+    {"leader-elect-resource-name", "leaderElection.name", "ce-gangs", {""}},
     {"cost-metrics-interval", "metrics.costIntervalSeconds", "30", {"0.01", "3601", "x", ""}},
     {"metrics-max-namespaces", "metrics.maxNamespaces", "50", {"0", "100001", "x", "-1"}},
     {"metrics-max-instance-types", "metrics.maxInstanceTypes", "20", {"0", "100001", "1.5"}},
@@ -277,6 +285,18 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
         assert_int_equal(c->assume_ttl_ms, 2500);
     else if (!strcmp(f, "gang-bind-timeout"))
         assert_int_equal(c->gang_bind_timeout_ms, 500);
+    else if (!strcmp(f, "leader-elect"))
+        assert_true(c->leader_elect);
+    else if (!strcmp(f, "leader-elect-lease-duration"))
+        assert_int_equal(c->lease_duration_ms, 30000);
+    else if (!strcmp(f, "leader-elect-renew-deadline"))
+        assert_int_equal(c->renew_deadline_ms, 2500);
+    else if (!strcmp(f, "leader-elect-retry-period"))
+        assert_int_equal(c->retry_period_ms, 500);
+    else if (!strcmp(f, "leader-elect-resource-namespace"))
+        assert_string_equal(c->leader_namespace, "kube-system");
+    else if (!strcmp(f, "leader-elect-resource-name"))
+        assert_string_equal(c->leader_name, "ce-gangs");
     else if (!strcmp(f, "cost-metrics-interval"))
         assert_int_equal(c->cost_metrics_interval_ms, 30000);
     else if (!strcmp(f, "metrics-max-namespaces"))
@@ -341,7 +361,7 @@ static void check_setting(const struct config *c, const struct flag_case *fc)
 static void test_every_flag_in_source_is_tested_and_documented(void **state)
 {
     (void)state;
-    char names[64][64];
+    char names[80][64];
     int n = source_flags(names);
     struct config c;
     struct run r = RUN(&c, "--help");
@@ -617,6 +637,13 @@ static const char FULL_FILE[] = "# every setting\n"
                                 "  bindTimeoutSeconds: 3\n"
                                 "  assumeTTLSeconds: 2.5\n"
                                 "  gangBindTimeoutSeconds: 0.5\n"
+                                "leaderElection:\n"
+                                "  enabled: true\n"
+                                "  leaseDurationSeconds: 30\n"
+                                "  renewDeadlineSeconds: 2.5\n"
+                                "  retryPeriodSeconds: 0.5\n"
+                                "  namespace: kube-system\n"
+                                "  name: ce-gangs\n"
                                 "metrics:\n"
                                 "  costIntervalSeconds: 30\n"
                                 "  maxNamespaces: 50\n"

@@ -1636,6 +1636,113 @@ static void test_records_survive_restart(void **state)
     world_free(&w);
 }
 
+/* --- two replicas (gang_role.c) --------------------------------------------------- */
+
+static int64_t held_gpus_on(struct world *w, const struct node_facts *nodes, int n)
+{
+    int64_t g = 0;
+    for (int i = 0; i < n; i++) {
+        struct resources h = held_on(w, nodes[i].name.ptr, NULL);
+        g += gpus_of(&h);
+    }
+    return g;
+}
+
+static void test_leader_and_follower(void **state)
+{
+    (void)state;
+    struct node_facts nodes[] = {gpu_node("n1", "g4.b", CAPACITY_ON_DEMAND, 0),
+                                 gpu_node("n2", "g4.a", CAPACITY_ON_DEMAND, 2),
+                                 gpu_node("n3", "g4.a", CAPACITY_ON_DEMAND, 3)};
+    struct world w;
+    world_init(&w, Q_REC);
+    set_nodes(&w, nodes, 3);
+    gang_engine_set_record_hook(w.e, count_records_waiting, NULL);
+    gang_engine_set_elected(w.e);
+    struct tp m[4];
+    mkgang(m, 4, "bert", "ml-training", 1, 0);
+    feed_all(&w, m, 4);
+    /* A follower admits nothing: it names the leader (none yet). */
+    expect_waiting(decide(&w, &m[0], T0), "ml/bert",
+                   "gang ml/bert: admission is decided by the leader replica (none yet); "
+                   "waiting for its record");
+    assert_int_equal(stats(&w).admissions, 0);
+    /* Leading until T0 + 10 s: admits, but steers a member only once its
+     * record is written. */
+    gang_engine_set_leadership(w.e, true, T0 + 10000, "me");
+    struct gang_decision d = decide(&w, &m[0], T0);
+    assert_int_equal(d.verdict, GANG_WAITING);
+    assert_non_null(strstr(d.reason, "gang ml/bert admitted: recording this pod's plan ("));
+    assert_int_equal(stats(&w).admissions, 1);
+    size_t n = 0;
+    struct gang_record *r = gang_engine_take_records(w.e, &n);
+    assert_int_equal(n, 4);
+    char node0[64] = "", node1[64] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(r[i].pod, m[0].key) || !strcmp(r[i].pod, m[1].key)) {
+            gang_engine_record_written(w.e, r[i].pod, r[i].node, r[i].admitted_ms);
+            snprintf(!strcmp(r[i].pod, m[0].key) ? node0 : node1, 64, "%s", r[i].node);
+        }
+    }
+    gang_records_free(r, n);
+    assert_string_equal(expect_admitted(decide(&w, &m[0], T0 + 1), "ml/bert"), node0);
+    assert_int_equal(decide(&w, &m[2], T0 + 1).verdict, GANG_WAITING);
+    assert_int_equal(held_gpus_on(&w, nodes, 3), 4);
+    /* Past the renew deadline it is a follower, whatever it was told: the
+     * recorded member is still steered, the other refused. */
+    assert_string_equal(expect_admitted(decide(&w, &m[1], T0 + 10000), "ml/bert"), node1);
+    expect_waiting(decide(&w, &m[2], T0 + 10000), "ml/bert",
+                   "gang ml/bert: admission is decided by the leader replica (me); waiting for "
+                   "its record");
+    /* Stepping down keeps only what the pods' records show (2 of 4). */
+    gang_engine_set_leadership(w.e, false, 0, "other");
+    assert_int_equal(held_gpus_on(&w, nodes, 3), 2);
+    assert_int_equal(stats(&w).admitted, 1);
+    r = gang_engine_take_records(w.e, &n);
+    assert_int_equal(n, 0); /* nothing left to write: not ours any more */
+    gang_records_free(r, n);
+
+    /* Leading again: a new gang admitted, then its records refused (a newer
+     * leader fenced the pods): the admission is withdrawn, no backoff. */
+    gang_engine_set_leadership(w.e, true, T0 + 100000, "me");
+    struct tp o[2];
+    mkgang(o, 2, "gpt", "ml-training", 1, 5);
+    feed_all(&w, o, 2);
+    d = decide(&w, &o[0], T0 + 20000);
+    assert_non_null(strstr(d.reason, "gang ml/gpt admitted: recording"));
+    assert_int_equal(held_gpus_on(&w, nodes, 3), 4);
+    gang_engine_record_refused(w.e, o[0].key);
+    gang_engine_record_refused(w.e, o[1].key);
+    assert_int_equal(held_gpus_on(&w, nodes, 3), 2);
+    world_free(&w);
+
+    /* The other replica, a follower, learns the leader's records from the
+     * watch: it steers the recorded members where they say and counts
+     * their room, admits nothing itself, and refuses the unrecorded. */
+    world_init(&w, Q_REC);
+    set_nodes(&w, nodes, 3);
+    gang_engine_set_record_hook(w.e, count_records_waiting, NULL);
+    gang_engine_set_elected(w.e);
+    gang_engine_set_leadership(w.e, false, 0, "leader-0");
+    char times[2][40];
+    with_record(&m[0], node0, T0, times[0], sizeof(times[0]));
+    with_record(&m[1], node1, T0, times[1], sizeof(times[1]));
+    feed_all(&w, m, 4);
+    assert_string_equal(expect_admitted(decide(&w, &m[0], T0 + 2000), "ml/bert"), node0);
+    assert_string_equal(expect_admitted(decide(&w, &m[1], T0 + 2000), "ml/bert"), node1);
+    expect_waiting(decide(&w, &m[3], T0 + 2000), "ml/bert",
+                   "gang ml/bert: admission is decided by the leader replica (leader-0); "
+                   "waiting for its record");
+    assert_int_equal(held_gpus_on(&w, nodes, 3), 2);
+    struct gang_stats st = stats(&w);
+    assert_int_equal(st.admissions, 0);
+    assert_int_equal(st.adopted, 1);
+    r = gang_engine_take_records(w.e, &n);
+    assert_int_equal(n, 0);
+    gang_records_free(r, n);
+    world_free(&w);
+}
+
 static void test_stale_and_bad_records(void **state)
 {
     (void)state;
@@ -2423,6 +2530,7 @@ int main(void)
         cmocka_unit_test(test_record_time_format),
         cmocka_unit_test(test_records_survive_restart),
         cmocka_unit_test(test_stale_and_bad_records),
+        cmocka_unit_test(test_leader_and_follower),
         cmocka_unit_test(test_timeout_found_by_decide),
         cmocka_unit_test(test_timeout_partially_bound_stays_backing_off),
         cmocka_unit_test(test_bound_before_the_view_catches_up),
