@@ -11,7 +11,10 @@ from cluster_harness import (make_node, make_pod, metric, poll, prioritize_names
 NODES = ("node-a", "node-b")
 # node-a after a 2-cpu pod: 2000m of 3910m allocatable (make_node keeps 90m).
 UTIL = 2000 / 3910
-WANT_B = int(10 * (1 - 0.5 * UTIL) + 0.5)   # node-b's packing score beside busy node-a
+# node-b's score for the 500m probe once node-a runs the pod: node-b is
+# empty, so it costs the probe its whole price (README "Cost model"); node-a
+# its cpu share 500/3910 of the same price, packed by 1 - 0.5 x UTIL.
+WANT_B = int(10 * (500 / 3910) * (1 - 0.5 * UTIL) + 0.5)
 
 
 def bind_args(name, node, uid=None, ns="default"):
