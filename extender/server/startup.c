@@ -213,6 +213,9 @@ int startup_prepare(struct config *cfg, struct startup *st, startup_report_fn re
     if (cfg->queues_path && st->source != STARTUP_SOURCE_CLUSTER && ck.status == 0)
         finding(&ck, STARTUP_NOTE,
                 "gang admission needs the cluster connection: queues are loaded but not used");
+    if (cfg->leader_elect && st->source != STARTUP_SOURCE_CLUSTER && ck.status == 0)
+        finding(&ck, STARTUP_NOTE,
+                "leader election needs the cluster connection: --leader-elect does nothing here");
     return ck.status;
 }
 

@@ -299,13 +299,16 @@ def test_check_approves_what_starts(tmp_path, pki):
     port = free_port()
     flags = ["--listen", "127.0.0.1:%d" % port, "--pricing", PRICING_SRC, "--nodes-file",
              nodes_dir(tmp_path), "--queues", queues, "--tls-cert", pki / "server.crt",
-             "--tls-key", pki / "server.key", "--tls-client-ca", pki / "ca.crt"]
+             "--tls-key", pki / "server.key", "--tls-client-ca", pki / "ca.crt",
+             "--leader-elect", "true"]
     c = run([BINARY, *flags, "--check"])
     assert c.returncode == 0, c
     assert "queue config %s: ok, 1 queue" % queues in c.stdout.splitlines(), c.stdout
     assert "nodes file %s: ok, 6 nodes, 0 unusable" % (tmp_path / "nodes") in c.stdout, c.stdout
     assert "note: gang admission needs the cluster connection: queues are loaded but not used" \
         in c.stdout.splitlines()
+    assert "note: leader election needs the cluster connection: --leader-elect does nothing " \
+        "here" in c.stdout.splitlines()
     p = subprocess.Popen([str(BINARY), *map(str, flags)], env=binary_env(),
                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
@@ -325,3 +328,5 @@ def test_check_approves_what_starts(tmp_path, pki):
     recs = parse_log_lines(err)
     assert any(r["msg"] == "gang admission needs the cluster connection: queues are loaded but "
                "not used" and r["level"] == "warn" for r in recs), err
+    assert any(r["msg"].startswith("leader election needs the cluster connection")
+               and r["level"] == "warn" for r in recs), err
