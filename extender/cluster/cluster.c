@@ -187,6 +187,23 @@ static enum record_outcome record_outcome_of(struct cluster *c, long status)
     return REC_GIVE_UP; /* 403 (RBAC: pods patch), 422, ...: retrying will not help */
 }
 
+/* The API path of pod "namespace/name" into path (initialised here);
+ * false, with nothing to free, when the key has no namespace. */
+static bool pod_path(struct buf *path, const char *pod)
+{
+    const char *slash = strchr(pod, '/');
+    if (!slash)
+        return false;
+    buf_init(path, 256);
+    buf_puts(path, "/api/v1/namespaces/");
+    char ns[256];
+    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - pod), pod);
+    kube_query_escape(path, ns);
+    buf_puts(path, "/pods/");
+    kube_query_escape(path, slash + 1);
+    return true;
+}
+
 /* --- fenced writes (leader election) ------------------------------------------------ */
 
 /* A pod's resourceVersion, fence epoch and node, from a GET of it. */
@@ -233,18 +250,10 @@ static enum record_outcome fenced_write(struct cluster *c, struct kube_conn *k, 
                                         const char *node, int64_t admitted_ms, long epoch,
                                         struct kube_response *resp)
 {
-    const char *slash = strchr(pod, '/');
-    if (!slash)
-        return REC_GIVE_UP;
     struct buf path, body;
-    buf_init(&path, 256);
+    if (!pod_path(&path, pod))
+        return REC_GIVE_UP;
     buf_init(&body, 256);
-    buf_puts(&path, "/api/v1/namespaces/");
-    char ns[256];
-    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - pod), pod);
-    kube_query_escape(&path, ns);
-    buf_puts(&path, "/pods/");
-    kube_query_escape(&path, slash + 1);
     enum record_outcome out = REC_RETRY;
     struct pod_fence f;
     if (buf_failed(&path)) {
@@ -333,18 +342,10 @@ static enum record_outcome write_record(void *arg, const struct gang_record *r, 
         kube_response_free(&resp);
         return out;
     }
-    const char *slash = strchr(r->pod, '/');
-    if (!slash)
-        return REC_GIVE_UP;
     struct buf path, body;
-    buf_init(&path, 256);
+    if (!pod_path(&path, r->pod))
+        return REC_GIVE_UP;
     buf_init(&body, 256);
-    buf_puts(&path, "/api/v1/namespaces/");
-    char ns[256];
-    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - r->pod), r->pod);
-    kube_query_escape(&path, ns);
-    buf_puts(&path, "/pods/");
-    kube_query_escape(&path, slash + 1);
     char when[40];
     gang_format_time(r->admitted_ms, when, sizeof(when));
     buf_puts(&body, "{\"metadata\":{\"annotations\":{\"" GANG_ANNOTATION_NODE "\":");

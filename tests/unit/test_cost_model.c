@@ -736,6 +736,17 @@ static struct node_facts known(struct node_facts n, int64_t cpu, int64_t mem, in
     return n;
 }
 
+/* small-busy runs a 250m / 0.5 GiB pod; small-empty and big-empty run
+ * nothing. */
+static void three_nodes(struct node_facts n[3])
+{
+    n[0] = known(node("small-busy", "small.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0), 250,
+                 GI / 2, 1, 1);
+    n[1] = known(node("small-empty", "small.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0), 0, 0, 0,
+                 0);
+    n[2] = known(node("big-empty", "big.node", CAPACITY_ON_DEMAND, 8000, 64 * GI, 0), 0, 0, 0, 0);
+}
+
 static void evaluate3(const struct pricing_table *t, const struct cost_config *cfg,
                       const struct pod_info *p, int64_t pending, const struct node_facts *n,
                       struct node_cost *c, uint8_t *scores)
@@ -758,12 +769,8 @@ static void test_opening_cost_lone_pod(void **state)
     struct cost_config cfg;
     cost_config_defaults(&cfg);
     struct pod_info p = pod(500, 3 * GI, 0);
-    struct node_facts n[3] = {
-        known(node("small-busy", "small.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0), 250, GI / 2,
-              1, 1),
-        known(node("small-empty", "small.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0), 0, 0, 0, 0),
-        known(node("big-empty", "big.node", CAPACITY_ON_DEMAND, 8000, 64 * GI, 0), 0, 0, 0, 0),
-    };
+    struct node_facts n[3];
+    three_nodes(n);
     struct node_cost c[3];
     uint8_t s[3];
     /* small-busy: share max(500/2000, 3/8) = 0.375 of 0.10 = 0.0375, packed
@@ -812,12 +819,8 @@ static void test_opening_cost_amortised(void **state)
     struct cost_config cfg;
     cost_config_defaults(&cfg);
     struct pod_info p = pod(500, 3 * GI, 0);
-    struct node_facts n[3] = {
-        known(node("small-busy", "small.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0), 250, GI / 2,
-              1, 1),
-        known(node("small-empty", "small.node", CAPACITY_ON_DEMAND, 2000, 8 * GI, 0), 0, 0, 0, 0),
-        known(node("big-empty", "big.node", CAPACITY_ON_DEMAND, 8000, 64 * GI, 0), 0, 0, 0, 0),
-    };
+    struct node_facts n[3];
+    three_nodes(n);
     struct node_cost c[3];
     uint8_t s[3];
     /* 20 waiting. big: min(8000/500 = 16, 64/3 = 21, 110 pods) = 16 fit:
