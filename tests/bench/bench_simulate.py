@@ -39,15 +39,18 @@ def run(out=print):
         return
     doc = json.load(open(report))
     m = re.search(r"read (\d+) nodes and (\d+) pods in ([\d.]+) s", stderr)
-    read_s = float(m.group(3)) if m else float("nan")
+    # simulate says how long reading took only when it took over a second.
+    read_s = float(m.group(3)) if m else None
     pols = {p["name"]: p for p in doc["policies"]}
-    rest = wall - read_s - sum(p["seconds"] for p in pols.values())
+    rest = wall - (read_s or 0) - sum(p["seconds"] for p in pols.values())
     out(f"{doc['inputs']['nodes']:,} nodes, {doc['inputs']['pods']:,} pods "
         f"({os.path.getsize(os.path.join(DATA, 'pods.json')) / 1e6:.0f} MB of pods JSON), "
         f"cost and spread, JSON report:")
-    out(f"  wall {wall:.2f} s: read {read_s:.2f} s, "
+    out(f"  wall {wall:.2f} s: "
+        + (f"read {read_s:.2f} s, " if read_s is not None else "")
         + ", ".join(f"{n} {p['seconds']:.2f} s" for n, p in pols.items())
-        + f", report and exit {rest:.2f} s; CPU {usage.ru_utime + usage.ru_stime:.2f} s")
+        + (", report and exit" if read_s is not None else ", read (under 1 s), report and exit")
+        + f" {rest:.2f} s; CPU {usage.ru_utime + usage.ru_stime:.2f} s")
     out(f"  peak resident memory {usage.ru_maxrss / 1024:.0f} MiB")
     out(f"  target: under {TARGET_S:.0f} s {'(met)' if wall < TARGET_S else '(MISSED)'}")
     sv = doc["saving"]
