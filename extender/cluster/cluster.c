@@ -195,12 +195,8 @@ static bool pod_path(struct buf *path, const char *pod)
     if (!slash)
         return false;
     buf_init(path, 256);
-    buf_puts(path, "/api/v1/namespaces/");
-    char ns[256];
-    snprintf(ns, sizeof(ns), "%.*s", (int)(slash - pod), pod);
-    kube_query_escape(path, ns);
-    buf_puts(path, "/pods/");
-    kube_query_escape(path, slash + 1);
+    kube_pod_path(path, (struct str){pod, (size_t)(slash - pod)},
+                  (struct str){slash + 1, strlen(slash + 1)});
     return true;
 }
 

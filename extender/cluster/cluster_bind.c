@@ -95,14 +95,6 @@ bool bind_request_valid(const struct bind_request *req, char *err, size_t errlen
            (!req->pod_uid.len || name_ok(req->pod_uid, 128, "PodUID", err, errlen));
 }
 
-/* s (not NUL-terminated) percent-escaped into b. */
-static void escape_str(struct buf *b, struct str s)
-{
-    char tmp[300];
-    snprintf(tmp, sizeof(tmp), "%.*s", STR_FMT(s));
-    kube_query_escape(b, tmp);
-}
-
 static void binding_body(struct buf *b, const struct bind_request *req)
 {
     buf_puts(b, "{\"apiVersion\":\"v1\",\"kind\":\"Binding\",\"metadata\":{\"name\":");
@@ -187,10 +179,7 @@ bool bind_post(struct bind_pool *p, const struct bind_request *req, long timeout
     struct buf path, body;
     buf_init(&path, 256);
     buf_init(&body, 512);
-    buf_puts(&path, "/api/v1/namespaces/");
-    escape_str(&path, req->pod_namespace);
-    buf_puts(&path, "/pods/");
-    escape_str(&path, req->pod_name);
+    kube_pod_path(&path, req->pod_namespace, req->pod_name);
     buf_puts(&path, req->dry_run ? "/binding?dryRun=All" : "/binding");
     binding_body(&body, req);
     struct kube_conn *k = NULL;

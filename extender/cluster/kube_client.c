@@ -190,11 +190,11 @@ void kube_conn_free(struct kube_conn *k)
     free(k);
 }
 
-void kube_query_escape(struct buf *b, const char *s)
+static void escape_n(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
         if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
             ch == '-' || ch == '_' || ch == '.' || ch == '~') {
             buf_putc(b, (char)ch);
@@ -204,6 +204,19 @@ void kube_query_escape(struct buf *b, const char *s)
             buf_putc(b, hex[ch & 15]);
         }
     }
+}
+
+void kube_query_escape(struct buf *b, const char *s)
+{
+    escape_n(b, s, strlen(s));
+}
+
+void kube_pod_path(struct buf *b, struct str ns, struct str name)
+{
+    buf_puts(b, "/api/v1/namespaces/");
+    escape_n(b, ns.ptr, ns.len);
+    buf_puts(b, "/pods/");
+    escape_n(b, name.ptr, name.len);
 }
 
 /* Per-request state for the callbacks. */

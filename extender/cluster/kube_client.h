@@ -8,6 +8,7 @@
 #define CE_KUBE_CLIENT_H
 
 #include "../base/buf.h"
+#include "../base/str.h"
 #include "kubeconfig.h"
 
 #include <pthread.h>
@@ -93,5 +94,7 @@ bool kube_stream(struct kube_conn *k, const char *path, long stall_s, kube_strea
 
 /* Percent-encodes s for a query parameter into buf. */
 void kube_query_escape(struct buf *b, const char *s);
+/* "/api/v1/namespaces/NS/pods/NAME", both escaped, appended to b. */
+void kube_pod_path(struct buf *b, struct str ns, struct str name);
 
 #endif
