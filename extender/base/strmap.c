@@ -12,22 +12,30 @@ uint64_t strmap_hash(const char *key, size_t len)
 {
     /* Eight bytes a step, multiply-xorshift mixing: names are short
      * (instance types, node names), and this runs several times per
-     * candidate node on the request path. */
+     * candidate node on the request path. The last step reads the key's
+     * last eight bytes (overlapping the step before), so the tail costs one
+     * load rather than a byte loop; only keys under eight bytes are
+     * gathered byte by byte. */
     const uint64_t k = 0x9E3779B97F4A7C15ULL;
     uint64_t h = (uint64_t)len * k;
-    while (len >= 8) {
+    const char *p = key;
+    size_t n = len;
+    while (n > 8) {
         uint64_t w;
-        memcpy(&w, key, 8);
+        memcpy(&w, p, 8);
         h = (h ^ w) * k;
         h ^= h >> 29;
-        key += 8;
-        len -= 8;
+        p += 8;
+        n -= 8;
     }
-    if (len) {
-        uint64_t w = 0;
-        memcpy(&w, key, len);
-        h = (h ^ w) * k;
+    uint64_t w = 0;
+    if (len >= 8) {
+        memcpy(&w, key + len - 8, 8);
+    } else {
+        for (size_t i = 0; i < len; i++)
+            w |= (uint64_t)(unsigned char)key[i] << (8 * i);
     }
+    h = (h ^ w) * k;
     h ^= h >> 32;
     h *= 0xff51afd7ed558ccdULL;
     h ^= h >> 33;

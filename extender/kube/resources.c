@@ -107,8 +107,7 @@ bool resources_max(struct resources *a, const struct resources *b)
 
 bool resources_fit(const struct resources *need, const struct resources *have)
 {
-    if (need->cpu_milli > have->cpu_milli || need->memory > have->memory ||
-        need->pods > have->pods)
+    if (need->cpu_milli > have->cpu_milli || need->memory > have->memory || need->pods > have->pods)
         return false;
     for (int i = 0; i < need->n_ext; i++)
         if (need->ext[i].value > resources_ext_get(have, need->ext[i].name))
@@ -139,7 +138,7 @@ bool resource_is_gpu(struct str name)
            has_prefix(name, "habana.ai/") || str_eq_lit(name, "google.com/tpu");
 }
 
-int64_t resources_gpus(const struct resources *r)
+int64_t resources_gpus_of_ext(const struct resources *r)
 {
     int64_t n = 0;
     for (int i = 0; i < r->n_ext; i++) {

@@ -67,7 +67,11 @@ bool resources_fit(const struct resources *need, const struct resources *have);
 /* Sum of the extended resources Kubernetes device plugins use for GPUs and
  * other accelerators (nvidia.com/gpu, amd.com/gpu, gpu.intel.com/..., ...),
  * saturating at the int64 limits. */
-int64_t resources_gpus(const struct resources *r);
+int64_t resources_gpus_of_ext(const struct resources *r);
+static inline int64_t resources_gpus(const struct resources *r)
+{
+    return r->n_ext ? resources_gpus_of_ext(r) : 0; /* most nodes list none */
+}
 bool resource_is_gpu(struct str name);
 
 #endif

@@ -20,16 +20,20 @@ static void describe(const struct jscan *s, const struct protocol_limits *limits
 {
     const char *e = s->error ? s->error : "unknown error";
     if (e == TOO_MANY_NODES)
-        snprintf(buf, n, "more than %zu nodes in one request (limit: nodes per request; "
-                 "raise it with --max-nodes)", limits->max_nodes);
+        snprintf(buf, n,
+                 "more than %zu nodes in one request (limit: nodes per request; "
+                 "raise it with --max-nodes)",
+                 limits->max_nodes);
     else if (e == POD_ERR_TOO_MANY_CONTAINERS)
-        snprintf(buf, n, "the Pod has more than %d containers and init containers (limit: "
+        snprintf(buf, n,
+                 "the Pod has more than %d containers and init containers (limit: "
                  "containers per pod; raise it with --max-containers-per-pod)",
-                 limits->max_containers > 0 ? limits->max_containers
-                                            : POD_MAX_CONTAINERS_DEFAULT);
+                 limits->max_containers > 0 ? limits->max_containers : POD_MAX_CONTAINERS_DEFAULT);
     else if (strcmp(e, "nesting too deep") == 0)
-        snprintf(buf, n, "JSON nested deeper than %d levels (limit: JSON depth; raise it with "
-                 "--max-json-depth)", limits->max_depth);
+        snprintf(buf, n,
+                 "JSON nested deeper than %d levels (limit: JSON depth; raise it with "
+                 "--max-json-depth)",
+                 limits->max_depth);
     else
         snprintf(buf, n, "%s", e);
 }
@@ -120,8 +124,8 @@ static bool decode_nodes(struct jscan *s, const struct protocol_limits *limits,
     return s->error == NULL;
 }
 
-static bool decode_names(struct jscan *s, const struct protocol_limits *limits,
-                         struct arena *arena, struct extender_args *a)
+static bool decode_names(struct jscan *s, const struct protocol_limits *limits, struct arena *arena,
+                         struct extender_args *a)
 {
     size_t cap = 0;
     a->n_names = 0;
@@ -131,9 +135,16 @@ static bool decode_names(struct jscan *s, const struct protocol_limits *limits,
         if (a->n_names == limits->max_nodes)
             return jscan_fail(s, TOO_MANY_NODES);
         if (a->n_names == cap) {
-            size_t ncap = cap ? cap * 2 : 1024;
-            void *p = arena_realloc(arena, a->names, cap * sizeof(*a->names),
-                                    ncap * sizeof(*a->names));
+            /* First guess from the bytes left: a name and its quotes and
+             * comma take at least 3, node names usually 20 to 40. The two
+             * arrays grow side by side, so neither can grow in place and
+             * each doubling copies both; a good first size copies none. */
+            size_t guess = (size_t)(s->end - s->p) / 24 + 16;
+            if (guess > limits->max_nodes)
+                guess = limits->max_nodes;
+            size_t ncap = cap ? cap * 2 : guess < 1024 ? 1024 : guess;
+            void *p =
+                arena_realloc(arena, a->names, cap * sizeof(*a->names), ncap * sizeof(*a->names));
             void *q = p ? arena_realloc(arena, a->names_json, cap * sizeof(*a->names_json),
                                         ncap * sizeof(*a->names_json))
                         : NULL;
@@ -146,8 +157,7 @@ static bool decode_names(struct jscan *s, const struct protocol_limits *limits,
         struct jstr j;
         if (jscan_peek(s) != JT_STRING)
             return jscan_fail(s, "NodeNames must hold strings");
-        if (!jscan_string(s, &j) ||
-            !kube_decode_str(s, &j, arena, false, &a->names[a->n_names]))
+        if (!jscan_string(s, &j) || !kube_decode_str(s, &j, arena, false, &a->names[a->n_names]))
             return false;
         /* The raw string, quotes included, is valid JSON for the reply as
          * it stands: no need to escape it again. */
@@ -160,8 +170,8 @@ static bool decode_names(struct jscan *s, const struct protocol_limits *limits,
 enum protocol_status protocol_decode_args(const char *body, size_t len,
                                           const struct protocol_limits *limits,
                                           const struct capacity_label_config *label,
-                                          struct arena *arena, struct extender_args *a,
-                                          char *err, size_t errlen)
+                                          struct arena *arena, struct extender_args *a, char *err,
+                                          size_t errlen)
 {
     memset(a, 0, sizeof(*a));
     struct jscan s;
@@ -260,15 +270,14 @@ enum protocol_status protocol_decode_args(const char *body, size_t len,
     return PROTOCOL_OK;
 }
 
-bool protocol_candidates(struct extender_args *a, const struct node_view *view,
-                         struct arena *arena, const struct node_facts ***nodes_out,
-                         struct str **names_out, size_t *n_out)
+bool protocol_candidates(struct extender_args *a, const struct node_view *view, struct arena *arena,
+                         const struct node_facts ***nodes_out, struct str **names_out,
+                         size_t *n_out)
 {
     size_t n = a->full_nodes ? a->n_nodes : a->n_names;
     /* Every entry is written below: no need to zero them. */
     const struct node_facts **nodes = arena_alloc(arena, (n ? n : 1) * sizeof(*nodes));
-    struct str *names = a->full_nodes ? arena_alloc(arena, (n ? n : 1) * sizeof(*names))
-                                      : a->names;
+    struct str *names = a->full_nodes ? arena_alloc(arena, (n ? n : 1) * sizeof(*names)) : a->names;
     if (!nodes || !names)
         return false;
     if (a->full_nodes) {
