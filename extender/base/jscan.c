@@ -221,16 +221,17 @@ static size_t u_escape(const char *p, const char *end)
 
 /* The rest of a string from p, a byte that is not plain ASCII: escapes,
  * UTF-8 sequences, and the plain runs between them. Returns the closing
- * quote, or NULL with the scanner failed. Out of line so that the common
- * string, plain ASCII to its quote, takes the short path in scan_string. */
-static __attribute__((noinline)) const char *scan_string_rest(struct jscan *s, const char *p,
-                                                              bool *escaped)
+ * quote, or NULL with *at and *msg saying where and what is wrong. Out of
+ * line so that the common string, plain ASCII to its quote, takes the short
+ * path in scan_string. */
+static __attribute__((noinline)) const char *string_rest(const char *p, const char *end,
+                                                         bool allow_bad_utf8, bool *escaped,
+                                                         const char **at, const char **msg)
 {
-    const char *end = s->end;
     for (;;) {
         if (p >= end) {
-            s->p = p;
-            jscan_fail(s, "unterminated string");
+            *at = p;
+            *msg = "unterminated string";
             return NULL;
         }
         unsigned char c = (unsigned char)*p;
@@ -238,17 +239,17 @@ static __attribute__((noinline)) const char *scan_string_rest(struct jscan *s, c
             return p;
         if (c >= 0x80) {
             size_t n = utf8_seq(p, end);
-            if (!n && !s->allow_bad_utf8) {
-                s->p = p;
-                jscan_fail(s, "invalid UTF-8 in string");
+            if (!n && !allow_bad_utf8) {
+                *at = p;
+                *msg = "invalid UTF-8 in string";
                 return NULL;
             }
             p += n ? n : 1;
         } else if (c == '\\') {
             *escaped = true;
             if (end - p < 2) {
-                s->p = p;
-                jscan_fail(s, "unterminated string");
+                *at = p;
+                *msg = "unterminated string";
                 return NULL;
             }
             switch (p[1]) {
@@ -265,32 +266,43 @@ static __attribute__((noinline)) const char *scan_string_rest(struct jscan *s, c
             case 'u': {
                 if (end - p < 6 || !is_hex(p[2]) || !is_hex(p[3]) || !is_hex(p[4]) ||
                     !is_hex(p[5])) {
-                    s->p = p;
-                    jscan_fail(s, "bad \\u escape in string");
+                    *at = p;
+                    *msg = "bad \\u escape in string";
                     return NULL;
                 }
                 size_t n = u_escape(p, end);
-                if (!n && !s->allow_bad_utf8) {
-                    s->p = p;
-                    jscan_fail(s, "lone surrogate \\u escape in string");
+                if (!n && !allow_bad_utf8) {
+                    *at = p;
+                    *msg = "lone surrogate \\u escape in string";
                     return NULL;
                 }
                 p += n ? n : 6;
                 break;
             }
             default:
-                s->p = p;
-                jscan_fail(s, "bad escape in string");
+                *at = p;
+                *msg = "bad escape in string";
                 return NULL;
             }
         } else {
             /* c < 0x20: skip_plain stops only at the kinds above. */
-            s->p = p;
-            jscan_fail(s, "control character in string");
+            *at = p;
+            *msg = "control character in string";
             return NULL;
         }
         p = skip_plain(p, end);
     }
+}
+
+static const char *scan_string_rest(struct jscan *s, const char *p, bool *escaped)
+{
+    const char *at = p, *msg = NULL;
+    const char *q = string_rest(p, s->end, s->allow_bad_utf8, escaped, &at, &msg);
+    if (!q) {
+        s->p = at;
+        jscan_fail(s, msg);
+    }
+    return q;
 }
 
 /* Cursor at the opening quote. */
@@ -383,14 +395,14 @@ static inline bool is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-static bool scan_number(struct jscan *s, struct jstr *raw)
+/* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?. The end of the
+ * number at p, or NULL when it is not one. */
+static inline const char *number_end(const char *p, const char *end)
 {
-    const char *p = s->p, *end = s->end, *start = s->p;
     if (p < end && *p == '-')
         p++;
     if (p >= end || !is_digit(*p))
-        return jscan_fail(s, "bad number");
+        return NULL;
     if (*p == '0') {
         p++;
     } else {
@@ -400,7 +412,7 @@ static bool scan_number(struct jscan *s, struct jstr *raw)
     if (p < end && *p == '.') {
         p++;
         if (p >= end || !is_digit(*p))
-            return jscan_fail(s, "bad number");
+            return NULL;
         while (p < end && is_digit(*p))
             p++;
     }
@@ -409,10 +421,18 @@ static bool scan_number(struct jscan *s, struct jstr *raw)
         if (p < end && (*p == '+' || *p == '-'))
             p++;
         if (p >= end || !is_digit(*p))
-            return jscan_fail(s, "bad number");
+            return NULL;
         while (p < end && is_digit(*p))
             p++;
     }
+    return p;
+}
+
+static bool scan_number(struct jscan *s, struct jstr *raw)
+{
+    const char *start = s->p, *p = number_end(s->p, s->end);
+    if (!p)
+        return jscan_fail(s, "bad number");
     if (raw) {
         raw->ptr = start;
         raw->len = (size_t)(p - start);
@@ -445,11 +465,121 @@ bool jscan_number(struct jscan *s, double *out, struct jstr *raw)
     return true;
 }
 
+static inline const char *ws_end(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+/* The end of the string whose opening quote is at p, NULL when it is bad. */
+static inline const char *string_end(const char *p, const char *end)
+{
+    const char *q = skip_plain(p + 1, end);
+    if (q < end && *q == '"')
+        return q + 1;
+    bool escaped;
+    const char *at, *msg;
+    q = string_rest(q, end, false, &escaped, &at, &msg);
+    return q ? q + 1 : NULL;
+}
+
+/* jscan_skip of an object or array (the cursor at its '{' or '['), in one
+ * loop over the bytes with the open containers on a small stack, instead
+ * of a call per token: most of a Node object (images, managedFields,
+ * conditions) is skipped, so this is where a full-node request spends its
+ * time. It checks the same grammar; on anything it would reject (or a
+ * nesting beyond the limit, or allow_bad_utf8) it returns false with the
+ * scanner untouched, and jscan_skip then takes the token-by-token path
+ * from the same place, which fails with the usual message and position. */
+static bool skip_container_fast(struct jscan *s)
+{
+    if (s->allow_bad_utf8)
+        return false;
+    const char *p = s->p, *end = s->end;
+    const int base = s->depth;
+    int depth = base;
+    char close[JSCAN_MAX_DEPTH + 1];
+value:
+    if (p >= end)
+        return false;
+    switch (*p) {
+    case '{':
+    case '[':
+        if (depth >= s->max_depth)
+            return false;
+        close[++depth] = *p == '{' ? '}' : ']';
+        p = ws_end(p + 1, end);
+        if (p < end && *p == close[depth]) {
+            p++;
+            depth--;
+            goto after;
+        }
+        if (close[depth] == ']')
+            goto value;
+        goto key;
+    case '"':
+        p = string_end(p, end);
+        break;
+    case 't':
+        p = (end - p >= 4 && memcmp(p, "true", 4) == 0) ? p + 4 : NULL;
+        break;
+    case 'f':
+        p = (end - p >= 5 && memcmp(p, "false", 5) == 0) ? p + 5 : NULL;
+        break;
+    case 'n':
+        p = (end - p >= 4 && memcmp(p, "null", 4) == 0) ? p + 4 : NULL;
+        break;
+    default:
+        p = number_end(p, end);
+        break;
+    }
+    if (!p)
+        return false;
+after:
+    if (depth == base) {
+        s->p = p;
+        return true;
+    }
+    p = ws_end(p, end);
+    if (p >= end)
+        return false;
+    if (*p == close[depth]) {
+        p++;
+        depth--;
+        goto after;
+    }
+    if (*p != ',')
+        return false;
+    p = ws_end(p + 1, end);
+    if (close[depth] == ']')
+        goto value;
+key:
+    if (p >= end || *p != '"')
+        return false;
+    p = string_end(p, end);
+    if (!p)
+        return false;
+    p = ws_end(p, end);
+    if (p >= end || *p != ':')
+        return false;
+    p = ws_end(p + 1, end);
+    goto value;
+}
+
 bool jscan_skip(struct jscan *s, struct jstr *span)
 {
     enum jtype t = jscan_peek(s);
     const char *start = s->p;
     bool ok;
+    if ((t == JT_OBJECT || t == JT_ARRAY) && skip_container_fast(s)) {
+        if (span) {
+            span->ptr = start;
+            span->len = (size_t)(s->p - start);
+            span->escaped = false;
+        }
+        return true;
+    }
     switch (t) {
     case JT_OBJECT:
         ok = jscan_begin_object(s);
@@ -498,7 +628,6 @@ bool jscan_finish(struct jscan *s)
         return jscan_fail(s, "trailing data after JSON value");
     return true;
 }
-
 
 static size_t put_utf8(char *o, unsigned cp)
 {

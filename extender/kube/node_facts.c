@@ -11,21 +11,32 @@
 #include "../base/quantity.h"
 
 #include <stdio.h>
+#include <string.h>
 
-static const char *const label_keys[NL_COUNT] = {
-    [NL_INSTANCE_TYPE] = "node.kubernetes.io/instance-type",
-    [NL_INSTANCE_TYPE_BETA] = "beta.kubernetes.io/instance-type",
-    [NL_REGION] = "topology.kubernetes.io/region",
-    [NL_REGION_BETA] = "failure-domain.beta.kubernetes.io/region",
-    [NL_ZONE] = "topology.kubernetes.io/zone",
-    [NL_ZONE_BETA] = "failure-domain.beta.kubernetes.io/zone",
-    [NL_CUSTOM_CAPACITY] = NULL, /* from config */
-    [NL_KARPENTER_CAPACITY] = "karpenter.sh/capacity-type",
-    [NL_EKS_CAPACITY] = "eks.amazonaws.com/capacityType",
-    [NL_GKE_SPOT] = "cloud.google.com/gke-spot",
-    [NL_GKE_PREEMPTIBLE] = "cloud.google.com/gke-preemptible",
-    [NL_AZURE_PRIORITY] = "kubernetes.azure.com/scalesetpriority",
-    [NL_LIFECYCLE] = "node.kubernetes.io/lifecycle",
+/* The labels we read, with their lengths: a node has a dozen or more labels
+ * and each is compared with these, for every node of a full-node request. */
+struct label_key {
+    const char *key;
+    size_t len;
+};
+#define LABEL_KEY(k)                                                                               \
+    {                                                                                              \
+        k, sizeof(k) - 1                                                                           \
+    }
+static const struct label_key label_keys[NL_COUNT] = {
+    [NL_INSTANCE_TYPE] = LABEL_KEY("node.kubernetes.io/instance-type"),
+    [NL_INSTANCE_TYPE_BETA] = LABEL_KEY("beta.kubernetes.io/instance-type"),
+    [NL_REGION] = LABEL_KEY("topology.kubernetes.io/region"),
+    [NL_REGION_BETA] = LABEL_KEY("failure-domain.beta.kubernetes.io/region"),
+    [NL_ZONE] = LABEL_KEY("topology.kubernetes.io/zone"),
+    [NL_ZONE_BETA] = LABEL_KEY("failure-domain.beta.kubernetes.io/zone"),
+    [NL_CUSTOM_CAPACITY] = {NULL, 0}, /* from config */
+    [NL_KARPENTER_CAPACITY] = LABEL_KEY("karpenter.sh/capacity-type"),
+    [NL_EKS_CAPACITY] = LABEL_KEY("eks.amazonaws.com/capacityType"),
+    [NL_GKE_SPOT] = LABEL_KEY("cloud.google.com/gke-spot"),
+    [NL_GKE_PREEMPTIBLE] = LABEL_KEY("cloud.google.com/gke-preemptible"),
+    [NL_AZURE_PRIORITY] = LABEL_KEY("kubernetes.azure.com/scalesetpriority"),
+    [NL_LIFECYCLE] = LABEL_KEY("node.kubernetes.io/lifecycle"),
 };
 
 const char *capacity_type_name(enum capacity_type c)
@@ -65,7 +76,7 @@ enum capacity_type node_capacity_from_labels(const struct str labels[NL_COUNT],
     }
     /* Karpenter: spot | on-demand | reserved (capacity reservations). */
     if (str_is_set(v = labels[NL_KARPENTER_CAPACITY])) {
-        *decided_by = label_keys[NL_KARPENTER_CAPACITY];
+        *decided_by = label_keys[NL_KARPENTER_CAPACITY].key;
         if (str_eq_lit_fold(v, "spot"))
             return CAPACITY_SPOT;
         if (str_eq_lit_fold(v, "reserved"))
@@ -75,7 +86,7 @@ enum capacity_type node_capacity_from_labels(const struct str labels[NL_COUNT],
     }
     /* EKS managed node groups: SPOT | ON_DEMAND | CAPACITY_BLOCK. */
     if (str_is_set(v = labels[NL_EKS_CAPACITY])) {
-        *decided_by = label_keys[NL_EKS_CAPACITY];
+        *decided_by = label_keys[NL_EKS_CAPACITY].key;
         if (str_eq_lit_fold(v, "SPOT"))
             return CAPACITY_SPOT;
         if (str_eq_lit_fold(v, "CAPACITY_BLOCK"))
@@ -85,16 +96,16 @@ enum capacity_type node_capacity_from_labels(const struct str labels[NL_COUNT],
     }
     /* GKE: Spot VMs and the older preemptible VMs both carry "true". */
     if (str_is_set(v = labels[NL_GKE_SPOT]) && str_eq_lit_fold(v, "true")) {
-        *decided_by = label_keys[NL_GKE_SPOT];
+        *decided_by = label_keys[NL_GKE_SPOT].key;
         return CAPACITY_SPOT;
     }
     if (str_is_set(v = labels[NL_GKE_PREEMPTIBLE]) && str_eq_lit_fold(v, "true")) {
-        *decided_by = label_keys[NL_GKE_PREEMPTIBLE];
+        *decided_by = label_keys[NL_GKE_PREEMPTIBLE].key;
         return CAPACITY_SPOT;
     }
     /* AKS: "spot" on spot pools; regular pools carry no label (or "regular"). */
     if (str_is_set(v = labels[NL_AZURE_PRIORITY])) {
-        *decided_by = label_keys[NL_AZURE_PRIORITY];
+        *decided_by = label_keys[NL_AZURE_PRIORITY].key;
         if (str_eq_lit_fold(v, "spot"))
             return CAPACITY_SPOT;
         if (str_eq_lit_fold(v, "regular"))
@@ -102,7 +113,7 @@ enum capacity_type node_capacity_from_labels(const struct str labels[NL_COUNT],
     }
     /* kops and older tooling: node.kubernetes.io/lifecycle=spot|normal. */
     if (str_is_set(v = labels[NL_LIFECYCLE])) {
-        *decided_by = label_keys[NL_LIFECYCLE];
+        *decided_by = label_keys[NL_LIFECYCLE].key;
         if (str_eq_lit_fold(v, "spot") || str_eq_lit_fold(v, "preemptible"))
             return CAPACITY_SPOT;
         if (str_eq_lit_fold(v, "normal") || str_eq_lit_fold(v, "on-demand") ||
@@ -161,8 +172,8 @@ static const char *bad_resource_msg(struct arena *a, const char *where, const ch
     return m ? m : what;
 }
 
-bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
-                           struct resources *out, const char **invalid, const char *where)
+bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy, struct resources *out,
+                           const char **invalid, const char *where)
 {
     return kube_decode_resources_seen(s, arena, copy, out, invalid, NULL, where);
 }
@@ -249,8 +260,15 @@ static int label_role(const struct jstr *key, const struct capacity_label_config
     /* Keys we want are never escaped in practice, but an escaped key must
      * still match: compare decoded. */
     for (int i = 0; i < NL_COUNT; i++) {
-        const char *k = (i == NL_CUSTOM_CAPACITY) ? (custom ? custom->key : NULL) : label_keys[i];
-        if (k && (key->escaped || key->len == strlen(k)) && jstr_eq(key, k))
+        if (i == NL_CUSTOM_CAPACITY) {
+            const char *k = custom ? custom->key : NULL;
+            if (k && jstr_eq(key, k))
+                return i;
+            continue;
+        }
+        const struct label_key *k = &label_keys[i];
+        if (key->escaped ? jstr_eq_escaped(key, k->key, k->len)
+                         : key->len == k->len && memcmp(key->ptr, k->key, k->len) == 0)
             return i;
     }
     return -1;
@@ -288,8 +306,7 @@ static bool decode_metadata(struct jscan *s, const struct node_decode_opts *o,
     return s->error == NULL;
 }
 
-static bool decode_status(struct jscan *s, const struct node_decode_opts *o,
-                          struct node_facts *out)
+static bool decode_status(struct jscan *s, const struct node_decode_opts *o, struct node_facts *out)
 {
     if (!jscan_begin_object(s))
         return false;
@@ -336,8 +353,8 @@ bool node_facts_decode(struct jscan *s, const struct node_decode_opts *o, struct
     out->json.ptr = start;
     out->json.len = (size_t)(s->p - start);
 
-    out->instance_type =
-        str_is_set(labels[NL_INSTANCE_TYPE]) ? labels[NL_INSTANCE_TYPE] : labels[NL_INSTANCE_TYPE_BETA];
+    out->instance_type = str_is_set(labels[NL_INSTANCE_TYPE]) ? labels[NL_INSTANCE_TYPE]
+                                                              : labels[NL_INSTANCE_TYPE_BETA];
     out->region = str_is_set(labels[NL_REGION]) ? labels[NL_REGION] : labels[NL_REGION_BETA];
     out->zone = str_is_set(labels[NL_ZONE]) ? labels[NL_ZONE] : labels[NL_ZONE_BETA];
     out->capacity = node_capacity_from_labels(labels, o->capacity_label, &out->capacity_label);

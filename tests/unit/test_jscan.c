@@ -516,7 +516,7 @@ static void test_decode_escapes(void **state)
     DECODE_LENIENT("\"\\ud83d\\n\"", "\xef\xbf\xbd\n");
     /* A high surrogate followed by a non-surrogate escape keeps the latter. */
     DECODE_LENIENT("\"\\ud83d\\u0041\"", "\xef\xbf\xbd"
-                                    "A");
+                                         "A");
     /* Two highs then a low: the first is lone, the second pairs. */
     DECODE_LENIENT("\"\\ud83d\\ud83d\\ude00\"", "\xef\xbf\xbd\xf0\x9f\x98\x80");
     /* Low then high: both lone. */
@@ -706,9 +706,9 @@ static void test_string_fast_path(void **state)
 static void test_string_high_bytes(void **state)
 {
     (void)state;
-    static const char *chars[] = {"\xc2\xa2", "\xc3\x9c", "\xe2\x82\xac", "\xed\x9f\xbf",
-                                  "\xef\xbf\xbf", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
-                                  "\x7f", "\xc2\x80"};
+    static const char *chars[] = {"\xc2\xa2",         "\xc3\x9c",     "\xe2\x82\xac",
+                                  "\xed\x9f\xbf",     "\xef\xbf\xbf", "\xf0\x9f\x98\x80",
+                                  "\xf4\x8f\xbf\xbf", "\x7f",         "\xc2\x80"};
     char txt[256];
     for (size_t k = 0; k < sizeof(chars) / sizeof(chars[0]); k++) {
         size_t cl = strlen(chars[k]);
@@ -1009,6 +1009,173 @@ static void test_type_mismatch(void **state)
     assert_non_null(s.error);
 }
 
+/* --- jscan_skip's one-loop path against the token-by-token API ------------- */
+
+/* The reference: one value walked with the scanner's token calls (begin,
+ * next key or item, string, number, literal), never jscan_skip, which for
+ * containers takes the one-loop path under test. */
+static bool walk_value(struct jscan *s)
+{
+    struct jstr str;
+    switch (jscan_peek(s)) {
+    case JT_OBJECT:
+        if (!jscan_begin_object(s))
+            return false;
+        while (jscan_next_key(s, &str))
+            if (!walk_value(s))
+                return false;
+        return !s->error;
+    case JT_ARRAY:
+        if (!jscan_begin_array(s))
+            return false;
+        while (jscan_next_item(s))
+            if (!walk_value(s))
+                return false;
+        return !s->error;
+    case JT_STRING:
+        return jscan_string(s, &str);
+    case JT_NUMBER:
+        return jscan_number(s, NULL, &str);
+    case JT_TRUE:
+    case JT_FALSE: {
+        bool b;
+        return jscan_bool(s, &b);
+    }
+    case JT_NULL:
+        return jscan_null(s);
+    default:
+        return false;
+    }
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+static unsigned rnd(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+/* A random JSON value: nesting, keys, escapes, UTF-8, numbers, literals. */
+static void gen_value(char *out, size_t *n, size_t cap, int depth)
+{
+    static const char *const atoms[] = {"0",
+                                        "-1",
+                                        "12.5e+3",
+                                        "1E-2",
+                                        "true",
+                                        "false",
+                                        "null",
+                                        "\"\"",
+                                        "\"plain text\"",
+                                        "\"esc \\\" \\\\ \\/ \\n \\u00e9 \\ud83d\\ude00\"",
+                                        "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"",
+                                        "\"{\\\"ebs.csi.aws.com\\\":\\\"i-0abc\\\"}\"",
+                                        "\"sha256:0123456789abcdef0123456789abcdef\""};
+    if (*n + 64 >= cap)
+        return;
+    unsigned k = depth > 6 ? 2 + rnd(3) : rnd(5);
+    if (k == 0 || k == 1) {
+        bool obj = k == 0;
+        out[(*n)++] = obj ? '{' : '[';
+        unsigned items = rnd(4);
+        for (unsigned i = 0; i < items && *n + 128 < cap; i++) {
+            if (i)
+                out[(*n)++] = ',';
+            if (rnd(3) == 0)
+                out[(*n)++] = ' ';
+            if (obj) {
+                *n +=
+                    (size_t)snprintf(out + *n, cap - *n, "\"k%u\"%s:", rnd(100), rnd(2) ? " " : "");
+            }
+            gen_value(out, n, cap, depth + 1);
+            if (rnd(4) == 0)
+                out[(*n)++] = '\n';
+        }
+        out[(*n)++] = obj ? '}' : ']';
+        return;
+    }
+    const char *a = atoms[rnd(sizeof(atoms) / sizeof(atoms[0]))];
+    size_t len = strlen(a);
+    memcpy(out + *n, a, len);
+    *n += len;
+}
+
+/* Breaks a document a little: a byte dropped, doubled, changed or cut. */
+static void mutate(char *doc, size_t *n)
+{
+    static const char bytes[] = "{}[],:\"\\ 0-eE.tfnu\x01\x80\xc3\xff";
+    if (*n == 0)
+        return;
+    size_t at = rnd((unsigned)*n);
+    switch (rnd(4)) {
+    case 0:
+        memmove(doc + at, doc + at + 1, *n - at - 1);
+        (*n)--;
+        break;
+    case 1:
+        memmove(doc + at + 1, doc + at, *n - at);
+        (*n)++;
+        break;
+    case 2:
+        doc[at] = bytes[rnd(sizeof(bytes) - 1)];
+        break;
+    default:
+        *n = at;
+        break;
+    }
+}
+
+static void test_skip_matches_token_walk(void **state)
+{
+    (void)state;
+    enum { CASES = 20000, CAP = 4096 };
+    char doc[CAP + 8];
+    int valid = 0, invalid = 0;
+    for (int c = 0; c < CASES; c++) {
+        size_t n = 0;
+        doc[n++] = rnd(2) ? '{' : '[';
+        size_t inner = 0;
+        gen_value(doc + 1, &inner, CAP - 8, 0);
+        n += inner;
+        /* Wrap in a container so that jscan_skip starts at one. */
+        memmove(doc + 1, doc + 1, inner);
+        if (doc[0] == '{') {
+            memmove(doc + 5, doc + 1, inner);
+            memcpy(doc + 1, "\"v\":", 4);
+            n += 4;
+        }
+        doc[n++] = doc[0] == '{' ? '}' : ']';
+        unsigned m = rnd(3);
+        for (unsigned i = 0; i < m; i++)
+            mutate(doc, &n);
+        int max_depth = rnd(4) == 0 ? 1 + (int)rnd(6) : 64;
+        char *a = exact_copy(doc, n), *b = exact_copy(doc, n);
+        struct jscan sa, sb;
+        jscan_init(&sa, a, n, max_depth);
+        jscan_init(&sb, b, n, max_depth);
+        bool ra = jscan_skip(&sa, NULL);
+        bool rb = walk_value(&sb);
+        if (ra != rb || (ra && sa.p - a != sb.p - b) || (!ra && sa.error != sb.error) ||
+            (!ra && sa.error_at != sb.error_at)) {
+            fail_msg("case %d (depth %d): skip %d at %td (%s @%zu), walk %d at %td (%s @%zu): "
+                     "%.*s",
+                     c, max_depth, ra, sa.p - a, sa.error ? sa.error : "-", sa.error_at, rb,
+                     sb.p - b, sb.error ? sb.error : "-", sb.error_at, (int)n, doc);
+        }
+        if (ra)
+            valid++;
+        else
+            invalid++;
+        free(a);
+        free(b);
+    }
+    /* Both kinds were exercised in numbers. */
+    assert_true(valid > CASES / 10);
+    assert_true(invalid > CASES / 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1031,6 +1198,7 @@ int main(void)
         cmocka_unit_test(test_error_offset),
         cmocka_unit_test(test_error_is_sticky),
         cmocka_unit_test(test_type_mismatch),
+        cmocka_unit_test(test_skip_matches_token_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
