@@ -141,7 +141,7 @@ test: test-deps
 bench: bench-deps
 	@$(MAKE) --no-print-directory bin/cost-extender
 	@$(MAKE) --no-print-directory build/bench/bench_client build/bench/bench_handlers \
-	  build/bench/bench_gang build/bench/bench_cost
+	  build/bench/bench_gang build/bench/bench_cost build/bench/bench_throughput
 	@/usr/bin/python3 tests/bench/bench.py
 
 # --- upkeep -----------------------------------------------------------------
@@ -198,6 +198,11 @@ build/bench/bench_cost: tests/bench/bench_cost.c tests/bench/bench_util.h $(LIB_
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 
 build/bench/bench_client: tests/bench/bench_client.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $<
+
+# Plain sockets like bench_client: the kube-scheduler call pattern, no libraries.
+build/bench/bench_throughput: tests/bench/bench_throughput.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
 
