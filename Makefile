@@ -185,7 +185,7 @@ clean:
 # --- benchmark tools ----------------------------------------------------------
 LIB_REL_OBJ := $(LIB_SRC:%.c=build/release/%.o)
 
-build/bench/bench_handlers: tests/bench/bench_handlers.c $(LIB_REL_OBJ)
+build/bench/bench_handlers: tests/bench/bench_handlers.c tests/bench/bench_util.h $(LIB_REL_OBJ)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 
@@ -197,12 +197,12 @@ build/bench/bench_cost: tests/bench/bench_cost.c tests/bench/bench_util.h $(LIB_
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Iextender -o $@ $< $(LIB_REL_OBJ) $(PKG_LIBS) $(LDLIBS)
 
-build/bench/bench_client: tests/bench/bench_client.c
+build/bench/bench_client: tests/bench/bench_client.c tests/bench/bench_util.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
 
 # Plain sockets like bench_client: the kube-scheduler call pattern, no libraries.
-build/bench/bench_throughput: tests/bench/bench_throughput.c
+build/bench/bench_throughput: tests/bench/bench_throughput.c tests/bench/bench_util.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
 

@@ -24,18 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "bench_util.h"
 
 static double pct(double *v, int n, double p)
 {
@@ -173,12 +162,13 @@ int main(int argc, char **argv)
     }
     qsort(client, (size_t)count, sizeof(double), cmp_double);
     qsort(server, (size_t)count, sizeof(double), cmp_double);
-    printf("{\"count\": %d, \"body_bytes\": %ld, \"reply_bytes\": %zu, "
-           "\"client_p50\": %.3f, \"client_p90\": %.3f, \"client_p99\": %.3f, \"client_max\": %.3f, "
-           "\"server_p50\": %.3f, \"server_p90\": %.3f, \"server_p99\": %.3f, \"server_max\": %.3f}\n",
-           count, blen, reply_len, pct(client, count, .5), pct(client, count, .9),
-           pct(client, count, .99), client[count - 1], pct(server, count, .5),
-           pct(server, count, .9), pct(server, count, .99), server[count - 1]);
+    printf(
+        "{\"count\": %d, \"body_bytes\": %ld, \"reply_bytes\": %zu, "
+        "\"client_p50\": %.3f, \"client_p90\": %.3f, \"client_p99\": %.3f, \"client_max\": %.3f, "
+        "\"server_p50\": %.3f, \"server_p90\": %.3f, \"server_p99\": %.3f, \"server_max\": %.3f}\n",
+        count, blen, reply_len, pct(client, count, .5), pct(client, count, .9),
+        pct(client, count, .99), client[count - 1], pct(server, count, .5), pct(server, count, .9),
+        pct(server, count, .99), server[count - 1]);
     close(fd);
     free(client);
     free(server);

@@ -21,18 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv)
 {
@@ -86,7 +75,7 @@ int main(int argc, char **argv)
         if (i >= 0)
             ms[i] = t1 - t0;
     }
-    qsort(ms, (size_t)count, sizeof(double), cmp);
+    qsort(ms, (size_t)count, sizeof(double), cmp_double);
     printf("{\"verb\": \"%s\", \"count\": %d, \"min\": %.3f, \"p50\": %.3f, \"p99\": %.3f, "
            "\"load_ms\": %.1f}\n",
            argv[3], count, ms[0], ms[count / 2], ms[(int)(count * 0.99)], load_ms);

@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 /* The URL paths deploy/ configures (urlPrefix with no path, filterVerb
  * "filter", prioritizeVerb "prioritize"). */
 #define FILTER_PATH "/filter"
@@ -144,21 +146,6 @@ static bool fail_pod(const char *what, size_t n, size_t total)
     char why[sizeof(err_text)];
     snprintf(why, sizeof(why), "%s", err_text);
     return fail("%s %zu of %zu: %s", what, n, total, why);
-}
-
-/* Monotonic milliseconds. */
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* qsort order of doubles. */
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 /* The p-quantile of SORTED values, nearest rank as bench_client.c has it. */
