@@ -32,25 +32,6 @@ static double pct(double *v, int n, double p)
     return v[i < 0 ? 0 : i >= n ? n - 1 : i];
 }
 
-static int write_all(int fd, struct iovec *iov, int cnt)
-{
-    while (cnt > 0) {
-        ssize_t w = writev(fd, iov, cnt);
-        if (w <= 0)
-            return -1;
-        while (cnt > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
-    }
-    return 0;
-}
-
 /* Reads one response; returns status, fills body length and server ms. */
 static int read_response(int fd, char **buf, size_t *cap, size_t *body_len, double *server_ms)
 {
@@ -144,7 +125,7 @@ int main(int argc, char **argv)
     for (int i = -warmup; i < count; i++) {
         struct iovec iov[2] = {{head, (size_t)hlen}, {body, (size_t)blen}};
         double t0 = now_ms();
-        if (write_all(fd, iov, 2) != 0) {
+        if (bench_write_all(fd, iov, 2) != 0) {
             fprintf(stderr, "write failed\n");
             return 1;
         }

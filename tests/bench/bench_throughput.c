@@ -453,26 +453,12 @@ static bool conn_open(struct conn *c, const char *host, int port)
     return true;
 }
 
-/* Writes every byte of the IOV pieces (writev may write part of them). */
+/* Writes every byte of the IOV pieces. */
 static bool write_all(int fd, struct iovec *iov, int cnt)
 {
-    while (cnt > 0) {
-        ssize_t w = writev(fd, iov, cnt);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return fail("write: %s", w < 0 ? strerror(errno) : "connection closed");
-        while (cnt > 0 && (size_t)w >= iov->iov_len) {
-            w -= (ssize_t)iov->iov_len;
-            iov++;
-            cnt--;
-        }
-        if (cnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + w;
-            iov->iov_len -= (size_t)w;
-        }
-    }
-    return true;
+    if (bench_write_all(fd, iov, cnt) == 0)
+        return true;
+    return fail("write: %s", errno ? strerror(errno) : "connection closed");
 }
 
 /* Reads into conn.rbuf until it holds at least WANT bytes (LEN so far). */
