@@ -93,7 +93,7 @@ struct gang_status {
     struct gang_decision d;
     bool would_admit;
     size_t members, min_member, bound, planned;
-    char queue[256]; /* "" when none */
+    char queue[256];       /* "" when none */
     struct resources used; /* the queue's: bound and held for admitted gangs */
     double spend;          /* the queue's, per hour */
 };
@@ -144,6 +144,14 @@ bool gang_engine_bind_group(struct gang_engine *e, const char *key, size_t key_l
                             struct gang_bind_group *out);
 void gang_bind_group_free(struct gang_bind_group *g);
 
+/* The bind verb created pod key's (namespace/name) Binding to node: count
+ * the member bound now, as the watch will soon show it, so that its planned
+ * room is no longer held on top of the usage the cluster view already
+ * assumes for the bound pod (which would count it twice until the watch
+ * catches up). Pods the engine does not track, or already sees bound, are
+ * left as they are. */
+void gang_engine_pod_bound(struct gang_engine *e, const char *key, size_t key_len, struct str node);
+
 /* Gives gang's held room back now, as a timeout would (the gang waits and
  * backs off); why is logged with it. False when it is not admitted. */
 bool gang_engine_release(struct gang_engine *e, const struct gang_env *env, const char *gang,
@@ -162,8 +170,8 @@ void gang_engine_render_metrics(struct gang_engine *e, const struct gang_env *en
  * leader that has seen the pod; an older leader's writes stop there. */
 #define GANG_ANNOTATION_EPOCH "cost-extender.io/leader-epoch"
 struct gang_record {
-    char *pod;  /* namespace/name */
-    char *node; /* planned node */
+    char *pod;           /* namespace/name */
+    char *node;          /* planned node */
     int64_t admitted_ms; /* wall time, ms since the epoch */
 };
 

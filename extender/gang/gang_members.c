@@ -385,6 +385,22 @@ void gang_engine_pod_changed(struct gang_engine *e, const char *key, size_t key_
     pthread_mutex_unlock(&e->mu);
 }
 
+void gang_engine_pod_bound(struct gang_engine *e, const char *key, size_t key_len, struct str node)
+{
+    pthread_mutex_lock(&e->mu);
+    struct tpod *p = strmap_get(&e->pods, key, key_len);
+    if (p && !p->node && node.len) {
+        p->node = dup_str(node);
+        if (p->node) {
+            plan_remove_pod(e, p->g, p); /* its place is taken for real */
+            p->bound_ms = clock_mono_ms();
+            account(e, p, +1);
+            gang_held_publish(e);
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+}
+
 /* --- lifecycle and stats ------------------------------------------------------------- */
 
 struct gang_engine *gang_engine_new(void)
@@ -394,9 +410,8 @@ struct gang_engine *gang_engine_new(void)
         return NULL;
     pthread_mutex_init(&e->mu, NULL);
     snapshot_slot_init(&e->held_slot);
-    if (!strmap_init(&e->pods, 256) || !strmap_init(&e->gangs, 64) ||
-        !strmap_init(&e->usage, 16) || !strmap_init(&e->names, 16) ||
-        !strmap_init(&e->held, 64)) {
+    if (!strmap_init(&e->pods, 256) || !strmap_init(&e->gangs, 64) || !strmap_init(&e->usage, 16) ||
+        !strmap_init(&e->names, 16) || !strmap_init(&e->held, 64)) {
         gang_engine_free(e);
         return NULL;
     }

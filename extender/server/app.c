@@ -4,6 +4,7 @@
 #include "app.h"
 
 #include "../base/clock.h"
+#include "../cluster/cluster_bind.h"
 #include "../base/fileio.h"
 #include "../base/log.h"
 #include "../base/metrics.h"
@@ -57,7 +58,7 @@ static void set_error(struct app *app, char *dst, size_t n, const char *msg)
  * and its generation, or nothing (then /readyz says why, in why). The log
  * messages are whole literals, so that they can be found in the source. */
 struct rejected {
-    const char *what; /* "pricing table", for /readyz */
+    const char *what;                 /* "pricing table", for /readyz */
     const char *kept, *none, *loaded; /* log messages */
     enum reload_kind kind;
     struct snapshot_slot *slot;
@@ -112,11 +113,14 @@ static void loaded(struct app *app, const struct rejected *r, uint64_t gen, cons
 
 bool app_reload_pricing(struct app *app)
 {
-    const struct rejected r = {
-        "pricing table", "pricing table rejected, previous table stays in force",
-        "pricing table rejected, none in force: not ready until it is fixed",
-        "pricing table loaded", RELOAD_PRICING, &app->pricing, app->pricing_error,
-        sizeof(app->pricing_error)};
+    const struct rejected r = {"pricing table",
+                               "pricing table rejected, previous table stays in force",
+                               "pricing table rejected, none in force: not ready until it is fixed",
+                               "pricing table loaded",
+                               RELOAD_PRICING,
+                               &app->pricing,
+                               app->pricing_error,
+                               sizeof(app->pricing_error)};
     const char *path = app->cfg->pricing_path;
     struct pricing_error err;
     struct pricing_table *t = pricing_load_file(path, &err);
@@ -136,13 +140,17 @@ bool app_reload_nodes(struct app *app)
     const struct config *cfg = app->cfg;
     if (!cfg->nodes_file)
         return false;
-    const struct rejected r = {
-        "nodes file", "nodes file rejected, previous node facts stay in force",
-        "nodes file rejected, none in force: not ready until it is fixed", "nodes file loaded",
-        RELOAD_NODES_FILE, &app->nodes, app->nodes_error, sizeof(app->nodes_error)};
+    const struct rejected r = {"nodes file",
+                               "nodes file rejected, previous node facts stay in force",
+                               "nodes file rejected, none in force: not ready until it is fixed",
+                               "nodes file loaded",
+                               RELOAD_NODES_FILE,
+                               &app->nodes,
+                               app->nodes_error,
+                               sizeof(app->nodes_error)};
     char err[512];
-    struct node_view *v = node_view_load(cfg->nodes_file, &cfg->capacity_label,
-                                         cfg->max_json_depth, err, sizeof(err));
+    struct node_view *v = node_view_load(cfg->nodes_file, &cfg->capacity_label, cfg->max_json_depth,
+                                         err, sizeof(err));
     if (!v) {
         /* The message names the file (the one in the folder) and where. */
         reject(app, &r, cfg->nodes_file, 0, 0, err);
@@ -161,8 +169,8 @@ bool app_reload_nodes(struct app *app)
     snprintf(bad, sizeof(bad), "%zu", invalid);
     loaded(app, &r, gen, cfg->nodes_file, "nodes", n);
     if (invalid)
-        log_kv(LOG_WARN, "nodes file has unusable nodes", "file", cfg->nodes_file, "unusable",
-               bad, NULL);
+        log_kv(LOG_WARN, "nodes file has unusable nodes", "file", cfg->nodes_file, "unusable", bad,
+               NULL);
     return true;
 }
 
@@ -171,11 +179,14 @@ bool app_reload_queues(struct app *app)
     const char *path = app->cfg->queues_path;
     if (!path)
         return false;
-    const struct rejected r = {
-        "queue config", "queue config rejected, previous config stays in force",
-        "queue config rejected, none in force: not ready until it is fixed",
-        "queue config loaded", RELOAD_QUEUES, &app->queues, app->queues_error,
-        sizeof(app->queues_error)};
+    const struct rejected r = {"queue config",
+                               "queue config rejected, previous config stays in force",
+                               "queue config rejected, none in force: not ready until it is fixed",
+                               "queue config loaded",
+                               RELOAD_QUEUES,
+                               &app->queues,
+                               app->queues_error,
+                               sizeof(app->queues_error)};
     struct queue_config_error err;
     struct queue_config *q = queue_config_load_file(path, &err);
     if (!q) {
@@ -231,4 +242,18 @@ bool app_ready(struct app *app, char *why, size_t n)
     }
     pthread_mutex_unlock(&app->mu);
     return ready;
+}
+
+bool app_bind(struct app *app, const struct bind_request *req, struct bind_outcome *out)
+{
+    if (!app->bind(app->bind_ctx, req, out))
+        return false;
+    if (!req->dry_run && app->gangs) {
+        char key[600];
+        int kl = snprintf(key, sizeof(key), "%.*s/%.*s", STR_FMT(req->pod_namespace),
+                          STR_FMT(req->pod_name));
+        if (kl > 0 && (size_t)kl < sizeof(key))
+            gang_engine_pod_bound(app->gangs, key, (size_t)kl, req->node);
+    }
+    return true;
 }

@@ -84,4 +84,10 @@ void app_set_nodes_error(struct app *app, const char *msg);
  * Otherwise false with the reason in why. */
 bool app_ready(struct app *app, char *why, size_t n);
 
+/* Binds through app->bind; once a Binding is created (not for a dry run),
+ * the gang engine counts the pod bound at once (gang_engine_pod_bound), so
+ * that a member's room is not held and assumed on its node at the same
+ * time. */
+bool app_bind(struct app *app, const struct bind_request *req, struct bind_outcome *out);
+
 #endif

@@ -27,7 +27,7 @@
  * held call's request live in its arena, but the completing call reads
  * them from another thread: copies are simpler to reason about). */
 struct waiter {
-    char key[300];          /* namespace/name, from the gang engine */
+    char key[300]; /* namespace/name, from the gang engine */
     char ns[64], name[254], uid[129], node[254];
     bool arrived;
     double arrived_s;
@@ -159,7 +159,7 @@ static void complete(struct app *app, struct gathering *g)
     size_t bad = g->n;
     for (size_t i = 0; i < g->n && bad == g->n; i++) {
         struct bind_request req = request_of(&g->w[i], true);
-        if (!app->bind(app->bind_ctx, &req, &o)) {
+        if (!app_bind(app, &req, &o)) {
             bad = i;
             g->w[i].result = o.result;
             snprintf(g->w[i].error, sizeof(g->w[i].error), "%s", o.message);
@@ -190,13 +190,13 @@ static void complete(struct app *app, struct gathering *g)
         struct waiter *w = &g->w[i];
         if (bad < g->n) {
             w->result = BIND_GANG_RELEASED;
-            snprintf(w->error, sizeof(w->error), "gang %.300s partly bound: %s; this member is not bound",
-                     g->gang, failed);
+            snprintf(w->error, sizeof(w->error),
+                     "gang %.300s partly bound: %s; this member is not bound", g->gang, failed);
             continue;
         }
         struct bind_request req = request_of(w, false);
         w->counted = true;
-        if (!app->bind(app->bind_ctx, &req, &o)) {
+        if (!app_bind(app, &req, &o)) {
             bad = i;
             w->result = o.result;
             snprintf(w->error, sizeof(w->error), "%s", o.message);
@@ -211,8 +211,7 @@ static void complete(struct app *app, struct gathering *g)
         log_kv(LOG_ERROR, "gang partly bound: a Binding failed after the dry run passed", "gang",
                g->gang, "members", n, "pod", g->w[bad].key, "error", g->w[bad].error, NULL);
     else
-        log_kv(LOG_INFO, "gang bound whole", "gang", g->gang, "members", n, "seconds", took,
-               NULL);
+        log_kv(LOG_INFO, "gang bound whole", "gang", g->gang, "members", n, "seconds", took, NULL);
     answer_all(g);
 }
 
@@ -356,8 +355,8 @@ void bind_barrier_release_all(struct app *app, const char *why)
         next = g->next;
         for (size_t i = 0; i < g->n; i++) {
             g->w[i].result = BIND_GANG_RELEASED;
-            snprintf(g->w[i].error, sizeof(g->w[i].error), "gang %.300s not bound: %.600s",
-                     g->gang, why);
+            snprintf(g->w[i].error, sizeof(g->w[i].error), "gang %.300s not bound: %.600s", g->gang,
+                     why);
         }
         answer_all(g);
     }

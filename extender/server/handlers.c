@@ -96,10 +96,10 @@ static bool evaluate(struct app *app, enum metric_verb verb, const char *body, s
     struct protocol_limits limits = {.max_depth = cfg->max_json_depth,
                                      .max_nodes = cfg->max_nodes_per_request,
                                      .max_containers = cfg->max_containers_per_pod};
-    enum protocol_status st = protocol_decode_args(body, len, &limits, &cfg->capacity_label,
-                                                   arena, &ev->args, err, sizeof(err));
+    enum protocol_status st = protocol_decode_args(body, len, &limits, &cfg->capacity_label, arena,
+                                                   &ev->args, err, sizeof(err));
     if (st != PROTOCOL_OK) {
-        enum request_error e = st == PROTOCOL_BAD_JSON      ? RERR_BAD_JSON
+        enum request_error e = st == PROTOCOL_BAD_JSON    ? RERR_BAD_JSON
                                : st == PROTOCOL_NO_MEMORY ? RERR_INTERNAL
                                                           : RERR_BAD_REQUEST;
         reply_error(out, st == PROTOCOL_NO_MEMORY ? 500 : 400, e, err);
@@ -176,8 +176,8 @@ static void log_outcome(const struct evaluation *ev, const char *verb, size_t pa
         char n[24], why[400];
         snprintf(n, sizeof(n), "%zu", ev->n);
         decision_reason(&ev->d, 0, why, sizeof(why));
-        log_kv(LOG_INFO, "no candidate node passed", "verb", verb, "pod", ev->pod_ref,
-               "candidates", n, "first_reason", why, NULL);
+        log_kv(LOG_INFO, "no candidate node passed", "verb", verb, "pod", ev->pod_ref, "candidates",
+               n, "first_reason", why, NULL);
     } else if (log_enabled(LOG_DEBUG)) {
         char n[24], p[24];
         snprintf(n, sizeof(n), "%zu", ev->n);
@@ -265,8 +265,7 @@ void handle_filter(struct app *app, const char *body, size_t len, struct arena *
 
 /* [{"Host":"name","Score":7},...], one entry per candidate, written into
  * one buffer sized up front. */
-static bool encode_priorities(const struct evaluation *ev, const uint8_t *scores,
-                              struct reply *out)
+static bool encode_priorities(const struct evaluation *ev, const uint8_t *scores, struct reply *out)
 {
     bool full = ev->args.full_nodes;
     size_t need = 2;
@@ -327,8 +326,8 @@ void handle_prioritize(struct app *app, const char *body, size_t len, struct are
         } else if (log_enabled(LOG_DEBUG)) {
             char n[24];
             snprintf(n, sizeof(n), "%zu", ev.n);
-            log_kv(LOG_DEBUG, "request done", "verb", "prioritize", "pod", ev.pod_ref,
-                   "candidates", n, NULL);
+            log_kv(LOG_DEBUG, "request done", "verb", "prioritize", "pod", ev.pod_ref, "candidates",
+                   n, NULL);
         }
     }
     evaluation_release(&ev);
@@ -369,7 +368,7 @@ void handle_bind(struct app *app, const char *body, size_t len, struct arena *ar
             return;
     }
     struct bind_outcome res;
-    bool bound = app->bind(app->bind_ctx, &req, &res);
+    bool bound = app_bind(app, &req, &res);
     reply_bind_result(out, bound ? "" : res.message);
 }
 

@@ -929,6 +929,51 @@ static void test_pod_cost_policy_in_placement(void **state)
 
 /* --- held capacity ------------------------------------------------------------------- */
 
+/* The bind verb created a member's Binding: the engine counts it bound at
+ * once (its room no longer held, the queue's use counting it), and the
+ * watch's event for it later changes nothing more. */
+static void test_bound_by_the_bind_verb(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, Q_ML20);
+    struct node_facts nodes[] = {gpu_node("n1", "g4.a", CAPACITY_ON_DEMAND, 0)};
+    set_nodes(&w, nodes, 1);
+    struct tp m[2];
+    struct resources h;
+    mkgang(m, 2, "bert", "ml-training", 1, 0);
+    feed_all(&w, m, 2);
+    assert_string_equal(expect_admitted(decide(&w, &m[0], T0), "ml/bert"), "n1");
+    h = held_on(&w, "n1", NULL);
+    assert_int_equal(gpus_of(&h), 2);
+    assert_near(metric(&w, T0, USED_GPU("ml-training")), 0);
+    assert_near(metric(&w, T0, RESERVED_GPU("ml-training")), 2);
+
+    gang_engine_pod_bound(w.e, m[0].key, strlen(m[0].key), str_of("n1"));
+    h = held_on(&w, "n1", NULL);
+    assert_int_equal(gpus_of(&h), 1);
+    assert_near(metric(&w, T0, USED_GPU("ml-training")), 1);
+    assert_near(metric(&w, T0, RESERVED_GPU("ml-training")), 1);
+
+    /* The watch shows the bind: nothing counts twice. */
+    bind_pod(&w, &m[0], "n1");
+    h = held_on(&w, "n1", NULL);
+    assert_int_equal(gpus_of(&h), 1);
+    assert_near(metric(&w, T0, USED_GPU("ml-training")), 1);
+    /* Told again, or about a pod the engine does not track: no change. */
+    gang_engine_pod_bound(w.e, m[0].key, strlen(m[0].key), str_of("n1"));
+    gang_engine_pod_bound(w.e, "ml/nobody", 9, str_of("n1"));
+    assert_near(metric(&w, T0, USED_GPU("ml-training")), 1);
+
+    gang_engine_pod_bound(w.e, m[1].key, strlen(m[1].key), str_of("n1"));
+    assert_true(nothing_held(&w));
+    assert_near(metric(&w, T0, USED_GPU("ml-training")), 2);
+    assert_near(metric(&w, T0, RESERVED_GPU("ml-training")), 0);
+    /* Bound members are steered to where they are. */
+    assert_string_equal(expect_admitted(decide(&w, &m[1], T0), "ml/bert"), "n1");
+    world_free(&w);
+}
+
 static void test_held_capacity_visible(void **state)
 {
     (void)state;
@@ -1906,9 +1951,8 @@ static void test_adopted_records_with_a_stepped_clock(void **state)
     assert_int_equal(stats(&w).adopted, 1);
     tick_stepped(&w, M, W0 + 10000);
     tick_stepped(&w, M + 1000, W0 + 11000 + HOUR_MS);
-    assert_string_equal(expect_admitted(decide_stepped(&w, &m[0], M + 49000, W0 + HOUR_MS),
-                                        "ml/bert"),
-                        "n1");
+    assert_string_equal(
+        expect_admitted(decide_stepped(&w, &m[0], M + 49000, W0 + HOUR_MS), "ml/bert"), "n1");
     assert_int_equal(stats(&w).timeouts, 0);
     tick_stepped(&w, M + 50001, W0 + HOUR_MS);
     assert_int_equal(stats(&w).timeouts, 1);
@@ -2517,6 +2561,7 @@ int main(void)
         cmocka_unit_test(test_queue_capacity_types),
         cmocka_unit_test(test_pod_cost_policy_in_placement),
         cmocka_unit_test(test_held_capacity_visible),
+        cmocka_unit_test(test_bound_by_the_bind_verb),
         cmocka_unit_test(test_strict_fifo),
         cmocka_unit_test(test_best_effort_fifo),
         cmocka_unit_test(test_strict_fifo_admitted_gangs_do_not_block),
