@@ -22,6 +22,7 @@
 #include "report/report.h"
 #include "server/app.h"
 #include "server/bind_barrier.h"
+#include "server/bind_workers.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/reload.h"
@@ -115,6 +116,11 @@ static int run_check(struct config *cfg)
     startup_free(&st);
     return rc;
 }
+
+/* Threads making Bindings for the bind verb: a handful, as each waits on
+ * the API server (at most --bind-timeout) and binds come one per scheduled
+ * pod; more queue behind them in order. */
+#define BIND_THREADS 4
 
 /* The cluster connection, for GET /explain's pod lookups: set once it is
  * started, while requests may already be served. */
@@ -228,6 +234,7 @@ int main(int argc, char **argv)
                    "with leader election, gang members are bound one by one (binds held "
                    "until a gang's last member need every bind at one replica)",
                    NULL);
+        app.bind_workers = bind_workers_start(&app, BIND_THREADS);
     }
     char err[512];
     struct http_server *srv = http_start(&app, tls, err, sizeof(err));
@@ -341,6 +348,10 @@ int main(int argc, char **argv)
         snprintf(n, sizeof(n), "%d", left);
         log_kv(LOG_WARN, "grace period over, dropping requests in flight", "requests", n, NULL);
     }
+    /* Binds still queued are answered; running ones finish (each within
+     * --bind-timeout) and resume their connections before the server stops. */
+    bind_workers_stop(app.bind_workers, "cost-extender is shutting down");
+    app.bind_workers = NULL;
     http_stop(srv);
     cluster_stop(cluster);
     bind_barrier_free(app.bind_barrier);

@@ -15,6 +15,7 @@ struct reply;
 struct str;
 struct bind_request;
 struct bind_outcome;
+struct bind_workers;
 
 /* A call of GET or POST /explain, as the transport hands it on. */
 struct explain_call {
@@ -58,6 +59,9 @@ struct app {
     /* Gang members' binds waiting for each other (bind_barrier.h); NULL:
      * every pod is bound on its own. */
     struct bind_barrier *bind_barrier;
+    /* Threads that make the other binds' Bindings off the request threads
+     * (bind_workers.h); NULL: on the request thread. */
+    struct bind_workers *bind_workers;
     /* /explain's own rate limit (token bucket), guarded by mu */
     double explain_tokens;
     double explain_refilled_s;

@@ -19,6 +19,7 @@
 #include "../cluster/cluster_bind.h"
 #include "../kube/node_view.h"
 #include "bind_barrier.h"
+#include "bind_workers.h"
 #include "protocol.h"
 
 #include <stdio.h>
@@ -366,6 +367,10 @@ void handle_bind(struct app *app, const char *body, size_t len, struct arena *ar
             out->held = true;
         if (t != BIND_BARRIER_NOT_HELD)
             return;
+    }
+    if (bind_workers_submit(app->bind_workers, &req, out, hold)) {
+        out->held = true;
+        return;
     }
     struct bind_outcome res;
     bool bound = app_bind(app, &req, &res);

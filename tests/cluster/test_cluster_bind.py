@@ -147,6 +147,35 @@ def test_bind_timeout(api, cluster_extender):
     assert metric(ext, "cost_extender_binds_total", result="timeout") == 1
 
 
+def test_a_slow_bind_does_not_hold_up_filter_and_prioritize(api, cluster_extender):
+    """With one request thread and an API server that takes 2 s per
+    Binding, a prioritize sent while a bind waits is answered before the
+    bind is: the Binding is made on a bind thread, not on the request
+    thread (which would serve nothing else meanwhile). The bind still
+    succeeds and is counted once."""
+    import threading
+    a, ext = cluster(api, cluster_extender, "--threads", "1")
+    a.delay_bindings(2)
+    done = {}
+
+    def do_bind():
+        done["error"] = bind(ext, "busy-1", "node-a", uid_of(a, "busy-1"))
+        done["at"] = time.monotonic()
+
+    t = threading.Thread(target=do_bind)
+    t.start()
+    time.sleep(0.3)   # the bind is with the API server now
+    probe = simple_pod()
+    scores = prioritize_names(ext, probe, NODES)
+    answered = time.monotonic()
+    t.join(timeout=30)
+    assert done.get("error") == "", done
+    assert answered < done["at"], "prioritize waited for the bind to finish"
+    assert set(scores) == set(NODES), scores
+    assert a.bindings == [("default/busy-1", "node-a")]
+    assert metric(ext, "cost_extender_binds_total", result="success") == 1
+
+
 def test_assumed_placement_expires_when_the_watch_never_confirms(api, cluster_extender):
     """--assume-ttl: with the watch held, the bound pod counts on node-a at
     once and stops counting once the time is up (logged, counted); the
