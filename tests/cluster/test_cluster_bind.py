@@ -176,6 +176,32 @@ def test_a_slow_bind_does_not_hold_up_filter_and_prioritize(api, cluster_extende
     assert metric(ext, "cost_extender_binds_total", result="success") == 1
 
 
+def test_shutdown_while_binds_wait(api, cluster_extender):
+    """SIGTERM while two binds wait on a slow API server: both calls are
+    answered (bound: running binds finish within the grace
+    period) and the daemon exits 0 with no sanitizer report."""
+    import signal
+    import threading
+    a, ext = cluster(api, cluster_extender, pending=("busy-1", "busy-2"))
+    a.delay_bindings(1.5)
+    errors = {}
+
+    def do_bind(name, node):
+        errors[name] = bind(ext, name, node, uid_of(a, name))
+
+    threads = [threading.Thread(target=do_bind, args=("busy-1", "node-a")),
+               threading.Thread(target=do_bind, args=("busy-2", "node-b"))]
+    for t in threads:
+        t.start()
+    time.sleep(0.4)   # both are with the API server now
+    ext.signal(signal.SIGTERM)
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == {"busy-1": "", "busy-2": ""}, errors
+    assert sorted(a.bindings) == [("default/busy-1", "node-a"), ("default/busy-2", "node-b")]
+    ext.check_clean_exit()
+
+
 def test_assumed_placement_expires_when_the_watch_never_confirms(api, cluster_extender):
     """--assume-ttl: with the watch held, the bound pod counts on node-a at
     once and stops counting once the time is up (logged, counted); the
