@@ -391,6 +391,7 @@ static void *gate_main(void *arg)
         bury(g);
         pthread_mutex_unlock(&g->mu);
         hand_back(g);
+        http_trim_idle(now);
         if (now - g->last_flush_ms >= 1000) {
             log_limit_flush();
             g->last_flush_ms = now;
