@@ -351,9 +351,9 @@ int main(int argc, char **argv)
     /* Binds still queued are answered; running ones finish (each within
      * --bind-timeout) and resume their connections before the server stops. */
     bind_workers_stop(app.bind_workers, "cost-extender is shutting down");
-    app.bind_workers = NULL;
     http_stop(srv);
     cluster_stop(cluster);
+    bind_workers_free(app.bind_workers);
     bind_barrier_free(app.bind_barrier);
     gang_engine_free(app.gangs);
     reloader_stop(rl);

@@ -76,7 +76,7 @@ struct bind_workers *bind_workers_start(struct app *app, int threads)
             break;
     if (w->n == 0) {
         log_kv(LOG_WARN, "cannot start the bind threads: binds run on request threads", NULL);
-        bind_workers_stop(w, "");
+        bind_workers_free(w);
         return NULL;
     }
     return w;
@@ -129,6 +129,14 @@ void bind_workers_stop(struct bind_workers *w, const char *why)
     }
     for (int i = 0; i < w->n; i++)
         pthread_join(w->threads[i], NULL);
+    w->n = 0;
+}
+
+void bind_workers_free(struct bind_workers *w)
+{
+    if (!w)
+        return;
+    bind_workers_stop(w, "cost-extender is shutting down");
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w->threads);

@@ -30,8 +30,12 @@ bool bind_workers_submit(struct bind_workers *w, const struct bind_request *req,
                          const struct reply_hold *hold);
 
 /* Answers the binds still queued with why, lets the running ones finish
- * (each within --bind-timeout), and joins the threads; then frees w. NULL:
- * nothing. */
+ * (each within --bind-timeout), and joins the threads. From then on
+ * bind_workers_submit takes nothing (requests may still come until the
+ * server stops). NULL: nothing. */
 void bind_workers_stop(struct bind_workers *w, const char *why);
+
+/* After the server has stopped: stops w if need be and frees it. */
+void bind_workers_free(struct bind_workers *w);
 
 #endif

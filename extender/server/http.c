@@ -22,6 +22,7 @@
 #include "../base/buf.h"
 #include "../base/clock.h"
 #include "../base/log.h"
+#include "../base/memtrim.h"
 #include "../base/metrics.h"
 #include "handlers.h"
 #include "http_gate.h"
@@ -30,7 +31,6 @@
 
 #include <arpa/inet.h>
 #include <gnutls/gnutls.h>
-#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -119,37 +119,18 @@ static struct log_limit lim_rejected = LOG_LIMIT_INIT("request rejected");
 static struct log_limit lim_ended = LOG_LIMIT_INIT("request ended without a reply");
 static struct log_limit lim_oom = LOG_LIMIT_INIT("out of memory");
 
-/* Memory freed after a body this large is handed back to the system once
- * no such body has come for TRIM_IDLE_MS (http_trim_idle): glibc keeps
- * what a 30 MB full-node request used in its heaps, so a daemon that once
- * answered such requests would stay 40 MB larger for good. Not after each
- * one: the next body would then be read into fresh pages, a page fault per
- * 4 KiB (25 ms for 3 MB on shadow-paged VMs), twice the request's time. */
-#define TRIM_AFTER_BODY_BYTES (8u << 20)
-#define TRIM_IDLE_MS 10000
-static _Atomic int64_t big_body_freed_ms; /* 0: nothing to give back */
-
-void http_trim_idle(int64_t now_ms)
-{
-    int64_t t = atomic_load(&big_body_freed_ms);
-    if (t && now_ms - t >= TRIM_IDLE_MS &&
-        atomic_compare_exchange_strong(&big_body_freed_ms, &t, 0))
-        malloc_trim(0);
-}
-
 static void ctx_unref(struct request_ctx *ctx)
 {
     if (atomic_fetch_sub(&ctx->refs, 1) != 1)
         return;
     atomic_fetch_sub(&ctx->srv->body_bytes, ctx->charged);
-    bool big = ctx->cap >= TRIM_AFTER_BODY_BYTES;
+    size_t body_cap = ctx->cap;
     reply_free(&ctx->reply);
     arena_free(ctx->arena);
     free(ctx->body);
     free(ctx->flat);
     free(ctx);
-    if (big)
-        atomic_store(&big_body_freed_ms, clock_mono_ms());
+    memtrim_note_freed(body_cap);
 }
 
 static void response_freed(void *cls)

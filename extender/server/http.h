@@ -15,7 +15,6 @@
 #include "app.h"
 
 #include <stdbool.h>
-#include <stdint.h>
 
 struct http_server;
 struct tls_store;
@@ -32,10 +31,6 @@ const char *http_address(const struct http_server *s);
  * server keeps accepting (so /readyz can answer 503 rather than refuse),
  * and every reply closes its connection. */
 int http_in_flight(struct http_server *s);
-
-/* Gives freed memory back to the system once large request bodies have
- * stopped coming for a while; the gate thread calls it every tick. */
-void http_trim_idle(int64_t now_ms);
 
 /* Stops the server and frees it. */
 void http_stop(struct http_server *s);

@@ -23,6 +23,7 @@
 
 #include "../base/clock.h"
 #include "../base/log.h"
+#include "../base/memtrim.h"
 #include "http.h"
 #include "http_gate_table.h"
 
@@ -391,7 +392,7 @@ static void *gate_main(void *arg)
         bury(g);
         pthread_mutex_unlock(&g->mu);
         hand_back(g);
-        http_trim_idle(now);
+        memtrim_idle(now); /* after large bodies, once they stop */
         if (now - g->last_flush_ms >= 1000) {
             log_limit_flush();
             g->last_flush_ms = now;
