@@ -157,8 +157,6 @@ double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
     return share;
 }
 
-#define PREFETCH_AHEAD 6
-
 /* Prices already looked up in this call, keyed by string identity. */
 #define QUOTE_MEMO_SIZE 256
 struct quote_memo {
@@ -327,19 +325,8 @@ void cost_evaluate_nodes(const struct pricing_table *t, const struct cost_config
 {
     struct quote_memo memo[QUOTE_MEMO_SIZE];
     memset(memo, 0, sizeof(memo));
-    for (size_t i = 0; i < n; i++) {
-        /* A node's facts span several cache lines (the two resource sets
-         * are 416 bytes each) and 5,000 nodes do not stay in cache between
-         * requests: fetch the lines evaluate_one reads a few nodes ahead. */
-        if (i + PREFETCH_AHEAD < n && nodes[i + PREFETCH_AHEAD]) {
-            const struct node_facts *ahead = nodes[i + PREFETCH_AHEAD];
-            __builtin_prefetch(&ahead->instance_type);
-            __builtin_prefetch(&ahead->allocatable);
-            __builtin_prefetch(&ahead->requested);
-            __builtin_prefetch(&ahead->workload_pods);
-        }
+    for (size_t i = 0; i < n; i++)
         evaluate_one(t, cfg, pod, policy, nodes[i], memo, &out[i]);
-    }
 }
 
 /* round(scale * best / cost), within 0..scale. */
