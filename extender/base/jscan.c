@@ -356,6 +356,37 @@ bool jscan_string(struct jscan *s, struct jstr *out)
     return scan_string(s, out);
 }
 
+int jscan_next_string_item(struct jscan *s, struct jstr *out)
+{
+    const char *p = s->p, *end = s->end;
+    if (!s->error && end - p >= 2) {
+        /* ,"name" after an item, "name" first: no spaces, no escapes, no
+         * byte the string scanner must look at. Anything else, including
+         * the closing bracket, takes the general path. */
+        bool after = s->had_member[s->depth];
+        const char *q = after && p[0] == ',' ? p + 1 : p;
+        if ((q > p) == after && *q == '"') {
+            const char *e = skip_plain(q + 1, end);
+            if (e < end && *e == '"') {
+                s->had_member[s->depth] = 1;
+                out->ptr = q + 1;
+                out->len = (size_t)(e - (q + 1));
+                out->escaped = false;
+                s->p = e + 1;
+                return 1;
+            }
+        }
+    }
+    if (!jscan_next_item(s))
+        return 0;
+    enum jtype t = jscan_peek(s);
+    if (t == JT_ERROR)
+        return 0;
+    if (t != JT_STRING)
+        return -1;
+    return scan_string(s, out) ? 1 : 0;
+}
+
 static bool scan_literal(struct jscan *s, const char *lit, size_t n)
 {
     if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)

@@ -87,6 +87,14 @@ bool jscan_begin_array(struct jscan *s);
 bool jscan_next_item(struct jscan *s);
 
 bool jscan_string(struct jscan *s, struct jstr *out);
+/* The next item of the array being read, when it is a string: 1 with *out
+ * set; 0 at the closing bracket (consumed) or on an error (s->error says
+ * which); -1 when the item is not a string (the cursor is at it, nothing
+ * else consumed). The same as jscan_next_item, jscan_peek and jscan_string
+ * in turn, errors and positions included, with one fast step for the
+ * common case of a compact, unescaped ASCII string: names-only requests
+ * carry thousands of them. */
+int jscan_next_string_item(struct jscan *s, struct jstr *out);
 /* Consumes a null and returns true if the next value is null; otherwise
  * consumes nothing and returns false. */
 bool jscan_null(struct jscan *s);

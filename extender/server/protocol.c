@@ -131,9 +131,17 @@ static bool decode_names(struct jscan *s, const struct protocol_limits *limits, 
     a->n_names = 0;
     if (!jscan_begin_array(s))
         return false;
-    while (jscan_next_item(s)) {
-        if (a->n_names == limits->max_nodes)
+    struct jstr j;
+    int got;
+    while ((got = jscan_next_string_item(s, &j)) != 0) {
+        if (a->n_names == limits->max_nodes) {
+            /* At the item's first byte, as for any refused value. */
+            if (got > 0)
+                s->p = j.ptr - 1;
             return jscan_fail(s, TOO_MANY_NODES);
+        }
+        if (got < 0)
+            return jscan_fail(s, "NodeNames must hold strings");
         if (a->n_names == cap) {
             /* First guess from the bytes left: a name and its quotes and
              * comma take at least 3, node names usually 20 to 40. The two
@@ -154,10 +162,9 @@ static bool decode_names(struct jscan *s, const struct protocol_limits *limits, 
             a->names_json = q;
             cap = ncap;
         }
-        struct jstr j;
-        if (jscan_peek(s) != JT_STRING)
-            return jscan_fail(s, "NodeNames must hold strings");
-        if (!jscan_string(s, &j) || !kube_decode_str(s, &j, arena, false, &a->names[a->n_names]))
+        if (!j.escaped)
+            a->names[a->n_names] = (struct str){j.ptr, j.len};
+        else if (!kube_decode_str(s, &j, arena, false, &a->names[a->n_names]))
             return false;
         /* The raw string, quotes included, is valid JSON for the reply as
          * it stands: no need to escape it again. */

@@ -1176,6 +1176,99 @@ static void test_skip_matches_token_walk(void **state)
     assert_true(invalid > CASES / 10);
 }
 
+/* One array of strings read both ways: the fast reader, and the three
+ * calls it stands for. Returns the last result; items into offs/lens. */
+static int read_names(struct jscan *s, bool fast, size_t *offs, size_t *lens, bool *esc,
+                      size_t *n, size_t cap)
+{
+    *n = 0;
+    if (!jscan_begin_array(s))
+        return 0;
+    for (;;) {
+        struct jstr j;
+        int r;
+        if (fast) {
+            r = jscan_next_string_item(s, &j);
+        } else if (!jscan_next_item(s)) {
+            r = 0;
+        } else {
+            enum jtype t = jscan_peek(s);
+            r = t == JT_ERROR ? 0 : t != JT_STRING ? -1 : jscan_string(s, &j) ? 1 : 0;
+        }
+        if (r <= 0)
+            return r;
+        if (*n < cap) {
+            offs[*n] = (size_t)(j.ptr - s->start);
+            lens[*n] = j.len;
+            esc[*n] = j.escaped;
+        }
+        (*n)++;
+    }
+}
+
+static void test_string_items_match_general_path(void **state)
+{
+    (void)state;
+    static const char *const items[] = {
+        "\"ip-10-0-1-17.ec2.internal\"", "\"n\"", "\"\"", "\"gke-pool-1-abc\\u0041\"",
+        "\"caf\xc3\xa9\"", "\"bad\xff\"", "\"tab\tin\"", "\"q\\\"\"", "5", "null", "[\"x\"]",
+        "{\"a\":1}", "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""};
+    enum { CASES = 20000, CAP = 2048, ITEMS = 64 };
+    char doc[CAP + 8];
+    int ended = 0, refused = 0, broken = 0;
+    for (int c = 0; c < CASES; c++) {
+        size_t n = 0;
+        doc[n++] = '[';
+        unsigned count = rnd(12);
+        for (unsigned i = 0; i < count && n + 96 < CAP; i++) {
+            if (i)
+                doc[n++] = ',';
+            if (rnd(8) == 0)
+                doc[n++] = rnd(2) ? ' ' : '\n';
+            /* Mostly plain names, as kube-scheduler sends. */
+            const char *it = rnd(3) ? items[0] : items[rnd(sizeof(items) / sizeof(items[0]))];
+            size_t len = strlen(it);
+            memcpy(doc + n, it, len);
+            n += len;
+            if (rnd(8) == 0)
+                doc[n++] = ' ';
+        }
+        doc[n++] = ']';
+        unsigned m = rnd(4) == 0 ? 1 + rnd(2) : 0;
+        for (unsigned i = 0; i < m; i++)
+            mutate(doc, &n);
+        char *a = exact_copy(doc, n), *b = exact_copy(doc, n);
+        struct jscan sa, sb;
+        jscan_init(&sa, a, n, 64);
+        jscan_init(&sb, b, n, 64);
+        size_t oa[ITEMS], ob[ITEMS], la[ITEMS], lb[ITEMS], na, nb;
+        bool ea[ITEMS], eb[ITEMS];
+        int ra = read_names(&sa, true, oa, la, ea, &na, ITEMS);
+        int rb = read_names(&sb, false, ob, lb, eb, &nb, ITEMS);
+        bool same = ra == rb && na == nb && sa.p - a == sb.p - b && sa.error == sb.error &&
+                    sa.error_at == sb.error_at;
+        for (size_t i = 0; same && i < na && i < ITEMS; i++)
+            same = oa[i] == ob[i] && la[i] == lb[i] && ea[i] == eb[i];
+        if (!same)
+            fail_msg("case %d: fast %d (%zu items, at %td, %s @%zu), general %d (%zu items, at "
+                     "%td, %s @%zu): %.*s",
+                     c, ra, na, sa.p - a, sa.error ? sa.error : "-", sa.error_at, rb, nb,
+                     sb.p - b, sb.error ? sb.error : "-", sb.error_at, (int)n, doc);
+        if (sa.error)
+            broken++;
+        else if (ra < 0)
+            refused++;
+        else
+            ended++;
+        free(a);
+        free(b);
+    }
+    /* Each way out was taken many times. */
+    assert_true(ended > CASES / 10);
+    assert_true(refused > CASES / 20);
+    assert_true(broken > CASES / 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1199,6 +1292,7 @@ int main(void)
         cmocka_unit_test(test_error_is_sticky),
         cmocka_unit_test(test_type_mismatch),
         cmocka_unit_test(test_skip_matches_token_walk),
+        cmocka_unit_test(test_string_items_match_general_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
