@@ -106,19 +106,40 @@ const char *cost_verdict_label(enum cost_verdict v)
     return (v >= 0 && v < COST_VERDICT_COUNT) ? verdict_labels[v] : "unknown";
 }
 
-double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
-                      const char **dominant)
+/* Whether the pod's requests fit in alloc at all; when not, *dominant names
+ * the first resource that does not (cpu, memory, then extended resources
+ * in the pod's order). */
+static bool pod_fits(const struct pod_info *pod, const struct resources *alloc,
+                     const char **dominant)
 {
     const struct resources *need = &pod->requests;
-    const struct resources *score = &pod->score_requests;
     if (need->cpu_milli > alloc->cpu_milli) {
         *dominant = "cpu";
-        return -1;
+        return false;
     }
     if (need->memory > alloc->memory) {
         *dominant = "memory";
-        return -1;
+        return false;
     }
+    for (int i = 0; i < need->n_ext; i++) {
+        int64_t want = need->ext[i].value;
+        if (want > 0 && want > resources_ext_get(alloc, need->ext[i].name)) {
+            /* Say "gpu" when it is one: the reason shown to the user for a
+             * GPU pod on a node without (enough) GPUs must name them. */
+            *dominant = resource_is_gpu(need->ext[i].name) ? "gpu" : "extended";
+            return false;
+        }
+    }
+    return true;
+}
+
+double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
+                      const char **dominant)
+{
+    if (!pod_fits(pod, alloc, dominant))
+        return -1;
+    const struct resources *need = &pod->requests;
+    const struct resources *score = &pod->score_requests;
     double share = 0;
     *dominant = "cpu";
     /* Requests and allocatable are whole non-negative numbers, so the
@@ -141,14 +162,8 @@ double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
         int64_t want = need->ext[i].value;
         if (want <= 0)
             continue;
-        int64_t have = resources_ext_get(alloc, need->ext[i].name);
-        if (want > have) {
-            /* Say "gpu" when it is one: the reason shown to the user for a
-             * GPU pod on a node without (enough) GPUs must name them. */
-            *dominant = resource_is_gpu(need->ext[i].name) ? "gpu" : "extended";
-            return -1;
-        }
-        double e = (double)want / (double)have;
+        /* pod_fits saw want <= have, so have > 0. */
+        double e = (double)want / (double)resources_ext_get(alloc, need->ext[i].name);
         if (e > share) {
             share = e;
             *dominant = resource_is_gpu(need->ext[i].name) ? "gpu" : "extended";
@@ -198,10 +213,12 @@ static bool quote_node(const struct pricing_table *t, const struct node_facts *n
     return ok;
 }
 
-static void evaluate_one(const struct pricing_table *t, const struct cost_config *cfg,
-                         const struct pod_info *pod, const struct pod_policy *policy,
-                         const struct node_facts *node, struct quote_memo *memo,
-                         struct node_cost *out)
+/* with_cost false: the verdict only (and what its reason names: the node's
+ * price, the resource that does not fit); share and cost stay 0. */
+static inline void evaluate_one(const struct pricing_table *t, const struct cost_config *cfg,
+                                const struct pod_info *pod, const struct pod_policy *policy,
+                                const struct node_facts *node, struct quote_memo *memo,
+                                bool with_cost, struct node_cost *out)
 {
     memset(out, 0, sizeof(*out));
     if (!node) {
@@ -235,6 +252,12 @@ static void evaluate_one(const struct pricing_table *t, const struct cost_config
     out->node_price = q.price;
     if (policy->has_max_price && q.price > policy->max_price) {
         out->verdict = COST_REJECT_OVER_MAX_PRICE;
+        return;
+    }
+    if (!with_cost) {
+        out->verdict = pod_fits(pod, &node->allocatable, &out->dominant)
+                           ? COST_FITS
+                           : COST_REJECT_TOO_SMALL;
         return;
     }
     double share = cost_pod_share(pod, &node->allocatable, &out->dominant);
@@ -316,7 +339,7 @@ void cost_evaluate_node(const struct pricing_table *t, const struct cost_config 
                         const struct pod_info *pod, const struct pod_policy *policy,
                         const struct node_facts *node, struct node_cost *out)
 {
-    evaluate_one(t, cfg, pod, policy, node, NULL, out);
+    evaluate_one(t, cfg, pod, policy, node, NULL, true, out);
 }
 
 void cost_evaluate_nodes(const struct pricing_table *t, const struct cost_config *cfg,
@@ -326,7 +349,17 @@ void cost_evaluate_nodes(const struct pricing_table *t, const struct cost_config
     struct quote_memo memo[QUOTE_MEMO_SIZE];
     memset(memo, 0, sizeof(memo));
     for (size_t i = 0; i < n; i++)
-        evaluate_one(t, cfg, pod, policy, nodes[i], memo, &out[i]);
+        evaluate_one(t, cfg, pod, policy, nodes[i], memo, true, &out[i]);
+}
+
+void cost_verdict_nodes(const struct pricing_table *t, const struct cost_config *cfg,
+                        const struct pod_info *pod, const struct pod_policy *policy,
+                        const struct node_facts *const *nodes, size_t n, struct node_cost *out)
+{
+    struct quote_memo memo[QUOTE_MEMO_SIZE];
+    memset(memo, 0, sizeof(memo));
+    for (size_t i = 0; i < n; i++)
+        evaluate_one(t, cfg, pod, policy, nodes[i], memo, false, &out[i]);
 }
 
 /* round(scale * best / cost), within 0..scale. */
@@ -339,8 +372,13 @@ static int ratio_score(double best, double cost, int scale)
         r = 0;
     if (r > 1)
         r = 1;
-    int s = (int)lround(r * scale);
-    return s < 0 ? 0 : s > scale ? scale : s;
+    /* Half away from zero, as lround, without the libm call: x is within
+     * 0..scale, so x - s is exact. */
+    double x = r * scale;
+    int s = (int)x;
+    if (x - s >= 0.5)
+        s++;
+    return s > scale ? scale : s;
 }
 
 void cost_score_nodes(const struct node_cost *costs, size_t n, enum spot_policy spot,
@@ -351,16 +389,20 @@ void cost_score_nodes(const struct node_cost *costs, size_t n, enum spot_policy 
     for (size_t i = 0; i < n; i++) {
         if (costs[i].verdict != COST_FITS)
             continue;
+        /* Plain comparisons: a NaN cost is passed over, as by fmin. */
+        double c = costs[i].cost;
         if (costs[i].spot) {
             any_spot = true;
-            best_spot = fmin(best_spot, costs[i].cost);
+            if (c < best_spot)
+                best_spot = c;
         } else {
             any_other = true;
-            best_other = fmin(best_other, costs[i].cost);
+            if (c < best_other)
+                best_other = c;
         }
     }
     bool banded = spot == SPOT_PREFER && any_spot && any_other;
-    double best = fmin(best_spot, best_other);
+    double best = best_spot < best_other ? best_spot : best_other;
     for (size_t i = 0; i < n; i++) {
         const struct node_cost *c = &costs[i];
         int s = 0;

@@ -137,6 +137,13 @@ void cost_evaluate_nodes(const struct pricing_table *t, const struct cost_config
                          const struct pod_info *pod, const struct pod_policy *policy,
                          const struct node_facts *const *nodes, size_t n, struct node_cost *out);
 
+/* cost_evaluate_nodes for an answer of yes or no (the filter): the same
+ * verdicts, with what their reasons name (node price, the resource that
+ * does not fit), but no share or cost: those stay 0. */
+void cost_verdict_nodes(const struct pricing_table *t, const struct cost_config *cfg,
+                        const struct pod_info *pod, const struct pod_policy *policy,
+                        const struct node_facts *const *nodes, size_t n, struct node_cost *out);
+
 /* Scores 0..10 for the candidates (cheapest gets 10; a node twice as
  * expensive gets 5). Rejected nodes get 0. With spot: prefer, every fitting
  * spot node scores above every fitting non-spot node (spot in 5..10, others

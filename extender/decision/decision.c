@@ -92,7 +92,10 @@ bool decision_evaluate(const struct decision_env *env, const struct pod_info *po
         return false;
     cost_pod_policy(pod, env->cost, &out->policy);
     out->policy.pending_like = node_view_pending_like(env->view, pod);
-    cost_evaluate_nodes(env->pricing, env->cost, pod, &out->policy, nodes, n, out->costs);
+    if (env->verdicts_only)
+        cost_verdict_nodes(env->pricing, env->cost, pod, &out->policy, nodes, n, out->costs);
+    else
+        cost_evaluate_nodes(env->pricing, env->cost, pod, &out->policy, nodes, n, out->costs);
     if (env->gangs)
         apply_gangs(env, pod, arena, out);
     return true;

@@ -37,6 +37,8 @@ struct decision_env {
     const struct node_view *view;      /* what the gang engine places on; may be NULL */
     int64_t now_ms; /* monotonic (clock_mono_ms), as gang_env.now_ms */
     int64_t wall_ms; /* wall, for admission records; 0: read the wall clock */
+    /* Verdicts only (the filter): no node's share or cost is computed. */
+    bool verdicts_only;
 };
 
 struct decision {

@@ -125,7 +125,8 @@ static bool evaluate(struct app *app, enum metric_verb verb, const char *body, s
                                .queues = q,
                                .view = ev->view,
                                .now_ms = clock_mono_ms(),
-                               .wall_ms = clock_wall_ms()};
+                               .wall_ms = clock_wall_ms(),
+                               .verdicts_only = verb == VERB_FILTER};
     bool ok = decision_evaluate(&env, &ev->args.pod, ev->nodes, ev->names, ev->n, arena, &ev->d);
     snapshot_release(q ? &q->snap : NULL);
     if (!ok) {
