@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t strmap_hash(const char *key, size_t len)
+/* Inlined into the lookups; strmap_hash is the same for other callers. */
+static inline __attribute__((always_inline)) uint64_t hash_bytes(const char *key, size_t len)
 {
     /* Eight bytes a step, multiply-xorshift mixing: names are short
      * (instance types, node names), and this runs several times per
@@ -42,6 +43,11 @@ uint64_t strmap_hash(const char *key, size_t len)
     return h;
 }
 
+uint64_t strmap_hash(const char *key, size_t len)
+{
+    return hash_bytes(key, len);
+}
+
 bool strmap_init(struct strmap *m, size_t expected)
 {
     size_t cap = 16;
@@ -59,7 +65,7 @@ void strmap_free(struct strmap *m)
     memset(m, 0, sizeof(*m));
 }
 
-static struct strmap_slot *find_slot(const struct strmap *m, const char *key, size_t len,
+static inline __attribute__((always_inline)) struct strmap_slot *find_slot(const struct strmap *m, const char *key, size_t len,
                                      uint64_t h)
 {
     size_t mask = m->cap - 1;
@@ -162,7 +168,7 @@ void strmap_get_many(const struct strmap *m, const struct str *keys, size_t n, v
             out[j] = s->key ? s->value : NULL;
         }
         if (i < n) {
-            uint64_t h = strmap_hash(keys[i].ptr, keys[i].len);
+            uint64_t h = hash_bytes(keys[i].ptr, keys[i].len);
             ring[i % LOOKAHEAD] = h;
             __builtin_prefetch(&m->slots[(size_t)h & mask]);
         }
