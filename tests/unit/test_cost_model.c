@@ -534,6 +534,75 @@ static void test_verdict_too_small(void **state)
     assert_int_equal(eval(f, &p, &empty).verdict, COST_REJECT_TOO_SMALL);
 }
 
+static uint64_t next_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* The filter's verdict-only evaluation agrees with the full one on every
+ * verdict and on what the reasons name, over random pods and nodes: spot
+ * policies, max prices, unknown and unpriced types, invalid nodes, GPUs. */
+static void test_verdicts_only_match_full_evaluation(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const types[] = {"cpu.node", "gpu.node", "res.node", "no.such", NULL};
+    static const char *const spot[] = {NULL, "never", "prefer", "only"};
+    static const char *const max[] = {NULL, "0.05", "0.2", "5"};
+    enum { NODES = 64, PODS = 300 };
+    struct node_facts nodes[NODES];
+    const struct node_facts *ptrs[NODES + 1];
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    for (int i = 0; i < NODES; i++) {
+        enum capacity_type cap = (enum capacity_type)(next_rand(&x) % 3);
+        nodes[i] = node("n", types[next_rand(&x) % 5], cap, (int64_t)(next_rand(&x) % 8) * 1000,
+                        (int64_t)(next_rand(&x) % 16) * GI, (int64_t)(next_rand(&x) % 3));
+        if (next_rand(&x) % 16 == 0)
+            nodes[i].invalid = "bad quantity";
+        ptrs[i] = &nodes[i];
+    }
+    ptrs[NODES] = NULL; /* an unknown node */
+    int seen[COST_VERDICT_COUNT] = {0};
+    for (int k = 0; k < PODS; k++) {
+        struct pod_info p = pod((int64_t)(next_rand(&x) % 6000), (int64_t)(next_rand(&x) % 12) * GI,
+                                (int64_t)(next_rand(&x) % 4 == 0 ? 1 + next_rand(&x) % 4 : 0));
+        p.keys[PK_SPOT] = str_of(spot[next_rand(&x) % 4]);
+        p.keys[PK_MAX_NODE_PRICE] = str_of(max[next_rand(&x) % 4]);
+        struct pod_policy pol;
+        cost_pod_policy(&p, &f->cfg, &pol);
+        struct node_cost full[NODES + 1], only[NODES + 1];
+        cost_evaluate_nodes(f->t, &f->cfg, &p, &pol, ptrs, NODES + 1, full);
+        cost_verdict_nodes(f->t, &f->cfg, &p, &pol, ptrs, NODES + 1, only);
+        for (int i = 0; i <= NODES; i++) {
+            seen[full[i].verdict]++;
+            assert_int_equal(only[i].verdict, full[i].verdict);
+            assert_int_equal(only[i].spot, full[i].spot);
+            assert_true(only[i].node_price == full[i].node_price);
+            char a[256], b[256];
+            cost_reason(&only[i], &pol, ptrs[i], f->t, a, sizeof(a));
+            cost_reason(&full[i], &pol, ptrs[i], f->t, b, sizeof(b));
+            assert_string_equal(a, b);
+        }
+        for (int i = 0; i < NODES; i++) {
+            nodes[i].requested.cpu_milli = (int64_t)(next_rand(&x) % 4000);
+            nodes[i].requested.memory = (int64_t)(next_rand(&x) % 8) * GI;
+        }
+    }
+    /* Every way a node can pass or fail here was taken. */
+    const enum cost_verdict want[] = {COST_FITS,
+                                      COST_REJECT_SPOT_NOT_ALLOWED,
+                                      COST_REJECT_NOT_SPOT,
+                                      COST_REJECT_OVER_MAX_PRICE,
+                                      COST_REJECT_TOO_SMALL,
+                                      COST_REJECT_INVALID_NODE,
+                                      COST_REJECT_UNKNOWN_NODE};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        if (seen[want[i]] == 0)
+            fail_msg("verdict %s never came up", cost_verdict_label(want[i]));
+}
+
 static void test_verdict_invalid_and_unknown(void **state)
 {
     struct fixture *f = *state;
@@ -1139,6 +1208,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verdict_max_price, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verdict_unknown_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verdict_too_small, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verdicts_only_match_full_evaluation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verdict_invalid_and_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reasons, setup, teardown),
         cmocka_unit_test_setup_teardown(test_packing, setup, teardown),
