@@ -173,7 +173,7 @@ double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
 }
 
 /* Prices already looked up in this call, keyed by string identity. */
-#define QUOTE_MEMO_SIZE 256
+#define QUOTE_MEMO_SIZE 512
 struct quote_memo {
     const char *type, *region, *zone;
     size_t type_len, region_len, zone_len;
@@ -188,9 +188,18 @@ static bool quote_node(const struct pricing_table *t, const struct node_facts *n
     if (!memo)
         return pricing_quote_node(t, node->instance_type, node->region, node->zone, node->capacity,
                                   q);
-    uintptr_t h = ((uintptr_t)node->instance_type.ptr >> 3) ^ ((uintptr_t)node->zone.ptr >> 5) ^
-                  (uintptr_t)node->capacity;
-    struct quote_memo *m = &memo[(h ^ (h >> 7)) % QUOTE_MEMO_SIZE];
+    /* A view's price class picks the entry (no two classes of up to 512
+     * share one); otherwise the strings' addresses do. Either way the
+     * entry is checked against the node before it is used. */
+    size_t slot;
+    if (node->price_class) {
+        slot = node->price_class % QUOTE_MEMO_SIZE;
+    } else {
+        uintptr_t h = ((uintptr_t)node->instance_type.ptr >> 3) ^ ((uintptr_t)node->zone.ptr >> 5) ^
+                      (uintptr_t)node->capacity;
+        slot = (h ^ (h >> 7)) % QUOTE_MEMO_SIZE;
+    }
+    struct quote_memo *m = &memo[slot];
     if (m->used && m->type == node->instance_type.ptr && m->region == node->region.ptr &&
         m->zone == node->zone.ptr && m->type_len == node->instance_type.len &&
         m->region_len == node->region.len && m->zone_len == node->zone.len &&
@@ -255,9 +264,8 @@ static inline void evaluate_one(const struct pricing_table *t, const struct cost
         return;
     }
     if (!with_cost) {
-        out->verdict = pod_fits(pod, &node->allocatable, &out->dominant)
-                           ? COST_FITS
-                           : COST_REJECT_TOO_SMALL;
+        out->verdict =
+            pod_fits(pod, &node->allocatable, &out->dominant) ? COST_FITS : COST_REJECT_TOO_SMALL;
         return;
     }
     double share = cost_pod_share(pod, &node->allocatable, &out->dominant);

@@ -55,7 +55,7 @@ enum node_label {
 
 struct node_facts {
     struct str name;
-    struct str kind; /* "Node", or unset: items of a NodeList often carry none */
+    struct str kind;          /* "Node", or unset: items of a NodeList often carry none */
     struct str instance_type; /* ptr NULL when the node has no instance-type label */
     struct str region;
     struct str zone;
@@ -79,6 +79,10 @@ struct node_facts {
     /* The node's JSON text in the request body (full-node requests only),
      * echoed back in the filter reply without re-encoding. */
     struct str json;
+    /* 1.. within a node view: nodes of one class have the same instance
+     * type, region, zone and capacity type, so one price (the cost model
+     * memoises prices by it). 0: none given (nodes decoded per request). */
+    uint32_t price_class;
 };
 
 struct node_decode_opts {
@@ -114,8 +118,8 @@ bool kube_decode_str(struct jscan *s, const struct jstr *j, struct arena *arena,
  * message begins with where and the resource name
  * ("spec.containers[0].resources.requests.memory quantity ...") when where
  * is not NULL. */
-bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy,
-                           struct resources *out, const char **invalid, const char *where);
+bool kube_decode_resources(struct jscan *s, struct arena *arena, bool copy, struct resources *out,
+                           const char **invalid, const char *where);
 /* The same, also saying which of cpu and memory the map names (with a
  * quantity that parses, zero or not) in *seen. */
 #define KUBE_SEEN_CPU 1u

@@ -47,6 +47,10 @@ struct builder {
      * one copy each, so that equal values share a pointer (the cost model
      * memoises prices by pointer) and the view stays small. */
     struct strmap interned;
+    /* Price classes by their interned strings and capacity type (the
+     * binary key lives in the view's arena). */
+    struct strmap classes;
+    uint32_t n_classes;
 };
 
 static struct str intern(struct builder *b, struct str s)
@@ -79,6 +83,40 @@ static bool intern_copy(struct builder *b, struct str *s)
             return false;
     }
     s->ptr = have;
+    return true;
+}
+
+/* Sets nf->price_class from its (interned) strings and capacity type. */
+static bool price_class(struct builder *b, struct node_facts *nf)
+{
+    struct {
+        const char *type, *region, *zone;
+        size_t type_len, region_len, zone_len;
+        int capacity;
+    } k;
+    memset(&k, 0, sizeof(k)); /* padding too: the key is compared as bytes */
+    k.type = nf->instance_type.ptr;
+    k.region = nf->region.ptr;
+    k.zone = nf->zone.ptr;
+    k.type_len = nf->instance_type.len;
+    k.region_len = nf->region.len;
+    k.zone_len = nf->zone.len;
+    k.capacity = (int)nf->capacity;
+    if (!b->classes.cap && !strmap_init(&b->classes, 64))
+        return false;
+    void *have = strmap_get(&b->classes, (const char *)&k, sizeof(k));
+    if (have) {
+        nf->price_class = (uint32_t)(uintptr_t)have;
+        return true;
+    }
+    char *key = arena_alloc(b->v->arena, sizeof(k));
+    if (!key)
+        return false;
+    memcpy(key, &k, sizeof(k));
+    uint32_t c = ++b->n_classes;
+    if (!strmap_put(&b->classes, key, sizeof(k), (void *)(uintptr_t)c, NULL))
+        return false;
+    nf->price_class = c;
     return true;
 }
 
@@ -133,6 +171,10 @@ static bool add_node(struct builder *b, const struct node_facts *nf, char *msg, 
     slot->region = intern(b, slot->region);
     slot->zone = intern(b, slot->zone);
     slot->json = STR_NULL; /* the input buffer does not outlive the load */
+    if (!price_class(b, slot)) {
+        snprintf(msg, msglen, "out of memory");
+        return false;
+    }
     void *old = NULL;
     if (!strmap_put(&v->by_name, slot->name.ptr, slot->name.len, slot, &old)) {
         snprintf(msg, msglen, "out of memory");
@@ -243,6 +285,7 @@ struct node_view *node_view_parse(const char *json, size_t len,
     }
     bool ok = parse_into(&b, json, len, label, max_depth, source, err, errlen);
     strmap_free(&b.interned);
+    strmap_free(&b.classes);
     if (!ok) {
         view_destroy(&b.v->snap);
         return NULL;
@@ -304,6 +347,7 @@ struct node_view *node_view_load(const char *path, const struct capacity_label_c
             file_names_free(names, n);
     }
     strmap_free(&b.interned);
+    strmap_free(&b.classes);
     if (!ok) {
         view_destroy(&b.v->snap);
         return NULL;
@@ -452,6 +496,7 @@ struct node_view *node_view_builder_finish(struct node_view_builder *nb)
 {
     struct node_view *v = nb->b.v;
     strmap_free(&nb->b.interned);
+    strmap_free(&nb->b.classes);
     free(nb);
     return v;
 }
@@ -461,6 +506,7 @@ void node_view_builder_free(struct node_view_builder *nb)
     if (!nb)
         return;
     strmap_free(&nb->b.interned);
+    strmap_free(&nb->b.classes);
     view_destroy(&nb->b.v->snap);
     free(nb);
 }

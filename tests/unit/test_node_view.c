@@ -384,6 +384,41 @@ static void test_duplicate_names(void **state)
     assert_non_null(strstr(err, "appears twice"));
 }
 
+/* Nodes with the same instance type, region, zone and capacity type share
+ * a price class; any difference gives another. */
+static void test_price_classes(void **state)
+{
+    (void)state;
+    char err[512] = "";
+#define NODE(name, type, zone, cap)                                                                \
+    "{\"metadata\":{\"name\":\"" name                                                              \
+    "\",\"labels\":{\"node.kubernetes.io/instance-type\":\"" type                                  \
+    "\",\"topology.kubernetes.io/region\":\"r1\",\"topology.kubernetes.io/zone\":\"" zone          \
+    "\",\"karpenter.sh/capacity-type\":\"" cap "\"}}}"
+    const char *list = "{\"items\":[" NODE("a", "m5.large", "r1-a", "on-demand") "," NODE(
+        "b", "m5.large", "r1-a",
+        "on-demand") "," NODE("c", "m5.large", "r1-a",
+                              "spot") "," NODE("d", "m5.large", "r1-b",
+                                               "on-demand") "," NODE("e", "c5.large", "r1-a",
+                                                                     "on-demand") "]}";
+#undef NODE
+    struct node_view *v = node_view_parse(list, strlen(list), NULL, 64, "c.json", err, sizeof(err));
+    if (!v)
+        fail_msg("%s", err);
+    assert_int_equal(v->n_nodes, 5);
+    uint32_t c[5];
+    for (int i = 0; i < 5; i++) {
+        c[i] = v->nodes[i].price_class;
+        assert_true(c[i] > 0);
+    }
+    assert_int_equal(c[0], c[1]);
+    for (int i = 2; i < 5; i++)
+        for (int j = 0; j < i; j++)
+            if (j != 1 || i != 1)
+                assert_true(c[i] != c[j]);
+    snapshot_release(&v->snap);
+}
+
 /* err must begin with "PATH:LINE:COL: " (1-based) and hold want. */
 static void expect_at(const char *err, const char *path, int line, int col, const char *want)
 {
@@ -409,7 +444,8 @@ static void test_invalid_json_reports_offset(void **state)
 
     /* The same over lines, as kubectl writes it: on line 4, "  , ,]", the
      * first comma (column 3) is fine, the second (column 5) is the fault. */
-    const char *lines = "{\n  \"kind\": \"NodeList\",\n  \"items\": [{\"metadata\": {}}\n  , ,]\n}\n";
+    const char *lines =
+        "{\n  \"kind\": \"NodeList\",\n  \"items\": [{\"metadata\": {}}\n  , ,]\n}\n";
     write_tmp("lines.json", lines, strlen(lines), path, sizeof(path));
     err[0] = '\0';
     assert_null(node_view_load(path, NULL, 64, err, sizeof(err)));
@@ -431,13 +467,15 @@ static void test_invalid_json_reports_offset(void **state)
     expect_at(err, "t", 1, 27, "trailing");
 
     /* A node without a name in a list: at that node (line 3, column 5). */
-    const char *nameless = "{\"items\": [\n  {\"metadata\": {\"name\": \"a\"}},\n    {\"metadata\": {}}]}";
+    const char *nameless =
+        "{\"items\": [\n  {\"metadata\": {\"name\": \"a\"}},\n    {\"metadata\": {}}]}";
     err[0] = '\0';
     assert_null(node_view_parse(nameless, strlen(nameless), NULL, 64, "n", err, sizeof(err)));
     expect_at(err, "n", 3, 5, "no metadata.name");
 
     /* The second of two nodes with one name: at the second. */
-    const char *twice = "{\"items\": [{\"metadata\": {\"name\": \"a\"}},\n{\"metadata\": {\"name\": \"a\"}}]}";
+    const char *twice =
+        "{\"items\": [{\"metadata\": {\"name\": \"a\"}},\n{\"metadata\": {\"name\": \"a\"}}]}";
     err[0] = '\0';
     assert_null(node_view_parse(twice, strlen(twice), NULL, 64, "d", err, sizeof(err)));
     expect_at(err, "d", 2, 1, "node a appears twice");
@@ -599,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_folder_of_nodes),
         cmocka_unit_test(test_fixture_inputs_folder_rejected),
         cmocka_unit_test(test_duplicate_names),
+        cmocka_unit_test(test_price_classes),
         cmocka_unit_test(test_invalid_json_reports_offset),
         cmocka_unit_test(test_missing_and_nameless),
         cmocka_unit_test(test_unusable_node_is_kept),
