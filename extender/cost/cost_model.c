@@ -109,8 +109,8 @@ const char *cost_verdict_label(enum cost_verdict v)
 /* Whether the pod's requests fit in alloc at all; when not, *dominant names
  * the first resource that does not (cpu, memory, then extended resources
  * in the pod's order). */
-static bool pod_fits(const struct pod_info *pod, const struct resources *alloc,
-                     const char **dominant)
+static inline __attribute__((always_inline)) bool
+pod_fits(const struct pod_info *pod, const struct resources *alloc, const char **dominant)
 {
     const struct resources *need = &pod->requests;
     if (need->cpu_milli > alloc->cpu_milli) {
@@ -170,6 +170,36 @@ double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
         }
     }
     return share;
+}
+
+static double ratio(int64_t used, int64_t have)
+{
+    if (have <= 0 || used <= 0)
+        return 0;
+    return used >= have ? 1.0 : (double)used / (double)have;
+}
+
+/* cost_node_utilisation, inlined into the evaluation loops. */
+static inline __attribute__((always_inline)) double utilisation_of(const struct node_facts *node)
+{
+    const struct resources *u = &node->requested, *a = &node->allocatable;
+    /* Ratios are finite and within 0..1: plain comparisons, not libm's
+     * NaN-aware fmax calls. */
+    double r = ratio(u->cpu_milli, a->cpu_milli);
+    double m = ratio(u->memory, a->memory);
+    if (m > r)
+        r = m;
+    if (u->n_ext) {
+        double g = ratio(resources_gpus(u), resources_gpus(a));
+        if (g > r)
+            r = g;
+    }
+    return r;
+}
+
+double cost_node_utilisation(const struct node_facts *node)
+{
+    return utilisation_of(node);
 }
 
 /* Prices already looked up in this call, keyed by string identity. */
@@ -288,7 +318,7 @@ static inline void evaluate_one(const struct pricing_table *t, const struct cost
     }
     out->cost = out->effective_price * share;
     if (cfg->packing_weight > 0)
-        out->cost *= 1.0 - cfg->packing_weight * cost_node_utilisation(node);
+        out->cost *= 1.0 - cfg->packing_weight * utilisation_of(node);
 }
 
 /* floor(free / want), or limit when nothing is wanted. */
@@ -317,30 +347,6 @@ int64_t cost_pods_fitting(const struct pod_info *pod, const struct node_facts *n
                      pod->requests.ext[i].value, n);
     }
     return n > 0 ? n : 0;
-}
-
-static double ratio(int64_t used, int64_t have)
-{
-    if (have <= 0 || used <= 0)
-        return 0;
-    return used >= have ? 1.0 : (double)used / (double)have;
-}
-
-double cost_node_utilisation(const struct node_facts *node)
-{
-    const struct resources *u = &node->requested, *a = &node->allocatable;
-    /* Ratios are finite and within 0..1: plain comparisons, not libm's
-     * NaN-aware fmax calls. */
-    double r = ratio(u->cpu_milli, a->cpu_milli);
-    double m = ratio(u->memory, a->memory);
-    if (m > r)
-        r = m;
-    if (u->n_ext) {
-        double g = ratio(resources_gpus(u), resources_gpus(a));
-        if (g > r)
-            r = g;
-    }
-    return r;
 }
 
 void cost_evaluate_node(const struct pricing_table *t, const struct cost_config *cfg,
