@@ -1,8 +1,11 @@
 /*
  * gang_placement.c - placement simulation: the free capacity of every
  * usable node (gang_candidates: allocatable, minus what runs there, minus
- * what admitted gangs hold) and a plan for a set of pods on it, cheapest
- * node first for each pod's shape and cost policy (gang_place).
+ * what admitted gangs hold) and a plan for a set of pods on it (gang_place):
+ * the pods of each shape and cost policy together, on the nodes where they
+ * cost least in all. The cost model prices one pod; a gang is placed
+ * whole, so the members that will share an empty node are known and its
+ * price is counted once for all of them (plan_exact).
  */
 #include "gang_internal.h"
 
@@ -166,21 +169,13 @@ static double plan_cost(const struct candidate *c, size_t m, const int64_t *take
  * looked for (4 MB of back-pointers); the cheapest-first plan stands. */
 #define GANG_PLAN_MAX_STATES (1u << 20)
 
-/* The cheapest way to take run pods of one shape on the ranked candidates
- * c[0..m) (cap[i] of them fit on c[i]), into take; false when it is not
- * looked for (too many states, out of memory) or there is none. An empty
- * node costs its whole price however many members it takes, so filling the
- * room of one dear node can cost less than opening several cheaper ones:
- * 0/1 knapsack over the empty nodes (best[t]: least price of empty nodes
- * that hold t of the pods, t capped at run), and occupied nodes, which
- * cost per pod, filled cheapest first for the rest. Equal empty nodes
- * beyond the number the pods could fill are left out. */
-static bool plan_exact(const struct candidate *c, size_t m, const int64_t *cap, int64_t run,
-                       int64_t *take)
+/* The empty candidates the exact plan chooses among, into fixed (indexes
+ * into c, cheapest first); returns how many. Of equal empty nodes (same
+ * price, same room) only as many as the run pods could fill are kept: a
+ * 5,000-node cluster has hundreds of each kind. */
+static size_t plan_empty_nodes(const struct candidate *c, size_t m, const int64_t *cap,
+                               int64_t run, size_t *fixed)
 {
-    size_t *fixed = malloc((m ? m : 1) * sizeof(*fixed));
-    if (!fixed)
-        return false;
     size_t nf = 0, same = 0;
     for (size_t i = 0; i < m; i++) {
         if (!c[i].opens || !cap[i])
@@ -191,6 +186,24 @@ static bool plan_exact(const struct candidate *c, size_t m, const int64_t *cap, 
             continue;
         fixed[nf++] = i;
     }
+    return nf;
+}
+
+/* The cheapest way to take run pods of one shape on the ranked candidates
+ * c[0..m) (cap[i] of them fit on c[i]), into take; false when it is not
+ * looked for (too many states, out of memory) or there is none. An empty
+ * node costs its whole price however many members it takes, so filling the
+ * room of one dear node can cost less than opening several cheaper ones:
+ * 0/1 knapsack over the empty nodes (best[t]: least price of empty nodes
+ * that hold t of the pods, t capped at run), and occupied nodes, which
+ * cost per pod, filled cheapest first for the rest. */
+static bool plan_exact(const struct candidate *c, size_t m, const int64_t *cap, int64_t run,
+                       int64_t *take)
+{
+    size_t *fixed = malloc((m ? m : 1) * sizeof(*fixed));
+    if (!fixed)
+        return false;
+    size_t nf = plan_empty_nodes(c, m, cap, run, fixed);
     size_t states = (size_t)run + 1;
     double *best = malloc(states * sizeof(*best)), *lin = malloc(states * sizeof(*lin));
     int32_t *from = nf && nf <= GANG_PLAN_MAX_STATES / states
