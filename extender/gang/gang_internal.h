@@ -133,6 +133,7 @@ struct candidate {
     const struct node_facts *node;
     double cost;  /* for ranking: with the packing discount */
     double spend; /* what the pod would really cost per hour there */
+    bool opens;   /* empty: cost is the node's whole price, paid once for all it takes */
     struct resources free;
 };
 

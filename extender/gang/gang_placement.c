@@ -1,8 +1,11 @@
 /*
  * gang_placement.c - placement simulation: the free capacity of every
  * usable node (gang_candidates: allocatable, minus what runs there, minus
- * what admitted gangs hold) and a plan for a set of pods on it, cheapest
- * node first for each pod's shape and cost policy (gang_place).
+ * what admitted gangs hold) and a plan for a set of pods on it (gang_place):
+ * the pods of each shape and cost policy together, on the nodes where they
+ * cost least in all. The cost model prices one pod; a gang is placed
+ * whole, so the members that will share an empty node are known and its
+ * price is counted once for all of them (plan_exact).
  */
 #include "gang_internal.h"
 
@@ -121,6 +124,7 @@ struct candidate *gang_candidates(struct gang_engine *e, const struct gang_env *
         resources_sub(&c[n].free, &nf->requested);
         c[n].cost = INFINITY;
         c[n].spend = 0;
+        c[n].opens = false;
         struct held *h = any_held ? strmap_get(&e->held, nf->name.ptr, nf->name.len) : NULL;
         if (h)
             resources_sub(&c[n].free, &h->res);
@@ -133,11 +137,184 @@ struct candidate *gang_candidates(struct gang_engine *e, const struct gang_env *
     return c;
 }
 
-/* Plans every pod of todo (n of them) on the candidates, cheapest first
- * for each pod's shape and cost policy. On success fills nodes[i] and the
- * summed hourly spend (price x share, as queue_spend counts it: the
- * packing discount ranks nodes, it is not money); on failure says how many
- * fitted. */
+/* How many pods asking for req fit in free, at most limit. */
+static int64_t times_fitting(const struct resources *req, const struct resources *free,
+                             int64_t limit)
+{
+    int64_t n = limit;
+    const int64_t want[3] = {req->cpu_milli, req->memory, req->pods};
+    const int64_t have[3] = {free->cpu_milli, free->memory, free->pods};
+    for (int i = 0; i < 3 + req->n_ext && n > 0; i++) {
+        int64_t w = i < 3 ? want[i] : req->ext[i - 3].value;
+        int64_t h = i < 3 ? have[i] : resources_ext_get(free, req->ext[i - 3].name);
+        if (w <= 0)
+            continue;
+        n = h < w ? 0 : (h / w < n ? h / w : n);
+    }
+    return n;
+}
+
+/* What a plan taking take[i] pods on each ranked candidate costs: an
+ * empty node's price once, an occupied node's cost for each pod. */
+static double plan_cost(const struct candidate *c, size_t m, const int64_t *take)
+{
+    double sum = 0;
+    for (size_t i = 0; i < m; i++)
+        if (take[i])
+            sum += c[i].opens ? c[i].cost : c[i].cost * (double)take[i];
+    return sum;
+}
+
+/* Past this many (empty node, pod count) states the exact plan is not
+ * looked for (4 MB of back-pointers); the cheapest-first plan stands. */
+#define GANG_PLAN_MAX_STATES (1u << 20)
+
+/* The empty candidates the exact plan chooses among, into fixed (indexes
+ * into c, cheapest first); returns how many. Of equal empty nodes (same
+ * price, same room) only as many as the run pods could fill are kept: a
+ * 5,000-node cluster has hundreds of each kind. */
+static size_t plan_empty_nodes(const struct candidate *c, size_t m, const int64_t *cap,
+                               int64_t run, size_t *fixed)
+{
+    size_t nf = 0, same = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (!c[i].opens || !cap[i])
+            continue;
+        const struct candidate *prev = nf ? &c[fixed[nf - 1]] : NULL;
+        same = prev && prev->cost == c[i].cost && cap[fixed[nf - 1]] == cap[i] ? same + 1 : 1;
+        if ((int64_t)same > (run + cap[i] - 1) / cap[i])
+            continue;
+        fixed[nf++] = i;
+    }
+    return nf;
+}
+
+/* The cheapest way to take run pods of one shape on the ranked candidates
+ * c[0..m) (cap[i] of them fit on c[i]), into take; false when it is not
+ * looked for (too many states, out of memory) or there is none. An empty
+ * node costs its whole price however many members it takes, so filling the
+ * room of one dear node can cost less than opening several cheaper ones:
+ * 0/1 knapsack over the empty nodes (best[t]: least price of empty nodes
+ * that hold t of the pods, t capped at run), and occupied nodes, which
+ * cost per pod, filled cheapest first for the rest. */
+static bool plan_exact(const struct candidate *c, size_t m, const int64_t *cap, int64_t run,
+                       int64_t *take)
+{
+    size_t *fixed = malloc((m ? m : 1) * sizeof(*fixed));
+    if (!fixed)
+        return false;
+    size_t nf = plan_empty_nodes(c, m, cap, run, fixed);
+    size_t states = (size_t)run + 1;
+    double *best = malloc(states * sizeof(*best)), *lin = malloc(states * sizeof(*lin));
+    int32_t *from = nf && nf <= GANG_PLAN_MAX_STATES / states
+                        ? malloc(nf * states * sizeof(*from))
+                        : NULL;
+    bool ok = best && lin && from;
+    for (size_t t = 0; ok && t < states; t++)
+        best[t] = lin[t] = t ? INFINITY : 0;
+    for (size_t f = 0; ok && f < nf; f++) {
+        int32_t *back = &from[f * states];
+        int64_t w = cap[fixed[f]];
+        for (size_t t = 0; t < states; t++)
+            back[t] = -1;
+        for (int64_t j = run - 1; j >= 0; j--) {
+            int64_t t = j + w < run ? j + w : run;
+            double v = best[j] + c[fixed[f]].cost;
+            if (v < best[t]) {
+                best[t] = v;
+                back[t] = (int32_t)j;
+            }
+        }
+    }
+    /* lin[r]: r pods on occupied nodes, cheapest first. */
+    for (size_t i = 0, r = 0; ok && i < m && r < (size_t)run; i++) {
+        for (int64_t k = 0; !c[i].opens && k < cap[i] && r < (size_t)run; k++, r++)
+            lin[r + 1] = lin[r] + c[i].cost;
+    }
+    /* The least of best[t] + lin[r] over t + r >= run: as r grows, the
+     * cheapest best[t] with t >= run - r. */
+    double least = INFINITY, cheapest = INFINITY;
+    int64_t at_t = 0, at_r = 0, cheapest_t = run;
+    for (int64_t r = 0; ok && r <= run; r++) {
+        if (best[run - r] < cheapest) {
+            cheapest = best[run - r];
+            cheapest_t = run - r;
+        }
+        if (cheapest + lin[r] < least) {
+            least = cheapest + lin[r];
+            at_t = cheapest_t;
+            at_r = r;
+        }
+    }
+    ok = ok && isfinite(least);
+    if (ok) {
+        memset(take, 0, m * sizeof(*take));
+        int64_t left = run;
+        for (size_t f = nf; f-- > 0 && at_t > 0;) {
+            int32_t j = from[f * states + (size_t)at_t];
+            if (j < 0)
+                continue;
+            take[fixed[f]] = cap[fixed[f]] < left ? cap[fixed[f]] : left;
+            left -= take[fixed[f]];
+            at_t = j;
+        }
+        for (size_t i = 0; i < m && left > 0 && at_r > 0; i++) {
+            if (c[i].opens)
+                continue;
+            take[i] = cap[i] < left ? cap[i] : left;
+            left -= take[i];
+        }
+        ok = left == 0;
+    }
+    free(fixed);
+    free(best);
+    free(lin);
+    free(from);
+    return ok;
+}
+
+/* Places the n pods of one shape, todo[0..n), on the ranked candidates
+ * c[0..m): cheapest node first until it is full, unless the exact plan
+ * (plan_exact) costs less. Returns how many were placed (all of them, or
+ * as many as fit cheapest first). */
+static size_t place_run(struct candidate *c, size_t m, struct tpod **todo, size_t n,
+                        const struct node_facts **nodes, double *cost)
+{
+    int64_t *cap = malloc((m ? m : 1) * sizeof(*cap));
+    int64_t *take = malloc((m ? m : 1) * sizeof(*take));
+    int64_t *exact = malloc((m ? m : 1) * sizeof(*exact));
+    size_t placed = 0;
+    if (!cap || !take || !exact)
+        goto out;
+    int64_t left = (int64_t)n;
+    for (size_t i = 0; i < m; i++) {
+        cap[i] = times_fitting(&todo[0]->req, &c[i].free, (int64_t)n);
+        take[i] = cap[i] < left ? cap[i] : left;
+        left -= take[i];
+    }
+    /* One pod: cheapest first is the cheapest plan. */
+    if (!left && n > 1 && plan_exact(c, m, cap, (int64_t)n, exact) &&
+        plan_cost(c, m, exact) < plan_cost(c, m, take) - 1e-9)
+        memcpy(take, exact, m * sizeof(*take));
+    for (size_t i = 0; i < m; i++) {
+        for (int64_t k = 0; k < take[i]; k++) {
+            resources_sub(&c[i].free, &todo[placed]->req);
+            nodes[placed++] = c[i].node;
+            *cost += c[i].spend;
+        }
+    }
+out:
+    free(cap);
+    free(take);
+    free(exact);
+    return placed;
+}
+
+/* Plans every pod of todo (n of them) on the candidates, the pods of each
+ * shape and cost policy together (place_run). On success fills nodes[i]
+ * and the summed hourly spend (price x share, as queue_spend counts it: the
+ * packing discount and the opening price rank nodes, they are not money);
+ * on failure says how many fitted. */
 bool gang_place(const struct gang_env *env, struct candidate *c, size_t nc, struct tpod **todo,
                 size_t n, const struct node_facts **nodes, double *cost, size_t *placed)
 {
@@ -152,63 +329,54 @@ bool gang_place(const struct gang_env *env, struct candidate *c, size_t nc, stru
         free(costs);
         return false;
     }
-    const struct tpod *ranked_for = NULL;
-    size_t n_ranked = 0; /* c[0..n_ranked) fit the shape, cheapest first */
     bool ok = true;
-    for (size_t k = 0; k < n; k++) {
+    for (size_t k = 0; k < n;) {
         struct tpod *p = todo[k];
+        size_t run = 1;
+        while (k + run < n && same_shape(p, todo[k + run]))
+            run++;
         /* Rank the nodes for this shape (members are mostly alike, so this
          * happens once or twice per gang). Cost is computed as if the node
-         * were empty of the gang: what matters is cheapest-first. */
-        if (!ranked_for || !same_shape(ranked_for, p)) {
-            struct pod_info pi;
-            gang_as_pod_info(p, &pi);
-            struct pod_policy pol;
-            cost_pod_policy(&pi, env->cost, &pol);
-            /* Only nodes with room for the shape now are costed: free room
-             * only shrinks while placing, so the others never will have it
-             * in this call (on a big cluster most nodes have no free GPU),
-             * and the rest go through cost_evaluate_nodes, which looks each
-             * instance type's price up once. The fitting ones move to the
-             * front and only they are sorted. */
-            size_t m = 0;
-            for (size_t i = 0; i < nc; i++) {
-                if (!resources_fit(&p->req, &c[i].free))
-                    continue;
-                if (i != m) {
-                    struct candidate tmp = c[m];
-                    c[m] = c[i];
-                    c[i] = tmp;
-                }
-                fit[m] = c[m].node;
-                m++;
-            }
-            cost_evaluate_nodes(env->pricing, env->cost, &pi, &pol, fit, m, costs);
-            n_ranked = 0;
-            for (size_t i = 0; i < m; i++) {
-                c[i].cost = costs[i].verdict == COST_FITS ? costs[i].cost : INFINITY;
-                c[i].spend = costs[i].effective_price * costs[i].share;
-                n_ranked += costs[i].verdict == COST_FITS;
-            }
-            if (m) /* c is NULL when there is no view: qsort may not be given NULL */
-                qsort(c, m, sizeof(*c), cmp_candidates); /* the refused (INFINITY) sort last */
-            ranked_for = p;
-        }
-        bool done = false;
-        for (size_t i = 0; i < n_ranked; i++) {
+         * were empty of the gang. */
+        struct pod_info pi;
+        gang_as_pod_info(p, &pi);
+        struct pod_policy pol;
+        cost_pod_policy(&pi, env->cost, &pol);
+        /* Only nodes with room for the shape now are costed: free room
+         * only shrinks while placing, so the others never will have it
+         * in this call (on a big cluster most nodes have no free GPU),
+         * and the rest go through cost_evaluate_nodes, which looks each
+         * instance type's price up once. The fitting ones move to the
+         * front and only they are sorted. */
+        size_t m = 0;
+        for (size_t i = 0; i < nc; i++) {
             if (!resources_fit(&p->req, &c[i].free))
                 continue;
-            resources_sub(&c[i].free, &p->req);
-            nodes[k] = c[i].node;
-            *cost += c[i].spend;
-            done = true;
-            break;
+            if (i != m) {
+                struct candidate tmp = c[m];
+                c[m] = c[i];
+                c[i] = tmp;
+            }
+            fit[m] = c[m].node;
+            m++;
         }
-        if (!done) {
+        cost_evaluate_nodes(env->pricing, env->cost, &pi, &pol, fit, m, costs);
+        size_t n_ranked = 0;
+        for (size_t i = 0; i < m; i++) {
+            c[i].cost = costs[i].verdict == COST_FITS ? costs[i].cost : INFINITY;
+            c[i].spend = costs[i].effective_price * costs[i].share;
+            c[i].opens = costs[i].opens;
+            n_ranked += costs[i].verdict == COST_FITS;
+        }
+        if (m) /* c is NULL when there is no view: qsort may not be given NULL */
+            qsort(c, m, sizeof(*c), cmp_candidates); /* the refused (INFINITY) sort last */
+        size_t got = place_run(c, n_ranked, todo + k, run, nodes + k, cost);
+        *placed += got;
+        if (got < run) {
             ok = false;
             break;
         }
-        (*placed)++;
+        k += run;
     }
     free(fit);
     free(costs);

@@ -48,6 +48,8 @@
  *   g4.a    on-demand 4.0 -> 1.00 per GPU-pod, spot 2.0 -> 0.50, reserved = on-demand
  *   g4.b    on-demand 6.0 -> 1.50,             spot 2.4 -> 0.60
  *   g4.odd  on-demand 1.0 -> 0.25,             spot 3.0 -> 0.75 (spot dearer, on purpose)
+ * and one small type, g1.x: 8 vCPU, 32Gi, 1 GPU, on-demand 1.2 (a 1-GPU pod
+ * takes all of it: share 1, 1.20 per pod).
  * Packing (cost_config_defaults: weight 0.5) lowers a node's ranking cost
  * by 0.5 x its utilisation, which matters only where nodes run pods. */
 static const char TABLE[] =
@@ -60,7 +62,8 @@ static const char TABLE[] =
     "instanceTypes:\n"
     "  g4.a: {vcpu: 32, memory: 128Gi, gpus: 4, onDemand: 4.0, spot: 2.0}\n"
     "  g4.b: {vcpu: 32, memory: 128Gi, gpus: 4, onDemand: 6.0, spot: 2.4}\n"
-    "  g4.odd: {vcpu: 32, memory: 128Gi, gpus: 4, onDemand: 1.0, spot: 3.0}\n";
+    "  g4.odd: {vcpu: 32, memory: 128Gi, gpus: 4, onDemand: 1.0, spot: 3.0}\n"
+    "  g1.x: {vcpu: 8, memory: 32Gi, gpus: 1, onDemand: 1.2, spot: 0.6}\n";
 
 #define QHEAD "apiVersion: cost-extender.io/v1alpha1\nkind: QueueConfig\n"
 
@@ -692,6 +695,110 @@ static void test_cheapest_first_and_steering(void **state)
     assert_int_equal(gpus_of(&h), 2);
     h = held_on(&w, "b1", NULL);
     assert_int_equal(gpus_of(&h), 0);
+    world_free(&w);
+}
+
+/* gpu_node as a cluster view shows it, with what runs there known (its
+ * pods are workload pods): an empty one costs a pod the price of opening
+ * it (cost_model.h). The other tests leave usage unknown, so every node
+ * costs by share there. */
+static struct node_facts known_gpu_node(const char *name, const char *type, int gpus_used)
+{
+    struct node_facts n = gpu_node(name, type, CAPACITY_ON_DEMAND, gpus_used);
+    n.usage_known = true;
+    n.workload_pods = gpus_used;
+    return n;
+}
+
+/* An empty g1.x node (8 cpu, 32Gi, 1 GPU), usage known. */
+static struct node_facts small_gpu_node(const char *name)
+{
+    struct node_facts n = known_gpu_node(name, "g1.x", 0);
+    n.allocatable.cpu_milli = 8000;
+    n.allocatable.memory = 32 * GI;
+    assert_true(resources_ext_set(&n.allocatable, str_of(GPU), 1));
+    return n;
+}
+
+/* How many of the gang's n members are planned on node. */
+static int planned_on(struct world *w, struct tp *m, int n, const char *gang, const char *node)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += !strcmp(expect_admitted(decide(w, &m[i], T0), gang), node);
+    return k;
+}
+
+static void test_members_fill_the_node_they_pay_for(void **state)
+{
+    (void)state;
+    /* x1, x2: empty g1.x (1.20/h, one 1-GPU pod each); big: empty g4.a
+     * on-demand (4.00/h, four). An empty node costs its whole price,
+     * once, however many members it takes. */
+    struct node_facts nodes[] = {small_gpu_node("x1"), small_gpu_node("x2"),
+                                 known_gpu_node("big", "g4.a", 0),
+                                 known_gpu_node("o1", "g4.a", 2)};
+    struct world w;
+    /* Two members: x1 + x2 = 2.40 < big 4.00. */
+    world_init(&w, Q_ML20);
+    set_nodes(&w, nodes, 3);
+    struct tp m[5];
+    mkgang(m, 2, "two", "ml-training", 1, 0);
+    feed_all(&w, m, 2);
+    assert_int_equal(planned_on(&w, m, 2, "ml/two", "x1"), 1);
+    assert_int_equal(planned_on(&w, m, 2, "ml/two", "x2"), 1);
+    world_free(&w);
+
+    /* Four: cheapest first would open x1, x2 and big for the last two
+     * (1.20 + 1.20 + 4.00 = 6.40/h); big alone holds all four for 4.00.
+     * Spend: 4 x 4.00 x 1/4 = 4.00 (not 1.20 + 1.20 + 2 x 1.00 = 4.40). */
+    world_init(&w, Q_ML20);
+    set_nodes(&w, nodes, 3);
+    mkgang(m, 4, "four", "ml-training", 1, 0);
+    feed_all(&w, m, 4);
+    assert_int_equal(planned_on(&w, m, 4, "ml/four", "big"), 4);
+    assert_near(metric(&w, T0, "cost_extender_queue_spend_per_hour{queue=\"ml-training\"}"), 4);
+    world_free(&w);
+
+    /* Five: big + x1 = 5.20 (x1 before x2 by name at the same price), not
+     * x1 + x2 + big = 6.40. */
+    world_init(&w, Q_ML20);
+    set_nodes(&w, nodes, 3);
+    mkgang(m, 5, "five", "ml-training", 1, 0);
+    feed_all(&w, m, 5);
+    assert_int_equal(planned_on(&w, m, 5, "ml/five", "big"), 4);
+    assert_int_equal(planned_on(&w, m, 5, "ml/five", "x1"), 1);
+    world_free(&w);
+
+    /* With o1 (g4.a on-demand running 2 GPUs: 1.00 x (1 - 0.5 x 0.5) =
+     * 0.75 a member, per member, 2 free). Three members: o1, o1, x1 =
+     * 0.75 + 0.75 + 1.20 = 2.70, below big's 4.00: cheapest first stands. */
+    world_init(&w, Q_ML20);
+    set_nodes(&w, nodes, 4);
+    mkgang(m, 3, "three", "ml-training", 1, 0);
+    feed_all(&w, m, 3);
+    assert_int_equal(planned_on(&w, m, 3, "ml/three", "o1"), 2);
+    assert_int_equal(planned_on(&w, m, 3, "ml/three", "x1"), 1);
+    world_free(&w);
+
+    /* Four: cheapest first o1, o1, x1, x2 = 1.50 + 2.40 = 3.90 still beats
+     * big (4.00). Five: cheapest first o1, o1, x1, x2, big = 7.90; big + o1
+     * = 4.00 + 0.75 = 4.75 is the least (big + x1 = 5.20, big + o1 x 2 =
+     * 5.50, o1 x 2 + x1 + x2 + big = 7.90), so 4 on big and 1 on o1. */
+    world_init(&w, Q_ML20);
+    set_nodes(&w, nodes, 4);
+    mkgang(m, 4, "four", "ml-training", 1, 0);
+    feed_all(&w, m, 4);
+    assert_int_equal(planned_on(&w, m, 4, "ml/four", "o1"), 2);
+    assert_int_equal(planned_on(&w, m, 4, "ml/four", "x1"), 1);
+    assert_int_equal(planned_on(&w, m, 4, "ml/four", "x2"), 1);
+    world_free(&w);
+    world_init(&w, Q_ML20);
+    set_nodes(&w, nodes, 4);
+    mkgang(m, 5, "five", "ml-training", 1, 0);
+    feed_all(&w, m, 5);
+    assert_int_equal(planned_on(&w, m, 5, "ml/five", "big"), 4);
+    assert_int_equal(planned_on(&w, m, 5, "ml/five", "o1"), 1);
     world_free(&w);
 }
 
@@ -2557,6 +2664,7 @@ int main(void)
         cmocka_unit_test(test_budget_counts_real_price_not_packing_rank),
         cmocka_unit_test(test_cluster_too_fragmented),
         cmocka_unit_test(test_cheapest_first_and_steering),
+        cmocka_unit_test(test_members_fill_the_node_they_pay_for),
         cmocka_unit_test(test_placement_respects_requested_and_other_holds),
         cmocka_unit_test(test_queue_capacity_types),
         cmocka_unit_test(test_pod_cost_policy_in_placement),
