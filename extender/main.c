@@ -235,6 +235,11 @@ int main(int argc, char **argv)
                    "until a gang's last member need every bind at one replica)",
                    NULL);
         app.bind_workers = bind_workers_start(&app, BIND_THREADS);
+        /* Not ready until the first view is out, from the server's first
+         * answer: cluster_start (which says so too) runs after http_start,
+         * and a /readyz 200 in between let callers proceed on no view at
+         * all, every node unknown (issue 17). */
+        app_set_nodes_error(&app, CLUSTER_VIEW_WAITING);
     }
     char err[512];
     struct http_server *srv = http_start(&app, tls, err, sizeof(err));
