@@ -223,6 +223,12 @@ int main(int argc, char **argv)
     if (src == STARTUP_SOURCE_CLUSTER) {
         app.find_pod = find_pod;
         app.bind = bind_pod;
+        /* Gangs need to know every member pod: only with the watch. Made
+         * before the HTTP server starts, as everything its request and
+         * bind threads read from app. */
+        app.gangs = gang_engine_new();
+        if (!app.gangs)
+            log_kv(LOG_ERROR, "out of memory: gang admission disabled", NULL);
         /* Gangs bound whole; without memory for it, member by member. Not
          * with two replicas: a gang's binds reach either one (the Service
          * balances kube-scheduler's connections), so no replica would see
@@ -235,11 +241,17 @@ int main(int argc, char **argv)
                    "until a gang's last member need every bind at one replica)",
                    NULL);
         app.bind_workers = bind_workers_start(&app, BIND_THREADS);
+        /* Not ready until the first view is out, from the server's first
+         * answer: cluster_start (which says so too) runs after http_start,
+         * and a /readyz 200 in between let callers proceed on no view at
+         * all, every node unknown (issue 17). */
+        app_set_nodes_error(&app, CLUSTER_VIEW_WAITING);
     }
     char err[512];
     struct http_server *srv = http_start(&app, tls, err, sizeof(err));
     if (!srv) {
         log_kv(LOG_ERROR, "cannot start HTTP server", "listen", cfg.listen, "error", err, NULL);
+        gang_engine_free(app.gangs);
         reloader_stop(rl);
         app_destroy(&app);
         startup_free(&st);
@@ -260,10 +272,6 @@ int main(int argc, char **argv)
             snprintf(identity, sizeof(identity), "%.250s", pod_name);
         else
             snprintf(identity, sizeof(identity), "%.250s_%ld", host, (long)getpid());
-        /* Gangs need to know every member pod: only with the watch. */
-        app.gangs = gang_engine_new();
-        if (!app.gangs)
-            log_kv(LOG_ERROR, "out of memory: gang admission disabled", NULL);
         struct cluster_options copts;
         cluster_options_defaults(&copts);
         copts.publish_interval_ms = cfg.view_publish_ms;

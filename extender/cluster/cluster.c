@@ -608,7 +608,7 @@ struct cluster *cluster_start(const struct cluster_hooks *hooks, struct kube_aut
     pthread_mutex_init(&c->rec_mu, NULL);
     clock_cond_init(&c->rec_cond);
     if (hooks->view_status)
-        hooks->view_status(hooks->ctx, "waiting for initial node and pod lists");
+        hooks->view_status(hooks->ctx, CLUSTER_VIEW_WAITING);
     if (hooks->gangs) {
         cluster_state_set_pod_hook(c->st, gang_hook, hooks->gangs);
         if (pthread_create(&c->recorder, NULL, recorder_main, c) != 0) {

@@ -23,6 +23,8 @@ struct gang_engine;
  * node unconfirmed (kube-scheduler's assume cache keeps 30 s too). */
 #define CLUSTER_DEFAULT_BIND_TIMEOUT_S 10
 #define CLUSTER_DEFAULT_ASSUME_TTL_MS 30000
+/* /readyz's reason until the first view is published. */
+#define CLUSTER_VIEW_WAITING "waiting for initial node and pod lists"
 
 struct cluster_options {
     struct informer_config informer;

@@ -2,14 +2,17 @@
 list + watch, as names-only (nodeCacheCapable) requests see it."""
 
 import json
+import os
+import subprocess
 import time
 
 import pytest
 
-from cluster_harness import (UNKNOWN, WAITING, api_calls, expected_scores, expected_verdicts,
-                             filter_names, load_fixture_cluster, make_node, make_pod, metric,
-                             poll, prioritize_names, readyz, request_pod, simple_pod,
-                             wait_filter, wait_scores)
+from cluster_harness import (UNKNOWN, WAITING, Extender, api_calls, binary_env, expected_scores,
+                             expected_verdicts, filter_names, load_fixture_cluster, make_node,
+                             make_pod, metric, poll, prioritize_names, readyz, request_pod,
+                             simple_pod, wait_filter, wait_scores, write_kubeconfig)
+from extender_harness import free_port
 
 REQUEST_PODS = ("web-1", "batch-1", "complex-1", "besteffort-1")
 POD_SELECTOR = "status.phase!=Succeeded,status.phase!=Failed"
@@ -122,6 +125,43 @@ def test_initial_sync_readyz_scores_metrics_and_wire(api, cluster_extender, serv
     refused = [r for r in ext.logs() if r["msg"] ==
                "the API server refuses a watch-list; listing instead"]
     assert sorted(r["resource"] for r in refused) == ["nodes", "pods"], refused
+
+
+def test_not_ready_between_the_http_server_and_the_cluster_connection(api, workdir):
+    """/readyz is 503 from the HTTP server's first answer, not only once the
+    cluster connection is set up (issue 17: a /readyz 200 in that window
+    let tests/load/test_load_faults.py take every node's score as 0 before
+    the view existed). Start-up is held inside the window, where it reads
+    the kubeconfig's tokenFile, by making that file a FIFO nobody writes:
+    the HTTP server already answers there, and must not say ready."""
+    a = api(tls=False)
+    load_fixture_cluster(a)
+    fifo = workdir / "token"
+    os.mkfifo(fifo)
+    kc = write_kubeconfig(workdir / "kubeconfig", {"c": {"server": a.url}},
+                          {"u": {"tokenFile": str(fifo)}}, {"x": ("c", "u")}, "x")
+    ext = Extender(workdir, ["--kubeconfig", kc], workdir / "pricing.yaml", None, "held")
+    ext.port = free_port()
+    with open(ext.stderr_path, "wb") as err:
+        ext.proc = subprocess.Popen(ext.command(), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=err, env=binary_env(),
+                                    cwd=str(workdir))
+    try:
+        def answers():
+            assert ext.proc.poll() is None, ext.stderr_text()[-3000:]
+            try:
+                return ext.get("/healthz", timeout=2).status == 200
+            except OSError:
+                return False
+        poll(answers, timeout=15, what="the HTTP server's first answer")
+        # Still held: the token is not read, so there is no cluster yet.
+        assert not any(r.get("msg") == "connecting to the Kubernetes API"
+                       for r in ext.logs(strict=False)), ext.stderr_text()
+        status, body = readyz(ext)
+        assert (status, body.get("reason")) == (503, WAITING), (status, body)
+    finally:
+        ext.proc.kill()  # blocked in open(): SIGTERM waits for sigwait
+        ext.proc.wait()
 
 
 def test_names_only_and_full_nodes_agree_with_packing(api, cluster_extender):
