@@ -244,7 +244,7 @@ int main(int argc, char **argv)
         /* Not ready until the first view is out, from the server's first
          * answer: cluster_start (which says so too) runs after http_start,
          * and a /readyz 200 in between let callers proceed on no view at
-         * all, every node unknown (issue 17). */
+         * all, every node unknown. */
         app_set_nodes_error(&app, CLUSTER_VIEW_WAITING);
     }
     char err[512];
