@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One member of a gathering, with its request copied (the strings of a
  * held call's request live in its arena, but the completing call reads
@@ -151,6 +152,40 @@ static void release_gang(struct app *app, const char *gang, const char *why)
     snapshot_release(q ? &q->snap : NULL);
 }
 
+/* An answer the API server gives without having made the Binding, and may
+ * not give again: 429, or 5xx (a webhook or etcd hiccup). No answer at all
+ * (a timeout, a reset) is not retried: the Binding may have been made. */
+static bool worth_retrying(const struct bind_outcome *o)
+{
+    return o->result == BIND_REFUSED && (o->status == 429 || o->status >= 500);
+}
+
+/* The real Binding of w, tried again after a refusal worth retrying, while
+ * the gathering's deadline allows: once the dry runs passed, giving up
+ * leaves the members before it bound and the rest not. */
+#define GANG_BIND_RETRIES 3
+static bool bind_member(struct app *app, struct gathering *g, struct waiter *w,
+                        struct bind_outcome *o)
+{
+    struct bind_request req = request_of(w, false);
+    int64_t pause_ms = 100;
+    for (int attempt = 0;; attempt++) {
+        if (app_bind(app, &req, o))
+            return true;
+        if (!worth_retrying(o) || attempt == GANG_BIND_RETRIES ||
+            clock_mono_ms() + pause_ms >= g->deadline_ms)
+            return false;
+        char n[16];
+        snprintf(n, sizeof(n), "%d", attempt + 1);
+        log_kv(LOG_WARN, "gang member's Binding refused after the dry run passed: trying again",
+               "gang", g->gang, "pod", w->key, "node", w->node, "attempt", n, "error", o->message,
+               NULL);
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = pause_ms * 1000000L};
+        nanosleep(&ts, NULL);
+        pause_ms *= 3;
+    }
+}
+
 /* Every member is here: all Bindings or none. */
 static void complete(struct app *app, struct gathering *g)
 {
@@ -182,9 +217,10 @@ static void complete(struct app *app, struct gathering *g)
         answer_all(g);
         return;
     }
-    /* All would succeed: create them. One failing now (the pod changed in
-     * the milliseconds since) leaves the ones before it bound; the rest are
-     * not tried, so kube-scheduler sends them again. */
+    /* All would succeed: create them. One refused now is tried again
+     * (bind_member); one failing for good (the pod changed in the
+     * milliseconds since) leaves the ones before it bound; the rest are not
+     * tried, so kube-scheduler sends them again. */
     char failed[800] = "";
     for (size_t i = 0; i < g->n; i++) {
         struct waiter *w = &g->w[i];
@@ -194,9 +230,8 @@ static void complete(struct app *app, struct gathering *g)
                      "gang %.300s partly bound: %s; this member is not bound", g->gang, failed);
             continue;
         }
-        struct bind_request req = request_of(w, false);
         w->counted = true;
-        if (!app_bind(app, &req, &o)) {
+        if (!bind_member(app, g, w, &o)) {
             bad = i;
             w->result = o.result;
             snprintf(w->error, sizeof(w->error), "%s", o.message);

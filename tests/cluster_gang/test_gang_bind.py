@@ -94,6 +94,30 @@ def test_gang_bound_whole_after_its_last_member_asks(api, start_gang_extender):
     wait_gpu(ext, "reserved", 0)
 
 
+def test_a_refused_binding_after_the_dry_runs_is_tried_again(api, start_gang_extender):
+    """Every dry run passes, then the API server refuses the first real
+    Binding once with 500 (an etcd or webhook hiccup): that Binding is tried
+    again, and the gang is bound whole rather than left with the members
+    after it unbound."""
+    ext = start(api, start_gang_extender)
+    plan = admitted_gang(api, ext, "t5", 3, 4)
+    names = sorted(plan)
+    api.clear_requests()
+    api.fail_next(1, status=500, verb="create", after=3)
+    held = [HeldBind(ext, n, plan[n], uid(api, n)) for n in names[:2]]
+    time.sleep(0.3)
+    assert bind_call(ext, names[2], plan[names[2]], uid(api, names[2])) == ""
+    assert [h.answer() for h in held] == ["", ""]
+    assert sorted(api.bindings) == sorted(("ml/" + n, plan[n]) for n in names)
+    posts = [q.get("dryRun") for m, p, q, _ in api.requests
+             if m == "POST" and p.endswith("/binding")]
+    assert posts == ["All"] * 3 + [None] * 4, posts
+    rec = ext.wait_log(lambda r: r["msg"].startswith("gang member's Binding refused"))
+    assert rec["gang"] == "ml/t5" and rec["attempt"] == "1" and "500" in rec["error"], rec
+    ext.wait_log(lambda r: r["msg"] == "gang bound whole")
+    assert ext.metrics().get("cost_extender_binds_total", result="success") == 3
+
+
 def test_one_member_failing_leaves_the_gang_unbound(api, start_gang_extender):
     """One member's Binding is refused (an admission webhook answering 500,
     say): no member is bound, every call says which member and why, and the
