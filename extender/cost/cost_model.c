@@ -133,8 +133,9 @@ pod_fits(const struct pod_info *pod, const struct resources *alloc, const char *
     return true;
 }
 
-double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
-                      const char **dominant)
+/* cost_pod_share, inlined into the evaluation loops. */
+static inline __attribute__((always_inline)) double
+pod_share(const struct pod_info *pod, const struct resources *alloc, const char **dominant)
 {
     if (!pod_fits(pod, alloc, dominant))
         return -1;
@@ -170,6 +171,12 @@ double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
         }
     }
     return share;
+}
+
+double cost_pod_share(const struct pod_info *pod, const struct resources *alloc,
+                      const char **dominant)
+{
+    return pod_share(pod, alloc, dominant);
 }
 
 static double ratio(int64_t used, int64_t have)
@@ -254,10 +261,11 @@ static bool quote_node(const struct pricing_table *t, const struct node_facts *n
 
 /* with_cost false: the verdict only (and what its reason names: the node's
  * price, the resource that does not fit); share and cost stay 0. */
-static inline void evaluate_one(const struct pricing_table *t, const struct cost_config *cfg,
-                                const struct pod_info *pod, const struct pod_policy *policy,
-                                const struct node_facts *node, struct quote_memo *memo,
-                                bool with_cost, struct node_cost *out)
+static inline __attribute__((always_inline)) void
+evaluate_one(const struct pricing_table *t, const struct cost_config *cfg,
+             const struct pod_info *pod, const struct pod_policy *policy,
+             const struct node_facts *node, struct quote_memo *memo, bool with_cost,
+             struct node_cost *out)
 {
     memset(out, 0, sizeof(*out));
     if (!node) {
@@ -298,7 +306,7 @@ static inline void evaluate_one(const struct pricing_table *t, const struct cost
             pod_fits(pod, &node->allocatable, &out->dominant) ? COST_FITS : COST_REJECT_TOO_SMALL;
         return;
     }
-    double share = cost_pod_share(pod, &node->allocatable, &out->dominant);
+    double share = pod_share(pod, &node->allocatable, &out->dominant);
     if (share < 0) {
         out->verdict = COST_REJECT_TOO_SMALL;
         return;

@@ -834,6 +834,52 @@ static void test_bad_requests(void **state)
 }
 
 /* Names the node view does not know are refused one by one, not the call. */
+/* Prioritize echoes every name exactly, whatever its length: the reply
+ * copies short names in fixed-size moves, so each length from 1 to 70 is
+ * tried, plain and with an escape, beside a known node. */
+static void test_prioritize_echoes_names_of_every_length(void **state)
+{
+    struct world *w = *state;
+    size_t len;
+    char *pod = test_read_file(FIXTURES "/inputs/pod-web-1.json", &len);
+    enum { LONGEST = 70 };
+    size_t cap = len + 2 * LONGEST * (LONGEST + 16) + 256;
+    char *body = malloc(cap);
+    size_t n = (size_t)snprintf(body, cap, "{\"Pod\":%s,\"NodeNames\":[\"" N10 "\"", pod);
+    free(pod);
+    char want[2 * LONGEST + 1][LONGEST + 1];
+    int k = 0;
+    snprintf(want[k++], sizeof(want[0]), "%s", N10);
+    for (int l = 1; l <= LONGEST; l++) {
+        for (int esc = 0; esc < 2; esc++) {
+            char name[LONGEST + 1];
+            for (int i = 0; i < l; i++)
+                name[i] = (char)('a' + (i * 7 + l) % 26);
+            name[l] = '\0';
+            snprintf(want[k++], sizeof(want[0]), "%s", name);
+            /* The escaped form writes the first letter as \u00XX. */
+            n += esc ? (size_t)snprintf(body + n, cap - n, ",\"\\u00%02x%s\"", name[0], name + 1)
+                     : (size_t)snprintf(body + n, cap - n, ",\"%s\"", name);
+        }
+    }
+    n += (size_t)snprintf(body + n, cap - n, "]}");
+    struct call c = call(&w->app, handle_prioritize, body, n);
+    assert_int_equal(c.status, 200);
+    cJSON *reply = parse_reply(&c);
+    assert_int_equal(cJSON_GetArraySize(reply), k);
+    for (int i = 0; i < k; i++) {
+        const cJSON *e = cJSON_GetArrayItem(reply, i);
+        const cJSON *host = cJSON_GetObjectItemCaseSensitive(e, "Host");
+        if (!cJSON_IsString(host) || strcmp(host->valuestring, want[i]) != 0)
+            fail_msg("entry %d: Host %s, want %s", i, cJSON_IsString(host) ? host->valuestring : "?",
+                     want[i]);
+        assert_int_equal(cJSON_GetObjectItemCaseSensitive(e, "Score")->valueint, i ? 0 : 10);
+    }
+    cJSON_Delete(reply);
+    free(c.text);
+    free(body);
+}
+
 static void test_unknown_node_names(void **state)
 {
     struct world *w = *state;
@@ -1397,6 +1443,8 @@ int main(void)
         cmocka_unit_test(test_no_pricing_table),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_node_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prioritize_echoes_names_of_every_length, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_bind_with_a_binder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bind_refused, setup, teardown),
         cmocka_unit_test(test_readyz),
