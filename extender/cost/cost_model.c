@@ -364,24 +364,31 @@ void cost_evaluate_node(const struct pricing_table *t, const struct cost_config 
     evaluate_one(t, cfg, pod, policy, node, NULL, true, out);
 }
 
-void cost_evaluate_nodes(const struct pricing_table *t, const struct cost_config *cfg,
-                         const struct pod_info *pod, const struct pod_policy *policy,
-                         const struct node_facts *const *nodes, size_t n, struct node_cost *out)
+/* Every node with one price memo; with_cost constant in each caller, so
+ * that each gets its own loop. */
+static inline __attribute__((always_inline)) void
+evaluate_all(const struct pricing_table *t, const struct cost_config *cfg,
+             const struct pod_info *pod, const struct pod_policy *policy,
+             const struct node_facts *const *nodes, size_t n, bool with_cost, struct node_cost *out)
 {
     struct quote_memo memo[QUOTE_MEMO_SIZE];
     memset(memo, 0, sizeof(memo));
     for (size_t i = 0; i < n; i++)
-        evaluate_one(t, cfg, pod, policy, nodes[i], memo, true, &out[i]);
+        evaluate_one(t, cfg, pod, policy, nodes[i], memo, with_cost, &out[i]);
+}
+
+void cost_evaluate_nodes(const struct pricing_table *t, const struct cost_config *cfg,
+                         const struct pod_info *pod, const struct pod_policy *policy,
+                         const struct node_facts *const *nodes, size_t n, struct node_cost *out)
+{
+    evaluate_all(t, cfg, pod, policy, nodes, n, true, out);
 }
 
 void cost_verdict_nodes(const struct pricing_table *t, const struct cost_config *cfg,
                         const struct pod_info *pod, const struct pod_policy *policy,
                         const struct node_facts *const *nodes, size_t n, struct node_cost *out)
 {
-    struct quote_memo memo[QUOTE_MEMO_SIZE];
-    memset(memo, 0, sizeof(memo));
-    for (size_t i = 0; i < n; i++)
-        evaluate_one(t, cfg, pod, policy, nodes[i], memo, false, &out[i]);
+    evaluate_all(t, cfg, pod, policy, nodes, n, false, out);
 }
 
 /* round(scale * best / cost), within 0..scale. */
