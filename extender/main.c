@@ -347,8 +347,7 @@ int main(int argc, char **argv)
     bind_barrier_release_all(&app, "cost-extender is shutting down");
     double deadline = clock_mono_s() + cfg.shutdown_grace_s;
     while (http_in_flight(srv) > 0 && clock_mono_s() < deadline) {
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
+        clock_sleep_ms(20);
     }
     int left = http_in_flight(srv);
     if (left > 0) {

@@ -3,6 +3,8 @@
  */
 #include "clock.h"
 
+#include <errno.h>
+
 static struct timespec now(clockid_t id)
 {
     struct timespec ts;
@@ -26,6 +28,16 @@ int64_t clock_wall_ms(void)
 {
     struct timespec ts = now(CLOCK_REALTIME);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void clock_sleep_ms(int64_t ms)
+{
+    if (ms <= 0)
+        return;
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    /* Interrupted by a signal: sleep what is left. */
+    while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
+        ;
 }
 
 int clock_cond_init(pthread_cond_t *c)

@@ -27,6 +27,9 @@ double clock_mono_s(void);
 /* Wall time, milliseconds since the Unix epoch: for stamps only. */
 int64_t clock_wall_ms(void);
 
+/* Sleeps ms milliseconds (on the monotonic clock; at once for ms <= 0). */
+void clock_sleep_ms(int64_t ms);
+
 /* Initialises c so that clock_cond_wait_s deadlines are monotonic. */
 int clock_cond_init(pthread_cond_t *c);
 

@@ -65,8 +65,8 @@ void strmap_free(struct strmap *m)
     memset(m, 0, sizeof(*m));
 }
 
-static inline __attribute__((always_inline)) struct strmap_slot *find_slot(const struct strmap *m, const char *key, size_t len,
-                                     uint64_t h)
+static inline __attribute__((always_inline)) struct strmap_slot *
+find_slot(const struct strmap *m, const char *key, size_t len, uint64_t h)
 {
     size_t mask = m->cap - 1;
     for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {

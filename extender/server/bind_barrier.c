@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* One member of a gathering, with its request copied (the strings of a
  * held call's request live in its arena, but the completing call reads
@@ -173,15 +172,14 @@ static bool bind_member(struct app *app, struct gathering *g, struct waiter *w,
         if (app_bind(app, &req, o))
             return true;
         if (!worth_retrying(o) || attempt == GANG_BIND_RETRIES ||
-            clock_mono_ms() + pause_ms >= g->deadline_ms)
+            clock_mono_ms() + pause_ms >= g->deadline_ms || atomic_load(&app->shutting_down))
             return false;
         char n[16];
         snprintf(n, sizeof(n), "%d", attempt + 1);
         log_kv(LOG_WARN, "gang member's Binding refused after the dry run passed: trying again",
                "gang", g->gang, "pod", w->key, "node", w->node, "attempt", n, "error", o->message,
                NULL);
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = pause_ms * 1000000L};
-        nanosleep(&ts, NULL);
+        clock_sleep_ms(pause_ms);
         pause_ms *= 3;
     }
 }
