@@ -149,6 +149,13 @@ static bool add_node(struct builder *b, const struct node_facts *nf, char *msg, 
             snprintf(msg, msglen, "out of memory");
             return false;
         }
+        uint32_t *hints =
+            arena_realloc(v->arena, v->next_hint, b->cap * sizeof(*hints), cap * sizeof(*hints));
+        if (!hints) {
+            snprintf(msg, msglen, "out of memory");
+            return false;
+        }
+        v->next_hint = hints;
         /* Moving the array invalidates the map's values: rebuild it. */
         v->nodes = nodes;
         b->cap = cap;
@@ -167,6 +174,7 @@ static bool add_node(struct builder *b, const struct node_facts *nf, char *msg, 
     }
     struct node_facts *slot = &v->nodes[v->n_nodes];
     *slot = *nf;
+    v->next_hint[v->n_nodes] = 0;
     slot->instance_type = intern(b, slot->instance_type);
     slot->region = intern(b, slot->region);
     slot->zone = intern(b, slot->zone);
@@ -362,6 +370,38 @@ const struct node_facts *node_view_find(const struct node_view *v, struct str na
     return strmap_get(&v->by_name, name.ptr, name.len);
 }
 
+/* A run of this many names that miss their hint (a new view, or another
+ * order) hands the rest of the request to the batched hash lookup. */
+#define HINT_MISS_RUN 16
+
+static inline bool names_equal(const struct node_facts *nf, struct str name)
+{
+    return nf->name.len == name.len && memcmp(nf->name.ptr, name.ptr, name.len) == 0;
+}
+
+/* Remembers, for each pair of names out[from..n) resolved side by side,
+ * which node came after which. Stores only what changed, so that requests
+ * in the same order leave the cache lines shared. */
+static void learn_hints(const struct node_view *v, const struct node_facts **out, size_t from,
+                        size_t n)
+{
+    for (size_t i = from + 1; i < n; i++) {
+        if (!out[i - 1] || !out[i])
+            continue;
+        uint32_t *h = &v->next_hint[out[i - 1] - v->nodes];
+        uint32_t want = (uint32_t)(out[i] - v->nodes) + 1;
+        if (__atomic_load_n(h, __ATOMIC_RELAXED) != want)
+            __atomic_store_n(h, want, __ATOMIC_RELAXED);
+    }
+}
+
+/* kube-scheduler sends the names in its own node order, the same from one
+ * pod to the next: rotated to where its last search stopped, and without
+ * the nodes its filters refused (prioritize gets what the filter kept).
+ * So the node after a name is most often the one that followed it last
+ * time. Each name is first compared with that node (one compare, no hash,
+ * no probe of the map's 32-byte slots); only names that differ are looked
+ * up by hash, and what they teach is remembered. */
 void node_view_find_many(const struct node_view *v, const struct str *names, size_t n,
                          const struct node_facts **out)
 {
@@ -370,7 +410,34 @@ void node_view_find_many(const struct node_view *v, const struct str *names, siz
             out[i] = NULL;
         return;
     }
-    strmap_get_many(&v->by_name, names, n, (void **)out);
+    if (!v->next_hint) {
+        strmap_get_many(&v->by_name, names, n, (void **)out);
+        return;
+    }
+    uint32_t prev = 0; /* 1 + the index of the node the last name found; 0 for none */
+    size_t misses = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (prev) {
+            uint32_t h = __atomic_load_n(&v->next_hint[prev - 1], __ATOMIC_RELAXED);
+            if (h && names_equal(&v->nodes[h - 1], names[i])) {
+                out[i] = &v->nodes[h - 1];
+                prev = h;
+                misses = 0;
+                continue;
+            }
+        }
+        if (++misses > HINT_MISS_RUN) {
+            strmap_get_many(&v->by_name, names + i, n - i, (void **)(out + i));
+            learn_hints(v, out, i - 1, n);
+            return;
+        }
+        const struct node_facts *nf = strmap_get(&v->by_name, names[i].ptr, names[i].len);
+        uint32_t at = nf ? (uint32_t)(nf - v->nodes) + 1 : 0;
+        if (prev && at)
+            __atomic_store_n(&v->next_hint[prev - 1], at, __ATOMIC_RELAXED);
+        out[i] = nf;
+        prev = at;
+    }
 }
 
 struct node_view_builder {

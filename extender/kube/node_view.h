@@ -32,6 +32,11 @@ struct node_view {
     struct node_facts *nodes;
     size_t n_nodes;
     struct strmap by_name;
+    /* next_hint[i]: 1 + the index of the node that followed node i in the
+     * last names-only request that had it, 0 for none yet (see
+     * node_view_find_many). Written by requests on any thread, with
+     * relaxed atomics: a hint is checked before it is used. */
+    uint32_t *next_hint;
     char source[512];
     /* Monotonic ms (clock_mono_ms) when the facts were read (cluster
      * views; 0 for files): what changed after it is not in the view yet. */

@@ -9,6 +9,7 @@
 #include "kube/node_view.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -603,6 +604,173 @@ static void test_many_nodes(void **state)
     release(v);
 }
 
+/* A view of n nodes named node-0 .. node-(n-1), in that order. */
+static struct node_view *numbered_view(int n)
+{
+    size_t cap = (size_t)n * 128 + 64, len = 0;
+    char *j = malloc(cap);
+    assert_non_null(j);
+    len += (size_t)snprintf(j + len, cap - len, "{\"kind\":\"NodeList\",\"items\":[");
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(j + len, cap - len, "%s{\"metadata\":{\"name\":\"node-%d\"}}",
+                                i ? "," : "", i);
+    len += (size_t)snprintf(j + len, cap - len, "]}");
+    char err[512] = "";
+    struct node_view *v = node_view_parse(j, len, NULL, 64, "numbered", err, sizeof(err));
+    free(j);
+    if (!v)
+        fail_msg("%s", err);
+    return v;
+}
+
+/* Names for one request: node numbers in ids[], -1 for a name no node has. */
+struct name_list {
+    char text[4000][24];
+    struct str names[4000];
+    size_t n;
+};
+
+static void name_list_set(struct name_list *l, const int *ids, size_t n)
+{
+    l->n = n;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] < 0)
+            snprintf(l->text[i], sizeof(l->text[i]), "gone-%d", (int)i);
+        else
+            snprintf(l->text[i], sizeof(l->text[i]), "node-%d", ids[i]);
+        l->names[i] = S(l->text[i]);
+    }
+}
+
+/* find_many must give, name by name, what find gives, whatever its hints
+ * learnt from the requests before. */
+static void assert_find_many_agrees(const struct node_view *v, const struct name_list *l)
+{
+    static const struct node_facts *out[4000];
+    node_view_find_many(v, l->names, l->n, out);
+    for (size_t i = 0; i < l->n; i++)
+        if (out[i] != node_view_find(v, l->names[i]))
+            fail_msg("name %zu (%s): find_many gave %s", i, l->text[i],
+                     out[i] ? out[i]->name.ptr : "nothing");
+}
+
+static unsigned next_rand(unsigned *seed)
+{
+    *seed = *seed * 1103515245u + 12345u;
+    return (*seed >> 8) & 0xffffff;
+}
+
+/* The orders kube-scheduler sends (the same names again, rotated, with
+ * the filtered-out left out) and orders that defeat the hints (reversed,
+ * shuffled, unknown names, long runs of misses, repeats), one after
+ * another on one view: each request's lookups are right. */
+static void test_find_many_with_hints_in_every_order(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    struct node_view *v = numbered_view(N);
+    static struct name_list l;
+    static int ids[4000];
+    unsigned seed = 7;
+    for (int round = 0; round < 40; round++) {
+        size_t n = 0;
+        int kind = round % 8, start = (int)(next_rand(&seed) % N);
+        for (int k = 0; k < N && n < 4000; k++) {
+            int id = (start + k) % N;
+            switch (kind) {
+            case 0: /* all, in order */
+            case 1: /* all, rotated */
+                ids[n++] = kind == 0 ? k : id;
+                break;
+            case 2: /* rotated, a third filtered out */
+                if (next_rand(&seed) % 3)
+                    ids[n++] = id;
+                break;
+            case 3: /* reversed */
+                ids[n++] = N - 1 - k;
+                break;
+            case 4: /* shuffled below */
+                ids[n++] = id;
+                break;
+            case 5: /* unknown names among them, in runs of up to 40 */
+                if (next_rand(&seed) % 50 == 0)
+                    for (int r = (int)(next_rand(&seed) % 40); r > 0 && n < 4000; r--)
+                        ids[n++] = -1;
+                if (n < 4000)
+                    ids[n++] = id;
+                break;
+            case 6: /* repeats: each name twice, or the same name on and on */
+                ids[n++] = id;
+                if (n < 4000)
+                    ids[n++] = k % 10 ? id : 5;
+                break;
+            default: /* a short window */
+                if (k < 100)
+                    ids[n++] = id;
+                break;
+            }
+        }
+        if (kind == 4)
+            for (size_t i = n - 1; i > 0; i--) {
+                size_t j = next_rand(&seed) % (i + 1);
+                int t = ids[i];
+                ids[i] = ids[j];
+                ids[j] = t;
+            }
+        name_list_set(&l, ids, n);
+        assert_find_many_agrees(v, &l);
+        assert_find_many_agrees(v, &l); /* again: now on the hints it left */
+    }
+    name_list_set(&l, ids, 0);
+    assert_find_many_agrees(v, &l);
+    release(v);
+}
+
+struct hint_race {
+    const struct node_view *v;
+    unsigned seed;
+    int failures;
+};
+
+/* One thread's requests: rotations of every node, or of every other. */
+static void *hint_race_thread(void *arg)
+{
+    struct hint_race *r = arg;
+    struct name_list *l = malloc(sizeof(*l));
+    const struct node_facts **out = malloc(4000 * sizeof(*out));
+    int ids[2000];
+    for (int round = 0; round < 200; round++) {
+        int start = (int)(next_rand(&r->seed) % 2000), step = 1 + round % 2;
+        for (int k = 0; k < 2000; k++)
+            ids[k] = (start + k * step) % 2000;
+        name_list_set(l, ids, 2000);
+        node_view_find_many(r->v, l->names, l->n, out);
+        for (size_t i = 0; i < l->n; i++)
+            if (out[i] != &r->v->nodes[ids[i]])
+                r->failures++;
+    }
+    free(out);
+    free(l);
+    return NULL;
+}
+
+/* Requests on several threads rewrite each other's hints: every lookup is
+ * still right. */
+static void test_find_many_hints_shared_by_threads(void **state)
+{
+    (void)state;
+    struct node_view *v = numbered_view(2000);
+    struct hint_race r[3] = {{v, 1, 0}, {v, 2, 0}, {v, 3, 0}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, hint_race_thread, &r[i]), 0);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(r[i].failures, 0);
+    }
+    release(v);
+}
+
 /* A view is a snapshot: published, read, replaced, freed by the last reader. */
 static void test_view_as_snapshot(void **state)
 {
@@ -643,6 +811,8 @@ int main(void)
         cmocka_unit_test(test_unusable_node_is_kept),
         cmocka_unit_test(test_custom_capacity_label),
         cmocka_unit_test(test_many_nodes),
+        cmocka_unit_test(test_find_many_with_hints_in_every_order),
+        cmocka_unit_test(test_find_many_hints_shared_by_threads),
         cmocka_unit_test(test_view_as_snapshot),
     };
     return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
