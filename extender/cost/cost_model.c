@@ -215,37 +215,50 @@ struct quote_memo {
     const char *type, *region, *zone;
     size_t type_len, region_len, zone_len;
     enum capacity_type capacity;
+    uint32_t price_class;
     bool used, ok;
     struct pricing_quote quote;
 };
 
+/* The node's price, from the memo when an entry there is the node's.
+ * *q points at the memo's copy (or at one), valid until the next call. */
 static bool quote_node(const struct pricing_table *t, const struct node_facts *node,
-                       struct quote_memo *memo, struct pricing_quote *q)
+                       struct quote_memo *memo, struct pricing_quote *own,
+                       const struct pricing_quote **q)
 {
+    *q = own;
     if (!memo)
         return pricing_quote_node(t, node->instance_type, node->region, node->zone, node->capacity,
-                                  q);
+                                  own);
     /* A view's price class picks the entry (no two classes of up to 512
      * share one); otherwise the strings' addresses do. Either way the
-     * entry is checked against the node before it is used. */
+     * entry is checked against the node before it is used: within a view
+     * a class is one set of (interned) strings and capacity type, and the
+     * interned type's address tells the views apart. */
     size_t slot;
+    struct quote_memo *m;
     if (node->price_class) {
         slot = node->price_class % QUOTE_MEMO_SIZE;
+        m = &memo[slot];
+        if (m->used && m->price_class == node->price_class && m->type == node->instance_type.ptr) {
+            *q = &m->quote;
+            return m->ok;
+        }
     } else {
         uintptr_t h = ((uintptr_t)node->instance_type.ptr >> 3) ^ ((uintptr_t)node->zone.ptr >> 5) ^
                       (uintptr_t)node->capacity;
         slot = (h ^ (h >> 7)) % QUOTE_MEMO_SIZE;
-    }
-    struct quote_memo *m = &memo[slot];
-    if (m->used && m->type == node->instance_type.ptr && m->region == node->region.ptr &&
-        m->zone == node->zone.ptr && m->type_len == node->instance_type.len &&
-        m->region_len == node->region.len && m->zone_len == node->zone.len &&
-        m->capacity == node->capacity) {
-        *q = m->quote;
-        return m->ok;
+        m = &memo[slot];
+        if (m->used && !m->price_class && m->type == node->instance_type.ptr &&
+            m->region == node->region.ptr && m->zone == node->zone.ptr &&
+            m->type_len == node->instance_type.len && m->region_len == node->region.len &&
+            m->zone_len == node->zone.len && m->capacity == node->capacity) {
+            *q = &m->quote;
+            return m->ok;
+        }
     }
     bool ok =
-        pricing_quote_node(t, node->instance_type, node->region, node->zone, node->capacity, q);
+        pricing_quote_node(t, node->instance_type, node->region, node->zone, node->capacity, own);
     *m = (struct quote_memo){node->instance_type.ptr,
                              node->region.ptr,
                              node->zone.ptr,
@@ -253,9 +266,10 @@ static bool quote_node(const struct pricing_table *t, const struct node_facts *n
                              node->region.len,
                              node->zone.len,
                              node->capacity,
+                             node->price_class,
                              true,
                              ok,
-                             *q};
+                             *own};
     return ok;
 }
 
@@ -290,14 +304,15 @@ evaluate_one(const struct pricing_table *t, const struct cost_config *cfg,
         out->verdict = COST_REJECT_NOT_SPOT;
         return;
     }
-    struct pricing_quote q;
-    if (!quote_node(t, node, memo, &q)) {
+    struct pricing_quote own;
+    const struct pricing_quote *q;
+    if (!quote_node(t, node, memo, &own, &q)) {
         out->verdict = COST_REJECT_UNKNOWN_TYPE;
         return;
     }
-    out->known_type = q.known_type;
-    out->node_price = q.price;
-    if (policy->has_max_price && q.price > policy->max_price) {
+    out->known_type = q->known_type;
+    out->node_price = q->price;
+    if (policy->has_max_price && q->price > policy->max_price) {
         out->verdict = COST_REJECT_OVER_MAX_PRICE;
         return;
     }
@@ -312,9 +327,9 @@ evaluate_one(const struct pricing_table *t, const struct cost_config *cfg,
         return;
     }
     out->share = share;
-    out->effective_price = q.price;
+    out->effective_price = q->price;
     if (out->spot)
-        out->effective_price = q.price * (1.0 + cfg->spot_risk_weight * q.interruption_rate);
+        out->effective_price = q->price * (1.0 + cfg->spot_risk_weight * q->interruption_rate);
     out->verdict = COST_FITS;
     if (cfg->opening_cost && node->usage_known && node->workload_pods <= 0) {
         int64_t fit = cost_pods_fitting(pod, node);
