@@ -113,13 +113,20 @@ static void tls_first_byte(struct http_gate *g, struct gate_conn *c, unsigned ch
     gate_conn_finish(g, c);
 }
 
+/* The first look at a head, in bytes (see peek_head). */
+#define PEEK_FIRST 4096
+
 static void peek_head(struct http_gate *g, struct gate_conn *c, uint32_t events)
 {
     int avail = 0;
     if (c->peeked && !(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
         ioctl(c->fd, FIONREAD, &avail) == 0 && avail > 0 && (size_t)avail == c->peeked)
         return; /* nothing new since the last look */
-    ssize_t n = recv(c->fd, g->peek, g->peek_cap, MSG_PEEK | MSG_DONTWAIT);
+    /* A head is a few hundred bytes: look at a first page, and at up to
+     * the limit only when that page is full and holds no whole head (a
+     * copy of the body's first 64 KB less per request). */
+    size_t cap = g->tls || g->peek_cap < PEEK_FIRST ? g->peek_cap : PEEK_FIRST;
+    ssize_t n = recv(c->fd, g->peek, cap, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
@@ -138,7 +145,16 @@ static void peek_head(struct http_gate *g, struct gate_conn *c, uint32_t events)
         return;
     }
     struct http_head h;
-    switch (http_head_check(g->peek, (size_t)n, &g->lim, &h)) {
+    enum http_head_result r = http_head_check(g->peek, (size_t)n, &g->lim, &h);
+    if (r == HEAD_INCOMPLETE && (size_t)n == cap && cap < g->peek_cap) {
+        ssize_t more = recv(c->fd, g->peek, g->peek_cap, MSG_PEEK | MSG_DONTWAIT);
+        if (more > n) {
+            n = more;
+            c->peeked = (size_t)n;
+            r = http_head_check(g->peek, (size_t)n, &g->lim, &h);
+        }
+    }
+    switch (r) {
     case HEAD_INCOMPLETE:
         if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             gate_conn_finish(g, c); /* the client closed: the head will not complete */

@@ -164,6 +164,42 @@ def test_head_sent_a_byte_at_a_time_is_served(extender):
     assert r.status == 200 and len(r.json()["NodeNames"]) == 6, r
 
 
+def padded_request(head_len, body=GOOD, bad_line_at_end=False):
+    """A filter request whose head is HEAD_LEN bytes long (an X-Padding
+    header takes up the rest), and optionally a folded line as its last."""
+    start = (b"POST /v1/filter HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             b"Content-Length: %d\r\n" % len(body))
+    tail = b"X-A: 1\r\n  folded\r\n\r\n" if bad_line_at_end else b"\r\n"
+    pad = head_len - len(start) - len(b"X-Padding: \r\n") - len(tail)
+    raw = start + b"X-Padding: " + b"p" * pad + b"\r\n" + tail
+    assert len(raw) == head_len
+    return raw + body
+
+
+@pytest.mark.parametrize("head_len", [4000, 4095, 4096, 4097, 4100, 5000, 12000, 60000])
+def test_heads_either_side_of_the_gates_first_look_are_served(extender, head_len):
+    """The gate looks at a request's first 4 KiB, and at up to
+    --max-header-bytes only when those hold no whole head: heads on either
+    side of that page, sent in one write with their body, are served, on a
+    new connection and again on the same keep-alive one."""
+    s = raw_connect(extender.port)
+    with s:
+        for _ in range(2):
+            s.sendall(padded_request(head_len))
+            r = read_response(s)
+            assert r is not None and r.status == 200, (head_len, r)
+            assert len(r.json()["NodeNames"]) == 6, r
+
+
+@pytest.mark.parametrize("head_len", [4090, 4200, 9000])
+def test_bad_line_beyond_the_first_look_is_refused(extender, head_len):
+    """A head whose bad line comes after the gate's first 4 KiB is checked
+    whole: the gate's JSON 400, not libmicrohttpd's HTML one."""
+    resps, _, _ = exchange(extender.port, padded_request(head_len, bad_line_at_end=True))
+    assert [r[0] for r in resps] == [400], resps
+    assert "Error" in json.loads(resps[0][2]), resps
+
+
 def test_pipelined_requests(extender):
     """Two requests in one write: the first is answered; the one behind it
     is in libmicrohttpd's buffer, where the gate cannot check it, so it is
