@@ -49,14 +49,24 @@ COST = os.path.join(ROOT, "build/bench/bench_cost")
 THROUGHPUT = os.path.join(ROOT, "build/bench/bench_throughput")
 PRICING = os.path.join(ROOT, "pricing/tables/aws-us-east-1.yaml")
 
-# (name, verb, body, requests, target text, server-side limits ms: (p50, p99))
+# (name, verb, body, requests, target text, limits in ms by figure). The
+# names-only and 5,000-node targets are issue 16's: client side (what
+# kube-scheduler waits) for names-only, server side for full nodes (bound
+# by reading 30 MB); the 500-node ones are issue 2's.
+NAMES_ONLY = {"client_p50": 0.25, "client_p99": 0.4}
 SCENARIOS = [
-    ("names-only 5,000 nodes", "filter", "filter-names-5000.json", 2000, "p99 <= 1 ms", (None, 1.0)),
-    ("names-only 5,000 nodes", "prioritize", "filter-names-5000.json", 2000, "p99 <= 1 ms", (None, 1.0)),
-    ("full nodes 500 (3 MB)", "filter", "filter-full-500.json", 300, "p50 <= 5, p99 <= 10 ms", (5.0, 10.0)),
-    ("full nodes 500 (3 MB)", "prioritize", "filter-full-500.json", 300, "p50 <= 5, p99 <= 10 ms", (5.0, 10.0)),
-    ("full nodes 5,000 (30 MB)", "filter", "filter-full-5000.json", 40, "p50 <= 60 ms", (60.0, None)),
-    ("full nodes 5,000 (30 MB)", "prioritize", "filter-full-5000.json", 40, "p50 <= 60 ms", (60.0, None)),
+    ("names-only 5,000 nodes", "filter", "filter-names-5000.json", 2000,
+     "client p50 <= 0.25, p99 <= 0.4 ms", NAMES_ONLY),
+    ("names-only 5,000 nodes", "prioritize", "filter-names-5000.json", 2000,
+     "client p50 <= 0.25, p99 <= 0.4 ms", NAMES_ONLY),
+    ("full nodes 500 (3 MB)", "filter", "filter-full-500.json", 300,
+     "server p50 <= 5, p99 <= 10 ms", {"server_p50": 5.0, "server_p99": 10.0}),
+    ("full nodes 500 (3 MB)", "prioritize", "filter-full-500.json", 300,
+     "server p50 <= 5, p99 <= 10 ms", {"server_p50": 5.0, "server_p99": 10.0}),
+    ("full nodes 5,000 (30 MB)", "filter", "filter-full-5000.json", 40,
+     "server p50 <= 20 ms", {"server_p50": 20.0}),
+    ("full nodes 5,000 (30 MB)", "prioritize", "filter-full-5000.json", 40,
+     "server p50 <= 20 ms", {"server_p50": 20.0}),
 ]
 MEMORY_REQUESTS = 100_000
 MEMORY_STEP = 10_000
@@ -154,12 +164,11 @@ def main():
                  f"{'server p50':>10} {'p99':>7}  {'client p50':>10} {'p99':>7}  target"
         print(header)
         print("-" * len(header))
-        for name, verb, body, count, target, (lim50, lim99) in SCENARIOS:
+        for name, verb, body, count, target, limits in SCENARIOS:
             out = run([CLIENT, "127.0.0.1", str(port), f"/v1/{verb}", os.path.join(DATA, body),
                        str(count), str(max(3, count // 10))])
             r = json.loads(out)
-            met = (lim50 is None or r["server_p50"] <= lim50) and \
-                  (lim99 is None or r["server_p99"] <= lim99)
+            met = all(r[figure] <= limit for figure, limit in limits.items())
             print(f"{name:<26} {verb:<10} {count:>5} {r['body_bytes'] / 1e6:>6.2f}MB  "
                   f"{r['server_p50']:>10.3f} {r['server_p99']:>7.3f}  "
                   f"{r['client_p50']:>10.3f} {r['client_p99']:>7.3f}  "
