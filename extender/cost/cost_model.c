@@ -209,22 +209,25 @@ double cost_node_utilisation(const struct node_facts *node)
     return utilisation_of(node);
 }
 
-/* Prices already looked up in this call, keyed by string identity. */
+/* Prices already looked up in this call, keyed by string identity. An
+ * entry belongs to the call whose epoch it carries: each call takes a new
+ * epoch instead of clearing the table (45 KB) first. */
 #define QUOTE_MEMO_SIZE 512
 struct quote_memo {
     const char *type, *region, *zone;
     size_t type_len, region_len, zone_len;
+    uint64_t epoch;
     enum capacity_type capacity;
     uint32_t price_class;
-    bool used, ok;
+    bool ok;
     struct pricing_quote quote;
 };
 
 /* The node's price, from the memo when an entry there is the node's.
  * *q points at the memo's copy (or at one), valid until the next call. */
-static bool quote_node(const struct pricing_table *t, const struct node_facts *node,
-                       struct quote_memo *memo, struct pricing_quote *own,
-                       const struct pricing_quote **q)
+static inline __attribute__((always_inline)) bool
+quote_node(const struct pricing_table *t, const struct node_facts *node, struct quote_memo *memo,
+           uint64_t epoch, struct pricing_quote *own, const struct pricing_quote **q)
 {
     *q = own;
     if (!memo)
@@ -240,7 +243,8 @@ static bool quote_node(const struct pricing_table *t, const struct node_facts *n
     if (node->price_class) {
         slot = node->price_class % QUOTE_MEMO_SIZE;
         m = &memo[slot];
-        if (m->used && m->price_class == node->price_class && m->type == node->instance_type.ptr) {
+        if (m->epoch == epoch && m->price_class == node->price_class &&
+            m->type == node->instance_type.ptr) {
             *q = &m->quote;
             return m->ok;
         }
@@ -249,7 +253,7 @@ static bool quote_node(const struct pricing_table *t, const struct node_facts *n
                       (uintptr_t)node->capacity;
         slot = (h ^ (h >> 7)) % QUOTE_MEMO_SIZE;
         m = &memo[slot];
-        if (m->used && !m->price_class && m->type == node->instance_type.ptr &&
+        if (m->epoch == epoch && !m->price_class && m->type == node->instance_type.ptr &&
             m->region == node->region.ptr && m->zone == node->zone.ptr &&
             m->type_len == node->instance_type.len && m->region_len == node->region.len &&
             m->zone_len == node->zone.len && m->capacity == node->capacity) {
@@ -265,9 +269,9 @@ static bool quote_node(const struct pricing_table *t, const struct node_facts *n
                              node->instance_type.len,
                              node->region.len,
                              node->zone.len,
+                             epoch,
                              node->capacity,
                              node->price_class,
-                             true,
                              ok,
                              *own};
     return ok;
@@ -278,7 +282,7 @@ static bool quote_node(const struct pricing_table *t, const struct node_facts *n
 static inline __attribute__((always_inline)) void
 evaluate_one(const struct pricing_table *t, const struct cost_config *cfg,
              const struct pod_info *pod, const struct pod_policy *policy,
-             const struct node_facts *node, struct quote_memo *memo, bool with_cost,
+             const struct node_facts *node, struct quote_memo *memo, uint64_t epoch, bool with_cost,
              struct node_cost *out)
 {
     memset(out, 0, sizeof(*out));
@@ -306,7 +310,7 @@ evaluate_one(const struct pricing_table *t, const struct cost_config *cfg,
     }
     struct pricing_quote own;
     const struct pricing_quote *q;
-    if (!quote_node(t, node, memo, &own, &q)) {
+    if (!quote_node(t, node, memo, epoch, &own, &q)) {
         out->verdict = COST_REJECT_UNKNOWN_TYPE;
         return;
     }
@@ -376,7 +380,7 @@ void cost_evaluate_node(const struct pricing_table *t, const struct cost_config 
                         const struct pod_info *pod, const struct pod_policy *policy,
                         const struct node_facts *node, struct node_cost *out)
 {
-    evaluate_one(t, cfg, pod, policy, node, NULL, true, out);
+    evaluate_one(t, cfg, pod, policy, node, NULL, 0, true, out);
 }
 
 /* Every node with one price memo; with_cost constant in each caller, so
@@ -386,10 +390,12 @@ evaluate_all(const struct pricing_table *t, const struct cost_config *cfg,
              const struct pod_info *pod, const struct pod_policy *policy,
              const struct node_facts *const *nodes, size_t n, bool with_cost, struct node_cost *out)
 {
-    struct quote_memo memo[QUOTE_MEMO_SIZE];
-    memset(memo, 0, sizeof(memo));
+    /* One memo per thread (zero, so epoch 0, at start), never shared. */
+    static _Thread_local struct quote_memo memo[QUOTE_MEMO_SIZE];
+    static _Thread_local uint64_t epoch;
+    epoch++;
     for (size_t i = 0; i < n; i++)
-        evaluate_one(t, cfg, pod, policy, nodes[i], memo, with_cost, &out[i]);
+        evaluate_one(t, cfg, pod, policy, nodes[i], memo, epoch, with_cost, &out[i]);
 }
 
 void cost_evaluate_nodes(const struct pricing_table *t, const struct cost_config *cfg,
