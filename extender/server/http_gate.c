@@ -80,7 +80,10 @@ static void gate_answer(struct http_gate *g, struct gate_conn *c, enum metric_ve
  * begins): libmicrohttpd takes it from here. */
 static void handover(struct http_gate *g, struct gate_conn *c)
 {
-    gate_epoll_forget(g, c);
+    if (c->oneshot)
+        c->oneshot = false; /* the event disarmed it; request_done re-arms it */
+    else
+        gate_epoll_forget(g, c);
     gate_list_unlink(g, c);
     c->stage = ST_HEAD;
     if (c->phase == PH_IDLE) {
@@ -206,8 +209,14 @@ static void conn_event(struct http_gate *g, struct gate_conn *c, uint32_t events
             gate_conn_finish(g, c);
         return;
     }
-    if (c->phase == PH_HEAD || c->phase == PH_IDLE)
+    if (c->phase == PH_HEAD || c->phase == PH_IDLE) {
         peek_head(g, c, events);
+        /* A one-shot watch that fired on less than a whole head: watched
+         * again, edge-triggered, for the rest (a socket re-armed with
+         * bytes in it reports once more; the peek then sees nothing new). */
+        if (c->oneshot && !c->dead && (c->phase == PH_HEAD || c->phase == PH_IDLE))
+            gate_epoll_watch(g, c, false);
+    }
 }
 
 static void slow(struct http_gate *g, struct gate_conn *c, const char *msg)
@@ -635,7 +644,7 @@ void http_gate_request_done(struct http_gate *g, struct gate_conn *c, struct MHD
          * the gate checked (a pipelined one), the next head is already in
          * its buffer and the gate would peek at the middle of a request. */
         uint64_t lo = 0, hi = 0;
-        bool known = gate_bytes_read_by_server(c->fd, &lo, &hi);
+        bool known = gate_bytes_read_by_server(c->fd, c->accounted, &lo, &hi);
         if (known && lo > c->accounted)
             c->refuse = true;
         else if (known && hi >= c->accounted)
@@ -660,8 +669,9 @@ void http_gate_request_done(struct http_gate *g, struct gate_conn *c, struct MHD
     c->phase = PH_IDLE;
     c->peeked = 0;
     /* Bytes of the next head may be there already; epoll reports a socket
-     * that is readable when it is added, so the gate thread looks. */
-    gate_epoll_watch(g, c, false);
+     * that is readable when it is added (or re-armed), so the gate thread
+     * looks. */
+    gate_epoll_watch_idle(g, c);
     pthread_mutex_unlock(&g->mu);
 }
 

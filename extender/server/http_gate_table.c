@@ -102,12 +102,19 @@ uint64_t gate_tcp_received(int fd)
  * kernel received (less the FIN) minus what is still queued. Called from
  * libmicrohttpd's thread for the connection, so that count does not move
  * meanwhile; but bytes still arriving move both kernel counters, so they
- * are read received-queued-received, which brackets it. */
-bool gate_bytes_read_by_server(int fd, uint64_t *lo, uint64_t *hi)
+ * are read received-queued-received, which brackets it. When the kernel
+ * has received just `expect` (the requests the gate checked, which
+ * libmicrohttpd has read whole), it read exactly that: one call, not
+ * three, for a client that waits for each answer before the next. */
+bool gate_bytes_read_by_server(int fd, uint64_t expect, uint64_t *lo, uint64_t *hi)
 {
     int inq = 0;
     bool fin1, fin2;
     uint64_t r1 = tcp_info_received(fd, &fin1);
+    if (r1 && r1 - (fin1 ? 1 : 0) == expect) {
+        *lo = *hi = expect;
+        return true;
+    }
     if (ioctl(fd, FIONREAD, &inq) != 0 || !r1)
         return false;
     uint64_t r2 = tcp_info_received(fd, &fin2);
@@ -160,6 +167,7 @@ void gate_epoll_watch(struct http_gate *g, struct gate_conn *c, bool want_write)
      * segment is a new edge. */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (want_write ? EPOLLOUT : 0),
                              .data.ptr = c};
+    c->oneshot = false;
     if (epoll_ctl(g->epoll_fd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) == 0)
         c->in_epoll = true;
     else
@@ -167,11 +175,29 @@ void gate_epoll_watch(struct http_gate *g, struct gate_conn *c, bool want_write)
                strerror(errno), NULL);
 }
 
+void gate_epoll_watch_idle(struct http_gate *g, struct gate_conn *c)
+{
+    /* One event, then the socket is left registered but disarmed: a
+     * connection whose next head is whole goes back to libmicrohttpd with
+     * no epoll_ctl of ours (handover), and is armed again when its request
+     * is done. Any other outcome re-arms it the usual way. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLONESHOT,
+                             .data.ptr = c};
+    if (epoll_ctl(g->epoll_fd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) == 0) {
+        c->in_epoll = true;
+        c->oneshot = true;
+    } else {
+        log_kv(LOG_ERROR, "cannot watch a connection", "client", c->client, "error",
+               strerror(errno), NULL);
+    }
+}
+
 void gate_epoll_forget(struct http_gate *g, struct gate_conn *c)
 {
     if (c->in_epoll)
         epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
     c->in_epoll = false;
+    c->oneshot = false;
 }
 
 /* Takes c off every list and out of the counts. */

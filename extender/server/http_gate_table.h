@@ -50,6 +50,7 @@ struct gate_conn {
     enum stage stage;
     bool mhd_owned; /* libmicrohttpd has the socket (it closes it) */
     bool in_epoll;
+    bool oneshot;   /* watched for one event (gate_epoll_watch_idle) */
     bool doomed;    /* shed or reaped: on its way out, no longer counted */
     bool gated;     /* its heads go through the gate */
     bool refuse;    /* libmicrohttpd read a pipelined request ahead */
@@ -109,12 +110,15 @@ size_t gate_addr_bytes(const struct sockaddr *sa, const unsigned char **bytes);
 /* TCP bytes received on fd (the FIN counts one); 0 when unknown. */
 uint64_t gate_tcp_received(int fd);
 /* Bytes libmicrohttpd has read from fd, within [lo, hi]; false when
- * unknown. Only from libmicrohttpd's thread for fd. */
-bool gate_bytes_read_by_server(int fd, uint64_t *lo, uint64_t *hi);
+ * unknown. expect: what it has read at least (one syscall when the kernel
+ * received just that). Only from libmicrohttpd's thread for fd. */
+bool gate_bytes_read_by_server(int fd, uint64_t expect, uint64_t *lo, uint64_t *hi);
 
 void gate_list_unlink(struct http_gate *g, struct gate_conn *c);
 void gate_list_append(struct http_gate *g, struct gate_conn *c, int which);
 void gate_epoll_watch(struct http_gate *g, struct gate_conn *c, bool want_write);
+/* Between two requests: the next event is the next head (or the close). */
+void gate_epoll_watch_idle(struct http_gate *g, struct gate_conn *c);
 void gate_epoll_forget(struct http_gate *g, struct gate_conn *c);
 
 /* Takes c off every list and out of the counts, and frees it. */

@@ -164,6 +164,28 @@ def test_head_sent_a_byte_at_a_time_is_served(extender):
     assert r.status == 200 and len(r.json()["NodeNames"]) == 6, r
 
 
+def test_next_head_sent_a_byte_at_a_time_is_served(extender):
+    """Between two requests the gate watches a keep-alive connection for
+    one event (the next head, whole, in the common case); a head that
+    comes a byte at a time after that is still read to its end and
+    served, on the same connection, three times over."""
+    raw = good_request()
+    head_len = raw.index(b"\r\n\r\n") + 4
+    s = raw_connect(extender.port)
+    with s:
+        s.sendall(raw)
+        assert read_response(s).status == 200
+        for _ in range(3):
+            time.sleep(0.05)  # idle: back with the gate
+            for i in range(head_len):
+                s.sendall(raw[i:i + 1])
+                time.sleep(0.002)
+            s.sendall(raw[head_len:])
+            r = read_response(s)
+            assert r is not None and r.status == 200, r
+            assert len(r.json()["NodeNames"]) == 6, r
+
+
 def padded_request(head_len, body=GOOD, bad_line_at_end=False):
     """A filter request whose head is HEAD_LEN bytes long (an X-Padding
     header takes up the rest), and optionally a folded line as its last."""
