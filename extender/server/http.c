@@ -27,6 +27,7 @@
 #include "handlers.h"
 #include "http_gate.h"
 #include "http_head.h"
+#include "http_workers.h"
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -42,7 +43,9 @@
 #include <unistd.h>
 
 struct http_server {
-    struct MHD_Daemon *daemon;
+    struct MHD_Daemon **daemons; /* one per thread of workers */
+    int n_daemons;
+    struct http_workers *workers;
     struct app *app;
     atomic_int in_flight;
     atomic_size_t body_bytes; /* held by bodies now, against the budget */
@@ -850,56 +853,6 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_kv(LOG_DEBUG, "http server", "detail", msg, NULL);
 }
 
-bool http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
-{
-    memset(ss, 0, sizeof(*ss));
-    char host[256];
-    const char *colon;
-    if (listen[0] == '[') {
-        const char *close = strchr(listen, ']');
-        if (!close || close[1] != ':') {
-            snprintf(err, errlen, "bad listen address \"%s\" (want [v6addr]:port)", listen);
-            return false;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int)(close - listen - 1), listen + 1);
-        colon = close + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (!colon) {
-            snprintf(err, errlen, "bad listen address \"%s\" (want host:port)", listen);
-            return false;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
-    }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535) {
-        snprintf(err, errlen, "bad port in listen address \"%s\"", listen);
-        return false;
-    }
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    if (!host[0] || !strcmp(host, "0.0.0.0")) {
-        v4->sin_family = AF_INET;
-        v4->sin_addr.s_addr = htonl(INADDR_ANY);
-        v4->sin_port = htons((uint16_t)port);
-    } else if (!strcmp(host, "localhost")) {
-        v4->sin_family = AF_INET;
-        v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        v4->sin_port = htons((uint16_t)port);
-    } else if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons((uint16_t)port);
-    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons((uint16_t)port);
-    } else {
-        snprintf(err, errlen, "listen host \"%s\" is not an IP address", host);
-        return false;
-    }
-    return true;
-}
-
 struct http_server *http_start(struct app *app, struct tls_store *tls, char *err, size_t errlen)
 {
     const struct config *cfg = app->cfg;
@@ -920,11 +873,11 @@ struct http_server *http_start(struct app *app, struct tls_store *tls, char *err
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         threads = n > 0 ? (int)n : 1;
     }
-    /* No listening socket of its own: the gate accepts and hands
-     * connections over (MHD_add_connection, which needs the inter-thread
-     * channel, MHD_USE_ITC, to wake the polling threads). */
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                         MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+    /* Each thread of http_workers.c runs one daemon (no thread, no
+     * listening socket of its own: the gate accepts and hands connections
+     * over; MHD_USE_ITC wakes a thread for the resumes of other threads). */
+    unsigned int flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+                         MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     /* The per-connection memory pool holds the request line and headers,
      * then serves as the read buffer for the body: big enough to read
      * bodies in large gulps (a 3 MB body in 64 KiB reads cost about a
@@ -949,20 +902,33 @@ struct http_server *http_start(struct app *app, struct tls_store *tls, char *err
                                                 (void *)tls_store_client_ca_pem(tls)};
     }
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
-    srv->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)cfg->connection_timeout_s,
-        /* The gate keeps the real limit; this only has to stay out of its
-         * way, with room for connections being shed. */
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections * 2 + 16,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, srv, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-    if (!srv->daemon || !http_gate_run(srv->gate, srv->daemon)) {
+    srv->daemons = calloc((size_t)threads, sizeof(*srv->daemons));
+    bool ok = srv->daemons != NULL;
+    for (int i = 0; ok && i < threads; i++) {
+        srv->daemons[i] = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg->connection_timeout_s,
+            /* The gate keeps the real limit; this only has to stay out of
+             * its way, with room for connections being shed. */
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg->max_connections * 2 + 16,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, srv, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+        ok = srv->daemons[i] != NULL;
+        srv->n_daemons = i + 1;
+    }
+    if (ok)
+        srv->workers = http_workers_start(srv->daemons, threads, srv->gate, err, errlen);
+    else
         snprintf(err, errlen, "cannot start the HTTP server");
-        if (srv->daemon)
-            MHD_stop_daemon(srv->daemon);
+    if (!srv->workers || !http_gate_run(srv->gate, http_workers_add, srv->workers)) {
+        if (srv->workers)
+            snprintf(err, errlen, "cannot start the HTTP server");
+        http_workers_stop(srv->workers);
+        for (int i = 0; i < srv->n_daemons; i++)
+            if (srv->daemons[i])
+                MHD_stop_daemon(srv->daemons[i]);
+        free(srv->daemons);
         http_gate_free(srv->gate);
         free(srv);
         return NULL;
@@ -985,7 +951,10 @@ void http_stop(struct http_server *s)
     if (!s)
         return;
     http_gate_stop(s->gate);
-    MHD_stop_daemon(s->daemon);
+    http_workers_stop(s->workers);
+    for (int i = 0; i < s->n_daemons; i++)
+        MHD_stop_daemon(s->daemons[i]);
+    free(s->daemons);
     http_gate_free(s->gate);
     free(s);
 }

@@ -6,7 +6,8 @@
  * A connection's life, as the gate sees it:
  *
  *   accept -> HEAD (gate peeks) -> HANDOVER (MHD_add_connection) -> MHD
- *          -> request done -> IDLE (suspended; gate peeks) -> resume -> MHD ...
+ *          -> request done -> IDLE (suspended; its serving thread peeks, or
+ *             the gate for a head in pieces) -> resume -> MHD ...
  *   a bad head, a deadline or a shed -> LINGER (our answer sent, input
  *   drained a moment) -> closed (by us, or by libmicrohttpd once resumed)
  *
@@ -80,10 +81,7 @@ static void gate_answer(struct http_gate *g, struct gate_conn *c, enum metric_ve
  * begins): libmicrohttpd takes it from here. */
 static void handover(struct http_gate *g, struct gate_conn *c)
 {
-    if (c->oneshot)
-        c->oneshot = false; /* the event disarmed it; request_done re-arms it */
-    else
-        gate_epoll_forget(g, c);
+    gate_epoll_forget(g, c);
     gate_list_unlink(g, c);
     c->stage = ST_HEAD;
     if (c->phase == PH_IDLE) {
@@ -209,14 +207,8 @@ static void conn_event(struct http_gate *g, struct gate_conn *c, uint32_t events
             gate_conn_finish(g, c);
         return;
     }
-    if (c->phase == PH_HEAD || c->phase == PH_IDLE) {
+    if (c->phase == PH_HEAD || c->phase == PH_IDLE)
         peek_head(g, c, events);
-        /* A one-shot watch that fired on less than a whole head: watched
-         * again, edge-triggered, for the rest (a socket re-armed with
-         * bytes in it reports once more; the peek then sees nothing new). */
-        if (c->oneshot && !c->dead && (c->phase == PH_HEAD || c->phase == PH_IDLE))
-            gate_epoll_watch(g, c, false);
-    }
 }
 
 static void slow(struct http_gate *g, struct gate_conn *c, const char *msg)
@@ -359,7 +351,7 @@ static void hand_back(struct http_gate *g)
         }
         /* libmicrohttpd reports it started from its own thread, maybe
          * before this returns; on failure it has closed the socket. */
-        if (MHD_add_connection(g->daemon, fd, (struct sockaddr *)&ss, len) != MHD_YES) {
+        if (!g->add(g->add_ctx, fd, (struct sockaddr *)&ss, len)) {
             int e = errno;
             pthread_mutex_lock(&g->mu);
             for (struct gate_conn *p = g->first; p; p = p->next) {
@@ -428,6 +420,56 @@ static void *gate_main(void *arg)
 
 /* --- setting up -------------------------------------------------------------- */
 
+bool http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    memset(ss, 0, sizeof(*ss));
+    char host[256];
+    const char *colon;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':') {
+            snprintf(err, errlen, "bad listen address \"%s\" (want [v6addr]:port)", listen);
+            return false;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(close - listen - 1), listen + 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon) {
+            snprintf(err, errlen, "bad listen address \"%s\" (want host:port)", listen);
+            return false;
+        }
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535) {
+        snprintf(err, errlen, "bad port in listen address \"%s\"", listen);
+        return false;
+    }
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (!host[0] || !strcmp(host, "0.0.0.0")) {
+        v4->sin_family = AF_INET;
+        v4->sin_addr.s_addr = htonl(INADDR_ANY);
+        v4->sin_port = htons((uint16_t)port);
+    } else if (!strcmp(host, "localhost")) {
+        v4->sin_family = AF_INET;
+        v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        v4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+    } else {
+        snprintf(err, errlen, "listen host \"%s\" is not an IP address", host);
+        return false;
+    }
+    return true;
+}
+
 struct http_gate *http_gate_new(const struct config *cfg, bool tls, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
@@ -491,9 +533,10 @@ const char *http_gate_address(const struct http_gate *g)
     return g->address;
 }
 
-bool http_gate_run(struct http_gate *g, struct MHD_Daemon *d)
+bool http_gate_run(struct http_gate *g, http_gate_add_fn *add, void *ctx)
 {
-    g->daemon = d;
+    g->add = add;
+    g->add_ctx = ctx;
     if (pthread_create(&g->thread, NULL, gate_main, g) != 0)
         return false;
     g->running = true;
@@ -551,6 +594,31 @@ void http_gate_free(struct http_gate *g)
 
 /* --- from libmicrohttpd's threads --------------------------------------------- */
 
+static _Thread_local int serve_idle_ep = -1;
+
+void http_gate_serve_idle_on(int epfd)
+{
+    serve_idle_ep = epfd;
+}
+
+void http_gate_idle_event(struct http_gate *g, struct gate_conn *c, uint32_t events)
+{
+    pthread_mutex_lock(&g->mu);
+    /* Its one event: the watch is disarmed now. Anything but an idle
+     * connection (the gate thread took it meanwhile: a deadline, a shed,
+     * a stop) is the gate thread's business. */
+    if (!c->dead && !c->doomed && c->phase == PH_IDLE) {
+        peek_head(g, c, events);
+        /* Less than a whole head: the gate thread watches for the rest
+         * (a socket added with bytes in it reports at once; its peek then
+         * sees nothing new and waits for more). */
+        if (!c->dead && c->phase == PH_IDLE)
+            gate_epoll_watch(g, c, false);
+    }
+    pthread_mutex_unlock(&g->mu);
+    hand_back(g); /* the resume of a whole head, from this thread */
+}
+
 struct gate_conn *http_gate_conn_started(struct http_gate *g, struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -563,6 +631,7 @@ struct gate_conn *http_gate_conn_started(struct http_gate *g, struct MHD_Connect
         if (c->fd == fd && c->phase == PH_HANDOVER) {
             c->phase = PH_MHD;
             c->mhd = conn;
+            c->idle_ep = serve_idle_ep;
             found = c;
             break;
         }

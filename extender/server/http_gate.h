@@ -13,8 +13,11 @@
  *   libmicrohttpd (MHD_add_connection). A bad head gets our JSON answer.
  * - Between two requests on a keep-alive connection, libmicrohttpd is made
  *   to stop reading (MHD_suspend_connection, from the request-completed
- *   notification) and the gate watches the socket again, so later heads
- *   get the same check; MHD_resume_connection gives it back.
+ *   notification) and the socket is watched again, so later heads get the
+ *   same check; MHD_resume_connection gives it back. The thread serving
+ *   the connection watches it (http_gate_idle_event, http_workers.h), so
+ *   a whole head is checked and served there with no hand-off between
+ *   threads; a head that comes in pieces goes to the gate's thread.
  * - Deadlines run from a request's first byte: --header-timeout for the
  *   head, --request-timeout for the whole request, whatever the bytes'
  *   pace. A connection libmicrohttpd is reading is cut off by shutdown(2)
@@ -34,7 +37,8 @@
  * on the wire the gate does not know) the reply closes the connection.
  *
  * Threads: one gate thread (accept, peeks, deadlines, answers); the
- * http_gate_* calls below come from libmicrohttpd's threads.
+ * http_gate_* calls below come from the threads that run libmicrohttpd
+ * (http_workers.h), under the same mutex.
  */
 #ifndef CE_HTTP_GATE_H
 #define CE_HTTP_GATE_H
@@ -60,8 +64,12 @@ struct http_gate *http_gate_new(const struct config *cfg, bool tls, char *err, s
 /* The address actually bound ("127.0.0.1:43121" for --listen 127.0.0.1:0). */
 const char *http_gate_address(const struct http_gate *g);
 
-/* Starts accepting, handing connections to d. */
-bool http_gate_run(struct http_gate *g, struct MHD_Daemon *d);
+/* Hands a connection, its head checked, to libmicrohttpd (now or soon,
+ * from another thread). False when it cannot, with fd closed. */
+typedef bool http_gate_add_fn(void *ctx, int fd, const struct sockaddr *sa, socklen_t len);
+
+/* Starts accepting, handing connections over with add. */
+bool http_gate_run(struct http_gate *g, http_gate_add_fn *add, void *ctx);
 
 /* Stops accepting and gives every connection the gate holds back to
  * libmicrohttpd closed (or closes it), so MHD_stop_daemon finds no
@@ -70,6 +78,15 @@ void http_gate_stop(struct http_gate *g);
 void http_gate_free(struct http_gate *g);
 
 /* --- from libmicrohttpd's threads ----------------------------------------- */
+
+/* The thread that serves connections (runs their daemon) watches those
+ * idle between two requests on its own epoll, epfd, so that the next
+ * request is read and answered on that thread, with no hand-off: it calls
+ * this once, and http_gate_idle_event for each event there whose data is
+ * a struct gate_conn. Call the latter before the daemon's MHD_run in the
+ * same loop turn: that is where a connection, and its record, may close. */
+void http_gate_serve_idle_on(int epfd);
+void http_gate_idle_event(struct http_gate *g, struct gate_conn *c, uint32_t events);
 
 /* MHD_CONNECTION_NOTIFY_STARTED / _CLOSED. started returns the gate's
  * record of the connection (NULL if it has none, which should not

@@ -167,7 +167,6 @@ void gate_epoll_watch(struct http_gate *g, struct gate_conn *c, bool want_write)
      * segment is a new edge. */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (want_write ? EPOLLOUT : 0),
                              .data.ptr = c};
-    c->oneshot = false;
     if (epoll_ctl(g->epoll_fd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) == 0)
         c->in_epoll = true;
     else
@@ -177,19 +176,20 @@ void gate_epoll_watch(struct http_gate *g, struct gate_conn *c, bool want_write)
 
 void gate_epoll_watch_idle(struct http_gate *g, struct gate_conn *c)
 {
-    /* One event, then the socket is left registered but disarmed: a
-     * connection whose next head is whole goes back to libmicrohttpd with
-     * no epoll_ctl of ours (handover), and is armed again when its request
-     * is done. Any other outcome re-arms it the usual way. */
+    if (c->idle_ep < 0) {
+        gate_epoll_watch(g, c, false);
+        return;
+    }
+    /* On the epoll of the thread that serves it, for one event: the next
+     * head (whole, most times) or the close. The registration stays,
+     * disarmed, until the socket is closed. */
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLONESHOT,
                              .data.ptr = c};
-    if (epoll_ctl(g->epoll_fd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) == 0) {
-        c->in_epoll = true;
-        c->oneshot = true;
-    } else {
+    if (epoll_ctl(c->idle_ep, c->in_idle_ep ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) == 0)
+        c->in_idle_ep = true;
+    else
         log_kv(LOG_ERROR, "cannot watch a connection", "client", c->client, "error",
                strerror(errno), NULL);
-    }
 }
 
 void gate_epoll_forget(struct http_gate *g, struct gate_conn *c)
@@ -197,7 +197,6 @@ void gate_epoll_forget(struct http_gate *g, struct gate_conn *c)
     if (c->in_epoll)
         epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
     c->in_epoll = false;
-    c->oneshot = false;
 }
 
 /* Takes c off every list and out of the counts. */
@@ -417,6 +416,7 @@ static void accept_one(struct http_gate *g, int fd, const struct sockaddr_storag
     }
     e->count++;
     c->fd = fd;
+    c->idle_ep = -1;
     memcpy(&c->addr, ss, len);
     c->addrlen = len;
     const unsigned char *bytes;

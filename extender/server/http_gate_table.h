@@ -46,11 +46,12 @@ struct gate_conn {
     struct gate_conn *sprev, *snext; /* in g->lingering or g->incomplete */
     int list;                        /* which of those: 0 none, 1, 2 */
     int fd;
+    int idle_ep; /* the epoll of the thread serving it, or -1 */
     enum phase phase;
     enum stage stage;
     bool mhd_owned; /* libmicrohttpd has the socket (it closes it) */
     bool in_epoll;
-    bool oneshot;   /* watched for one event (gate_epoll_watch_idle) */
+    bool in_idle_ep; /* registered on idle_ep */
     bool doomed;    /* shed or reaped: on its way out, no longer counted */
     bool gated;     /* its heads go through the gate */
     bool refuse;    /* libmicrohttpd read a pipelined request ahead */
@@ -85,7 +86,8 @@ struct http_gate {
     bool tls;
     int listen_fd, epoll_fd, wake_fd;
     char address[INET6_ADDRSTRLEN + 8];
-    struct MHD_Daemon *daemon;
+    http_gate_add_fn *add; /* hands a connection to libmicrohttpd */
+    void *add_ctx;
     pthread_t thread;
     bool running;
     atomic_bool stop;
@@ -98,7 +100,7 @@ struct http_gate {
     int live; /* connections not doomed */
     struct client_count *clients;
     size_t n_clients, cap_clients;
-    char *peek; /* max_header_bytes + 1: one buffer, the gate thread's */
+    char *peek; /* max_header_bytes + 1: one buffer, used under mu */
     size_t peek_cap;
     int64_t last_flush_ms;
 };
@@ -117,7 +119,9 @@ bool gate_bytes_read_by_server(int fd, uint64_t expect, uint64_t *lo, uint64_t *
 void gate_list_unlink(struct http_gate *g, struct gate_conn *c);
 void gate_list_append(struct http_gate *g, struct gate_conn *c, int which);
 void gate_epoll_watch(struct http_gate *g, struct gate_conn *c, bool want_write);
-/* Between two requests: the next event is the next head (or the close). */
+/* Between two requests: watched for the next head (or the close), by the
+ * thread serving the connection when it has an epoll (idle_ep), else by
+ * the gate thread. */
 void gate_epoll_watch_idle(struct http_gate *g, struct gate_conn *c);
 void gate_epoll_forget(struct http_gate *g, struct gate_conn *c);
 
