@@ -10,6 +10,7 @@
  */
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/memtrim.h"
 #include "base/metrics.h"
 #include "cluster/cluster.h"
 #include "cluster/cluster_bind.h"
@@ -169,6 +170,7 @@ int main(int argc, char **argv)
         return rc;
     }
     log_set_level(cfg.log_level);
+    memtrim_setup();
     struct startup st;
     int rc = startup_prepare(&cfg, &st, log_finding, NULL);
     if (rc != 0) {

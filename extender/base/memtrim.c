@@ -10,6 +10,13 @@
 
 static _Atomic int64_t big_freed_ms; /* 0: nothing to give back */
 
+void memtrim_setup(void)
+{
+    /* Small allocations stay per thread (glibc's tcache) without the
+     * arena's lock; the hot path makes few others. */
+    mallopt(M_ARENA_MAX, 1);
+}
+
 void memtrim_note_freed(size_t bytes)
 {
     if (bytes >= MEMTRIM_BODY_BYTES)
