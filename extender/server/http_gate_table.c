@@ -160,18 +160,24 @@ void gate_list_append(struct http_gate *g, struct gate_conn *c, int which)
     c->list = which;
 }
 
+/* Registers (or re-arms) c on epoll ep for events; *in: it is there. */
+static void watch_on(int ep, bool *in, struct gate_conn *c, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = c};
+    if (epoll_ctl(ep, *in ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) == 0)
+        *in = true;
+    else
+        log_kv(LOG_ERROR, "cannot watch a connection", "client", c->client, "error",
+               strerror(errno), NULL);
+}
+
 void gate_epoll_watch(struct http_gate *g, struct gate_conn *c, bool want_write)
 {
     /* Edge-triggered: the gate only peeks, so the bytes stay there and a
      * level-triggered socket would be "readable" all the time. Each new
      * segment is a new edge. */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | (want_write ? EPOLLOUT : 0),
-                             .data.ptr = c};
-    if (epoll_ctl(g->epoll_fd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) == 0)
-        c->in_epoll = true;
-    else
-        log_kv(LOG_ERROR, "cannot watch a connection", "client", c->client, "error",
-               strerror(errno), NULL);
+    watch_on(g->epoll_fd, &c->in_epoll, c,
+             EPOLLIN | EPOLLRDHUP | EPOLLET | (want_write ? EPOLLOUT : 0));
 }
 
 void gate_epoll_watch_idle(struct http_gate *g, struct gate_conn *c)
@@ -183,13 +189,7 @@ void gate_epoll_watch_idle(struct http_gate *g, struct gate_conn *c)
     /* On the epoll of the thread that serves it, for one event: the next
      * head (whole, most times) or the close. The registration stays,
      * disarmed, until the socket is closed. */
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLONESHOT,
-                             .data.ptr = c};
-    if (epoll_ctl(c->idle_ep, c->in_idle_ep ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) == 0)
-        c->in_idle_ep = true;
-    else
-        log_kv(LOG_ERROR, "cannot watch a connection", "client", c->client, "error",
-               strerror(errno), NULL);
+    watch_on(c->idle_ep, &c->in_idle_ep, c, EPOLLIN | EPOLLRDHUP | EPOLLET | EPOLLONESHOT);
 }
 
 void gate_epoll_forget(struct http_gate *g, struct gate_conn *c)
