@@ -23,7 +23,7 @@ BUILD_DEBS := gcc make pkg-config libmicrohttpd-dev libyaml-dev libcurl4-openssl
 LINT_DEBS  := clang-tidy cppcheck
 TEST_DEBS  := $(BUILD_DEBS) $(LINT_DEBS) libcmocka-dev python3 python3-pytest \
               python3-yaml openssl wrk
-BENCH_DEBS := $(BUILD_DEBS) python3 python3-pytest
+BENCH_DEBS := $(BUILD_DEBS) python3 python3-pytest g++ libsimdjson-dev
 
 SRC      := $(shell find extender -name '*.c' | sort)
 LIB_SRC  := $(filter-out extender/main.c,$(SRC))
@@ -141,7 +141,8 @@ test: test-deps
 bench: bench-deps
 	@$(MAKE) --no-print-directory bin/cost-extender
 	@$(MAKE) --no-print-directory build/bench/bench_client build/bench/bench_handlers \
-	  build/bench/bench_gang build/bench/bench_cost build/bench/bench_throughput
+	  build/bench/bench_gang build/bench/bench_cost build/bench/bench_throughput \
+	  build/bench/bench_scan build/bench/bench_simdjson
 	@/usr/bin/python3 tests/bench/bench.py
 
 # --- upkeep -----------------------------------------------------------------
@@ -200,6 +201,16 @@ build/bench/bench_cost: tests/bench/bench_cost.c tests/bench/bench_util.h $(LIB_
 build/bench/bench_client: tests/bench/bench_client.c tests/bench/bench_util.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $<
+
+# jscan's scan rate, and simdjson's on the same body for reference (C++,
+# bench only: nothing else is built with it).
+build/bench/bench_scan: tests/bench/bench_scan.c tests/bench/bench_util.h build/release/extender/base/jscan.o
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Iextender -o $@ $< build/release/extender/base/jscan.o
+
+build/bench/bench_simdjson: tests/bench/bench_simdjson.cc
+	@mkdir -p $(@D)
+	g++ -O2 -std=c++17 -o $@ $< -lsimdjson
 
 # Plain sockets like bench_client: the kube-scheduler call pattern, no libraries.
 build/bench/bench_throughput: tests/bench/bench_throughput.c tests/bench/bench_util.h

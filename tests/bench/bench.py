@@ -47,6 +47,8 @@ HANDLERS = os.path.join(ROOT, "build/bench/bench_handlers")
 GANG = os.path.join(ROOT, "build/bench/bench_gang")
 COST = os.path.join(ROOT, "build/bench/bench_cost")
 THROUGHPUT = os.path.join(ROOT, "build/bench/bench_throughput")
+SCAN = os.path.join(ROOT, "build/bench/bench_scan")
+SIMDJSON = os.path.join(ROOT, "build/bench/bench_simdjson")
 PRICING = os.path.join(ROOT, "pricing/tables/aws-us-east-1.yaml")
 
 # (name, verb, body, requests, target text, limits in ms by figure). The
@@ -148,7 +150,8 @@ def stop_extender(proc):
 
 def main():
     for tool in ("build/bench/bench_client", "build/bench/bench_handlers", "build/bench/bench_gang",
-                 "build/bench/bench_cost", "build/bench/bench_throughput"):
+                 "build/bench/bench_cost", "build/bench/bench_throughput", "build/bench/bench_scan",
+                 "build/bench/bench_simdjson"):
         subprocess.run(["make", "--no-print-directory", "-s", tool], cwd=ROOT, check=True)
     if not os.path.exists(os.path.join(DATA, "filter-full-5000.json")):
         print("generating benchmark clusters ...", flush=True)
@@ -197,6 +200,7 @@ def main():
     finally:
         stop_extender(proc)
 
+    scan_rate()
     scheduling_throughput()
     gang_admission(nodes)
     cost_gauges(nodes)
@@ -205,6 +209,22 @@ def main():
     simulate()
     profile_sweep()
     api_server_reads()
+
+
+def scan_rate():
+    """Issue 16: how fast jscan reads the 30 MB full-node body, against
+    simdjson on the same bytes, the same machine and the same run."""
+    body = os.path.join(DATA, "filter-full-5000.json")
+    j = json.loads(run([SCAN, body, "30"]))
+    d = json.loads(run([SIMDJSON, body, "30"]))
+    print(f"\nscan rate, the 5,000-node full body ({j['bytes'] / 1e6:.1f} MB), median of 30 reads:")
+    print(f"  jscan (validating skip of every value): {j['median_ms']:.2f} ms = {j['gbps']:.2f} GB/s "
+          f"(best {j['best_ms']:.2f} ms)")
+    print(f"  simdjson {d['implementation']}: DOM parse {d['dom_median_ms']:.2f} ms = "
+          f"{d['dom_gbps']:.2f} GB/s; On-Demand walk of every value {d['ondemand_median_ms']:.2f} ms = "
+          f"{d['ondemand_gbps']:.2f} GB/s")
+    print(f"  jscan / simdjson DOM: {j['gbps'] / d['dom_gbps']:.2f}x; "
+          f"against simdjson's published 5.7 GB/s: {j['gbps'] / 5.7:.2f}x")
 
 
 def throughput_data():
