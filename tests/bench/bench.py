@@ -196,7 +196,7 @@ def main():
         print("  RSS MiB after each 10,000: " + " ".join(f"{s / 1024:.1f}" for s in samples))
         growth = samples[-1] - samples[1]
         print(f"  growth from 10,000 to {MEMORY_REQUESTS:,} requests: {growth / 1024:+.1f} MiB "
-              f"({'flat' if abs(growth) < 4096 else 'NOT flat'})")
+              f"({'flat' if abs(growth) < 4096 else 'NOT flat' if growth > 0 else 'trimmed'})")
     finally:
         stop_extender(proc)
 
