@@ -204,9 +204,10 @@ build/bench/bench_client: tests/bench/bench_client.c tests/bench/bench_util.h
 
 # jscan's scan rate, and simdjson's on the same body for reference (C++,
 # bench only: nothing else is built with it).
-build/bench/bench_scan: tests/bench/bench_scan.c tests/bench/bench_util.h build/release/extender/base/jscan.o
+SCAN_OBJ := build/release/extender/base/jscan.o build/release/extender/base/fileio.o
+build/bench/bench_scan: tests/bench/bench_scan.c tests/bench/bench_util.h $(SCAN_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Iextender -o $@ $< build/release/extender/base/jscan.o
+	$(CC) $(CFLAGS) -Iextender -o $@ $< $(SCAN_OBJ)
 
 build/bench/bench_simdjson: tests/bench/bench_simdjson.cc
 	@mkdir -p $(@D)

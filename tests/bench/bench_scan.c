@@ -6,6 +6,7 @@
  *
  * usage: bench_scan FILE RUNS
  */
+#include "base/fileio.h"
 #include "base/jscan.h"
 #include "bench_util.h"
 
@@ -18,18 +19,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s FILE RUNS\n", argv[0]);
         return 2;
     }
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) {
-        perror(argv[1]);
+    char *data, err[256];
+    size_t len;
+    if (!file_read_all(argv[1], (size_t)1 << 30, &data, &len, err, sizeof(err))) {
+        fprintf(stderr, "%s\n", err);
         return 2;
     }
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)len);
-    if (!data || fread(data, 1, (size_t)len, f) != (size_t)len)
-        return 2;
-    fclose(f);
     int runs = atoi(argv[2]);
     if (runs < 1)
         runs = 1;
@@ -37,7 +32,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < runs; i++) {
         struct jscan s;
         double t0 = now_ms();
-        jscan_init(&s, data, (size_t)len, 64);
+        jscan_init(&s, data, len, 64);
         bool ok = jscan_skip(&s, NULL) && jscan_finish(&s);
         ms[i] = now_ms() - t0;
         if (!ok) {
@@ -47,7 +42,7 @@ int main(int argc, char **argv)
     }
     qsort(ms, (size_t)runs, sizeof(double), cmp_double);
     double best = ms[0], median = ms[runs / 2];
-    printf("{\"bytes\": %ld, \"best_ms\": %.3f, \"median_ms\": %.3f, \"gbps\": %.2f}\n", len, best,
+    printf("{\"bytes\": %zu, \"best_ms\": %.3f, \"median_ms\": %.3f, \"gbps\": %.2f}\n", len, best,
            median, (double)len / (median * 1e6));
     free(ms);
     free(data);
