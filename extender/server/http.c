@@ -917,23 +917,20 @@ struct http_server *http_start(struct app *app, struct tls_store *tls, char *err
         ok = srv->daemons[i] != NULL;
         srv->n_daemons = i + 1;
     }
-    if (ok)
+    if (ok) /* a message of its own when it fails */
         srv->workers = http_workers_start(srv->daemons, threads, srv->gate, err, errlen);
-    else
+    if (srv->workers && http_gate_run(srv->gate, http_workers_add, srv->workers))
+        return srv;
+    if (!ok || srv->workers)
         snprintf(err, errlen, "cannot start the HTTP server");
-    if (!srv->workers || !http_gate_run(srv->gate, http_workers_add, srv->workers)) {
-        if (srv->workers)
-            snprintf(err, errlen, "cannot start the HTTP server");
-        http_workers_stop(srv->workers);
-        for (int i = 0; i < srv->n_daemons; i++)
-            if (srv->daemons[i])
-                MHD_stop_daemon(srv->daemons[i]);
-        free(srv->daemons);
-        http_gate_free(srv->gate);
-        free(srv);
-        return NULL;
-    }
-    return srv;
+    http_workers_stop(srv->workers);
+    for (int i = 0; i < srv->n_daemons; i++)
+        if (srv->daemons[i])
+            MHD_stop_daemon(srv->daemons[i]);
+    free(srv->daemons);
+    http_gate_free(srv->gate);
+    free(srv);
+    return NULL;
 }
 
 const char *http_address(const struct http_server *s)

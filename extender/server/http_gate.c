@@ -349,8 +349,9 @@ static void hand_back(struct http_gate *g)
             MHD_resume_connection(mc);
             continue;
         }
-        /* libmicrohttpd reports it started from its own thread, maybe
-         * before this returns; on failure it has closed the socket. */
+        /* Queued for a serving thread, whose libmicrohttpd reports it
+         * started, maybe before this returns; on failure the socket is
+         * closed (a refusal later, in that thread, the tick reaps). */
         if (!g->add(g->add_ctx, fd, (struct sockaddr *)&ss, len)) {
             int e = errno;
             pthread_mutex_lock(&g->mu);
@@ -738,8 +739,8 @@ void http_gate_request_done(struct http_gate *g, struct gate_conn *c, struct MHD
     c->phase = PH_IDLE;
     c->peeked = 0;
     /* Bytes of the next head may be there already; epoll reports a socket
-     * that is readable when it is added (or re-armed), so the gate thread
-     * looks. */
+     * that is readable when it is added (or re-armed), so the watching
+     * thread looks at once. */
     gate_epoll_watch_idle(g, c);
     pthread_mutex_unlock(&g->mu);
 }
